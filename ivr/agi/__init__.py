@@ -1,0 +1,1 @@
+"""The FastAGI adapter: translates flow steps into AGI commands (panoramisk)."""

@@ -1,0 +1,89 @@
+"""Runs a flow generator against an AGI channel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from ivr.agi.channel import ALL_KEYS, AgiChannel, CallerHungUp
+from ivr.flow.call_flow import Flow
+from ivr.flow.steps import Collect, FlowResult, Input, Mark, Play
+
+logger = logging.getLogger(__name__)
+
+
+class PromptFiles:
+    """Maps prompt names to the paths Asterisk plays (absolute, no extension).
+
+    A missing prompt is logged once and skipped: silence is better than a call
+    that breaks because a recording was not installed.
+    """
+
+    def __init__(self, root: Path, language: str) -> None:
+        self._folder = root / language
+        self._known: dict[str, str | None] = {}
+
+    def path(self, name: str) -> str | None:
+        if name not in self._known:
+            base = self._folder / name
+            found = any(base.with_suffix(ext).exists() for ext in (".wav", ".sln", ".gsm", ".ulaw"))
+            if not found:
+                logger.warning("prompt %s is missing in %s", name, self._folder)
+            self._known[name] = str(base) if found else None
+        return self._known[name]
+
+
+async def execute_flow(
+    flow: Flow,
+    channel: AgiChannel,
+    prompts: PromptFiles,
+    on_mark: Callable[[str], Awaitable[None]] | None = None,
+) -> FlowResult:
+    reply: Input | None = None
+    step = flow.send(None)
+    while True:
+        try:
+            if isinstance(step, Mark):
+                reply = None
+                if on_mark is not None:
+                    await on_mark(step.step)
+            elif isinstance(step, Play):
+                reply = await _play(step, channel, prompts)
+            elif isinstance(step, Collect):
+                reply = await _collect(step, channel, prompts)
+            else:  # pragma: no cover - the flow only yields the three kinds
+                raise TypeError(f"unknown step {step!r}")
+        except CallerHungUp:
+            reply = Input.hangup()
+        try:
+            step = flow.send(reply)
+        except StopIteration as stop:
+            result: FlowResult = stop.value
+            return result
+
+
+async def _play(step: Play, channel: AgiChannel, prompts: PromptFiles) -> Input:
+    escape = ALL_KEYS if step.interruptible else ""
+    for name in step.prompts:
+        path = prompts.path(name)
+        if path is None:
+            continue
+        key = await channel.stream_file(path, escape)
+        if key:
+            return Input.keys(key)
+    return Input.none()
+
+
+async def _collect(step: Collect, channel: AgiChannel, prompts: PromptFiles) -> Input:
+    timeout_ms = step.timeout_seconds * 1000
+    if step.already:
+        digits = step.already
+        while len(digits) < step.max_digits and not digits.endswith("#"):
+            key = await channel.wait_for_digit(timeout_ms)
+            if not key:
+                break
+            digits += key
+        return Input.keys(digits)
+    path = prompts.path(step.prompt) or "silence/1"
+    return Input.keys(await channel.get_data(path, timeout_ms, step.max_digits))

@@ -1,0 +1,24 @@
+"""Names of the channel variables shared by the AGI handlers and the dialplan.
+
+The dialplan renderer (:mod:`ivr.asterisk.render`) and the fallback AGI script
+use these same constants; no variable name is spelled anywhere else.
+"""
+
+from __future__ import annotations
+
+ROUTE = "HL_ROUTE"  # dial | queue | voicemail | hangup | failure
+QUEUE = "HL_QUEUE"
+DIAL_COUNT = "HL_DIAL_COUNT"
+DIAL_PREFIX = "HL_DIAL_"  # HL_DIAL_1 … the dial strings in order
+RING_PREFIX = "HL_RING_"  # HL_RING_1 … seconds to ring each
+LABEL_PREFIX = "HL_LABEL_"  # HL_LABEL_1 … what the call record names as answered
+FINAL = "HL_FINAL"  # where a dial route ends when nobody answers
+ANSWERED = "HL_ANSWERED"  # set by the dialplan: label of the target that answered
+CALL_ID = "HL_CALL_ID"
+STEP = "HL_STEP"
+
+FAILURE_ROUTE = "failure"  # the one "something broke" branch of the dialplan
+
+# FastAGI script names (agi://host:port/<name>)
+ENTRY_SCRIPT = "hotline-entry"
+ENDED_SCRIPT = "call-ended"

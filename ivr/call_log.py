@@ -1,0 +1,140 @@
+"""Writes the call record. Synchronous SQLAlchemy behind one worker thread, so
+the asyncio loop never blocks on the database and SQLite sees one writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.db.models import Call, utc_now
+from ivr.phone import normalise_caller
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallStart:
+    uniqueid: str
+    linkedid: str
+    hotline_id: str
+    channel: str
+    caller_raw: str
+    dialed_number: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class CallEnd:
+    uniqueid: str
+    route: str  # HL_ROUTE as the dialplan last saw it
+    dial_status: str
+    answered_seconds: int | None
+    answered_by: str
+    queue_member: str
+    ended_at: datetime
+
+
+def outcome_of(end: CallEnd) -> str:
+    """One word for reports: answered, no_answer, busy, abandoned_in_ivr, ..."""
+    if end.answered_by or end.queue_member or end.dial_status == "ANSWER":
+        return "answered"
+    if not end.route:
+        return "abandoned_in_ivr"
+    if end.dial_status in ("NOANSWER", "CANCEL"):
+        return "no_answer" if end.dial_status == "NOANSWER" else "abandoned"
+    if end.dial_status in ("BUSY", "CONGESTION", "CHANUNAVAIL"):
+        return end.dial_status.lower()
+    if end.route == "queue":
+        return "abandoned_in_queue"
+    return end.route or "ended"
+
+
+class CallLog:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-log")
+
+    async def _run(self, function: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, partial(function, *args))
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    async def call_started(self, start: CallStart) -> int:
+        return int(await self._run(self._insert, start))
+
+    async def call_routed(
+        self,
+        uniqueid: str,
+        *,
+        keys: str,
+        last_step: str,
+        area_code: str | None,
+        route_kind: str | None,
+        route_target: str | None,
+    ) -> None:
+        await self._run(
+            self._update,
+            uniqueid,
+            {
+                "keys_pressed": keys[:128],
+                "last_step": last_step,
+                "area_code": area_code,
+                "route_kind": route_kind,
+                "route_target": (route_target or "")[:255] or None,
+            },
+        )
+
+    async def call_ended(self, end: CallEnd) -> None:
+        await self._run(self._close, end)
+
+    def _insert(self, start: CallStart) -> int:
+        caller = normalise_caller(start.caller_raw)
+        with self._sessions.begin() as session:
+            existing = session.scalar(select(Call).where(Call.uniqueid == start.uniqueid))
+            if existing is not None:  # the flow re-entered (e.g. fallback script)
+                return existing.id
+            call = Call(
+                uniqueid=start.uniqueid,
+                linkedid=start.linkedid or start.uniqueid,
+                hotline_id=start.hotline_id,
+                channel=start.channel,
+                caller_number=caller.e164,
+                caller_raw=caller.raw[:64],
+                caller_withheld=caller.withheld,
+                dialed_number=start.dialed_number[:32],
+                started_at=start.started_at,
+            )
+            session.add(call)
+            session.flush()
+            return call.id
+
+    def _update(self, uniqueid: str, values: dict[str, Any]) -> None:
+        with self._sessions.begin() as session:
+            session.execute(update(Call).where(Call.uniqueid == uniqueid).values(**values))
+
+    def _close(self, end: CallEnd) -> None:
+        with self._sessions.begin() as session:
+            call = session.scalar(select(Call).where(Call.uniqueid == end.uniqueid))
+            if call is None:
+                logger.warning("call-ended for unknown call %s", end.uniqueid)
+                return
+            call.ended_at = end.ended_at
+            call.dial_status = end.dial_status or None
+            call.answered_by = end.answered_by or end.queue_member or None
+            if end.answered_seconds is not None and call.answered_by:
+                call.answered_at = end.ended_at - timedelta(seconds=end.answered_seconds)
+            call.outcome = outcome_of(end)
+
+
+def now() -> datetime:
+    return utc_now()

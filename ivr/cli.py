@@ -1,0 +1,201 @@
+"""The ``hotline`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ivr.config import ConfigError, HotlineConfig, load_config
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "bac-tu-liem.yaml"
+
+
+def _load(args: argparse.Namespace) -> HotlineConfig:
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from ivr.config.schema import iter_areas
+
+    print(
+        f"{args.config}: OK — {len(config.hotlines)} hotline(s), "
+        f"{len(iter_areas(config.areas))} areas, {len(config.departments)} departments, "
+        f"{len(config.queues)} queues, {len(config.agents)} agents, "
+        f"{len(config.roster.shifts)} shifts, {len(config.holidays)} holidays"
+    )
+    return 0
+
+
+def render_options(config: HotlineConfig):  # type: ignore[no-untyped-def]
+    from ivr.asterisk.render import RenderOptions
+
+    prompts = config.resolve_path(config.paths.prompts)
+    return RenderOptions(
+        prompts_dir=prompts,
+        moh_dir=prompts / "moh",
+        recordings_dir=config.resolve_path(config.paths.recordings),
+    )
+
+
+def cmd_asterisk_config(args: argparse.Namespace) -> int:
+    from ivr.asterisk.render import write_all
+    from ivr.routing_table import write_routing_table
+
+    config = _load(args)
+    written = write_all(config, render_options(config), Path(args.out))
+    table = write_routing_table(config)
+    for path in [*written, table]:
+        print(path)
+    return 0
+
+
+def cmd_asterisk_install(args: argparse.Namespace) -> int:
+    from ivr.asterisk.instance import PROVISION_SCRIPT
+
+    return subprocess.call(["bash", str(PROVISION_SCRIPT)])
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from ivr.db.migrate import upgrade
+
+    config = _load(args)
+    upgrade(config.database_url)
+    print(f"database at {config.database_url} is up to date")
+    return 0
+
+
+def cmd_prompts_build(args: argparse.Namespace) -> int:
+    from ivr.prompt_setup import build_hotline_prompts
+
+    config = _load(args)
+    for path in build_hotline_prompts(config, force=args.force):
+        logger.debug("prompt %s", path)
+    print(f"prompts are in {config.resolve_path(config.paths.prompts)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ivr.service import serve
+
+    config = _load(args)
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop, only=args.only)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    from ivr.reports import print_recent_calls
+
+    config = _load(args)
+    print_recent_calls(config, limit=args.limit)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ivr.demo import run_demo
+
+    config = _load(args)
+    return asyncio.run(run_demo(config, keep_running=args.keep_running))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotline",
+        description="IVR and call-center engine for citizen hotlines, on Asterisk.",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path(os.environ.get("HOTLINE_CONFIG", DEFAULT_CONFIG)),
+        help="the config file (default: $HOTLINE_CONFIG or examples/bac-tu-liem.yaml)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub = commands.add_parser(
+        "check-config",
+        help="validate the config file; every error names file, line and field",
+    )
+    sub.set_defaults(handler=cmd_check_config)
+
+    sub = commands.add_parser(
+        "asterisk-config",
+        help="render pjsip, extensions, queues, manager, musiconhold and rtp .conf files",
+    )
+    sub.add_argument("--out", required=True, help="folder to write the files into")
+    sub.set_defaults(handler=cmd_asterisk_config)
+
+    sub = commands.add_parser(
+        "asterisk-install",
+        help="provision Asterisk: the system one if >= 20, else build 22 into a cache",
+    )
+    sub.set_defaults(handler=cmd_asterisk_install)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    sub = db_commands.add_parser("upgrade", help="create or migrate the schema (Alembic)")
+    sub.set_defaults(handler=cmd_db_upgrade)
+
+    prompts = commands.add_parser("prompts", help="voice prompts")
+    prompt_commands = prompts.add_subparsers(dest="prompts_command", required=True)
+    sub = prompt_commands.add_parser(
+        "build", help="synthesize the prompt catalog (espeak-ng) into 8 kHz WAV files"
+    )
+    sub.add_argument("--force", action="store_true", help="rebuild unchanged prompts too")
+    sub.set_defaults(handler=cmd_prompts_build)
+
+    sub = commands.add_parser(
+        "serve", help="run the FastAGI server (and, as they arrive, queue manager and web)"
+    )
+    sub.add_argument("--only", choices=["agi"], default=None, help="run one part only")
+    sub.set_defaults(handler=cmd_serve)
+
+    sub = commands.add_parser("calls", help="print the most recent call records")
+    sub.add_argument("--limit", type=int, default=10)
+    sub.set_defaults(handler=cmd_calls)
+
+    sub = commands.add_parser(
+        "demo",
+        help="start a private Asterisk and the server, place a call to a ward chairman, "
+        "and show the call record",
+    )
+    sub.add_argument(
+        "--keep-running", action="store_true", help="keep the stack up after the demo call"
+    )
+    sub.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Checks that span the file: unique ids, references between sections, menu keys.
+
+Each problem is returned as ``(field path, message)`` so the loader can name
+the line it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from ivr.config.destinations import Destination, DestinationKind
+from ivr.config.schema import Area, HotlineConfig, Menu
+from ivr.config.yaml_lines import FieldPath
+
+Problem = tuple[FieldPath, str]
+
+
+def find_reference_problems(config: HotlineConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _unique_ids(config)
+    area_entries = list(_walk_areas(config.areas, ("areas",)))
+    areas_by_code = {area.code: area for area, _ in area_entries}
+    area_paths = {area.code: path for area, path in area_entries}
+    checker = _DestinationChecker(config, areas_by_code)
+
+    for area, path in area_entries:
+        if area.chairman is not None:
+            problems += checker.check(area.chairman, (*path, "chairman"), menus=None)
+        for index, fallback in enumerate(area.fallbacks):
+            problems += checker.check(fallback, (*path, "fallbacks", index), menus=None)
+        if area.fallbacks and area.chairman is None:
+            problems.append(((*path, "fallbacks"), "fallbacks given but no chairman"))
+
+    for index, department in enumerate(config.departments):
+        problems += checker.check(department.target, ("departments", index, "target"), None)
+
+    schedule_ids = set(config.schedules) | {"always"}
+    agent_ids = {agent.id for agent in config.agents}
+    queue_ids = {queue.id for queue in config.queues}
+    phone_ids = {phone.id for phone in config.phones}
+    for index, agent in enumerate(config.agents):
+        if agent.phone not in phone_ids:
+            problems.append(
+                (("agents", index, "phone"), f"unknown phone {agent.phone!r}{_hint(phone_ids)}")
+            )
+    for index, queue in enumerate(config.queues):
+        if queue.schedule is not None and queue.schedule not in schedule_ids:
+            problems.append(
+                (("queues", index, "schedule"), f"unknown schedule {queue.schedule!r}")
+            )
+        for member_index, member in enumerate(queue.members):
+            if member not in agent_ids:
+                problems.append(
+                    (("queues", index, "members", member_index), f"unknown agent {member!r}")
+                )
+
+    shift_ids = {shift.id for shift in config.roster.shifts}
+    for section in ("assignments", "overrides"):
+        for index, entry in enumerate(getattr(config.roster, section)):
+            here: FieldPath = ("roster", section, index)
+            if entry.shift not in shift_ids:
+                problems.append(((*here, "shift"), f"unknown shift {entry.shift!r}"))
+            if entry.queue not in queue_ids:
+                problems.append(((*here, "queue"), f"unknown queue {entry.queue!r}"))
+            for agent_index, agent_id in enumerate(entry.agents):
+                if agent_id not in agent_ids:
+                    problems.append(
+                        ((*here, "agents", agent_index), f"unknown agent {agent_id!r}")
+                    )
+
+    for index, hotline in enumerate(config.hotlines):
+        here = ("hotlines", index)
+        menus = set(hotline.menus)
+        if hotline.schedule not in schedule_ids:
+            problems.append(((*here, "schedule"), f"unknown schedule {hotline.schedule!r}"))
+        if hotline.main_menu not in menus:
+            problems.append(((*here, "main_menu"), f"unknown menu {hotline.main_menu!r}"))
+        problems += checker.check(hotline.out_of_hours, (*here, "out_of_hours"), menus)
+        problems += checker.check(
+            hotline.failure_destination, (*here, "failure_destination"), menus
+        )
+        if hotline.failure_destination.kind is not DestinationKind.QUEUE:
+            problems.append(
+                (
+                    (*here, "failure_destination"),
+                    "must be a queue (the dialplan sends calls there when all else fails)",
+                )
+            )
+        for name, menu in hotline.menus.items():
+            menu_path = (*here, "menus", name)
+            for key, destination in menu.options.items():
+                problems += checker.check(destination, (*menu_path, "options", key), menus)
+            problems += checker.check(menu.on_invalid, (*menu_path, "on_invalid"), menus)
+            problems += checker.check(menu.on_no_input, (*menu_path, "on_no_input"), menus)
+            problems += _menu_key_problems(menu, menu_path, area_paths, config)
+    return problems
+
+
+def menu_keys(menu: Menu, config: HotlineConfig) -> dict[str, Destination]:
+    """Every key sequence a menu accepts: options, units' shortcuts, extensions."""
+    keys = dict(menu.options)
+    parent = config.area(menu.areas_under) if menu.areas_under else None
+    if parent is not None:
+        for child in parent.children:
+            if child.shortcut is not None:
+                keys.setdefault(child.shortcut, Destination(DestinationKind.AREA, child.code))
+    if menu.include_departments:
+        for department in config.departments:
+            keys.setdefault(
+                department.extension, Destination(DestinationKind.DEPARTMENT, department.code)
+            )
+    return keys
+
+
+def _menu_key_problems(
+    menu: Menu, menu_path: FieldPath, area_paths: dict[str, FieldPath], config: HotlineConfig
+) -> list[Problem]:
+    """Duplicate and ambiguous keys of one menu, reported at the later key's line."""
+    problems: list[Problem] = []
+    owners: dict[str, str] = {}
+    for key in menu.options:
+        if "#" in key:
+            problems.append(((*menu_path, "options", key), "'#' ends input and cannot be a key"))
+        owners[key] = f"option {key!r}"
+    if menu.include_departments:
+        for department in config.departments:
+            owner = f"department {department.code!r} (extension {department.extension})"
+            if department.extension in owners:
+                problems.append(
+                    (
+                        (*menu_path, "include_departments"),
+                        f"extension {department.extension!r} of {owner} is also used by "
+                        f"{owners[department.extension]}",
+                    )
+                )
+                continue
+            owners[department.extension] = owner
+    if menu.areas_under is not None:
+        parent = config.area(menu.areas_under)
+        if parent is None:
+            return [((*menu_path, "areas_under"), f"unknown area {menu.areas_under!r}")]
+        for child in parent.children:
+            if child.shortcut is None:
+                continue
+            owner = f"area {child.code!r} ({child.name})"
+            if child.shortcut in owners:
+                problems.append(
+                    (
+                        (*area_paths[child.code], "shortcut"),
+                        f"shortcut {child.shortcut!r} of {owner} is also used by "
+                        f"{owners[child.shortcut]} in menu {menu_path[-1]!r}",
+                    )
+                )
+                continue
+            owners[child.shortcut] = owner
+    if menu.terminator:
+        return problems
+    # Without a terminator the caller's input ends when it matches a key, so one
+    # key must never be the start of another: "1" would swallow "12".
+    ordered = sorted(owners)
+    for shorter, longer in zip(ordered, ordered[1:], strict=False):
+        if longer.startswith(shorter):
+            problems.append(
+                (
+                    (*menu_path, "terminator"),
+                    f"ambiguous keys: {owners[shorter]} is the start of {owners[longer]}; "
+                    "make the keys the same length or set terminator: '#'",
+                )
+            )
+    return problems
+
+
+class _DestinationChecker:
+    def __init__(self, config: HotlineConfig, areas_by_code: dict[str, Area]) -> None:
+        self._config = config
+        self._areas = areas_by_code
+        self._ids = {
+            DestinationKind.QUEUE: {q.id for q in config.queues},
+            DestinationKind.PHONE: {p.id for p in config.phones},
+            DestinationKind.DEPARTMENT: {d.code for d in config.departments},
+        }
+        self._trunks = {t.id for t in config.trunks}
+
+    def check(
+        self, destination: Destination, path: FieldPath, menus: set[str] | None
+    ) -> list[Problem]:
+        kind, argument = destination.kind, destination.argument
+        if kind in self._ids and argument not in self._ids[kind]:
+            return [(path, f"unknown {kind.value} {argument!r}{_hint(self._ids[kind])}")]
+        if kind is DestinationKind.AREA:
+            area = self._areas.get(argument)
+            if area is None:
+                return [(path, f"unknown area {argument!r}{_hint(self._areas)}")]
+            if area.chairman is None:
+                return [(path, f"area {argument!r} ({area.name}) has no chairman to ring")]
+        if kind is DestinationKind.MENU:
+            if menus is None:
+                return [(path, "a menu can only be named inside a hotline's menus")]
+            if argument not in menus:
+                return [(path, f"unknown menu {argument!r}{_hint(menus)}")]
+        if kind is DestinationKind.TEL:
+            trunk = destination.tel_trunk
+            if trunk is None and not self._trunks:
+                return [(path, f"{destination} needs a trunk, and no trunks are configured")]
+            if trunk is not None and trunk not in self._trunks:
+                return [(path, f"unknown trunk {trunk!r}{_hint(self._trunks)}")]
+        return []
+
+
+def _unique_ids(config: HotlineConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    sections: list[tuple[str, Iterable[tuple[FieldPath, str]]]] = [
+        ("trunk id", ((("trunks", i, "id"), t.id) for i, t in enumerate(config.trunks))),
+        ("phone id", ((("phones", i, "id"), p.id) for i, p in enumerate(config.phones))),
+        ("queue id", ((("queues", i, "id"), q.id) for i, q in enumerate(config.queues))),
+        ("agent id", ((("agents", i, "id"), a.id) for i, a in enumerate(config.agents))),
+        ("hotline id", ((("hotlines", i, "id"), h.id) for i, h in enumerate(config.hotlines))),
+        (
+            "department code",
+            ((("departments", i, "code"), d.code) for i, d in enumerate(config.departments)),
+        ),
+        (
+            "area code",
+            (((*path, "code"), area.code) for area, path in _walk_areas(config.areas, ("areas",))),
+        ),
+        (
+            "dialled number",
+            [
+                *(
+                    (("hotlines", i, "numbers", j), number)
+                    for i, h in enumerate(config.hotlines)
+                    for j, number in enumerate(h.numbers)
+                ),
+                *(
+                    (("departments", i, "extension"), d.extension)
+                    for i, d in enumerate(config.departments)
+                ),
+            ],
+        ),
+        ("shift id", ((("roster", "shifts", i, "id"), s.id) for i, s in enumerate(config.roster.shifts))),
+    ]
+    for label, entries in sections:
+        seen: set[str] = set()
+        for path, value in entries:
+            if value in seen:
+                problems.append((path, f"duplicate {label} {value!r}"))
+            seen.add(value)
+    return problems
+
+
+def _walk_areas(areas: list[Area], path: FieldPath) -> Iterator[tuple[Area, FieldPath]]:
+    for index, area in enumerate(areas):
+        here = (*path, index)
+        yield area, here
+        yield from _walk_areas(area.children, (*here, "children"))
+
+
+def _hint(known: Iterable[str]) -> str:
+    names = sorted(known)
+    if not names:
+        return " (none are configured)"
+    shown = ", ".join(repr(n) for n in names[:8])
+    more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+    return f" (known: {shown}{more})"

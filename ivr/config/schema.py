@@ -1,0 +1,326 @@
+"""The one schema of the Hotline config file.
+
+Structure and types are checked by pydantic; cross-references (a fallback that
+names an unknown ward, a queue member that is no agent) and menu ambiguity are
+checked afterwards in :mod:`ivr.config.references`, so every error carries the
+path of the field it is about and can be tied back to a line of the file.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from ivr.config.destinations import Destination
+
+_ID = r"^[a-z0-9][a-z0-9_-]*$"
+_DIGITS = r"^[0-9*#]+$"
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _to_destination(value: Any) -> Destination:
+    if isinstance(value, Destination):
+        return value
+    return Destination.parse(value)
+
+
+DestinationField = Annotated[Destination, BeforeValidator(_to_destination)]
+Identifier = Annotated[str, Field(pattern=_ID, min_length=1, max_length=64)]
+KeySequence = Annotated[str, Field(pattern=_DIGITS, min_length=1, max_length=8)]
+
+
+def _clock(text: str) -> time:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+    if not match:
+        raise ValueError(f"expected a time of day HH:MM, got {text!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Span(Strict):
+    """A time-of-day span; an end at or before the start crosses midnight."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> Span:
+        start, sep, end = str(text).partition("-")
+        if not sep:
+            raise ValueError(f"expected a span HH:MM-HH:MM, got {text!r}")
+        return cls(start=_clock(start), end=_clock(end))
+
+    def contains(self, moment: time) -> bool:
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+SpanField = Annotated[Span, BeforeValidator(lambda v: v if isinstance(v, Span) else Span.parse(v))]
+
+
+class AsteriskSip(Strict):
+    bind: str = "127.0.0.1"
+    port: int = Field(5060, ge=1, le=65535)
+
+
+class AsteriskRtp(Strict):
+    start: int = Field(10000, ge=1024, le=65535)
+    end: int = Field(20000, ge=1024, le=65535)
+
+
+class AsteriskAmi(Strict):
+    bind: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: Identifier = "hotline"
+    secret: str = Field(min_length=8)
+
+
+class AsteriskAgi(Strict):
+    """Where Asterisk reaches our FastAGI server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4573, ge=1, le=65535)
+
+
+class AsteriskSection(Strict):
+    sip: AsteriskSip = AsteriskSip()
+    rtp: AsteriskRtp = AsteriskRtp()
+    ami: AsteriskAmi
+    agi: AsteriskAgi = AsteriskAgi()
+    fallback_agi_script: str = "hotline_fallback.py"
+
+
+class DatabaseSection(Strict):
+    url: str = "sqlite:///var/hotline.db"
+
+
+class PathsSection(Strict):
+    """Directories; relative ones are taken from the config file's folder."""
+
+    prompts: Path = Path("../prompts")
+    recordings: Path = Path("../recordings")
+    routing_table: Path = Path("../var/routing.json")
+
+
+class Trunk(Strict):
+    id: Identifier
+    host: str
+    port: int = Field(5060, ge=1, le=65535)
+    username: str | None = None
+    secret: str | None = None
+    dial_prefix: str = ""
+
+
+class Phone(Strict):
+    """A SIP phone: an agent's desk phone, a chairman's IP phone, a department's line.
+
+    ``contact`` pins a static address (a gateway, or a test's SIP answerer);
+    without it the phone registers with ``secret``.
+    """
+
+    id: Identifier
+    name: str = ""
+    contact: str | None = Field(None, pattern=r"^sips?:")
+    secret: str | None = None
+
+
+class Area(Strict):
+    """An administrative unit. The tree has any depth (province, ward; or more)."""
+
+    code: Identifier
+    name: str = Field(min_length=1)
+    aliases: list[str] = []
+    shortcut: KeySequence | None = None
+    chairman: DestinationField | None = None
+    fallbacks: list[DestinationField] = []
+    ring_seconds: int | None = Field(None, ge=3, le=120)
+    children: list[Area] = []
+
+
+class Department(Strict):
+    code: Identifier
+    name: str = Field(min_length=1)
+    extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")]
+    target: DestinationField
+
+
+class WeeklyHours(Strict):
+    mon: list[SpanField] = []
+    tue: list[SpanField] = []
+    wed: list[SpanField] = []
+    thu: list[SpanField] = []
+    fri: list[SpanField] = []
+    sat: list[SpanField] = []
+    sun: list[SpanField] = []
+
+    def spans_on(self, weekday: int) -> list[Span]:
+        return list(getattr(self, _WEEKDAYS[weekday]))
+
+
+class Schedule(Strict):
+    """Opening hours; ``always`` is 24/7 including holidays."""
+
+    always: bool = False
+    weekly: WeeklyHours = WeeklyHours()
+    closed_on_holidays: bool = True
+
+
+class Holiday(Strict):
+    date: date
+    name: str
+
+
+class Menu(Strict):
+    prompt: Identifier
+    timeout_seconds: int = Field(5, ge=1, le=30)
+    attempts: int = Field(3, ge=1, le=10)
+    terminator: Literal["", "#"] = ""
+    options: dict[KeySequence, DestinationField] = {}
+    areas_under: Identifier | None = None  # shortcuts of this unit's children are options
+    include_departments: bool = False  # department extensions are options
+    on_invalid: DestinationField = Destination.parse("queue:operator")
+    on_no_input: DestinationField = Destination.parse("queue:operator")
+
+
+class Hotline(Strict):
+    id: Identifier
+    name: str = Field(min_length=1)
+    unit_name: str = Field(min_length=1)
+    numbers: list[Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")]] = Field(min_length=1)
+    language: Literal["vi", "en"] = "vi"
+    schedule: Identifier = "always"
+    out_of_hours: DestinationField = Destination.parse("voicemail")
+    ring_seconds: int = Field(20, ge=3, le=120)
+    greeting_prompts: list[Identifier] = ["greeting", "recording_notice"]
+    # Say "you chose ward X, connecting" before ringing; off where every
+    # second counts (it delays the ring by the prompt's length).
+    announce_selection: bool = True
+    main_menu: Identifier = "main"
+    menus: dict[Identifier, Menu]
+    failure_destination: DestinationField = Destination.parse("queue:operator")
+
+
+class Queue(Strict):
+    id: Identifier
+    title: str = Field(min_length=1)
+    strategy: Literal["ringall", "leastrecent", "fewestcalls", "rrmemory", "linear"] = (
+        "leastrecent"
+    )
+    ring_seconds: int = Field(15, ge=3, le=120)
+    wrapup_seconds: int = Field(10, ge=0, le=600)
+    service_level_seconds: int = Field(30, ge=5, le=600)
+    max_wait_seconds: int = Field(600, ge=10, le=7200)
+    schedule: Identifier | None = None
+    announce_position: bool = True
+    members: list[Identifier] = []  # agents always in the queue (besides the roster)
+
+
+class Agent(Strict):
+    id: Identifier
+    name: str = Field(min_length=1)
+    phone: Identifier
+
+
+class Shift(Strict):
+    id: Identifier
+    title: str = ""
+    hours: SpanField
+
+
+class RosterEntry(Strict):
+    shift: Identifier
+    queue: Identifier
+    agents: list[Identifier]
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(_WEEKDAYS)
+
+
+class RosterOverride(Strict):
+    date: date
+    shift: Identifier
+    queue: Identifier
+    agents: list[Identifier]
+
+
+class Roster(Strict):
+    shifts: list[Shift] = []
+    assignments: list[RosterEntry] = []
+    overrides: list[RosterOverride] = []
+
+
+class HotlineConfig(Strict):
+    """The whole file. ``source`` is where it was read from (not part of the file)."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    asterisk: AsteriskSection
+    database: DatabaseSection = DatabaseSection()
+    paths: PathsSection = PathsSection()
+    trunks: list[Trunk] = []
+    phones: list[Phone] = []
+    areas: list[Area] = []
+    departments: list[Department] = []
+    schedules: dict[Identifier, Schedule] = {}
+    holidays: list[Holiday] = []
+    queues: list[Queue] = []
+    agents: list[Agent] = []
+    roster: Roster = Roster()
+    hotlines: list[Hotline] = Field(min_length=1)
+    source: Path | None = Field(None, exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    # Lookups used everywhere; the lists are small, so a scan is fine and keeps
+    # the model immutable.
+    def area(self, code: str) -> Area | None:
+        return next((a for a in iter_areas(self.areas) if a.code == code), None)
+
+    def queue(self, queue_id: str) -> Queue | None:
+        return next((q for q in self.queues if q.id == queue_id), None)
+
+    def hotline(self, hotline_id: str) -> Hotline | None:
+        return next((h for h in self.hotlines if h.id == hotline_id), None)
+
+    def hotline_for_number(self, number: str) -> Hotline | None:
+        return next((h for h in self.hotlines if number in h.numbers), None)
+
+    def resolve_path(self, path: Path) -> Path:
+        if path.is_absolute() or self.source is None:
+            return path
+        return (self.source.parent / path).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path taken from the config's folder."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            return prefix + str(self.resolve_path(Path(url[len(prefix) :])))
+        return url
+
+
+def iter_areas(areas: list[Area]) -> list[Area]:
+    """All units of the tree, depth first."""
+    found: list[Area] = []
+    for area in areas:
+        found.append(area)
+        found.extend(iter_areas(area.children))
+    return found
+
+
+WEEKDAYS = _WEEKDAYS

@@ -1,0 +1,29 @@
+"""Alembic environment: the URL comes from the Hotline config via ``hotline db upgrade``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from ivr.db.engine import make_engine
+from ivr.db.models import Base
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+if not url:
+    raise RuntimeError("no database URL given to the migration environment")
+
+if context.is_offline_mode():
+    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

@@ -1,0 +1,72 @@
+"""Tables. Times are stored in UTC; schedules are evaluated in the hotline's zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (naive storage) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; store aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Call(Base):
+    """One citizen's call into a hotline, from the first AGI request to hangup."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
+    linkedid: Mapped[str] = mapped_column(String(64), index=True)
+    hotline_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(128), default="")
+    caller_number: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164
+    caller_raw: Mapped[str] = mapped_column(String(64), default="")
+    caller_withheld: Mapped[bool] = mapped_column(default=False)
+    dialed_number: Mapped[str] = mapped_column(String(32), default="")
+    keys_pressed: Mapped[str] = mapped_column(String(128), default="")
+    area_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    route_kind: Mapped[str | None] = mapped_column(String(32))
+    route_target: Mapped[str | None] = mapped_column(String(255))
+    last_step: Mapped[str] = mapped_column(String(64), default="entry")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now, index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    answered_by: Mapped[str | None] = mapped_column(String(128))
+    dial_status: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32), default="in_progress")
+    notes: Mapped[str] = mapped_column(Text, default="")

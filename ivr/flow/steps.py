@@ -1,0 +1,101 @@
+"""The vocabulary between the call flow and whatever executes it (AGI, tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Play prompts in order. With ``interruptible`` a key press stops playback
+    and is returned (barge-in), to be used as the start of the next input."""
+
+    prompts: tuple[str, ...]
+    interruptible: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Collect:
+    """Play ``prompt`` and collect up to ``max_digits`` keys.
+
+    ``already`` holds keys pressed during earlier barge-in playback; the
+    executor then waits for the remaining keys without replaying the prompt.
+    """
+
+    prompt: str
+    timeout_seconds: int
+    max_digits: int
+    terminator: str = ""
+    already: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Tell the executor where the caller is now (written to the call record)."""
+
+    step: str
+
+
+class InputKind(StrEnum):
+    KEYS = "keys"
+    NO_INPUT = "no_input"
+    HANGUP = "hangup"
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """What the executor answers to :class:`Play` and :class:`Collect`."""
+
+    kind: InputKind
+    digits: str = ""
+
+    @classmethod
+    def keys(cls, digits: str) -> Input:
+        return cls(InputKind.KEYS, digits) if digits else cls(InputKind.NO_INPUT)
+
+    @classmethod
+    def none(cls) -> Input:
+        return cls(InputKind.NO_INPUT)
+
+    @classmethod
+    def hangup(cls) -> Input:
+        return cls(InputKind.HANGUP)
+
+
+class RouteKind(StrEnum):
+    """The dialplan branch (``hotline-route`` context) that bridges the call."""
+
+    DIAL = "dial"  # ring targets in turn, then ``final``
+    QUEUE = "queue"
+    VOICEMAIL = "voicemail"
+    HANGUP = "hangup"
+
+
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    dial_string: str  # e.g. PJSIP/chair-phone or PJSIP/0912345678@pstn
+    ring_seconds: int
+    label: str  # what the call record says was rung
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The flow's final decision; the dialplan does the bridging."""
+
+    kind: RouteKind
+    targets: tuple[DialTarget, ...] = ()
+    queue: str | None = None
+    final: Route | None = None  # where a DIAL goes when no target answers
+    area_code: str | None = None
+    description: str = ""
+    announce: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class FlowResult:
+    """What the flow hands back when it ends: a route, or the caller hung up."""
+
+    route: Route | None
+    keys_pressed: str
+    last_step: str
