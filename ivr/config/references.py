@@ -158,15 +158,20 @@ def _menu_key_problems(
     # Without a terminator the caller's input ends when it matches a key, so one
     # key must never be the start of another: "1" would swallow "12".
     ordered = sorted(owners)
-    for shorter, longer in zip(ordered, ordered[1:], strict=False):
-        if longer.startswith(shorter):
-            problems.append(
-                (
-                    (*menu_path, "terminator"),
-                    f"ambiguous keys: {owners[shorter]} is the start of {owners[longer]}; "
-                    "make the keys the same length or set terminator: '#'",
-                )
+    clashes = [
+        f"{owners[shorter]} is the start of {owners[longer]}"
+        for shorter, longer in zip(ordered, ordered[1:], strict=False)
+        if longer.startswith(shorter)
+    ]
+    if clashes:
+        shown = "; ".join(clashes[:3]) + (f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else "")
+        problems.append(
+            (
+                (*menu_path, "terminator"),
+                f"ambiguous keys without a terminator: {shown}; "
+                "make the keys the same length or set terminator: '#'",
             )
+        )
     return problems
 
 

@@ -33,7 +33,10 @@ def load_with_lines(path: Path) -> tuple[Any, dict[FieldPath, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
-        raise YamlSyntaxError(f"invalid YAML: {exc.problem}", line) from exc
+        message = f"invalid YAML: {exc.problem}"
+        if exc.context and exc.context_mark is not None:
+            message += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+        raise YamlSyntaxError(message, line) from exc
     lines: dict[FieldPath, int] = {}
     if root is None:
         return {}, lines

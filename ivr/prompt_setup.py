@@ -1,0 +1,65 @@
+"""Build every prompt a config needs: the catalog, ward names, music on hold."""
+
+from __future__ import annotations
+
+import logging
+import math
+from array import array
+from pathlib import Path
+
+from ivr.config.schema import HotlineConfig, iter_areas
+
+logger = logging.getLogger(__name__)
+
+CATALOG = Path(__file__).resolve().parents[1] / "prompts" / "catalog.yaml"
+OVERRIDES = Path(__file__).resolve().parents[1] / "prompts" / "custom"
+
+
+def build_hotline_prompts(config: HotlineConfig, force: bool = False) -> list[Path]:
+    """Synthesize the catalog for each hotline's language, plus music on hold."""
+    from ivr.prompts import build_for_hotline
+
+    root = config.resolve_path(config.paths.prompts)
+    areas = {area.code: area.name for area in iter_areas(config.areas)}
+    written: list[Path] = []
+    for hotline in config.hotlines:
+        languages = (hotline.language,) + (("en",) if hotline.language != "en" else ())
+        written += build_for_hotline(
+            CATALOG,
+            root,
+            unit_name=hotline.unit_name,
+            areas=areas,
+            languages=languages,
+            overrides_root=OVERRIDES if OVERRIDES.is_dir() else None,
+            force=force,
+        )
+    written.append(write_hold_music(root / "moh" / "hotline-hold.wav"))
+    return written
+
+
+def write_hold_music(path: Path, seconds: int = 20) -> Path:
+    """A soft, royalty-free chime loop, so callers on hold never hear silence.
+
+    Replace the folder's content with licensed music in production.
+    """
+    if path.exists():
+        return path
+    import wave
+
+    rate = 8000
+    notes = [523.25, 659.25, 783.99, 659.25, 587.33, 698.46, 880.0, 698.46]  # C E G E D F A F
+    samples = array("h")
+    per_note = rate * seconds // (len(notes) * 2)
+    for _ in range(2):
+        for frequency in notes:
+            for n in range(per_note):
+                envelope = math.exp(-3.0 * n / per_note)
+                value = 0.25 * envelope * math.sin(2 * math.pi * frequency * n / rate)
+                samples.append(int(value * 32767))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path

@@ -1,0 +1,64 @@
+"""Drives a call flow with scripted caller input, recording every step (no PBX)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ivr.flow.call_flow import Flow
+from ivr.flow.steps import Collect, FlowResult, Input, Mark, Play
+
+
+@dataclass
+class ScriptedCaller:
+    """Answers Play with ``barge_in`` keys (once) and Collect with ``answers`` in order.
+
+    Running out of answers means the caller hung up.
+    """
+
+    answers: list[Input]
+    barge_in: str = ""
+    steps: list[Play | Collect | Mark] = field(default_factory=list)
+
+    def run(self, flow: Flow) -> FlowResult:
+        answers = iter(self.answers)
+        step = flow.send(None)
+        while True:
+            self.steps.append(step)
+            reply: Input | None
+            if isinstance(step, Mark):
+                reply = None
+            elif isinstance(step, Play):
+                reply = Input.keys(self.barge_in) if step.interruptible and self.barge_in else Input.none()
+                if step.interruptible:
+                    self.barge_in = ""
+            elif step.already and len(step.already) >= step.max_digits:
+                reply = Input.keys(step.already)  # as the AGI executor: nothing more to read
+            else:
+                reply = next(answers, Input.hangup())
+            try:
+                step = flow.send(reply)
+            except StopIteration as stop:
+                return stop.value
+
+    @property
+    def prompts_heard(self) -> list[str]:
+        heard: list[str] = []
+        for step in self.steps:
+            if isinstance(step, Play):
+                heard += step.prompts
+            elif isinstance(step, Collect) and not step.already:
+                heard.append(step.prompt)
+        return heard
+
+    @property
+    def marks(self) -> list[str]:
+        return [step.step for step in self.steps if isinstance(step, Mark)]
+
+
+def keys(*sequence: str) -> list[Input]:
+    return [Input.keys(s) if s else Input.none() for s in sequence]
+
+
+def as_list(values: Iterable[str]) -> list[str]:
+    return list(values)
