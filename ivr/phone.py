@@ -59,4 +59,5 @@ def normalise_caller(raw: str | None) -> CallerNumber:
         return CallerNumber(text, None, False)
     if not phonenumbers.is_possible_number(parsed):
         return CallerNumber(text, None, False)
-    return CallerNumber(text, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), False)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return CallerNumber(text, e164, False)

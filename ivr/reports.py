@@ -16,7 +16,7 @@ def format_call(call: Call) -> str:
     return (
         f"call #{call.id} uniqueid={call.uniqueid} linkedid={call.linkedid}\n"
         f"  hotline={call.hotline_id} dialed={call.dialed_number} "
-        f"caller={call.caller_number or '(withheld)' if call.caller_withheld else call.caller_number}"
+        f"caller={'(withheld)' if call.caller_withheld else call.caller_number}"
         f" (raw {call.caller_raw!r})\n"
         f"  keys={call.keys_pressed!r} area={call.area_code} route={call.route_kind}: "
         f"{call.route_target}\n"

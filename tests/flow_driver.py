@@ -29,7 +29,8 @@ class ScriptedCaller:
             if isinstance(step, Mark):
                 reply = None
             elif isinstance(step, Play):
-                reply = Input.keys(self.barge_in) if step.interruptible and self.barge_in else Input.none()
+                barge = step.interruptible and self.barge_in
+                reply = Input.keys(self.barge_in) if barge else Input.none()
                 if step.interruptible:
                     self.barge_in = ""
             elif step.already and len(step.already) >= step.max_digits:

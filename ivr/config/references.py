@@ -6,6 +6,7 @@ the line it came from.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 
 from ivr.config.destinations import Destination, DestinationKind
@@ -160,11 +161,12 @@ def _menu_key_problems(
     ordered = sorted(owners)
     clashes = [
         f"{owners[shorter]} is the start of {owners[longer]}"
-        for shorter, longer in zip(ordered, ordered[1:], strict=False)
+        for shorter, longer in itertools.pairwise(ordered)
         if longer.startswith(shorter)
     ]
     if clashes:
-        shown = "; ".join(clashes[:3]) + (f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else "")
+        more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
+        shown = "; ".join(clashes[:3]) + more
         problems.append(
             (
                 (*menu_path, "terminator"),
@@ -242,7 +244,10 @@ def _unique_ids(config: HotlineConfig) -> list[Problem]:
                 ),
             ],
         ),
-        ("shift id", ((("roster", "shifts", i, "id"), s.id) for i, s in enumerate(config.roster.shifts))),
+        (
+            "shift id",
+            ((("roster", "shifts", i, "id"), s.id) for i, s in enumerate(config.roster.shifts)),
+        ),
     ]
     for label, entries in sections:
         seen: set[str] = set()

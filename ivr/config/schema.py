@@ -95,7 +95,6 @@ class AsteriskSection(Strict):
     rtp: AsteriskRtp = AsteriskRtp()
     ami: AsteriskAmi
     agi: AsteriskAgi = AsteriskAgi()
-    fallback_agi_script: str = "hotline_fallback.py"
 
 
 class DatabaseSection(Strict):

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Classic AGI fallback (pyst2, stdin/stdout) for when the FastAGI server is down.
+
+The dialplan runs it as ``AGI(<venv python>,<this file>,<dialed>,<routing.json>)``.
+It needs no server, no database and no config schema: it reads the routing
+table that ``hotline asterisk-config`` rendered, asks for a ward code, and sets
+the same channel variables as the FastAGI server (names from
+ivr/agi/variables.py, repeated here so the script stays standalone). Anything
+it cannot do ends in the operator queue.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from asterisk.agi import AGI  # type: ignore[import-untyped]
+
+ROUTE, QUEUE, DIAL_COUNT, FINAL = "HL_ROUTE", "HL_QUEUE", "HL_DIAL_COUNT", "HL_FINAL"
+ATTEMPTS = 3
+
+
+def route_ward(agi: Any, hotline: dict[str, Any]) -> bool:
+    """Ask for a ward code; on a match set a dial route and return True."""
+    for menu in hotline.get("area_menus", []):
+        for _ in range(ATTEMPTS):
+            digits = str(agi.get_data(menu["prompt"], menu["timeout_ms"], menu["max_digits"]))
+            shortcut = menu["shortcuts"].get(digits.rstrip("#"))
+            if shortcut is None:
+                continue
+            for index, target in enumerate(shortcut["targets"], start=1):
+                agi.set_variable(f"HL_DIAL_{index}", target["dial"])
+                agi.set_variable(f"HL_RING_{index}", str(target["ring"]))
+                agi.set_variable(f"HL_LABEL_{index}", target["label"])
+            agi.set_variable(DIAL_COUNT, str(len(shortcut["targets"])))
+            if shortcut.get("final_queue"):
+                agi.set_variable(FINAL, "queue")
+                agi.set_variable(QUEUE, shortcut["final_queue"])
+            agi.set_variable(ROUTE, "dial")
+            return True
+    return False
+
+
+def main(argv: list[str]) -> int:
+    agi = AGI()
+    dialed = argv[1] if len(argv) > 1 else ""
+    table_path = argv[2] if len(argv) > 2 else ""
+    failure_queue = "operator"
+    try:
+        with open(table_path, encoding="utf-8") as handle:
+            table = json.load(handle)
+        hotline = next(
+            (h for h in table["hotlines"].values() if dialed in h["numbers"]),
+            next(iter(table["hotlines"].values())),
+        )
+        failure_queue = hotline["failure_queue"]
+        agi.verbose(f"hotline fallback script for {dialed}", 2)
+        if route_ward(agi, hotline):
+            return 0
+    except Exception as exc:
+        try:
+            agi.verbose(f"hotline fallback script failed: {exc!r}", 1)
+        except Exception:
+            return 1
+    agi.set_variable(QUEUE, failure_queue)
+    agi.set_variable(ROUTE, "queue")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

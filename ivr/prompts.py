@@ -1,0 +1,541 @@
+"""The prompt catalog: load it, check it, and build the 8 kHz WAV files Asterisk plays.
+
+Texts live in ``prompts/catalog.yaml`` (one entry per prompt, one text per language).
+Building synthesizes each text with espeak-ng, offline, and converts it to
+Asterisk's ``slin`` WAV format (8 kHz, mono, 16-bit). A studio recording dropped
+into the overrides folder replaces the synthesized prompt of the same name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import string
+import subprocess
+import tempfile
+import unicodedata
+import warnings
+import wave
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from ivr.config.yaml_lines import YamlSyntaxError, load_with_lines
+
+# pydub warns on import when ffmpeg is absent and imports the deprecated audioop;
+# ffmpeg is only needed for MP3 overrides, which are checked where they are used.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
+    warnings.filterwarnings("ignore", message=".*audioop", category=DeprecationWarning)
+    from pydub import AudioSegment
+    from pydub.exceptions import CouldntDecodeError
+    from pydub.silence import detect_leading_silence
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDERS = frozenset({"unit_name", "area_name"})
+REQUIRED_LANGUAGES = ("vi", "en")
+# {area_name} is filled once per area, so only the per-area template may use it.
+AREA_TEMPLATE = "area_selected"
+AREA_PLACEHOLDER = "area_name"
+
+SAMPLE_RATE = 8000
+SAMPLE_WIDTH = 2
+ESPEAK_VOICES = {"vi": "vi", "en": "en"}
+ESPEAK_WORDS_PER_MINUTE = 150
+# Placeholder values are Vietnamese place names: speak them with the Vietnamese
+# voice inside prompts of any language.
+VALUE_VOICE = "vi"
+TARGET_RMS_DBFS = -20.0
+PEAK_CEILING_DBFS = -1.0
+KEEP_SILENCE_MS = 120
+# Bump when the audio processing changes, so that every prompt is rebuilt.
+PIPELINE_VERSION = "1"
+MANIFEST_NAME = ".manifest.json"
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_AREA_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+_ENTRY_KEYS = frozenset({"note"})
+
+
+class CatalogError(ValueError):
+    """The catalog file is unusable; the message names the file, line and entry."""
+
+
+class PromptBuildError(RuntimeError):
+    """A prompt could not be built; the message says which one and what to do."""
+
+
+@dataclass(frozen=True)
+class PromptEntry:
+    name: str
+    texts: Mapping[str, str]  # language -> text, whitespace collapsed, NFC
+
+    def placeholders(self, language: str) -> set[str]:
+        return _fields(self.texts[language])
+
+
+@dataclass(frozen=True)
+class PromptCatalog:
+    path: Path
+    entries: Mapping[str, PromptEntry]  # in file order
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def text(self, name: str, language: str) -> str:
+        """The raw text of ``name`` in ``language`` (placeholders not filled)."""
+        return self.entries[name].texts[language]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+
+# --- Loading ------------------------------------------------------------------------
+
+
+def load_catalog(
+    path: Path,
+    languages: Iterable[str] = REQUIRED_LANGUAGES,
+    placeholders: Iterable[str] = PLACEHOLDERS,
+) -> PromptCatalog:
+    """Read and check the catalog; raises :class:`CatalogError` naming file, line, entry.
+
+    Every entry needs a non-empty text for each of ``languages`` and may only use
+    the given ``placeholders``; ``{area_name}`` only in ``area_selected``.
+    """
+    path = Path(path)
+    required = tuple(languages)
+    known = frozenset(placeholders)
+    try:
+        data, lines = load_with_lines(path)
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: prompt catalog not found") from None
+    except YamlSyntaxError as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise CatalogError(f"{where}: {exc.message}") from exc
+    if not isinstance(data, dict) or not data:
+        raise CatalogError(f"{path}: expected a mapping of prompt names to texts")
+
+    def fail(key: tuple[str, ...], message: str) -> CatalogError:
+        line = lines.get(key) or lines.get(key[:1])
+        where = f"{path}:{line}" if line else str(path)
+        return CatalogError(f"{where}: entry {key[0]!r}: {message}")
+
+    entries: dict[str, PromptEntry] = {}
+    for name, body in data.items():
+        if not _NAME.match(name):
+            raise fail((name,), "a prompt name is a file name: use a-z, 0-9 and _")
+        if not isinstance(body, dict):
+            raise fail((name,), f"expected texts per language ({', '.join(required)})")
+        texts: dict[str, str] = {}
+        for language in required:
+            raw = body.get(language)
+            if not isinstance(raw, str) or not raw.strip():
+                raise fail((name,), f"no {language!r} text")
+            texts[language] = _clean(raw)
+        for key, raw in body.items():
+            if key in required or key in _ENTRY_KEYS:
+                continue
+            if not _LANGUAGE.match(key):
+                raise fail((name, key), f"unknown key {key!r}: expected language codes or note")
+            if not isinstance(raw, str) or not raw.strip():
+                raise fail((name, key), f"the {key!r} text must be non-empty text")
+            texts[key] = _clean(raw)
+        for language, text in texts.items():
+            try:
+                used = _fields(text)
+            except ValueError as exc:
+                raise fail(
+                    (name, language), f"{language} text: {exc} (write a literal brace as {{{{)"
+                ) from None
+            unknown = used - known
+            if unknown:
+                raise fail(
+                    (name, language),
+                    f"{language} text uses unknown placeholder "
+                    + ", ".join(f"{{{u}}}" for u in sorted(unknown))
+                    + "; known: "
+                    + ", ".join(f"{{{k}}}" for k in sorted(known)),
+                )
+            if AREA_PLACEHOLDER in used and name != AREA_TEMPLATE:
+                raise fail(
+                    (name, language),
+                    f"{{{AREA_PLACEHOLDER}}} is filled per area and can only be used in "
+                    f"{AREA_TEMPLATE!r}",
+                )
+        entries[name] = PromptEntry(name, texts)
+    return PromptCatalog(path, entries)
+
+
+def _clean(text: str) -> str:
+    # NFC: some keyboards type Vietnamese as decomposed marks, which espeak-ng misreads.
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def _fields(text: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+# --- Building ------------------------------------------------------------------------
+
+
+def prompt_path(out_root: Path, language: str, name: str) -> str:
+    """The absolute path Asterisk plays for a prompt: no extension."""
+    return str((Path(out_root) / language / name).resolve())
+
+
+def area_prompt_name(code: str) -> str:
+    """The prompt name announcing an area: ``area_<code>``."""
+    return f"area_{code}"
+
+
+def build_prompts(
+    catalog: PromptCatalog,
+    out_root: Path,
+    language: str,
+    variables: Mapping[str, str],
+    areas: Mapping[str, str] | None = None,
+    overrides_root: Path | None = None,
+    force: bool = False,
+    names: Iterable[str] | None = None,
+) -> list[Path]:
+    """Write ``out_root/<language>/<name>.wav`` for each entry and ``area_<code>.wav``
+    for each area code -> name in ``areas``; returns every output path, in order.
+
+    Unchanged prompts (same text, voice and override) are kept unless ``force``.
+    ``names`` limits the build to those entries (areas are still built). A file
+    ``overrides_root/<language>/<output name>.wav`` (or ``.mp3``) is used instead of
+    synthesis. ``{area_name}`` comes from ``areas``; ``area_selected.wav`` itself is
+    only built when ``variables`` has an ``area_name``.
+    """
+    selected = catalog.names if names is None else list(names)
+    unknown = [name for name in selected if name not in catalog]
+    if unknown:
+        raise PromptBuildError(f"{catalog.path}: no prompt named {', '.join(unknown)}")
+    untranslated = [name for name in selected if language not in catalog.entries[name].texts]
+    if untranslated:
+        raise PromptBuildError(
+            f"{catalog.path}: no {language!r} text for entry {', '.join(untranslated)}"
+        )
+
+    jobs: list[tuple[str, str, Mapping[str, str]]] = []  # output name, entry, variables
+    for name in selected:
+        needed = catalog.entries[name].placeholders(language)
+        if AREA_PLACEHOLDER in needed and AREA_PLACEHOLDER not in variables:
+            continue  # a per-area template, built below
+        absent = sorted(needed - set(variables))
+        if absent:
+            raise PromptBuildError(
+                f"{catalog.path}: entry {name!r} needs "
+                + ", ".join(f"{{{a}}}" for a in absent)
+                + " but no value was given"
+            )
+        jobs.append((name, name, variables))
+    for code, area_name in (areas or {}).items():
+        if not _AREA_CODE.match(code):
+            raise PromptBuildError(
+                f"area code {code!r} cannot be a file name: use letters, digits, - and _"
+            )
+        jobs.append(
+            (area_prompt_name(code), AREA_TEMPLATE, {**variables, AREA_PLACEHOLDER: area_name})
+        )
+
+    folder = Path(out_root) / language
+    folder.mkdir(parents=True, exist_ok=True)
+    overrides = Path(overrides_root) / language if overrides_root is not None else None
+    manifest = _read_manifest(folder)
+    outputs: list[Path] = []
+    built = 0
+    try:
+        for output_name, entry_name, values in jobs:
+            target = folder / f"{output_name}.wav"
+            override = _find_override(overrides, output_name)
+            if override is not None:
+                digest = _digest("override", _file_hash(override))
+            else:
+                parts = _speech_parts(catalog.text(entry_name, language), language, values)
+                digest = _digest("espeak-ng", ESPEAK_WORDS_PER_MINUTE, *_flatten(parts))
+            outputs.append(target)
+            if not force and target.exists() and manifest.get(output_name) == digest:
+                continue
+            if override is not None:
+                audio = _load_override(override)
+                source = str(override)
+            else:
+                audio = _synthesize(parts, output_name)
+                source = "espeak-ng"
+            _write_wav(_for_telephone(audio, output_name), target)
+            manifest[output_name] = digest
+            built += 1
+            logger.debug("prompt %s built from %s", target, source)
+    finally:
+        _write_manifest(folder, manifest)
+    logger.info("prompts %s: %d built, %d unchanged", folder, built, len(outputs) - built)
+    return outputs
+
+
+def build_for_hotline(
+    catalog_path: Path,
+    out_root: Path,
+    unit_name: str,
+    areas: Mapping[str, str],
+    languages: Iterable[str] = ("vi", "en"),
+    overrides_root: Path | None = None,
+    force: bool = False,
+) -> list[Path]:
+    """Load the catalog and build every prompt and area announcement per language."""
+    catalog = load_catalog(catalog_path)
+    written: list[Path] = []
+    for language in languages:
+        written += build_prompts(
+            catalog,
+            out_root,
+            language,
+            {"unit_name": unit_name},
+            areas=areas,
+            overrides_root=overrides_root,
+            force=force,
+        )
+    return written
+
+
+# --- Composing numbers, dates and codes from the word prompts ---------------------------
+
+
+def digit_prompts(code: str) -> list[str]:
+    """Prompt names reading ``code`` digit by digit (non-digits are skipped)."""
+    return [f"digit_{char}" for char in code if char in "0123456789"]
+
+
+def number_prompts(number: int, language: str = "vi") -> list[str]:
+    """Prompt names saying ``number`` (0..999): Vietnamese reading rules for ``vi``
+    (mười lăm, hai mươi mốt, một trăm linh năm), digit by digit otherwise."""
+    if not 0 <= number <= 999:
+        raise ValueError(f"can only say numbers 0..999, not {number}")
+    if language != "vi":
+        return digit_prompts(str(number))
+    hundreds, rest = divmod(number, 100)
+    if hundreds == 0:
+        return _vi_below_hundred(rest)
+    said = [f"digit_{hundreds}", "number_hundred"]
+    if rest == 0:
+        return said
+    if rest < 10:
+        return [*said, "number_linh", f"digit_{rest}"]
+    return said + _vi_below_hundred(rest)
+
+
+def _vi_below_hundred(number: int) -> list[str]:
+    tens, ones = divmod(number, 10)
+    if tens == 0:
+        return [f"digit_{ones}"]
+    said = ["number_ten"] if tens == 1 else [f"digit_{tens}", "number_tens"]
+    if ones == 0:
+        return said
+    if ones == 5:
+        return [*said, "number_lam"]
+    if ones == 1 and tens > 1:
+        return [*said, "number_mot"]
+    if ones == 4 and tens > 1:
+        return [*said, "number_tu"]
+    return [*said, f"digit_{ones}"]
+
+
+def day_month_prompts(day: date, language: str = "vi") -> list[str]:
+    """Prompt names for a day and month, to follow an intro ending in "ngày":
+    15 July -> "mười lăm tháng bảy"; April is "tháng tư"."""
+    if language != "vi":
+        return [*number_prompts(day.day, language), "date_month", *digit_prompts(str(day.month))]
+    month = ["number_tu"] if day.month == 4 else number_prompts(day.month)
+    return [*number_prompts(day.day), "date_month", *month]
+
+
+# --- Audio ------------------------------------------------------------------------------
+
+
+def _speech_parts(text: str, language: str, values: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(voice, text) pieces: the whole sentence in Vietnamese; in another language
+    the placeholder values are spoken by the Vietnamese voice."""
+    if language == VALUE_VOICE:
+        return [(_voice(language), text.format_map(values))]
+    parts: list[tuple[str, str]] = []
+    for literal, field, _, _ in string.Formatter().parse(text):
+        if literal.strip():
+            parts.append((_voice(language), literal.strip()))
+        if field is not None and values[field].strip():
+            parts.append((_voice(VALUE_VOICE), values[field].strip()))
+    return parts
+
+
+def _voice(language: str) -> str:
+    return ESPEAK_VOICES.get(language, language)
+
+
+def _flatten(parts: list[tuple[str, str]]) -> list[str]:
+    return [item for part in parts for item in part]
+
+
+def _synthesize(parts: list[tuple[str, str]], name: str) -> AudioSegment:
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        raise PromptBuildError(
+            "espeak-ng is not installed; it synthesizes the prompts offline: "
+            "apt-get install espeak-ng"
+        )
+    audio: AudioSegment | None = None
+    with tempfile.TemporaryDirectory(prefix="hotline-prompt-") as workdir:
+        for index, (voice, text) in enumerate(parts):
+            wav = Path(workdir) / f"{index}.wav"
+            command = [espeak, "-v", voice, "-s", str(ESPEAK_WORDS_PER_MINUTE), "-w", str(wav)]
+            done = subprocess.run(
+                [*command, "--stdin"], input=text.encode("utf-8"), capture_output=True
+            )
+            if done.returncode != 0 or not wav.exists():
+                message = done.stderr.decode("utf-8", "replace").strip()
+                raise PromptBuildError(
+                    f"espeak-ng failed on prompt {name!r} (voice {voice}): {message}"
+                )
+            piece = AudioSegment(data=wav.read_bytes()).set_channels(1)
+            if len(parts) > 1 and piece.rms > 0:
+                piece = _trim(piece)  # espeak-ng pads each piece; keep the joins short
+            audio = piece if audio is None else audio + piece.set_frame_rate(audio.frame_rate)
+    if audio is None:
+        raise PromptBuildError(f"prompt {name!r} has no text to speak")
+    return audio
+
+
+def _find_override(folder: Path | None, name: str) -> Path | None:
+    if folder is None:
+        return None
+    for suffix in (".wav", ".mp3"):
+        candidate = folder / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_override(path: Path) -> AudioSegment:
+    if path.suffix == ".mp3":
+        if shutil.which("ffmpeg") is None and shutil.which("avconv") is None:
+            raise PromptBuildError(
+                f"{path}: MP3 recordings need ffmpeg (apt-get install ffmpeg); "
+                "or export the recording as WAV"
+            )
+        return AudioSegment.from_file(str(path), format="mp3")
+    try:
+        # Parsed by pydub itself: from_file would fall back to ffmpeg on failure.
+        return AudioSegment(data=path.read_bytes())
+    except CouldntDecodeError as exc:
+        # pydub reads PCM WAV only; float WAV or unusual chunk layouts need a
+        # converter: sox handles them.
+        sox = shutil.which("sox")
+        if sox is None:
+            raise PromptBuildError(
+                f"{path}: cannot read this WAV ({exc}); export it as 16-bit PCM WAV, "
+                "or install sox to convert it automatically"
+            ) from exc
+        with tempfile.TemporaryDirectory(prefix="hotline-prompt-") as workdir:
+            converted = Path(workdir) / "converted.wav"
+            done = subprocess.run(
+                [sox, "-V1", str(path), "-b", "16", "-e", "signed-integer", str(converted)],
+                capture_output=True,
+            )
+            if done.returncode != 0:
+                message = done.stderr.decode("utf-8", "replace").strip()
+                raise PromptBuildError(f"{path}: cannot read this recording: {message}") from exc
+            return AudioSegment(data=converted.read_bytes())
+
+
+def _for_telephone(audio: AudioSegment, name: str) -> AudioSegment:
+    """Mono, 16-bit, trimmed, 8 kHz, at a steady loudness."""
+    audio = audio.set_channels(1).set_sample_width(SAMPLE_WIDTH)
+    if audio.rms == 0:
+        raise PromptBuildError(f"prompt {name!r} is silent")
+    audio = _trim(audio)
+    audio = _resample(audio, SAMPLE_RATE)
+    gain = min(TARGET_RMS_DBFS - audio.dBFS, PEAK_CEILING_DBFS - audio.max_dBFS)
+    return audio.apply_gain(gain)
+
+
+def _trim(audio: AudioSegment) -> AudioSegment:
+    threshold = audio.max_dBFS - 45.0  # relative, so quiet studio takes trim the same
+    lead = detect_leading_silence(audio, silence_threshold=threshold, chunk_size=10)
+    tail = detect_leading_silence(audio.reverse(), silence_threshold=threshold, chunk_size=10)
+    start = max(0, lead - KEEP_SILENCE_MS)
+    end = len(audio) - max(0, tail - KEEP_SILENCE_MS)
+    return audio[start:end]
+
+
+def _resample(audio: AudioSegment, rate: int) -> AudioSegment:
+    if audio.frame_rate == rate:
+        return audio
+    sox = shutil.which("sox")
+    if sox is None:
+        # audioop's converter does not filter above the new Nyquist frequency, so
+        # some aliasing is audible; sox avoids it.
+        return audio.set_frame_rate(rate)
+    raw = ["-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1"]
+    done = subprocess.run(
+        [sox, "-V1", "-D", *raw, "-r", str(audio.frame_rate), "-", *raw, "-r", str(rate), "-"],
+        input=audio.raw_data,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        logger.warning("sox could not resample (%s); using pydub", done.stderr.decode().strip())
+        return audio.set_frame_rate(rate)
+    return AudioSegment(data=done.stdout, sample_width=2, frame_rate=rate, channels=1)
+
+
+def _write_wav(audio: AudioSegment, target: Path) -> None:
+    # Write beside the target and rename: Asterisk may be playing the old file.
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-")
+    try:
+        with os.fdopen(handle, "wb") as stream, wave.open(stream, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(SAMPLE_WIDTH)
+            out.setframerate(SAMPLE_RATE)
+            out.writeframes(audio.raw_data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# --- Manifest: what each output was built from ------------------------------------------
+
+
+def _digest(*parts: object) -> str:
+    text = "\0".join([PIPELINE_VERSION, *(str(part) for part in parts)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_manifest(folder: Path) -> dict[str, str]:
+    path = folder / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (ValueError, OSError):
+        logger.warning("%s is unreadable; every prompt there will be rebuilt", path)
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _write_manifest(folder: Path, manifest: dict[str, str]) -> None:
+    path = folder / MANIFEST_NAME
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(temporary, path)
