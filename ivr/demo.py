@@ -78,7 +78,7 @@ async def run_demo(config: HotlineConfig, keep_running: bool = False) -> int:
         )
         _say(
             f"call {'answered' if result.answered else 'NOT answered'}; "
-            f"the carrier was rung for: {', '.join(carrier.dialed_numbers) or 'nobody'}"
+            f"the carrier was rung for: {', '.join(c.dialed for c in carrier.calls) or 'nobody'}"
         )
         await _wait_closed(config)
         _say("call record written by the FastAGI server and the hangup handler:")

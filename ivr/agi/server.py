@@ -101,13 +101,14 @@ class HotlineAgi:
     async def ended(self, request: fast_agi.Request) -> None:
         """Hangup handler: close the call record with what the dialplan saw."""
         channel = AgiChannel(request)
-        answered = channel.arg(3)
+        dial_status = channel.arg(4)
+        answered = channel.arg(3) if dial_status == "ANSWER" else ""
         try:
             await self.call_log.call_ended(
                 CallEnd(
                     uniqueid=channel.arg(1) or channel.env.get("agi_uniqueid", ""),
                     route=channel.arg(2),
-                    dial_status=channel.arg(4),
+                    dial_status=dial_status,
                     answered_seconds=int(channel.arg(5)) if channel.arg(5).isdigit() else None,
                     answered_by=answered,
                     queue_member=channel.arg(6),

@@ -212,7 +212,9 @@ exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:${{HL_FAILURE_QUEUE}})
 
 
 def _hangup_context(config: HotlineConfig) -> str:
-    answered = f"${{IF($[\"${{DIALSTATUS}}\" = \"ANSWER\"]?${{{v.LABEL_PREFIX}${{HL_I}}}}:)}}"
+    # The label of the target dialled last; the server keeps it only when
+    # DIALSTATUS says that target answered (labels hold ':' so no IF() here).
+    answered = f"${{{v.LABEL_PREFIX}${{HL_I}}}}"
     return f"""; Runs after every hotline call, whoever hung up: closes the call record.
 [hotline-hangup]
 exten => s,1,AGI(${{HL_AGI}}/{v.ENDED_SCRIPT},${{UNIQUEID}},${{{v.ROUTE}}},{answered},${{DIALSTATUS}},${{ANSWEREDTIME}},${{MEMBERINTERFACE}})
