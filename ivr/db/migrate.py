@@ -17,8 +17,11 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema at ``url`` up to ``revision``; a no-op when it is current."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Bring the schema at ``url`` up to ``revision``; a no-op when it is current.
+
+    ``heads``: each feature area (calls, queue statistics, cases) keeps its own
+    branch of migrations starting from 0001, so they can evolve independently."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)

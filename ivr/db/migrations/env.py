@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from ivr.db.engine import make_engine
-from ivr.db.models import Base
+from ivr.db.registry import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

@@ -1,0 +1,1 @@
+"""Case records: a citizen's petition tracked from the call to the answer."""

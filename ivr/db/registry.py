@@ -1,0 +1,15 @@
+"""Imports every module that declares tables, so ``Base.metadata`` is complete
+(for Alembic autogenerate and for tests that create the schema directly)."""
+
+from __future__ import annotations
+
+import importlib
+
+from ivr.db.models import Base
+
+MODEL_MODULES = ("ivr.db.models", "queue_manager.models", "ivr.cases.models")
+
+for _module in MODEL_MODULES:
+    importlib.import_module(_module)
+
+__all__ = ["Base"]

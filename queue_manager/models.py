@@ -1,0 +1,3 @@
+"""Tables of queue and agent statistics (see issue 4)."""
+
+from __future__ import annotations
