@@ -7,14 +7,14 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.db.models import Call, utc_now
+from ivr.db.models import Call
 from ivr.phone import normalise_caller
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class CallEnd:
     uniqueid: str
     route: str  # HL_ROUTE as the dialplan last saw it
     dial_status: str
-    answered_seconds: int | None
+    answered_epoch: float | None  # when the answering phone picked up
     answered_by: str
     queue_member: str
     ended_at: datetime
@@ -44,7 +44,7 @@ class CallEnd:
 
 def outcome_of(end: CallEnd) -> str:
     """One word for reports: answered, no_answer, busy, abandoned_in_ivr, ..."""
-    if end.answered_by or end.queue_member or end.dial_status == "ANSWER":
+    if end.answered_by or end.queue_member or end.answered_epoch is not None:
         return "answered"
     if not end.route:
         return "abandoned_in_ivr"
@@ -131,10 +131,7 @@ class CallLog:
             call.ended_at = end.ended_at
             call.dial_status = end.dial_status or None
             call.answered_by = end.answered_by or end.queue_member or None
-            if end.answered_seconds is not None and call.answered_by:
-                call.answered_at = end.ended_at - timedelta(seconds=end.answered_seconds)
+            if end.answered_epoch is not None and call.answered_by:
+                call.answered_at = datetime.fromtimestamp(end.answered_epoch, UTC)
             call.outcome = outcome_of(end)
 
-
-def now() -> datetime:
-    return utc_now()

@@ -50,6 +50,10 @@ async def test_ward_shortcut_rings_the_chairman_and_logs_the_call(
     assert call.uniqueid and call.linkedid
     assert call.answered_at is not None and call.ended_at is not None
     assert call.started_at <= call.answered_at <= call.ended_at
+    # The chairman holds the call 1.5 s: the answer time is the chairman's
+    # pick-up, not the moment Asterisk answered the caller.
+    talk = (call.ended_at - call.answered_at).total_seconds()
+    assert 1.0 <= talk <= 5.0, talk
 
 
 async def test_wrong_key_reprompts_and_the_next_key_still_routes(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 
 from panoramisk import fast_agi
 
@@ -109,7 +108,7 @@ class HotlineAgi:
                     uniqueid=channel.arg(1) or channel.env.get("agi_uniqueid", ""),
                     route=channel.arg(2),
                     dial_status=dial_status,
-                    answered_seconds=int(channel.arg(5)) if channel.arg(5).isdigit() else None,
+                    answered_epoch=_epoch(channel.arg(5)),
                     answered_by=answered,
                     queue_member=channel.arg(6),
                     ended_at=utc_now(),
@@ -117,6 +116,13 @@ class HotlineAgi:
             )
         except Exception:
             logger.exception("could not close call record %s", channel.arg(1))
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 async def _hand_over(channel: AgiChannel, route: Route) -> None:
@@ -151,6 +157,3 @@ async def start_agi_server(
 ) -> asyncio.Server:
     return await asyncio.start_server(agi.application().handler, host, port)
 
-
-def started_at_now() -> datetime:
-    return utc_now()

@@ -14,6 +14,7 @@ RING_PREFIX = "HL_RING_"  # HL_RING_1 … seconds to ring each
 LABEL_PREFIX = "HL_LABEL_"  # HL_LABEL_1 … what the call record names as answered
 FINAL = "HL_FINAL"  # where a dial route ends when nobody answers
 ANSWERED = "HL_ANSWERED"  # set by the dialplan: label of the target that answered
+ANSWER_EPOCH = "HL_ANSWER_EPOCH"  # set on answer by [hotline-answered]: epoch seconds.ms
 CALL_ID = "HL_CALL_ID"
 STEP = "HL_STEP"
 

@@ -186,7 +186,7 @@ def _route_context() -> str:
 exten => dial,1,Set({i}=1)
  same => n(next),GotoIf($[${{{i}}} > ${{{v.DIAL_COUNT}}}]?final)
  same => n,Set({v.STEP}=dial:${{{v.LABEL_PREFIX}${{{i}}}}})
- same => n,Dial(${{{v.DIAL_PREFIX}${{{i}}}}},${{{v.RING_PREFIX}${{{i}}}}})
+ same => n,Dial(${{{v.DIAL_PREFIX}${{{i}}}}},${{{v.RING_PREFIX}${{{i}}}}},U(hotline-answered))
  same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
  same => n,Set({i}=$[${{{i}}} + 1])
  same => n,Goto(next)
@@ -196,7 +196,7 @@ exten => dial,1,Set({i}=1)
  same => n(done),Hangup()
 
 exten => queue,1,Set({v.STEP}=queue:${{{v.QUEUE}}})
- same => n,Queue(${{{v.QUEUE}}},t,,,${{HL_MAXWAIT_${{{v.QUEUE}}}}})
+ same => n,Queue(${{{v.QUEUE}}},t,,,${{HL_MAXWAIT_${{{v.QUEUE}}}}},,hotline-answered)
  same => n,Hangup()
 
 exten => voicemail,1,NoOp(Voicemail to case arrives with case records; the operator answers)
@@ -204,9 +204,16 @@ exten => voicemail,1,NoOp(Voicemail to case arrives with case records; the opera
 
 exten => hangup,1,Hangup()
 
+; Runs on the answering phone's channel (Dial U(), Queue gosub) the moment it
+; answers: stamps the caller's channel so the call record has the true answer
+; time (ANSWEREDTIME counts from the caller's own Answer()).
+[hotline-answered]
+exten => s,1,Set(MASTER_CHANNEL({v.ANSWER_EPOCH})=${{STRFTIME(${{EPOCH}},,%s.%3q)}})
+ same => n,Return()
+
 exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:${{HL_FAILURE_QUEUE}})
  same => n,Set({v.ROUTE}={v.FAILURE_ROUTE})
- same => n,Queue(${{HL_FAILURE_QUEUE}},t)
+ same => n,Queue(${{HL_FAILURE_QUEUE}},t,,,,,hotline-answered)
  same => n,Hangup()
 """
 
@@ -217,7 +224,7 @@ def _hangup_context(config: HotlineConfig) -> str:
     answered = f"${{{v.LABEL_PREFIX}${{HL_I}}}}"
     return f"""; Runs after every hotline call, whoever hung up: closes the call record.
 [hotline-hangup]
-exten => s,1,AGI(${{HL_AGI}}/{v.ENDED_SCRIPT},${{UNIQUEID}},${{{v.ROUTE}}},{answered},${{DIALSTATUS}},${{ANSWEREDTIME}},${{MEMBERINTERFACE}})
+exten => s,1,AGI(${{HL_AGI}}/{v.ENDED_SCRIPT},${{UNIQUEID}},${{{v.ROUTE}}},{answered},${{DIALSTATUS}},${{{v.ANSWER_EPOCH}}},${{MEMBERINTERFACE}})
  same => n,Return()
 """
 
@@ -240,6 +247,7 @@ def render_queues(config: HotlineConfig, options: RenderOptions) -> str:
             "setinterfacevar=yes\nsetqueueentryvar=yes\nsetqueuevar=yes\n"
             f"announce-position={'yes' if queue.announce_position else 'no'}\n"
             "announce-frequency=0\n"
+            f"autopause={'yes' if queue.auto_pause else 'no'}\nautopausebusy=no\n"
         )
         for member_id in queue.members:
             agent = agents[member_id]
@@ -255,7 +263,8 @@ def render_manager(config: HotlineConfig) -> str:
     # supervisor listening. No config, command or system writes.
     return (
         f"[general]\nenabled=yes\nbindaddr={ami.bind}\nport={ami.port}\n"
-        "displayconnects=no\n\n"
+        # Asterisk's own event time lets two queue managers write identical history rows.
+        "displayconnects=no\ntimestampevents=yes\n\n"
         f"[{ami.username}]\nsecret={ami.secret}\n"
         "deny=0.0.0.0/0.0.0.0\n"
         f"permit={ami.bind if ami.bind != '0.0.0.0' else '127.0.0.1'}/255.255.255.255\n"
