@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser(
         "serve", help="run the FastAGI server (and, as they arrive, queue manager and web)"
     )
-    sub.add_argument("--only", choices=["agi"], default=None, help="run one part only")
+    sub.add_argument("--only", choices=["agi", "ami"], default=None, help="run one part only")
     sub.set_defaults(handler=cmd_serve)
 
     sub = commands.add_parser("calls", help="print the most recent call records")

@@ -10,6 +10,7 @@ from ivr.call_log import CallLog
 from ivr.config.schema import HotlineConfig
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
+from queue_manager.manager import QueueManager
 
 logger = logging.getLogger(__name__)
 
@@ -17,37 +18,60 @@ logger = logging.getLogger(__name__)
 class RunningServices:
     """What :func:`start_services` started; ``close`` stops it all."""
 
-    def __init__(self, agi_server: asyncio.Server, call_log: CallLog) -> None:
+    def __init__(
+        self,
+        agi_server: asyncio.Server | None,
+        call_log: CallLog | None,
+        queue_manager: QueueManager | None = None,
+    ) -> None:
         self.agi_server = agi_server
         self.call_log = call_log
+        self.queue_manager = queue_manager
 
     @property
     def agi_port(self) -> int:
+        assert self.agi_server is not None
         return int(self.agi_server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        self.agi_server.close()
-        await self.agi_server.wait_closed()
-        self.call_log.close()
+        if self.queue_manager is not None:
+            await self.queue_manager.close()
+        if self.agi_server is not None:
+            self.agi_server.close()
+            await self.agi_server.wait_closed()
+        if self.call_log is not None:
+            self.call_log.close()
 
 
 async def start_services(
-    config: HotlineConfig, agi_port: int | None = None, migrate: bool = True
+    config: HotlineConfig,
+    agi_port: int | None = None,
+    migrate: bool = True,
+    parts: frozenset[str] = frozenset({"agi"}),
 ) -> RunningServices:
+    """Start ``parts`` ("agi", "ami": the queue manager) against one database."""
     if migrate:
         await asyncio.to_thread(upgrade, config.database_url)
     sessions = make_session_factory(make_engine(config.database_url))
+    queue_manager = None
+    if "ami" in parts:
+        queue_manager = QueueManager(config, sessions)
+        await queue_manager.start()
+    if "agi" not in parts:
+        return RunningServices(None, None, queue_manager)
     call_log = CallLog(sessions)
     agi = HotlineAgi(config, call_log)
     host = config.asterisk.agi.host
     port = config.asterisk.agi.port if agi_port is None else agi_port
     server = await asyncio.start_server(agi.application().handler, host, port)
     logger.info("FastAGI server listening on %s:%s", host, port)
-    return RunningServices(server, call_log)
+    return RunningServices(server, call_log, queue_manager)
 
 
 async def serve(config: HotlineConfig, stop: asyncio.Event, only: str | None = None) -> None:
-    services = await start_services(config)
+    services = await start_services(
+        config, parts=frozenset({only}) if only else frozenset({"agi", "ami"})
+    )
     try:
         await stop.wait()
     finally:

@@ -1,0 +1,375 @@
+"""The queue manager: AMI links, live models, statistics, roster and the agents' API.
+
+Membership is declarative. Who should be in which queue is a pure function of
+the config (the roster), the clock and the overrides table (manual logins and
+logouts until the next shift boundary); :func:`plan_membership` compares that
+with what the node reports and yields only the differences. Running it twice,
+after a restart mid-shift, or from two managers at once, converges on the same
+membership; see docs/queue_manager.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.config.schema import Agent, HotlineConfig
+from queue_manager.ami import AmiError, AmiLink
+from queue_manager.model import Change, LiveModel
+from queue_manager.models import MemberOverride
+from queue_manager.roster import (
+    current_shift_end,
+    next_boundary,
+    rostered_agents,
+    shift_windows_at,
+)
+from queue_manager.stats import StatsRecorder
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def agent_interface(agent: Agent) -> str:
+    return f"PJSIP/{agent.phone}"
+
+
+@dataclass(frozen=True)
+class MemberAction:
+    """One membership change to make on a node."""
+
+    kind: str  # "add" or "remove"
+    queue: str
+    interface: str
+    member_name: str
+
+    def ami(self) -> dict[str, str]:
+        if self.kind == "add":
+            return {
+                "Action": "QueueAdd",
+                "Queue": self.queue,
+                "Interface": self.interface,
+                "MemberName": self.member_name,
+                "StateInterface": self.interface,
+                "Paused": "false",
+            }
+        return {"Action": "QueueRemove", "Queue": self.queue, "Interface": self.interface}
+
+
+@dataclass(frozen=True)
+class Override:
+    agent_id: str
+    queue: str
+    present: bool
+    until: datetime
+
+
+def desired_members(
+    config: HotlineConfig, moment: datetime, overrides: Iterable[Override] = ()
+) -> dict[str, set[str]]:
+    """Queue id → agent ids that should be members at ``moment``."""
+    wanted = rostered_agents(config, moment)
+    for override in overrides:
+        if override.until <= moment or override.queue not in wanted:
+            continue
+        if override.present:
+            wanted[override.queue].add(override.agent_id)
+        else:
+            wanted[override.queue].discard(override.agent_id)
+    return wanted
+
+
+def plan_membership(
+    config: HotlineConfig, wanted: dict[str, set[str]], model: LiveModel
+) -> list[MemberAction]:
+    """The adds and removes that turn the node's membership into ``wanted``.
+
+    Only dynamic members that are configured agents are touched: static
+    members (queues.conf) and interfaces someone else added are left alone.
+    """
+    agents = {agent.id: agent for agent in config.agents}
+    managed = {agent_interface(agent): agent for agent in config.agents}
+    actions: list[MemberAction] = []
+    for queue in config.queues:
+        state = model.queues.get(queue.id)
+        present = state.members if state else {}
+        want = {
+            agent_interface(agents[a]): agents[a] for a in wanted.get(queue.id, ()) if a in agents
+        }
+        for interface, agent in sorted(want.items()):
+            if interface not in present:
+                actions.append(MemberAction("add", queue.id, interface, agent.name))
+        for interface, member in sorted(present.items()):
+            if interface in managed and interface not in want and member.membership != "static":
+                actions.append(MemberAction("remove", queue.id, interface, member.name))
+    return actions
+
+
+class QueueManager:
+    """Everything the queue manager does, for every node in the config."""
+
+    def __init__(
+        self,
+        config: HotlineConfig,
+        sessions: sessionmaker[Session] | None = None,
+        *,
+        clock: Clock = utc_clock,
+        record: IO[str] | None = None,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        ping_interval: float = 10.0,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.clock = clock
+        self.agents = {agent.id: agent for agent in config.agents}
+        settings = {q.id: (q.service_level_seconds, q.wrapup_seconds) for q in config.queues}
+        ami = config.asterisk.ami
+        self.models: dict[str, LiveModel] = {}
+        self.links: dict[str, AmiLink] = {}
+        for node in ami.node_list():
+            model = LiveModel(
+                node.id,
+                clock=lambda: self.clock().timestamp(),
+                timezone=config.timezone,
+                queue_settings=settings,
+            )
+            self.models[node.id] = model
+            self.links[node.id] = AmiLink(
+                node.id,
+                node.host,
+                node.port,
+                ami.username,
+                ami.secret,
+                model,
+                on_synced=self._on_synced,
+                backoff=backoff,
+                ping_interval=ping_interval,
+                record=record,
+            )
+        self.recorder: StatsRecorder | None = None
+        if sessions is not None:
+            self.recorder = StatsRecorder(
+                sessions,
+                {agent_interface(a): a.id for a in config.agents},
+                shift_of=self._shift_at,
+            )
+            for model in self.models.values():
+                model.subscribe(self.recorder.record)
+        self._overrides: dict[tuple[str, str], Override] = {}
+        self._roster_lock = asyncio.Lock()
+        self._roster_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._load_overrides()
+        if self.recorder is not None:
+            self.recorder.start()
+        for link in self.links.values():
+            link.start()
+        self._roster_task = asyncio.create_task(self._roster_loop(), name="shift-roster")
+
+    async def close(self) -> None:
+        if self._roster_task is not None:
+            self._roster_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._roster_task
+        for link in self.links.values():
+            await link.close()
+        if self.recorder is not None:
+            await self.recorder.close()
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        """Changes of every node (for the web console)."""
+        undo = [model.subscribe(callback) for model in self.models.values()]
+
+        def unsubscribe() -> None:
+            for step in undo:
+                step()
+
+        return unsubscribe
+
+    def snapshot(self) -> dict[str, Any]:
+        return {node: model.snapshot() for node, model in self.models.items()}
+
+    def _shift_at(self, at: datetime) -> str | None:
+        windows = shift_windows_at(self.config, at)
+        return windows[0].shift_id if windows else None
+
+    # -- roster -----------------------------------------------------------------------
+
+    async def _roster_loop(self) -> None:
+        """Apply the roster at every shift boundary (checked at least each 30 s, so a
+        clock change or a missed wake-up is caught up)."""
+        while True:
+            now = self.clock()
+            boundary = next_boundary(self.config, now)
+            wait = 30.0 if boundary is None else (boundary - now).total_seconds() + 0.2
+            await asyncio.sleep(min(max(wait, 0.2), 30.0))
+            try:
+                await self.apply_roster()
+            except Exception:
+                logger.exception("applying the shift roster failed; retrying at the next check")
+
+    async def _on_synced(self, link: AmiLink) -> None:
+        await self._load_overrides()
+        await self._apply_on(link, self.clock())
+
+    async def apply_roster(self) -> list[MemberAction]:
+        """Bring every connected node's membership to what it should be now."""
+        await self._load_overrides()
+        done: list[MemberAction] = []
+        for link in self.links.values():
+            if link.synced.is_set():
+                done += await self._apply_on(link, self.clock())
+        return done
+
+    async def _apply_on(self, link: AmiLink, moment: datetime) -> list[MemberAction]:
+        async with self._roster_lock:
+            wanted = desired_members(self.config, moment, self._overrides.values())
+            actions = plan_membership(self.config, wanted, link.model)
+            for action in actions:
+                logger.info(
+                    "%s: %s %s (%s) %s queue %s",
+                    link.node,
+                    action.kind,
+                    action.member_name,
+                    action.interface,
+                    "to" if action.kind == "add" else "from",
+                    action.queue,
+                )
+                try:
+                    await link.send(action.ami())
+                except AmiError:
+                    logger.exception("%s: %s failed", link.node, action.kind)
+            return actions
+
+    # -- agents' API (used by the web console; a supervisor passes by=its name) ----
+
+    def _agent(self, agent_id: str) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise KeyError(f"unknown agent {agent_id!r}")
+        return agent
+
+    def _queues_of(self, agent_id: str, queues: Iterable[str] | None) -> list[str]:
+        if queues is not None:
+            chosen = list(queues)
+        else:
+            rostered = {
+                entry.queue for entry in self.config.roster.assignments if agent_id in entry.agents
+            }
+            chosen = sorted(rostered) or [q.id for q in self.config.queues]
+        unknown = [q for q in chosen if self.config.queue(q) is None]
+        if unknown:
+            raise KeyError(f"unknown queue(s) {unknown}")
+        return chosen
+
+    async def login(
+        self, agent_id: str, queues: Iterable[str] | None = None, by: str = ""
+    ) -> list[MemberAction]:
+        """Put the agent in ``queues`` (default: the agent's rostered queues) until
+        the next shift boundary, whatever the roster says."""
+        self._agent(agent_id)
+        await self._set_overrides(agent_id, self._queues_of(agent_id, queues), True, by)
+        return await self.apply_roster()
+
+    async def logout(
+        self, agent_id: str, queues: Iterable[str] | None = None, by: str = ""
+    ) -> list[MemberAction]:
+        """Take the agent out of ``queues`` (default: every queue) until the next boundary."""
+        self._agent(agent_id)
+        chosen = list(queues) if queues is not None else [q.id for q in self.config.queues]
+        await self._set_overrides(agent_id, chosen, False, by)
+        return await self.apply_roster()
+
+    async def pause(self, agent_id: str, reason: str, queue: str | None = None) -> None:
+        """Pause the agent (in one queue, or all) with a reason shown to supervisors."""
+        await self._pause(agent_id, True, reason, queue)
+
+    async def unpause(self, agent_id: str, queue: str | None = None) -> None:
+        await self._pause(agent_id, False, "", queue)
+
+    async def _pause(self, agent_id: str, paused: bool, reason: str, queue: str | None) -> None:
+        interface = agent_interface(self._agent(agent_id))
+        action = {"Action": "QueuePause", "Interface": interface, "Paused": str(paused).lower()}
+        if reason:
+            action["Reason"] = reason
+        if queue:
+            action["Queue"] = queue
+        for link in self.links.values():
+            if not any(interface in q.members for q in link.model.queues.values()):
+                continue  # not a member there: nothing to pause
+            await link.send(action)
+
+    async def _set_overrides(
+        self, agent_id: str, queues: list[str], present: bool, by: str
+    ) -> None:
+        now = self.clock()
+        until = current_shift_end(self.config, now)
+        for queue in queues:
+            self._overrides[(agent_id, queue)] = Override(agent_id, queue, present, until)
+        if self.sessions is not None:
+            await asyncio.to_thread(
+                self._store_overrides, agent_id, queues, present, until, by, now
+            )
+
+    def _store_overrides(
+        self,
+        agent_id: str,
+        queues: list[str],
+        present: bool,
+        until: datetime,
+        by: str,
+        now: datetime,
+    ) -> None:
+        assert self.sessions is not None
+        with self.sessions.begin() as session:
+            session.execute(
+                delete(MemberOverride).where(
+                    MemberOverride.agent_id == agent_id, MemberOverride.queue.in_(queues)
+                )
+            )
+            for queue in queues:
+                session.add(
+                    MemberOverride(
+                        agent_id=agent_id,
+                        queue=queue,
+                        present=present,
+                        until=until,
+                        set_by=by or agent_id,
+                        set_at=now,
+                    )
+                )
+
+    async def _load_overrides(self) -> None:
+        """Overrides still running (another manager or a previous run set them)."""
+        if self.sessions is None:
+            return
+        now = self.clock()
+
+        def load() -> list[MemberOverride]:
+            assert self.sessions is not None
+            with self.sessions() as session:
+                return list(
+                    session.scalars(select(MemberOverride).where(MemberOverride.until > now))
+                )
+
+        rows = await asyncio.to_thread(load)
+        self._overrides = {}
+        for row in rows:
+            self._overrides[(row.agent_id, row.queue)] = Override(
+                row.agent_id, row.queue, row.present, row.until
+            )
