@@ -16,6 +16,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ivr.config.destinations import Destination
+from ivr.config.records import (
+    CasesSection,
+    RecordingSection,
+    SmsSection,
+    TranscriptionSection,
+)
 
 _ID = r"^[a-z0-9][a-z0-9_-]*$"
 _DIGITS = r"^[0-9*#]+$"
@@ -270,6 +276,11 @@ class HotlineConfig(Strict):
     queues: list[Queue] = []
     agents: list[Agent] = []
     roster: Roster = Roster()
+    # Recording, transcription, case records and SMS (ivr/config/records.py).
+    recording: RecordingSection = RecordingSection()
+    transcription: TranscriptionSection = TranscriptionSection()
+    cases: CasesSection = CasesSection()
+    sms: SmsSection = SmsSection()
     hotlines: list[Hotline] = Field(min_length=1)
     source: Path | None = Field(None, exclude=True)
 

@@ -30,6 +30,7 @@ from ivr.config import HotlineConfig, load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.models import Call
 from ivr.routing_table import write_routing_table
+from tests.rig.postgres import fresh_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "bac-tu-liem.yaml"
@@ -78,7 +79,8 @@ def write_test_config(
     data["asterisk"]["ami"]["port"] = ports.ami
     data["asterisk"]["agi"]["port"] = ports.agi
     data["asterisk"]["rtp"] = {"start": 40000, "end": 49999}
-    data["database"]["url"] = database_url or f"sqlite:///{base / 'hotline.db'}"
+    # SQLite, or a fresh database on the rig's PostgreSQL (HOTLINE_TEST_DB).
+    data["database"]["url"] = database_url or fresh_database_url(base)
     data["paths"] = {
         "prompts": str(prompts_dir),
         "recordings": str(base / "recordings"),

@@ -1,0 +1,340 @@
+"""The case service: open, find and move cases; every change lands in history.
+
+Synchronous SQLAlchemy: the AGI server calls it from its database thread, the
+web console and workers directly. SMS rows are written in the same transaction
+as the change they report and handed to the gateway after commit, so a text is
+never sent for a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from ivr.cases.calendar import WorkingCalendar
+from ivr.cases.models import (
+    ANSWERED,
+    ASSIGNED,
+    CLASSIFIED,
+    CLOSED,
+    IN_PROGRESS,
+    OPEN_STATUSES,
+    RECEIVED,
+    REJECTED,
+    STATUSES,
+    Case,
+    CaseEvent,
+    Recording,
+    SmsMessage,
+    Transcript,
+)
+from ivr.cases.sms import OutgoingSms, SmsGateway, gateway_from_config
+from ivr.config.schema import HotlineConfig
+from ivr.db.models import utc_now
+
+logger = logging.getLogger(__name__)
+
+# Where a case may go from each status. ``answered → in_progress``: the review
+# step sent the answer back. Rejection (out of scope) is possible until answered.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    RECEIVED: frozenset({CLASSIFIED, ASSIGNED, IN_PROGRESS, REJECTED}),
+    CLASSIFIED: frozenset({ASSIGNED, IN_PROGRESS, REJECTED}),
+    ASSIGNED: frozenset({IN_PROGRESS, ANSWERED, CLASSIFIED, REJECTED}),
+    IN_PROGRESS: frozenset({ANSWERED, ASSIGNED, REJECTED}),
+    ANSWERED: frozenset({CLOSED, IN_PROGRESS}),
+    CLOSED: frozenset(),
+    REJECTED: frozenset({CLOSED}),
+}
+SEVERITIES = ("urgent", "normal", "complex")
+_CODE_ATTEMPTS = 20
+SMS_TEXT_LIMIT = 480  # three concatenated Unicode SMS parts, roughly
+
+
+class CaseError(ValueError):
+    """A request the case rules do not allow; the message says why."""
+
+
+class CaseNotFound(CaseError):
+    pass
+
+
+class CaseService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: HotlineConfig,
+        clock: Callable[[], datetime] = utc_now,
+        sms_gateway: SmsGateway | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._config = config
+        self._clock = clock
+        self._zone = ZoneInfo(config.timezone)
+        self._calendar = WorkingCalendar(h.date for h in config.holidays)
+        self._sms = sms_gateway or gateway_from_config(config)
+
+    # --- queries -------------------------------------------------------------
+
+    def find_by_code(self, code: str) -> Case | None:
+        digits = "".join(ch for ch in code if ch.isdigit())
+        if not digits:
+            return None
+        with self._sessions() as session:
+            return session.scalar(
+                select(Case).where(Case.code == digits).options(selectinload(Case.history))
+            )
+
+    def open_cases_for_caller(self, e164: str) -> list[Case]:
+        """The caller's cases that are not answered, closed or rejected, newest first."""
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(Case)
+                    .where(Case.caller_number == e164, Case.status.in_(OPEN_STATUSES))
+                    .order_by(Case.received_at.desc(), Case.id.desc())
+                )
+            )
+
+    def due_date_for(
+        self, hotline_id: str, topic: str | None, severity: str, received_at: datetime
+    ) -> date:
+        days = self._config.cases.working_days_for(hotline_id, topic, severity)
+        local_day = received_at.astimezone(self._zone).date()
+        return self._calendar.add_working_days(local_day, days)
+
+    # --- changes -------------------------------------------------------------
+
+    def open_case(
+        self,
+        *,
+        channel: str,
+        hotline_id: str,
+        caller_number: str | None,
+        caller_name: str = "",
+        area_code: str | None = None,
+        topic: str | None = None,
+        summary: str = "",
+        call_uniqueid: str | None = None,
+        actor: str = "system",
+        severity: str = "normal",
+    ) -> Case:
+        """A new case in ``received``; the citizen gets an SMS with its code.
+
+        Opening twice for the same call returns the first case (the AGI route
+        may be retried), so a call never yields two codes."""
+        if severity not in SEVERITIES:
+            raise CaseError(f"unknown severity {severity!r}; use {', '.join(SEVERITIES)}")
+        self._check_topic(topic)
+        for _attempt in range(_CODE_ATTEMPTS):
+            now = self._clock()
+            try:
+                with self._sessions.begin() as session:
+                    if call_uniqueid:
+                        existing = session.scalar(
+                            select(Case).where(Case.call_uniqueid == call_uniqueid)
+                        )
+                        if existing is not None:
+                            return existing
+                    case = Case(
+                        code=self._new_code(session, now),
+                        channel=channel,
+                        hotline_id=hotline_id,
+                        caller_number=caller_number,
+                        caller_name=caller_name,
+                        area_code=area_code,
+                        topic=topic,
+                        severity=severity,
+                        summary=summary,
+                        status=RECEIVED,
+                        received_at=now,
+                        updated_at=now,
+                        due_date=self.due_date_for(hotline_id, topic, severity, now),
+                        call_uniqueid=call_uniqueid,
+                    )
+                    session.add(case)
+                    session.flush()
+                    session.add(
+                        CaseEvent(
+                            case_id=case.id, at=now, actor=actor, action="opened",
+                            to_status=RECEIVED, note=f"channel {channel}",
+                        )
+                    )  # fmt: skip
+                    if call_uniqueid:
+                        self._link_call(session, case, call_uniqueid)
+                    sms = self._queue_sms(session, case, "case_opened", now)
+                break
+            except IntegrityError:
+                # Two cases drew the same code at once: draw again.
+                logger.info("case code collision, drawing another")
+        else:
+            raise CaseError("could not draw a free case code; raise cases.code_digits")
+        self._deliver(sms)
+        return self._reload(case.id)
+
+    def change_status(self, code: str, status: str, actor: str, note: str = "") -> Case:
+        """Move a case; ``rejected`` needs the reason in ``note``; ``answered``
+        takes the answer text in ``note`` and texts it to the citizen."""
+        if status not in STATUSES:
+            raise CaseError(f"unknown status {status!r}; use {', '.join(STATUSES)}")
+        if status == REJECTED and not note.strip():
+            raise CaseError("a rejection needs a reason")
+        now = self._clock()
+        with self._sessions.begin() as session:
+            case = self._lock_case(session, code)
+            if status not in TRANSITIONS[case.status]:
+                allowed = ", ".join(sorted(TRANSITIONS[case.status])) or "none"
+                raise CaseError(
+                    f"case {case.code} is {case.status}: cannot become {status} "
+                    f"(allowed: {allowed})"
+                )
+            previous = case.status
+            case.status = status
+            case.updated_at = now
+            if status == REJECTED:
+                case.rejection_reason = note
+            if status == ANSWERED and note:
+                case.answer = note
+            if status in (CLOSED, REJECTED):
+                case.closed_at = now
+            session.add(
+                CaseEvent(
+                    case_id=case.id, at=now, actor=actor, action="status",
+                    from_status=previous, to_status=status, note=note,
+                )
+            )  # fmt: skip
+            sms = (
+                self._queue_sms(session, case, "case_answered", now) if status == ANSWERED else None
+            )
+        self._deliver(sms)
+        return self._reload(case.id)
+
+    def classify(self, code: str, *, topic: str, severity: str = "normal", actor: str) -> Case:
+        """Set topic and severity (the deadline follows) and mark ``classified``."""
+        self._check_topic(topic)
+        if severity not in SEVERITIES:
+            raise CaseError(f"unknown severity {severity!r}")
+        now = self._clock()
+        with self._sessions.begin() as session:
+            case = self._lock_case(session, code)
+            case.topic, case.severity = topic, severity
+            case.due_date = self.due_date_for(case.hotline_id, topic, severity, case.received_at)
+            session.add(
+                CaseEvent(
+                    case_id=case.id, at=now, actor=actor, action="classified",
+                    note=f"topic {topic}, severity {severity}, due {case.due_date.isoformat()}",
+                )
+            )  # fmt: skip
+        if case.status == RECEIVED:
+            return self.change_status(code, CLASSIFIED, actor)
+        return self._reload(case.id)
+
+    def assign(self, code: str, unit: str, actor: str) -> Case:
+        """Give the case to a responsible unit and mark ``assigned``."""
+        with self._sessions.begin() as session:
+            case = self._lock_case(session, code)
+            case.responsible_unit = unit
+        return self.change_status(code, ASSIGNED, actor, note=f"unit {unit}")
+
+    def attach_transcript(self, session: Session, call_uniqueid: str, text: str) -> None:
+        """Inside the worker's transaction: copy a call's transcript to its case."""
+        case = session.scalar(select(Case).where(Case.call_uniqueid == call_uniqueid))
+        if case is None:
+            return
+        case.transcript = text
+        session.add(
+            CaseEvent(case_id=case.id, at=self._clock(), actor="transcription",
+                      action="transcript", note=f"{len(text)} characters")
+        )  # fmt: skip
+
+    # --- internals -----------------------------------------------------------
+
+    def _check_topic(self, topic: str | None) -> None:
+        known = {t.code for t in self._config.cases.topics}
+        if topic is not None and topic not in known:
+            raise CaseError(f"unknown topic {topic!r}; known: {', '.join(sorted(known))}")
+
+    def _new_code(self, session: Session, now: datetime) -> str:
+        """YYMM in the hotline's zone, then random digits: short enough to key
+        in, unguessable enough that codes of others are not found by counting."""
+        prefix = now.astimezone(self._zone).strftime("%y%m")
+        width = self._config.cases.code_digits - len(prefix)
+        for _ in range(_CODE_ATTEMPTS):
+            code = prefix + f"{secrets.randbelow(10**width):0{width}d}"
+            if session.scalar(select(Case.id).where(Case.code == code)) is None:
+                return code
+        raise CaseError("no free case code this month; raise cases.code_digits")
+
+    def _lock_case(self, session: Session, code: str) -> Case:
+        case = session.scalar(select(Case).where(Case.code == code).with_for_update())
+        if case is None:
+            raise CaseNotFound(f"no case with code {code!r}")
+        return case
+
+    def _link_call(self, session: Session, case: Case, call_uniqueid: str) -> None:
+        session.execute(
+            update(Recording)
+            .where(Recording.call_uniqueid == call_uniqueid, Recording.case_id.is_(None))
+            .values(case_id=case.id)
+        )
+        transcript = session.scalar(
+            select(Transcript).where(Transcript.call_uniqueid == call_uniqueid)
+        )
+        if transcript is not None:
+            transcript.case_id = case.id
+            case.transcript = transcript.text
+
+    def _queue_sms(
+        self, session: Session, case: Case, purpose: str, now: datetime
+    ) -> SmsMessage | None:
+        if not case.caller_number:
+            return None
+        hotline = self._config.hotline(case.hotline_id)
+        unit = hotline.unit_name if hotline else "đường dây nóng"
+        if purpose == "case_opened":
+            text = (
+                f"{unit}: phản ánh của quý vị đã được tiếp nhận, mã số {case.code}. "
+                f"Hạn trả lời: {case.due_date.strftime('%d/%m/%Y')}."
+            )
+        else:
+            text = f"{unit}: phản ánh mã số {case.code} đã được xử lý. Trả lời: {case.answer}"
+        message = SmsMessage(
+            case_id=case.id, to_number=case.caller_number, purpose=purpose,
+            text=text[:SMS_TEXT_LIMIT], created_at=now, gateway=self._sms.name,
+        )  # fmt: skip
+        session.add(message)
+        session.flush()
+        return message
+
+    def _deliver(self, message: SmsMessage | None) -> None:
+        if message is None:
+            return
+        code = None
+        with self._sessions() as session:
+            if message.case_id is not None:
+                code = session.scalar(select(Case.code).where(Case.id == message.case_id))
+        outgoing = OutgoingSms(
+            message.to_number, message.text, message.purpose, code, message.created_at
+        )
+        try:
+            self._sms.send(outgoing)
+            values: dict[str, object] = {"status": "sent", "sent_at": self._clock()}
+        except Exception as exc:  # a gateway failure never loses the case
+            logger.warning("SMS %s to %s failed: %s", message.id, message.to_number, exc)
+            values = {"status": "failed", "error": str(exc)[:1000]}
+        with self._sessions.begin() as session:
+            session.execute(update(SmsMessage).where(SmsMessage.id == message.id).values(**values))
+
+    def _reload(self, case_id: int) -> Case:
+        with self._sessions() as session:
+            case = session.scalar(
+                select(Case).where(Case.id == case_id).options(selectinload(Case.history))
+            )
+            assert case is not None
+            return case
