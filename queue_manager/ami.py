@@ -213,12 +213,14 @@ class AmiLink:
             len(held),
         )
 
-    async def send(self, action: Mapping[str, Any], as_list: bool | None = None) -> Any:
+    async def send(self, action: Mapping[str, Any], as_list: bool = False) -> Any:
         """Send an action and wait for its answer; :class:`AmiError` on failure
         (except answers meaning "already so", see :data:`ALREADY_DONE`)."""
         manager = self._manager
         if manager is None or not self.connected.is_set():
             raise AmiError(f"AMI node {self.node} is not connected")
+        # as_list explicit: panoramisk guesses from the text and takes QueueAdd's
+        # "Added interface to queue" for the start of a list that never ends.
         future = manager.send_action(dict(action), as_list=as_list)
         try:
             answer = await asyncio.wait_for(future, self.action_timeout)

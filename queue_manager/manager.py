@@ -139,9 +139,10 @@ class QueueManager:
         self.models: dict[str, LiveModel] = {}
         self.links: dict[str, AmiLink] = {}
         for node in ami.node_list():
+            # The model measures waits and wrap-up against Asterisk's event times,
+            # so it keeps real time; only the roster follows the injectable clock.
             model = LiveModel(
                 node.id,
-                clock=lambda: self.clock().timestamp(),
                 timezone=config.timezone,
                 queue_settings=settings,
             )
@@ -163,7 +164,8 @@ class QueueManager:
             self.recorder = StatsRecorder(
                 sessions,
                 {agent_interface(a): a.id for a in config.agents},
-                shift_of=self._shift_at,
+                # The shift by the manager's clock, the one that applies the roster.
+                shift_of=lambda _at: self._shift_at(self.clock()),
             )
             for model in self.models.values():
                 model.subscribe(self.recorder.record)

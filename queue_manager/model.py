@@ -303,21 +303,25 @@ class LiveModel:
             original_position=_int(event, "OriginalPosition", 0),
         )
 
-    def _member_of(self, queue: QueueState, event: Event) -> Member:
+    def _member_of(self, queue: QueueState, event: Event, keep: bool = True) -> Member:
+        """The member an event is about. QueueMember* events carry a member's whole
+        state and may introduce one (resync confirms it); Agent* events also come
+        for a member removed mid-call, so they never bring it back (``keep=False``)."""
         interface = _req(event, "Interface")
         member = queue.members.get(interface)
         if member is None:
-            # An event for a member we did not know: take it in (resync will confirm).
-            member = queue.members[interface] = Member(
+            member = Member(
                 interface,
                 str(event.get("MemberName", interface)),
                 wrapup_seconds=queue.wrapup_seconds,
             )
+            if keep:
+                queue.members[interface] = member
         return member
 
     def _agent_called(self, event: Event, at: float) -> None:
         queue = self._queue(event)
-        member = self._member_of(queue, event)
+        member = self._member_of(queue, event, keep=False)
         uniqueid = _req(event, "Uniqueid")
         member.ringing_for = uniqueid
         caller = queue.callers.get(uniqueid)
@@ -334,7 +338,7 @@ class LiveModel:
 
     def _agent_ring_no_answer(self, event: Event, at: float) -> None:
         queue = self._queue(event)
-        member = self._member_of(queue, event)
+        member = self._member_of(queue, event, keep=False)
         uniqueid = str(event.get("Uniqueid", ""))
         if member.ringing_for == uniqueid or not uniqueid:
             member.ringing_for = None
@@ -354,7 +358,7 @@ class LiveModel:
 
     def _agent_connect(self, event: Event, at: float) -> None:
         queue = self._queue(event)
-        member = self._member_of(queue, event)
+        member = self._member_of(queue, event, keep=False)
         uniqueid = _req(event, "Uniqueid")
         hold = float(_int(event, "HoldTime", 0))
         member.ringing_for = None
@@ -386,7 +390,7 @@ class LiveModel:
 
     def _agent_complete(self, event: Event, at: float) -> None:
         queue = self._queue(event)
-        member = self._member_of(queue, event)
+        member = self._member_of(queue, event, keep=False)
         uniqueid = _req(event, "Uniqueid")
         if member.talking_to == uniqueid:
             member.talking_to = None
@@ -527,7 +531,56 @@ class LiveModel:
                 )
         self.queues = fresh
         self.synced = True
+        self._emit_resync_differences(old, fresh, now)
         self._emit("resynced", "", now)
+
+    def _emit_resync_differences(
+        self, old: dict[str, QueueState], fresh: dict[str, QueueState], now: float
+    ) -> None:
+        """What changed while we were not listening, as ordinary changes, so the
+        statistics close sessions and calls that ended unseen."""
+        for name in sorted(set(old) | set(fresh)):
+            before = old.get(name)
+            after = fresh.get(name)
+            old_members = before.members if before else {}
+            new_members = after.members if after else {}
+            for interface, member in old_members.items():
+                if interface not in new_members:
+                    self._emit("member_removed", name, now, interface=interface, member=member.name)
+            for interface, member in new_members.items():
+                previous = old_members.get(interface)
+                if previous is None:
+                    self._emit(
+                        "member_added",
+                        name,
+                        now,
+                        interface=interface,
+                        member=member.name,
+                        paused=member.paused,
+                    )
+                if member.paused and (previous is None or not previous.paused):
+                    self._emit(
+                        "member_paused",
+                        name,
+                        now,
+                        interface=interface,
+                        member=member.name,
+                        reason=member.paused_reason,
+                    )
+                elif not member.paused and previous is not None and previous.paused:
+                    self._emit(
+                        "member_unpaused",
+                        name,
+                        now,
+                        interface=interface,
+                        member=member.name,
+                        reason="",
+                    )
+            old_callers = before.callers if before else {}
+            new_callers = after.callers if after else {}
+            for uniqueid in old_callers:
+                if uniqueid not in new_callers:
+                    self._emit("caller_lost", name, now, uniqueid=uniqueid)
 
     # -- reading -----------------------------------------------------------------
 
