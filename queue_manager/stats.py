@@ -29,23 +29,27 @@ def _utc(at: float) -> datetime:
     return datetime.fromtimestamp(at, UTC)
 
 
-def _insert_ignore(session: Session, model: type[Any], values: dict[str, Any]) -> None:
-    """INSERT that does nothing when the unique key exists (SQLite and PostgreSQL)."""
+def _insert_ignore(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
+    """INSERT that does nothing when the unique key exists (SQLite and PostgreSQL);
+    True when a row was written."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
+        result = session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())
+        result = session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())
     else:  # pragma: no cover - other backends: plain insert in a savepoint
         try:
             with session.begin_nested():
                 session.execute(insert(model).values(**values))
         except Exception:
             logger.debug("duplicate %s row ignored", model.__tablename__)
+            return False
+        return True
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 _COMPLETE_EVENTS = {"caller": "COMPLETECALLER", "agent": "COMPLETEAGENT", "transfer": "TRANSFER"}
@@ -125,7 +129,9 @@ class StatsRecorder:
         callid: str = "NONE",
         agent: str = "NONE",
         data: tuple[Any, ...] = (),
-    ) -> None:
+    ) -> bool:
+        """Write the queue_log row; False when it was already written (a replay, or
+        the other manager), so counters are not bumped twice."""
         values = {
             "node": change.node,
             "time": _utc(change.at),
@@ -136,7 +142,7 @@ class StatsRecorder:
         }
         for index, value in enumerate(data[:5], start=1):
             values[f"data{index}"] = str(value)
-        _insert_ignore(session, QueueLogEntry, values)
+        return _insert_ignore(session, QueueLogEntry, values)
 
     def _call(self, session: Session, change: Change) -> QueueCall | None:
         return session.scalar(
@@ -147,6 +153,9 @@ class StatsRecorder:
 
     def _on_caller_joined(self, session: Session, change: Change) -> None:
         d = change.data
+        entered = (d["uniqueid"], ("", d.get("caller_id"), 1))
+        if not self._log(session, change, "ENTERQUEUE", callid=entered[0], data=entered[1]):
+            return
         call = self._call(session, change)
         if call is None:
             at = _utc(change.at)
@@ -173,23 +182,17 @@ class StatsRecorder:
             call.queues_visited += 1
             call.outcome = "waiting"
             call.ended_at = None
-        self._log(
-            session, change, "ENTERQUEUE", callid=d["uniqueid"], data=("", d.get("caller_id"), 1)
-        )
 
     def _on_agent_ring_no_answer(self, session: Session, change: Change) -> None:
         d = change.data
+        ring = (d.get("ring_ms", 0),)
+        if not self._log(
+            session, change, "RINGNOANSWER", callid=d["uniqueid"], agent=d["member"], data=ring
+        ):
+            return
         call = self._call(session, change)
         if call is not None:
             call.rings_unanswered += 1
-        self._log(
-            session,
-            change,
-            "RINGNOANSWER",
-            callid=d["uniqueid"],
-            agent=d["member"],
-            data=(d.get("ring_ms", 0),),
-        )
 
     def _on_call_answered(self, session: Session, change: Change) -> None:
         d = change.data
