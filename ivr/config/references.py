@@ -245,6 +245,13 @@ def _unique_ids(config: HotlineConfig) -> list[Problem]:
             ],
         ),
         (
+            "AMI node id",
+            (
+                (("asterisk", "ami", "nodes", i, "id"), n.id)
+                for i, n in enumerate(config.asterisk.ami.nodes)
+            ),
+        ),
+        (
             "shift id",
             ((("roster", "shifts", i, "id"), s.id) for i, s in enumerate(config.roster.shifts)),
         ),

@@ -82,11 +82,26 @@ class AsteriskRtp(Strict):
     end: int = Field(20000, ge=1024, le=65535)
 
 
+class AmiNode(Strict):
+    """One Asterisk node the queue manager watches (same AMI user and secret)."""
+
+    id: Identifier
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+
+
 class AsteriskAmi(Strict):
     bind: str = "127.0.0.1"
     port: int = Field(5038, ge=1, le=65535)
     username: Identifier = "hotline"
     secret: str = Field(min_length=8)
+    # Several nodes behind a SIP proxy; empty: the one node at bind:port.
+    nodes: list[AmiNode] = []
+
+    def node_list(self) -> list[AmiNode]:
+        """The nodes the queue manager connects to."""
+        host = "127.0.0.1" if self.bind == "0.0.0.0" else self.bind
+        return list(self.nodes) or [AmiNode(id="local", host=host, port=self.port)]
 
 
 class AsteriskAgi(Strict):
@@ -225,6 +240,8 @@ class Queue(Strict):
     max_wait_seconds: int = Field(600, ge=10, le=7200)
     schedule: Identifier | None = None
     announce_position: bool = True
+    # Pause an agent who lets a queue call ring out (reason "Auto-Pause").
+    auto_pause: bool = False
     members: list[Identifier] = []  # agents always in the queue (besides the roster)
 
 
