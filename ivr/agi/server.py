@@ -11,28 +11,80 @@ from ivr.agi import variables as v
 from ivr.agi.channel import AgiChannel, CallerHungUp
 from ivr.agi.executor import PromptFiles, execute_flow
 from ivr.call_log import CallEnd, CallLog, CallStart
+from ivr.cases.desk import CaseDesk
 from ivr.config.schema import HotlineConfig
 from ivr.db.models import utc_now
 from ivr.flow.call_flow import HotlineFlow
 from ivr.flow.steps import Route, RouteKind
+from ivr.prompts import day_month_prompts, digit_prompts
 
 logger = logging.getLogger(__name__)
+
+
+class FastAgiApplication(fast_agi.Application):  # type: ignore[misc]
+    """panoramisk's application with a safe request reader.
+
+    panoramisk 1.4 reads the AGI environment with ``while b"\\n\\n" not in
+    buffer: buffer += await reader.read(100)``, which spins at full CPU forever
+    when a peer connects and closes without a request (a load balancer's or a
+    monitor's TCP health check). Here a closed or silent connection just ends.
+    """
+
+    header_timeout = 10.0
+
+    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            raw = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.header_timeout)
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+            ConnectionError,
+        ):
+            writer.close()
+            return
+        lines = raw[:-2].decode(self.default_encoding, errors="replace").split("\n")
+        headers = dict(line.split(": ", 1) for line in lines if ": " in line)
+        script = headers.get("agi_network_script")
+        route = self._route.get(script) if script else None
+        if route is None:
+            logger.error("no FastAGI route for %r", script)
+            writer.close()
+            return
+        request = fast_agi.Request(
+            app=self,
+            headers=headers,
+            reader=reader,
+            writer=writer,
+            encoding=self.default_encoding,
+        )
+        try:
+            await route(request)
+        except Exception:
+            logger.exception("FastAGI route %s failed", script)
+        finally:
+            writer.close()
 
 
 class HotlineAgi:
     """Handlers for the scripts the dialplan calls; all logic lives in ivr.flow."""
 
-    def __init__(self, config: HotlineConfig, call_log: CallLog) -> None:
+    def __init__(
+        self, config: HotlineConfig, call_log: CallLog, case_desk: CaseDesk | None = None
+    ) -> None:
         self.config = config
         self.flow = HotlineFlow(config)
         self.call_log = call_log
+        self.case_desk = case_desk  # recordings, transcription jobs, voicemail cases
         prompts_root = config.resolve_path(config.paths.prompts)
         self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
+        self._pending: set[asyncio.Future[None]] = set()
 
-    def application(self) -> fast_agi.Application:
-        app = fast_agi.Application()
+    def application(self) -> FastAgiApplication:
+        app = FastAgiApplication()
         app.add_route(v.ENTRY_SCRIPT, self.entry)
         app.add_route(v.ENDED_SCRIPT, self.ended)
+        app.add_route(v.VOICEMAIL_SAVED_SCRIPT, self.voicemail_saved)
         return app
 
     async def entry(self, request: fast_agi.Request) -> None:
@@ -59,18 +111,21 @@ class HotlineAgi:
         hotline = self.config.hotline_for_number(dialed) or self.config.hotlines[0]
         uniqueid = env.get("agi_uniqueid", "")
         started = utc_now()
-        call_id = await self.call_log.call_started(
-            CallStart(
-                uniqueid=uniqueid,
-                linkedid=channel.arg(2) or uniqueid,
-                hotline_id=hotline.id,
-                channel=env.get("agi_channel", ""),
-                caller_raw=env.get("agi_callerid", ""),
-                dialed_number=dialed,
-                started_at=started,
+        # The record is written while the greeting already plays: keys pressed
+        # before the first prompt starts would be lost by Asterisk.
+        inserted = asyncio.create_task(
+            self.call_log.call_started(
+                CallStart(
+                    uniqueid=uniqueid,
+                    linkedid=channel.arg(2) or uniqueid,
+                    hotline_id=hotline.id,
+                    channel=env.get("agi_channel", ""),
+                    caller_raw=env.get("agi_callerid", ""),
+                    dialed_number=dialed,
+                    started_at=started,
+                )
             )
         )
-        await channel.set_variable(v.CALL_ID, call_id)
         last_step = "entry"
 
         async def mark(step: str) -> None:
@@ -81,7 +136,8 @@ class HotlineAgi:
             self.flow.run(hotline, started), channel, self._prompts[hotline.id], mark
         )
         route = result.route
-        await self.call_log.call_routed(
+        call_id = await inserted
+        routed = self.call_log.call_routed(
             uniqueid,
             keys=result.keys_pressed,
             last_step=result.last_step or last_step,
@@ -90,11 +146,19 @@ class HotlineAgi:
             route_target=_describe(route) if route else None,
         )
         if route is None:
+            await routed
             return
+        # Bridging starts when this AGI session ends, so the route goes to the
+        # dialplan first and the record is written right after (the writer is
+        # one FIFO thread: the hangup handler's update always comes later).
+        pending = asyncio.ensure_future(routed)
+        self._pending.add(pending)
+        pending.add_done_callback(self._pending.discard)
         for name in route.announce:
             path = self._prompts[hotline.id].path(name)
             if path:
                 await channel.stream_file(path)
+        await channel.set_variable(v.CALL_ID, call_id)
         await _hand_over(channel, route)
 
     async def ended(self, request: fast_agi.Request) -> None:
@@ -116,6 +180,39 @@ class HotlineAgi:
             )
         except Exception:
             logger.exception("could not close call record %s", channel.arg(1))
+        if self.case_desk is not None:
+            try:  # recordings and the transcription job (arg 7: the recording base)
+                await self.case_desk.call_ended(channel.arg(1), channel.arg(2), channel.arg(7))
+            except Exception:
+                logger.exception("could not register recordings of %s", channel.arg(1))
+
+    async def voicemail_saved(self, request: fast_agi.Request) -> None:
+        """The message is recorded: open its case and read the code back twice,
+        digit by digit, then the deadline (args: uniqueid, recording base, hotline)."""
+        channel = AgiChannel(request)
+        if self.case_desk is None:
+            return
+        try:
+            case = await self.case_desk.voicemail_saved(
+                channel.arg(1), channel.arg(2), channel.arg(3), channel.env.get("agi_callerid", "")
+            )
+            if case is None:
+                return
+            await channel.set_variable(v.CASE_CODE, case.code)
+            hotline = self.config.hotline(case.hotline_id) or self.config.hotlines[0]
+            prompts = self._prompts[hotline.id]
+            digits = digit_prompts(case.code)
+            due = day_month_prompts(case.due_date, hotline.language)
+            names = ["case_code_intro", *digits, "case_code_repeat", *digits, "case_code_sms",
+                     "case_due_intro", *due]  # fmt: skip
+            for name in names:
+                path = prompts.path(name)
+                if path:
+                    await channel.stream_file(path)
+        except CallerHungUp:
+            logger.info("caller hung up while hearing the case code (%s)", channel.arg(1))
+        except Exception:
+            logger.exception("voicemail-saved failed for %s", channel.arg(1))
 
 
 def _epoch(text: str) -> float | None:
@@ -152,8 +249,5 @@ def _describe(route: Route) -> str:
     return route.description
 
 
-async def start_agi_server(
-    agi: HotlineAgi, host: str, port: int
-) -> asyncio.Server:
+async def start_agi_server(agi: HotlineAgi, host: str, port: int) -> asyncio.Server:
     return await asyncio.start_server(agi.application().handler, host, port)
-

@@ -184,6 +184,19 @@ def _read_pcap_rtp(path: Path) -> tuple[_Rtp, ...]:
     return tuple(packets)
 
 
+def dtmf_end_offset_ms(digit: str) -> float:
+    """When, from the start of a key's pcap, its first RFC 2833 end event is sent:
+    the moment a PBX knows the key is complete (benchmarks measure from here)."""
+    path = dtmf_pcap(digit)
+    packets = _read_pcap_rtp(path)
+    data = path.read_bytes()
+    for packet in packets:
+        event = packet.rtp + 12
+        if event + 2 <= len(data) and data[event + 1] & 0x80:
+            return (packet.at - packets[0].at) * 1000
+    return float(pcap_duration_ms(path))
+
+
 def pcap_duration_ms(path: Path) -> int:
     packets = _read_pcap_rtp(path)
     return round((packets[-1].at - packets[0].at) * 1000) + 20
@@ -836,6 +849,7 @@ class CallResult:
     dtmf_sent_at: list[KeyPress] = field(default_factory=list)
     bye_wait_timed_out: bool = False
     timed_out: bool = False  # killed by the Python-side guard
+    call_number: int = 0  # SIPp's call counter (1-based): line N of the injection file
 
     @property
     def keys(self) -> str:
@@ -868,6 +882,7 @@ def _call_results(events: Sequence[_Event]) -> dict[int, CallResult]:
                 exit_code=None,
                 log_text="",
                 call_id=ev.call_id,
+                call_number=ev.call_number,
             )
         match ev.kind:
             case "INVITE_TX":

@@ -1,0 +1,216 @@
+"""Load benchmark: N real SIP calls through greeting + ward key + chairman route.
+
+Starts a private Asterisk rendered from the test variant of the example config,
+our FastAGI server as a separate process (`hotline serve --only agi`, so its CPU
+is measured alone), a SIPp chairman that answers, and one SIPp caller process
+placing calls at each rate. Prints, per rate: calls placed, answered, failed,
+calls/s achieved, CPU seconds per call of Asterisk and of our server (and their
+ratio), and p50/p99 of the time from the caller's last key to the chairman's
+phone ringing.
+
+    .venv/bin/python bench/ward_calls.py --calls 300 --rates 10,25,50,100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ivr.sim.sipp import (  # noqa: E402
+    CallResult,
+    Dtmf,
+    Pause,
+    SippAnswerer,
+    SippCaller,
+    dtmf_end_offset_ms,
+)
+from tests.rig.stack import (  # noqa: E402
+    HOTLINE_NUMBER,
+    Ports,
+    start_asterisk,
+    write_test_config,
+)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime + cutime + cstime) / CLOCK_TICKS
+
+
+def quick_prompts(root: Path) -> Path:
+    """0.3 s tones for every prompt name, so a call's IVR part takes ~1 s."""
+    import math
+    import wave
+    from array import array
+
+    real = REPO / "prompts"
+    if not (real / "vi").is_dir():
+        subprocess.run([str(REPO / ".venv/bin/hotline"), "prompts", "build"], check=True)
+    tone = array("h", (int(8000 * math.sin(2 * math.pi * 660 * n / 8000)) for n in range(2400)))
+    for language in ("vi", "en"):
+        (root / language).mkdir(parents=True, exist_ok=True)
+        for source in (real / language).glob("*.wav"):
+            with wave.open(str(root / language / source.name), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(8000)
+                out.writeframes(tone.tobytes())
+    return root
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+async def run(calls: int, rates: list[float], hold_ms: int) -> None:
+    base = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
+    chairman = SippAnswerer(base / "sipp", "t-chair", mode="answer", hold_ms=hold_ms,
+                            play_audio=False)
+    await chairman.start()
+    ports = Ports()
+
+    def no_announcement(data: dict) -> None:  # type: ignore[type-arg]
+        data["hotlines"][0]["announce_selection"] = False
+
+    config_path = write_test_config(
+        base, ports, {"t-chair": chairman.contact, "t-chair-silent": chairman.contact,
+                      "t-vice": chairman.contact, "t-agent": chairman.contact},
+        quick_prompts(base / "prompts"), trunk_port=chairman.port, tweak=no_announcement,
+    )
+    asterisk, config = start_asterisk(base, config_path)
+    assert asterisk.process is not None
+    server = subprocess.Popen(
+        [str(REPO / ".venv/bin/hotline"), "--config", str(config_path), "serve", "--only", "agi"],
+        stdout=subprocess.DEVNULL, stderr=(base / "server.log").open("wb"),
+    )
+    try:
+        await _wait_port(ports.agi)
+        print(f"Asterisk {asterisk.rx('core show version').split()[1]}, "
+              f"{os.cpu_count()} cores; {calls} calls per rate; chairman holds {hold_ms} ms")
+        print(f"{'rate':>6} {'placed':>7} {'ok':>5} {'failed':>6} {'calls/s':>8} "
+              f"{'ast ms/call':>11} {'agi ms/call':>11} {'agi/ast':>8} "
+              f"{'key→ring p50':>12} {'p99':>8}")
+        for rate in rates:
+            chairman.reset()
+            ast_before, agi_before = cpu_seconds(asterisk.process.pid), cpu_seconds(server.pid)
+            caller_ids = [f"0913{int(rate):02d}{n:04d}" for n in range(calls)]
+            started = time.monotonic()
+            result = await SippCaller(base / "calls").run_load(
+                target=f"127.0.0.1:{ports.sip}", number=HOTLINE_NUMBER, calls=calls,
+                rate_cps=rate, steps=[Pause(500), Dtmf("5"), Pause(200), Dtmf("03")],
+                hangup_after_ms=None,
+                caller_ids=caller_ids,
+                timeout_s=calls / rate + 120, call_timeout_s=40,
+            )
+            # Achieved rate: answered calls over the span in which they were
+            # placed (the last calls' talk time is not part of the rate).
+            starts = sorted(c.started_at for c in result.calls if c.started_at)
+            span = (starts[-1] - starts[0]) if len(starts) > 1 else time.monotonic() - started
+            ast_cpu = cpu_seconds(asterisk.process.pid) - ast_before
+            agi_cpu = cpu_seconds(server.pid) - agi_before
+            latencies = _key_to_ring(result.calls, chairman, caller_ids)
+            routed = await _routed_to_chairman(config.database_url, caller_ids)
+            # A call counts as successful only if SIPp completed it AND the
+            # call log shows it reached the chairman with the keys pressed.
+            ok = min(result.successful, routed)
+            failed = calls - ok
+            print(
+                f"{rate:>6g} {calls:>7} {ok:>5} {failed:>6} {(ok - 1) / span:>8.1f} "
+                f"{1000 * ast_cpu / max(ok, 1):>11.2f} {1000 * agi_cpu / max(ok, 1):>11.2f} "
+                f"{agi_cpu / ast_cpu if ast_cpu else float('nan'):>8.2f} "
+                + (f"{1000 * percentile(latencies, 0.5):>10.1f}ms "
+                   f"{1000 * percentile(latencies, 0.99):>6.1f}ms" if latencies else "n/a"),
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        asterisk.stop()
+        await chairman.stop()
+
+
+def _key_to_ring(
+    results: list[CallResult], chairman: SippAnswerer, caller_ids: list[str]
+) -> list[float]:
+    """Seconds from the end of each caller's last key (when the RFC 2833 end
+    event is sent, see ``dtmf_end_offset_ms``) to its chairman's INVITE."""
+    rung = {call.caller_id: call.rung_at for call in chairman.calls}
+    latencies = []
+    for call in results:
+        if not call.dtmf_sent_at or not call.call_number:
+            continue
+        ring = rung.get(caller_ids[(call.call_number - 1) % len(caller_ids)])
+        if ring is not None:
+            last = call.dtmf_sent_at[-1]
+            latencies.append(ring - last.at - dtmf_end_offset_ms(last.digit) / 1000)
+    return latencies
+
+
+async def _routed_to_chairman(database_url: str, caller_ids: list[str]) -> int:
+    """Calls the call log shows reaching the chairman, once every record is closed."""
+    from sqlalchemy import func, select
+
+    from ivr.db.engine import make_engine
+    from ivr.db.models import Call
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            open_calls = select(func.count()).where(
+                Call.caller_raw.in_(caller_ids), Call.ended_at.is_(None)
+            )
+            for _ in range(100):
+                if not connection.scalar(open_calls):
+                    break
+                await asyncio.sleep(0.1)
+            return int(
+                connection.scalar(
+                    select(func.count()).where(
+                        Call.caller_raw.in_(caller_ids),
+                        Call.keys_pressed == "5,03",
+                        Call.answered_by == "chairman:dong-ngac",
+                    )
+                )
+                or 0
+            )
+    finally:
+        engine.dispose()
+
+
+async def _wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"FastAGI server did not listen on {port}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--rates", default="10,25,50")
+    parser.add_argument("--hold-ms", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(run(args.calls, [float(r) for r in args.rates.split(",")], args.hold_ms))
+
+
+if __name__ == "__main__":
+    main()
