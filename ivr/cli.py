@@ -104,6 +104,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import threading
+
+    from ivr.db.migrate import upgrade
+    from ivr.transcription.worker import run_worker
+
+    config = _load(args)
+    upgrade(config.database_url)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_worker(config, stop, name=args.name)
+    return 0
+
+
 def cmd_calls(args: argparse.Namespace) -> int:
     from ivr.reports import print_recent_calls
 
@@ -171,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--only", choices=["agi", "ami"], default=None, help="run one part only")
     sub.set_defaults(handler=cmd_serve)
+
+    sub = commands.add_parser(
+        "worker", help="run one transcription worker process (vosk) until SIGTERM"
+    )
+    sub.add_argument("--name", default=None, help="worker name in the job table")
+    sub.set_defaults(handler=cmd_worker)
 
     sub = commands.add_parser("calls", help="print the most recent call records")
     sub.add_argument("--limit", type=int, default=10)
