@@ -17,9 +17,12 @@ ANSWERED = "HL_ANSWERED"  # set by the dialplan: label of the target that answer
 ANSWER_EPOCH = "HL_ANSWER_EPOCH"  # set on answer by [hotline-answered]: epoch seconds.ms
 CALL_ID = "HL_CALL_ID"
 STEP = "HL_STEP"
+REC_BASE = "HL_REC_BASE"  # recordings path prefix: <dir>/<date>/<uniqueid>
+CASE_CODE = "HL_CASE_CODE"  # set by voicemail-saved: the case opened for the message
 
 FAILURE_ROUTE = "failure"  # the one "something broke" branch of the dialplan
 
 # FastAGI script names (agi://host:port/<name>)
 ENTRY_SCRIPT = "hotline-entry"
 ENDED_SCRIPT = "call-ended"
+VOICEMAIL_SAVED_SCRIPT = "voicemail-saved"

@@ -147,7 +147,7 @@ def render_extensions(config: HotlineConfig) -> str:
         "include => hotline-inbound",
         "",
         _entry_context(config),
-        _route_context(),
+        _route_context(config),
         _hangup_context(config),
     ]
     lines.append("")
@@ -159,12 +159,17 @@ def _entry_context(config: HotlineConfig) -> str:
     # pyst2 whichever python3 the system has.
     script = f"{sys.executable},{FALLBACK_SCRIPT}"
     table = config.resolve_path(config.paths.routing_table)
+    # Recordings: <recordings>/<local date>/<uniqueid>-{caller,agent,mix,voicemail}.wav;
+    # "__" so the answering channel inherits it (MixMonitor runs there, see below).
+    recordings = config.resolve_path(config.paths.recordings)
+    rec_base = f"{recordings}/${{STRFTIME(${{EPOCH}},{config.timezone},%Y/%m/%d)}}/${{UNIQUEID}}"
+    rec_line = f" same => n,Set(__{v.REC_BASE}={rec_base})\n" if config.recording.enabled else ""
     return f"""; Ask the FastAGI server; if it is unreachable or fails, ask the classic
 ; AGI script (it reads the rendered routing table); if that fails too, the
 ; operator queue answers.
 [hotline-entry]
 exten => s,1,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
- same => n,Answer()
+{rec_line} same => n,Answer()
  same => n,Set({v.STEP}=entry)
  same => n,AGI(${{HL_AGI}}/{v.ENTRY_SCRIPT},${{HL_DIALED}},${{CHANNEL(linkedid)}})
  same => n,GotoIf($["${{AGISTATUS}}" != "SUCCESS"]?fallback)
@@ -179,8 +184,10 @@ exten => s,1,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
 """
 
 
-def _route_context() -> str:
+def _route_context(config: HotlineConfig) -> str:
     i = "HL_I"
+    prompts = config.resolve_path(config.paths.prompts)
+    recording = config.recording
     return f"""; Bridging only: the decisions were made by the FastAGI server.
 [hotline-route]
 exten => dial,1,Set({i}=1)
@@ -199,8 +206,14 @@ exten => queue,1,Set({v.STEP}=queue:${{{v.QUEUE}}})
  same => n,Queue(${{{v.QUEUE}}},t,,,${{HL_MAXWAIT_${{{v.QUEUE}}}}},,hotline-answered)
  same => n,Hangup()
 
-exten => voicemail,1,NoOp(Voicemail to case arrives with case records; the operator answers)
- same => n,Goto({v.FAILURE_ROUTE},1)
+; A message that becomes a case: beep, record until # (or silence, or the
+; caller hangs up: "k" keeps the file and the hangup handler opens the case),
+; then the server opens the case and reads its code back.
+exten => voicemail,1,Set({v.STEP}=voicemail)
+ same => n,Playback({prompts}/${{CHANNEL(language)}}/voicemail_intro)
+ same => n,Record(${{{v.REC_BASE}}}-voicemail.wav,{recording.voicemail_silence_seconds},{recording.voicemail_max_seconds},k)
+ same => n,AGI(${{HL_AGI}}/{v.VOICEMAIL_SAVED_SCRIPT},${{UNIQUEID}},${{{v.REC_BASE}}},${{HL_HOTLINE}})
+ same => n,Hangup()
 
 exten => hangup,1,Hangup()
 
@@ -209,7 +222,11 @@ exten => hangup,1,Hangup()
 ; time (ANSWEREDTIME counts from the caller's own Answer()).
 [hotline-answered]
 exten => s,1,Set(MASTER_CHANNEL({v.ANSWER_EPOCH})=${{STRFTIME(${{EPOCH}},,%s.%3q)}})
- same => n,Return()
+; Record the bridged conversation only (never IVR prompts or hold music): on
+; this channel "read" is the answering party, "write" the caller; plus a mix.
+ same => n,GotoIf($["${{{v.REC_BASE}}}" = ""]?done)
+ same => n,MixMonitor(${{{v.REC_BASE}}}-mix.wav,r(${{{v.REC_BASE}}}-agent.wav)t(${{{v.REC_BASE}}}-caller.wav))
+ same => n(done),Return()
 
 exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:${{HL_FAILURE_QUEUE}})
  same => n,Set({v.ROUTE}={v.FAILURE_ROUTE})
@@ -224,7 +241,7 @@ def _hangup_context(config: HotlineConfig) -> str:
     answered = f"${{{v.LABEL_PREFIX}${{HL_I}}}}"
     return f"""; Runs after every hotline call, whoever hung up: closes the call record.
 [hotline-hangup]
-exten => s,1,AGI(${{HL_AGI}}/{v.ENDED_SCRIPT},${{UNIQUEID}},${{{v.ROUTE}}},{answered},${{DIALSTATUS}},${{{v.ANSWER_EPOCH}}},${{MEMBERINTERFACE}})
+exten => s,1,AGI(${{HL_AGI}}/{v.ENDED_SCRIPT},${{UNIQUEID}},${{{v.ROUTE}}},{answered},${{DIALSTATUS}},${{{v.ANSWER_EPOCH}}},${{MEMBERINTERFACE}},${{{v.REC_BASE}}})
  same => n,Return()
 """
 

@@ -1,0 +1,89 @@
+"""What the FastAGI handlers ask of case records and recordings, off the loop.
+
+Synchronous database work runs on one thread of its own, like the call log,
+so the asyncio loop never blocks and SQLite sees one writer per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.cases.models import Case
+from ivr.cases.service import CaseService
+from ivr.config.schema import HotlineConfig
+from ivr.db.models import Call, utc_now
+from ivr.phone import normalise_caller
+from ivr.transcription.jobs import LEG_SUFFIXES, register_recordings
+
+logger = logging.getLogger(__name__)
+
+VOICEMAIL_CHANNEL = "voicemail"
+
+
+class CaseDesk:
+    def __init__(self, sessions: sessionmaker[Session], config: HotlineConfig) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.cases = CaseService(sessions, config)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="case-desk")
+
+    async def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, partial(function, *args, **kwargs))
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+    async def call_ended(self, uniqueid: str, route: str, rec_base: str) -> None:
+        """After hangup: recordings and the transcription job; a voicemail whose
+        caller hung up before the code was read still becomes a case."""
+        await self._run(self._call_ended, uniqueid, route, rec_base)
+
+    async def voicemail_saved(
+        self, uniqueid: str, rec_base: str, hotline_id: str, caller_raw: str
+    ) -> Case | None:
+        return await self._run(self._voicemail_case, uniqueid, rec_base, hotline_id, caller_raw)
+
+    def _call_ended(self, uniqueid: str, route: str, rec_base: str) -> None:
+        if not rec_base:
+            return
+        if route == "voicemail" and Path(rec_base + LEG_SUFFIXES["voicemail"]).is_file():
+            self._voicemail_case(uniqueid, rec_base, "", "")
+        settle = self.config.transcription.settle_seconds
+        with self.sessions.begin() as session:
+            found = register_recordings(session, uniqueid, rec_base, utc_now(), settle)
+        if found:
+            logger.info("call %s: %d recording files registered", uniqueid, found)
+
+    def _voicemail_case(
+        self, uniqueid: str, rec_base: str, hotline_id: str, caller_raw: str
+    ) -> Case | None:
+        path = Path(rec_base + LEG_SUFFIXES["voicemail"])
+        if not path.is_file() or path.stat().st_size <= 44:  # a bare WAV header
+            logger.info("call %s left no message; no case", uniqueid)
+            return None
+        with self.sessions() as session:
+            call = session.scalar(select(Call).where(Call.uniqueid == uniqueid))
+        hotline = hotline_id or (call.hotline_id if call else self.config.hotlines[0].id)
+        caller = call.caller_number if call else normalise_caller(caller_raw).e164
+        with self.sessions.begin() as session:  # first, so open_case links them
+            register_recordings(
+                session, uniqueid, rec_base, utc_now(), self.config.transcription.settle_seconds
+            )
+        return self.cases.open_case(
+            channel=VOICEMAIL_CHANNEL,
+            hotline_id=hotline,
+            caller_number=caller,
+            area_code=call.area_code if call else None,
+            summary="",  # written by the official who listens to it (Decree 20)
+            call_uniqueid=uniqueid,
+            actor="ivr",
+        )
