@@ -209,10 +209,9 @@ def test_webhook_gateway_posts_json_with_the_token() -> None:
                              RECEIVED))  # fmt: skip
     thread.join(5)
     server.server_close()
-    assert received == [
-        ({"from": "UBND", "to": "+84912345678", "text": "Mã số 26041234",
-          "reference": "26041234"}, "Bearer s3cret")  # fmt: skip
-    ]
+    expected = {"from": "UBND", "to": "+84912345678", "text": "Mã số 26041234",
+                "reference": "26041234"}  # fmt: skip
+    assert received == [(expected, "Bearer s3cret")]
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:
