@@ -7,9 +7,11 @@ import logging
 
 from ivr.agi.server import HotlineAgi
 from ivr.call_log import CallLog
+from ivr.cases.desk import CaseDesk
 from ivr.config.schema import HotlineConfig
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
+from ivr.transcription.processes import start_worker_processes, stop_worker_processes
 from queue_manager.manager import QueueManager
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ async def start_services(
     if "agi" not in parts:
         return RunningServices(None, None, queue_manager)
     call_log = CallLog(sessions)
-    agi = HotlineAgi(config, call_log)
+    agi = HotlineAgi(config, call_log, CaseDesk(sessions, config))
     host = config.asterisk.agi.host
     port = config.asterisk.agi.port if agi_port is None else agi_port
     server = await asyncio.start_server(agi.application().handler, host, port)
@@ -72,7 +74,12 @@ async def serve(config: HotlineConfig, stop: asyncio.Event, only: str | None = N
     services = await start_services(
         config, parts=frozenset({only}) if only else frozenset({"agi", "ami"})
     )
+    # Transcription runs in separate processes (vosk holds a core per worker).
+    workers = await start_worker_processes(
+        config, config.transcription.serve_workers if only is None else 0
+    )
     try:
         await stop.wait()
     finally:
+        await stop_worker_processes(workers)
         await services.close()
