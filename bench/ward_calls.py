@@ -138,7 +138,10 @@ async def run(calls: int, rates: list[float], hold_ms: int) -> None:
             )
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
         asterisk.stop()
         await chairman.stop()
 

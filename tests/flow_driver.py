@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from ivr.flow.call_flow import Flow
-from ivr.flow.steps import Collect, FlowResult, Input, Mark, Play
+from ivr.flow.steps import CaseInfo, CasesFound, Collect, FindCases, Input, Mark, Play
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -18,9 +20,11 @@ class ScriptedCaller:
 
     answers: list[Input]
     barge_in: str = ""
-    steps: list[Play | Collect | Mark] = field(default_factory=list)
+    cases: dict[str, CaseInfo] = field(default_factory=dict)  # by code
+    caller_cases: list[CaseInfo] = field(default_factory=list)  # open cases of the caller
+    steps: list[Play | Collect | Mark | FindCases] = field(default_factory=list)
 
-    def run(self, flow: Flow) -> FlowResult:
+    def run(self, flow: Generator[Any, Any, T]) -> T:
         answers = iter(self.answers)
         step = flow.send(None)
         while True:
@@ -28,6 +32,12 @@ class ScriptedCaller:
             reply: Input | None
             if isinstance(step, Mark):
                 reply = None
+            elif isinstance(step, FindCases):
+                if step.code is not None:
+                    found = self.cases.get(step.code)
+                    reply = CasesFound((found,) if found else ())
+                else:
+                    reply = CasesFound(tuple(self.caller_cases))
             elif isinstance(step, Play):
                 barge = step.interruptible and self.barge_in
                 reply = Input.keys(self.barge_in) if barge else Input.none()

@@ -65,7 +65,7 @@ def test_barge_in_during_greeting_skips_it_and_counts_as_the_key(flow: HotlineFl
 
 
 def test_wrong_key_reprompts_then_routes(flow: HotlineFlow) -> None:
-    caller = ScriptedCaller(keys("9", "5", "03"))
+    caller = ScriptedCaller(keys("7", "5", "03"))
     result = run(flow, caller)
     assert caller.prompts_heard.count("main_menu") == 2
     assert "invalid_key" in caller.prompts_heard
@@ -80,7 +80,7 @@ def test_wrong_ward_code_reprompts_the_ward_menu(flow: HotlineFlow) -> None:
 
 
 def test_three_wrong_keys_go_to_the_operator(flow: HotlineFlow) -> None:
-    caller = ScriptedCaller(keys("9", "8", "7"))
+    caller = ScriptedCaller(keys("7", "7", "7"))
     result = run(flow, caller)
     assert caller.prompts_heard[-1] == "to_operator"
     assert result.route is not None and result.route.kind is RouteKind.QUEUE
@@ -126,3 +126,161 @@ def test_hangup_mid_menu_ends_with_the_last_step(flow: HotlineFlow) -> None:
     assert result.route is None
     assert result.last_step == "menu:wards"
     assert result.keys_pressed == "5"
+
+
+# --- issue 3 branches -----------------------------------------------------------------
+
+from datetime import date  # noqa: E402
+
+from ivr.flow.call_flow import case_status_prompts, survey_flow  # noqa: E402
+from ivr.flow.steps import CaseInfo  # noqa: E402
+
+CALLER = "+84912345678"
+
+
+def run_as(flow: HotlineFlow, caller: ScriptedCaller, number: str | None = CALLER):
+    return caller.run(flow.run(flow.config.hotlines[0], MONDAY_10H_HANOI, number))
+
+
+def test_case_status_reads_code_status_and_due_date(flow: HotlineFlow) -> None:
+    case = CaseInfo("25071234", "in_progress", date(2026, 12, 15))
+    caller = ScriptedCaller(keys("4", "25071234#", "0"), cases={case.code: case})
+    result = run_as(flow, caller)
+    heard = caller.prompts_heard
+    spoken = heard[heard.index("case_status_intro") :]
+    assert spoken[:9] == ["case_status_intro", "digit_2", "digit_5", "digit_0", "digit_7",
+                          "digit_1", "digit_2", "digit_3", "digit_4"]
+    assert "case_status_in_progress" in spoken
+    # "ngày mười lăm tháng mười hai"
+    assert spoken[spoken.index("case_due_date_intro") + 1 :][:2] == ["number_ten", "number_lam"]
+    # back to the main menu afterwards: 0 reaches the operator
+    assert heard.count("main_menu") == 2
+    assert result.route is not None and result.route.queue == "operator"
+    assert result.keys_pressed == "4,25071234,0"
+
+
+def test_unknown_case_code_says_not_found_and_retries(flow: HotlineFlow) -> None:
+    caller = ScriptedCaller(keys("4", "999", "998", "997", "0"))
+    result = run_as(flow, caller)
+    assert caller.prompts_heard.count("case_not_found") == 3
+    assert result.route is not None and result.route.queue == "operator"
+
+
+def test_answered_case_says_answered_without_a_due_date() -> None:
+    prompts = case_status_prompts(CaseInfo("1", "answered", date(2026, 1, 2)))
+    assert prompts == ("case_status_intro", "digit_1", "case_status_answered")
+
+
+def test_caller_with_an_open_case_is_offered_it_first(flow: HotlineFlow) -> None:
+    open_case = CaseInfo("25070001", "received", date(2026, 12, 1))
+    caller = ScriptedCaller(keys("1", "0"), caller_cases=[open_case])
+    result = run_as(flow, caller)
+    heard = caller.prompts_heard
+    assert heard.index("open_case_offer") < heard.index("case_status_intro") < heard.index(
+        "main_menu"
+    )
+    assert "case_status_received" in heard
+    assert result.route is not None and result.route.queue == "operator"
+
+
+def test_open_case_offer_can_be_declined_and_withheld_callers_are_not_asked(
+    flow: HotlineFlow,
+) -> None:
+    open_case = CaseInfo("25070001", "received", date(2026, 12, 1))
+    declined = ScriptedCaller(keys("", "3"), caller_cases=[open_case])
+    assert run_as(flow, declined).route.queue == "field"  # type: ignore[union-attr]
+    assert "case_status_intro" not in declined.prompts_heard
+    withheld = ScriptedCaller(keys("3"), caller_cases=[open_case])
+    assert run_as(flow, withheld, number=None).route.queue == "field"  # type: ignore[union-attr]
+    assert "open_case_offer" not in withheld.prompts_heard
+
+
+def test_survey_keeps_a_rating_from_1_to_5() -> None:
+    rated = ScriptedCaller(keys("4"))
+    assert rated.run(survey_flow()) == 4
+    assert rated.prompts_heard == ["survey", "survey_thanks"]
+    retried = ScriptedCaller(keys("9", "5"))
+    assert retried.run(survey_flow()) == 5
+    silent = ScriptedCaller(keys(""))
+    assert silent.run(survey_flow()) is None
+
+
+def _with(config: HotlineConfig, **hotline_changes: object) -> HotlineConfig:
+    hotline = config.hotlines[0].model_copy(update=hotline_changes)
+    return config.model_copy(update={"hotlines": [hotline]})
+
+
+def test_out_of_hours_hotline_plays_the_hours_then_its_destination(
+    config: HotlineConfig,
+) -> None:
+    closed = HotlineFlow(_with(config, schedule="office", out_of_hours=_dest("menu:wards")))
+    caller = ScriptedCaller(keys("03"))
+    result = caller.run(closed.run(closed.config.hotlines[0], SUNDAY_10H_HANOI))
+    assert caller.prompts_heard[:2] == ["out_of_hours", "area_menu"]
+    assert "greeting" not in caller.prompts_heard
+    assert result.route is not None and result.route.area_code == "dong-ngac"
+
+
+def test_holiday_counts_as_closed(config: HotlineConfig) -> None:
+    tet = datetime(2026, 2, 17, 3, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Hà Nội
+    closed = HotlineFlow(_with(config, schedule="office"))
+    caller = ScriptedCaller([])
+    closed_result = caller.run(closed.run(closed.config.hotlines[0], tet))
+    assert caller.prompts_heard[0] == "out_of_hours"
+    assert closed_result.route is not None and closed_result.route.kind is RouteKind.VOICEMAIL
+
+
+def test_emergency_keys_route_without_announcement(flow: HotlineFlow) -> None:
+    for key, number in (("1", "113"), ("2", "114"), ("3", "115")):
+        caller = ScriptedCaller(keys("9", key))
+        result = run(flow, caller)
+        assert result.route is not None and result.route.kind is RouteKind.DIAL
+        assert result.route.targets[0].dial_string == f"PJSIP/{number}@pstn"
+        assert result.route.announce == ()
+        assert caller.prompts_heard[-1] == "emergency_menu"  # nothing between key and ring
+
+
+def test_out_of_scope_prompt_returns_to_the_menu(flow: HotlineFlow) -> None:
+    caller = ScriptedCaller(keys("8", "0"))
+    result = run(flow, caller)
+    heard = caller.prompts_heard
+    assert heard[heard.index("out_of_scope") + 1] == "main_menu"
+    assert result.route is not None and result.route.queue == "operator"
+
+
+def test_any_depth_area_tree_becomes_nested_menus(config: HotlineConfig) -> None:
+    """A province menu whose units are districts without chairmen: each district is
+    a menu of its wards."""
+    from ivr.config.schema import Menu
+
+    hotline = config.hotlines[0]
+    province_menu = Menu(prompt="area_menu", terminator="#", areas_under="ha-noi")
+    district = config.area("bac-tu-liem")
+    assert district is not None
+    areas = [
+        config.areas[0].model_copy(
+            update={"children": [district.model_copy(update={"shortcut": "21"})]}
+        )
+    ]
+    nested = config.model_copy(
+        update={
+            "areas": areas,
+            "hotlines": [
+                hotline.model_copy(
+                    update={"menus": {**hotline.menus, "province": province_menu},
+                            "main_menu": "province"}
+                )
+            ],
+        }
+    )
+    flow = HotlineFlow(nested)
+    caller = ScriptedCaller(keys("21", "12"))
+    result = caller.run(flow.run(nested.hotlines[0], MONDAY_10H_HANOI))
+    assert caller.marks[1:3] == ["menu:province", "menu:area:bac-tu-liem"]
+    assert result.route is not None and result.route.area_code == "xuan-dinh"
+
+
+def _dest(text: str):  # type: ignore[no-untyped-def]
+    from ivr.config.destinations import Destination
+
+    return Destination.parse(text)

@@ -65,14 +65,14 @@ async def test_wrong_key_reprompts_and_the_next_key_still_routes(
         target=stack.sip_target,
         number=HOTLINE_NUMBER,
         caller_id=caller_number,
-        steps=[Pause(600), Dtmf("9"), Pause(1500), Dtmf("5"), Pause(600), Dtmf("03")],
+        steps=[Pause(600), Dtmf("7"), Pause(1500), Dtmf("5"), Pause(600), Dtmf("03")],
         hangup_after_ms=None,
         timeout_s=40,
     )
     assert result.answered, result.log_text
     await chairman.wait_rung(1, timeout=10)
     call = await stack.records.wait_closed(e164(caller_number))
-    assert call.keys_pressed == "9,5,03"
+    assert call.keys_pressed == "7,5,03"
     assert call.answered_by == "chairman:dong-ngac"
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from ivr.agi.channel import ALL_KEYS, AgiChannel, CallerHungUp
-from ivr.flow.call_flow import Flow
-from ivr.flow.steps import Collect, FlowResult, Input, Mark, Play
+from ivr.flow.call_flow import Reply
+from ivr.flow.steps import CaseInfo, CasesFound, Collect, FindCases, Input, Mark, Play
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PromptFiles:
@@ -34,13 +36,29 @@ class PromptFiles:
         return self._known[name]
 
 
+class CaseDirectory(Protocol):
+    """What the flow may ask about cases (implemented over ivr.cases)."""
+
+    async def find(self, request: FindCases) -> tuple[CaseInfo, ...]: ...
+
+
+class NoCases:
+    """For deployments or tests without case records: nothing is ever found."""
+
+    async def find(self, request: FindCases) -> tuple[CaseInfo, ...]:
+        return ()
+
+
 async def execute_flow(
-    flow: Flow,
+    flow: Generator[Any, Reply, T],
     channel: AgiChannel,
     prompts: PromptFiles,
     on_mark: Callable[[str], Awaitable[None]] | None = None,
-) -> FlowResult:
-    reply: Input | None = None
+    cases: CaseDirectory | None = None,
+) -> T:
+    """Drive ``flow`` on ``channel`` and return what the flow returns."""
+    directory = cases or NoCases()
+    reply: Reply = None
     step = flow.send(None)
     while True:
         try:
@@ -52,14 +70,16 @@ async def execute_flow(
                 reply = await _play(step, channel, prompts)
             elif isinstance(step, Collect):
                 reply = await _collect(step, channel, prompts)
-            else:  # pragma: no cover - the flow only yields the three kinds
+            elif isinstance(step, FindCases):
+                reply = CasesFound(await directory.find(step))
+            else:  # pragma: no cover - the flow yields only these kinds
                 raise TypeError(f"unknown step {step!r}")
         except CallerHungUp:
             reply = Input.hangup()
         try:
             step = flow.send(reply)
         except StopIteration as stop:
-            result: FlowResult = stop.value
+            result: T = stop.value
             return result
 
 

@@ -8,6 +8,7 @@ import logging
 from panoramisk import fast_agi
 
 from ivr.agi import variables as v
+from ivr.agi.case_directory import CaseRecords
 from ivr.agi.channel import AgiChannel, CallerHungUp
 from ivr.agi.executor import PromptFiles, execute_flow
 from ivr.call_log import CallEnd, CallLog, CallStart
@@ -16,6 +17,7 @@ from ivr.config.schema import HotlineConfig
 from ivr.db.models import utc_now
 from ivr.flow.call_flow import HotlineFlow
 from ivr.flow.steps import Route, RouteKind
+from ivr.phone import normalise_caller
 from ivr.prompts import day_month_prompts, digit_prompts
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class HotlineAgi:
         self.flow = HotlineFlow(config)
         self.call_log = call_log
         self.case_desk = case_desk  # recordings, transcription jobs, voicemail cases
+        self._case_records = CaseRecords(case_desk.cases) if case_desk is not None else None
         prompts_root = config.resolve_path(config.paths.prompts)
         self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
         self._pending: set[asyncio.Future[None]] = set()
@@ -132,8 +135,14 @@ class HotlineAgi:
             nonlocal last_step
             last_step = step
 
+        caller = normalise_caller(env.get("agi_callerid", ""))
+        known_caller = caller.e164 if caller.e164 and caller.e164.startswith("+") else None
         result = await execute_flow(
-            self.flow.run(hotline, started), channel, self._prompts[hotline.id], mark
+            self.flow.run(hotline, started, known_caller),
+            channel,
+            self._prompts[hotline.id],
+            mark,
+            self._case_records,
         )
         route = result.route
         call_id = await inserted

@@ -223,6 +223,8 @@ class Hotline(Strict):
     # Say "you chose ward X, connecting" before ringing; off where every
     # second counts (it delays the ring by the prompt's length).
     announce_selection: bool = True
+    # A caller with an open case hears "press 1 for its status" after the greeting.
+    offer_open_case: bool = True
     main_menu: Identifier = "main"
     menus: dict[Identifier, Menu]
     failure_destination: DestinationField = Destination.parse("queue:operator")

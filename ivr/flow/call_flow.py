@@ -1,8 +1,9 @@
 """The citizen's path through a hotline, written as a generator of steps.
 
-The executor sends back an :class:`Input` for every :class:`Play` and
-:class:`Collect` (``None`` for :class:`Mark`), and receives a
-:class:`FlowResult` when the generator returns.
+The executor answers each step: an :class:`Input` for :class:`Play` and
+:class:`Collect`, :class:`CasesFound` for :class:`FindCases`, ``None`` for
+:class:`Mark`; it receives a :class:`FlowResult` when the generator returns.
+Everything here is pure: no I/O, the time is given.
 """
 
 from __future__ import annotations
@@ -13,21 +14,66 @@ from datetime import datetime
 
 from ivr.config.destinations import Destination, DestinationKind
 from ivr.config.references import menu_keys
-from ivr.config.schema import Hotline, HotlineConfig, Menu
+from ivr.config.schema import Area, Hotline, HotlineConfig, Menu
 from ivr.flow.routing import RoutingTable
 from ivr.flow.schedule import OpeningHours
-from ivr.flow.steps import Collect, FlowResult, Input, InputKind, Mark, Play, Route
+from ivr.flow.steps import (
+    CaseInfo,
+    CasesFound,
+    Collect,
+    FindCases,
+    FlowResult,
+    Input,
+    InputKind,
+    Mark,
+    Play,
+    Route,
+)
 
-Step = Play | Collect | Mark
-Flow = Generator[Step, Input | None, FlowResult]
+Step = Play | Collect | Mark | FindCases
+Reply = Input | CasesFound | None
+Flow = Generator[Step, Reply, FlowResult]
+SubFlow = Generator[Step, Reply, "Destination | None"]
 
 MAX_MENU_HOPS = 20  # a caller bouncing between menus this often goes to the operator
+CASE_CODE_MAX_DIGITS = 12
+AREA_MENU_PROMPT = "area_menu"
+
+# Which sentence tells the caller where a case stands.
+STATUS_PROMPTS = {
+    "received": "case_status_received",
+    "classified": "case_status_received",
+    "assigned": "case_status_in_progress",
+    "in_progress": "case_status_in_progress",
+    "answered": "case_status_answered",
+    "closed": "case_status_answered",
+    "rejected": "case_status_rejected",
+}
+OPEN_STATUSES = {"received", "classified", "assigned", "in_progress"}
 
 
 @dataclass
 class _CallState:
     keys: str = ""
     step: str = "entry"
+
+    def press(self, digits: str) -> None:
+        self.keys += digits if not self.keys else f",{digits}"
+
+
+def _hung_up(reply: Reply) -> bool:
+    return isinstance(reply, Input) and reply.kind is InputKind.HANGUP
+
+
+def case_status_prompts(case: CaseInfo) -> tuple[str, ...]:
+    """"Phản ánh mã số 2 5 0 7 … đang được xử lý. Thời hạn trả lời … ngày 15 tháng 7"."""
+    from ivr.prompts import day_month_prompts, digit_prompts
+
+    prompts = ["case_status_intro", *digit_prompts(case.code)]
+    prompts.append(STATUS_PROMPTS.get(case.status, "case_status_in_progress"))
+    if case.status in OPEN_STATUSES and case.due_date is not None:
+        prompts += ["case_due_date_intro", *day_month_prompts(case.due_date)]
+    return tuple(prompts)
 
 
 class HotlineFlow:
@@ -44,7 +90,8 @@ class HotlineFlow:
             for name, menu in hotline.menus.items()
         }
 
-    def run(self, hotline: Hotline, now: datetime) -> Flow:
+    def run(self, hotline: Hotline, now: datetime, caller: str | None = None) -> Flow:
+        """The whole call; ``caller`` is the E.164 number, None when withheld."""
         state = _CallState()
         yield Mark("greeting")
         state.step = "greeting"
@@ -52,18 +99,19 @@ class HotlineFlow:
             state.step = "out_of_hours"
             yield Mark(state.step)
             reply = yield Play(("out_of_hours",))
-            if reply is not None and reply.kind is InputKind.HANGUP:
+            if _hung_up(reply):
                 return FlowResult(None, state.keys, state.step)
             return (yield from self._go(hotline, hotline.out_of_hours, state, now, ""))
         reply = yield Play(tuple(hotline.greeting_prompts), interruptible=True)
-        if reply is not None and reply.kind is InputKind.HANGUP:
+        if _hung_up(reply):
             return FlowResult(None, state.keys, state.step)
-        barge_in = reply.digits if reply is not None and reply.kind is InputKind.KEYS else ""
-        return (
-            yield from self._go(
-                hotline, Destination(DestinationKind.MENU, hotline.main_menu), state, now, barge_in
-            )
-        )
+        barge_in = reply.digits if isinstance(reply, Input) and reply.kind is InputKind.KEYS else ""
+        if caller and hotline.offer_open_case and not barge_in:
+            offered = yield from self._offer_open_case(caller, state)
+            if offered is None:
+                return FlowResult(None, state.keys, state.step)
+        main = Destination(DestinationKind.MENU, hotline.main_menu)
+        return (yield from self._go(hotline, main, state, now, barge_in))
 
     def _go(
         self,
@@ -73,68 +121,86 @@ class HotlineFlow:
         now: datetime,
         barge_in: str,
     ) -> Flow:
-        """Follow menus and play-and-return prompts until a bridging route."""
+        """Follow menus, play-and-return prompts and lookups until a bridging route."""
         current_menu: str | None = None
+        main = Destination(DestinationKind.MENU, hotline.main_menu)
         for _ in range(MAX_MENU_HOPS):
             kind = destination.kind
+            chosen: Destination | None
             if kind is DestinationKind.MENU:
                 current_menu = destination.argument
-                chosen = yield from self._menu(hotline, current_menu, state, barge_in)
-                barge_in = ""
-                if chosen is None:
-                    return FlowResult(None, state.keys, state.step)
-                destination = chosen
-                continue
-            if kind is DestinationKind.PROMPT:
+                menu = hotline.menus[current_menu]
+                keymap = self._keymaps[(hotline.id, current_menu)]
+                chosen = yield from self._menu(menu, current_menu, keymap, state, barge_in)
+            elif kind is DestinationKind.AREA and self._is_area_menu(destination.argument):
+                # A unit with sub-units and no chairman of its own is a menu of
+                # its children's shortcuts: province → district → ward, any depth.
+                area = self.routing.area(destination.argument)
+                assert area is not None
+                chosen = yield from self._menu(
+                    self._area_menu(area), f"area:{area.code}", self._area_keys(area), state,
+                    barge_in,
+                )
+            elif kind is DestinationKind.PROMPT:
                 reply = yield Play((destination.argument,))
-                if reply is not None and reply.kind is InputKind.HANGUP:
-                    return FlowResult(None, state.keys, state.step)
-                destination = Destination(
+                chosen = None if _hung_up(reply) else Destination(
                     DestinationKind.MENU, current_menu or hotline.main_menu
                 )
-                continue
-            if kind is DestinationKind.CASE_STATUS:
-                # Case lookup by phone arrives with case records; until then a
-                # person answers the question.
-                destination = hotline.failure_destination
-                continue
-            route = self.routing.route_for(destination, hotline)
-            route = self._check_queue_hours(route, hotline, now)
-            if hotline.announce_selection and route.area_code and not route.announce:
-                route = replace(route, announce=(f"area_{route.area_code}",))
-            state.step = f"route:{route.kind.value}"
-            yield Mark(state.step)
-            return FlowResult(route, state.keys, state.step)
+            elif kind is DestinationKind.CASE_STATUS:
+                chosen = yield from self._case_lookup(state)
+                chosen = main if chosen is not None else None
+            else:
+                return (yield from self._route(hotline, destination, state, now))
+            barge_in = ""
+            if chosen is None:
+                return FlowResult(None, state.keys, state.step)
+            destination = chosen
         state.step = "menu_loop"
         return FlowResult(
             self.routing.route_for(hotline.failure_destination, hotline), state.keys, state.step
         )
 
+    def _route(
+        self, hotline: Hotline, destination: Destination, state: _CallState, now: datetime
+    ) -> Flow:
+        route = self.routing.route_for(destination, hotline)
+        route = self._check_queue_hours(route, hotline, now)
+        if hotline.announce_selection and route.area_code and not route.announce:
+            route = replace(route, announce=(f"area_{route.area_code}",))
+        state.step = f"route:{route.kind.value}"
+        yield Mark(state.step)
+        return FlowResult(route, state.keys, state.step)
+
     def _check_queue_hours(self, route: Route, hotline: Hotline, now: datetime) -> Route:
+        """A queue outside its hours sends the caller where the hotline says, after
+        a prompt with the hours."""
         if route.queue is None:
             return route
         queue = self.config.queue(route.queue)
         if queue is None or self.hours.is_open(queue.schedule, now):
             return route
-        closed = self.routing.route_for(hotline.out_of_hours, hotline) if (
-            hotline.out_of_hours.kind not in (DestinationKind.MENU, DestinationKind.PROMPT)
-        ) else self.routing.route_for(hotline.failure_destination, hotline)
-        return Route(
-            closed.kind,
-            targets=closed.targets,
-            queue=closed.queue,
-            final=closed.final,
+        fallback = hotline.out_of_hours
+        if fallback.kind in (DestinationKind.MENU, DestinationKind.PROMPT) or (
+            fallback.kind is DestinationKind.AREA and self._is_area_menu(fallback.argument)
+        ):
+            fallback = hotline.failure_destination
+        closed = self.routing.route_for(fallback, hotline)
+        return replace(
+            closed,
             description=f"{route.description} closed → {closed.description}",
             announce=("out_of_hours",),
         )
 
     def _menu(
-        self, hotline: Hotline, menu_name: str, state: _CallState, barge_in: str
-    ) -> Generator[Step, Input | None, Destination | None]:
-        menu: Menu = hotline.menus[menu_name]
-        keymap = self._keymaps[(hotline.id, menu_name)]
+        self,
+        menu: Menu,
+        name: str,
+        keymap: dict[str, Destination],
+        state: _CallState,
+        barge_in: str,
+    ) -> SubFlow:
         max_digits = max((len(key) for key in keymap), default=1)
-        state.step = f"menu:{menu_name}"
+        state.step = f"menu:{name}"
         yield Mark(state.step)
         failures = 0
         while True:
@@ -142,20 +208,93 @@ class HotlineFlow:
                 menu.prompt, menu.timeout_seconds, max_digits, menu.terminator, barge_in
             )
             barge_in = ""
-            if reply is None or reply.kind is InputKind.HANGUP:
+            if not isinstance(reply, Input) or reply.kind is InputKind.HANGUP:
                 return None
             digits = reply.digits.rstrip("#") if reply.kind is InputKind.KEYS else ""
             if digits:
-                state.keys += digits if not state.keys else f",{digits}"
+                state.press(digits)
                 chosen = keymap.get(digits)
                 if chosen is not None:
                     return chosen
             failures += 1
             if failures >= menu.attempts:
                 give_up = yield Play(("to_operator",))
-                if give_up is not None and give_up.kind is InputKind.HANGUP:
+                if _hung_up(give_up):
                     return None
                 return menu.on_invalid if digits else menu.on_no_input
             retry = yield Play(("invalid_key",) if digits else ("no_input",))
-            if retry is not None and retry.kind is InputKind.HANGUP:
+            if _hung_up(retry):
                 return None
+
+    # --- areas as menus ------------------------------------------------------
+
+    def _is_area_menu(self, code: str) -> bool:
+        area = self.routing.area(code)
+        return area is not None and area.chairman is None and any(
+            child.shortcut for child in area.children
+        )
+
+    def _area_menu(self, area: Area) -> Menu:
+        return Menu(prompt=AREA_MENU_PROMPT, terminator="#", timeout_seconds=6)
+
+    def _area_keys(self, area: Area) -> dict[str, Destination]:
+        return {
+            child.shortcut: Destination(DestinationKind.AREA, child.code)
+            for child in area.children
+            if child.shortcut
+        }
+
+    # --- cases by phone ------------------------------------------------------
+
+    def _offer_open_case(self, caller: str, state: _CallState) -> SubFlow:
+        """A caller with an open case hears it offered first (press 1)."""
+        found = yield FindCases(caller=caller)
+        cases = found.cases if isinstance(found, CasesFound) else ()
+        if not cases:
+            return Destination(DestinationKind.HANGUP)  # anything but None: carry on
+        state.step = "open_case_offer"
+        yield Mark(state.step)
+        reply = yield Collect("open_case_offer", 4, 1)
+        if not isinstance(reply, Input) or reply.kind is InputKind.HANGUP:
+            return None
+        if reply.digits == "1":
+            state.press("1")
+            heard = yield Play(case_status_prompts(cases[0]))
+            if _hung_up(heard):
+                return None
+        return Destination(DestinationKind.HANGUP)
+
+    def _case_lookup(self, state: _CallState, attempts: int = 3) -> SubFlow:
+        """Key in a case code, hear its status and due date; back to the menu."""
+        state.step = "case_status"
+        yield Mark(state.step)
+        for _ in range(attempts):
+            reply = yield Collect("case_lookup_prompt", 8, CASE_CODE_MAX_DIGITS, "#")
+            if not isinstance(reply, Input) or reply.kind is InputKind.HANGUP:
+                return None
+            code = reply.digits.rstrip("#")
+            if code:
+                state.press(code)
+                found = yield FindCases(code=code)
+                if isinstance(found, CasesFound) and found.cases:
+                    heard = yield Play(case_status_prompts(found.cases[0]))
+                    return None if _hung_up(heard) else Destination(DestinationKind.HANGUP)
+            missing = yield Play(("case_not_found",) if code else ("no_input",))
+            if _hung_up(missing):
+                return None
+        return Destination(DestinationKind.HANGUP)
+
+
+def survey_flow(attempts: int = 2) -> Generator[Step, Reply, int | None]:
+    """After an agent call: rate 1–5 by key. Returns the rating or None."""
+    for _ in range(attempts):
+        reply = yield Collect("survey", 6, 1)
+        if not isinstance(reply, Input) or reply.kind is not InputKind.KEYS:
+            return None
+        if reply.digits in {"1", "2", "3", "4", "5"}:
+            yield Play(("survey_thanks",))
+            return int(reply.digits)
+        again = yield Play(("invalid_key",))
+        if _hung_up(again):
+            return None
+    return None

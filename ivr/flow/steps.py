@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
 
@@ -35,6 +36,31 @@ class Mark:
     """Tell the executor where the caller is now (written to the call record)."""
 
     step: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindCases:
+    """Ask the executor for cases: by ``code``, or the open cases of ``caller``.
+
+    The flow stays pure: the executor reads the database and answers with
+    :class:`CasesFound`.
+    """
+
+    code: str | None = None
+    caller: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseInfo:
+    code: str
+    status: str
+    due_date: date | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CasesFound:
+    cases: tuple[CaseInfo, ...] = ()
 
 
 class InputKind(StrEnum):
