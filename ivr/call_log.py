@@ -94,6 +94,21 @@ class CallLog:
             },
         )
 
+    async def rated(self, uniqueid: str, rating: int) -> None:
+        """The caller's survey answer, on the call and on the case opened from it."""
+        await self._run(self._rate, uniqueid, rating)
+
+    def _rate(self, uniqueid: str, rating: int) -> None:
+        from ivr.cases.models import Case
+
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Call).where(Call.uniqueid == uniqueid).values(satisfaction=rating)
+            )
+            session.execute(
+                update(Case).where(Case.call_uniqueid == uniqueid).values(satisfaction=rating)
+            )
+
     async def call_ended(self, end: CallEnd) -> None:
         await self._run(self._close, end)
 

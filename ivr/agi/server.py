@@ -15,7 +15,7 @@ from ivr.call_log import CallEnd, CallLog, CallStart
 from ivr.cases.desk import CaseDesk
 from ivr.config.schema import HotlineConfig
 from ivr.db.models import utc_now
-from ivr.flow.call_flow import HotlineFlow
+from ivr.flow.call_flow import HotlineFlow, survey_flow
 from ivr.flow.steps import Route, RouteKind
 from ivr.phone import normalise_caller
 from ivr.prompts import day_month_prompts, digit_prompts
@@ -87,6 +87,7 @@ class HotlineAgi:
         app = FastAgiApplication()
         app.add_route(v.ENTRY_SCRIPT, self.entry)
         app.add_route(v.ENDED_SCRIPT, self.ended)
+        app.add_route(v.SURVEY_SCRIPT, self.survey)
         app.add_route(v.VOICEMAIL_SAVED_SCRIPT, self.voicemail_saved)
         return app
 
@@ -169,6 +170,18 @@ class HotlineAgi:
                 await channel.stream_file(path)
         await channel.set_variable(v.CALL_ID, call_id)
         await _hand_over(channel, route)
+
+    async def survey(self, request: fast_agi.Request) -> None:
+        """After an agent hung up: the caller rates the call 1–5."""
+        channel = AgiChannel(request)
+        uniqueid = channel.arg(1) or channel.env.get("agi_uniqueid", "")
+        hotline = self.config.hotline(channel.arg(2)) or self.config.hotlines[0]
+        try:
+            rating = await execute_flow(survey_flow(), channel, self._prompts[hotline.id])
+        except CallerHungUp:
+            return
+        if rating is not None:
+            await self.call_log.rated(uniqueid, rating)
 
     async def ended(self, request: fast_agi.Request) -> None:
         """Hangup handler: close the call record with what the dialplan saw."""

@@ -25,4 +25,5 @@ FAILURE_ROUTE = "failure"  # the one "something broke" branch of the dialplan
 # FastAGI script names (agi://host:port/<name>)
 ENTRY_SCRIPT = "hotline-entry"
 ENDED_SCRIPT = "call-ended"
+SURVEY_SCRIPT = "survey"
 VOICEMAIL_SAVED_SCRIPT = "voicemail-saved"

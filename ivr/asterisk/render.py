@@ -203,8 +203,11 @@ exten => dial,1,Set({i}=1)
  same => n(done),Hangup()
 
 exten => queue,1,Set({v.STEP}=queue:${{{v.QUEUE}}})
- same => n,Queue(${{{v.QUEUE}}},t,,,${{HL_MAXWAIT_${{{v.QUEUE}}}}},,hotline-answered)
- same => n,Hangup()
+ same => n,Queue(${{{v.QUEUE}}},ct,,,${{HL_MAXWAIT_${{{v.QUEUE}}}}},,hotline-answered)
+ same => n,GotoIf($["${{MEMBERINTERFACE}}" = ""]?end)
+ ; the agent hung up first ("c"): the caller rates the call
+ same => n,AGI(${{HL_AGI}}/{v.SURVEY_SCRIPT},${{UNIQUEID}},${{HL_HOTLINE}})
+ same => n(end),Hangup()
 
 ; A message that becomes a case: beep, record until # (or silence, or the
 ; caller hangs up: "k" keeps the file and the hangup handler opens the case),
@@ -217,6 +220,11 @@ exten => voicemail,1,Set({v.STEP}=voicemail)
 
 exten => hangup,1,Hangup()
 
+exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:${{HL_FAILURE_QUEUE}})
+ same => n,Set({v.ROUTE}={v.FAILURE_ROUTE})
+ same => n,Queue(${{HL_FAILURE_QUEUE}},t,,,,,hotline-answered)
+ same => n,Hangup()
+
 ; Runs on the answering phone's channel (Dial U(), Queue gosub) the moment it
 ; answers: stamps the caller's channel so the call record has the true answer
 ; time (ANSWEREDTIME counts from the caller's own Answer()).
@@ -227,11 +235,6 @@ exten => s,1,Set(MASTER_CHANNEL({v.ANSWER_EPOCH})=${{STRFTIME(${{EPOCH}},,%s.%3q
  same => n,GotoIf($["${{{v.REC_BASE}}}" = ""]?done)
  same => n,MixMonitor(${{{v.REC_BASE}}}-mix.wav,r(${{{v.REC_BASE}}}-agent.wav)t(${{{v.REC_BASE}}}-caller.wav))
  same => n(done),Return()
-
-exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:${{HL_FAILURE_QUEUE}})
- same => n,Set({v.ROUTE}={v.FAILURE_ROUTE})
- same => n,Queue(${{HL_FAILURE_QUEUE}},t,,,,,hotline-answered)
- same => n,Hangup()
 """
 
 

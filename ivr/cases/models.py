@@ -54,6 +54,7 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     call_uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
     legal_hold: Mapped[bool] = mapped_column(default=False)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)  # the caller's 1–5 rating
 
     history: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
