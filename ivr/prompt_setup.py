@@ -34,7 +34,30 @@ def build_hotline_prompts(config: HotlineConfig, force: bool = False) -> list[Pa
             force=force,
         )
     written.append(write_hold_music(root / "moh" / "hotline-hold.wav"))
+    for language in {h.language for h in config.hotlines} | {"en"}:
+        written.append(write_beep(root / language / "beep.wav"))
     return written
+
+
+def write_beep(path: Path, seconds: float = 0.3, frequency: float = 1000.0) -> Path:
+    """The tone before a recorded message (Record's own needs Asterisk's sound pack)."""
+    if path.exists():
+        return path
+    import wave
+
+    rate = 8000
+    samples = array(
+        "h",
+        (int(0.4 * 32767 * math.sin(2 * math.pi * frequency * n / rate))
+         for n in range(int(rate * seconds))),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
 
 
 def write_hold_music(path: Path, seconds: int = 20) -> Path:

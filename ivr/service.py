@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from ivr.agi.server import HotlineAgi
 from ivr.call_log import CallLog
@@ -11,6 +13,7 @@ from ivr.cases.desk import CaseDesk
 from ivr.config.schema import HotlineConfig
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
+from ivr.db.models import utc_now
 from ivr.transcription.processes import start_worker_processes, stop_worker_processes
 from queue_manager.manager import QueueManager
 
@@ -50,6 +53,7 @@ async def start_services(
     agi_port: int | None = None,
     migrate: bool = True,
     parts: frozenset[str] = frozenset({"agi"}),
+    clock: Callable[[], datetime] = utc_now,
 ) -> RunningServices:
     """Start ``parts`` ("agi", "ami": the queue manager) against one database."""
     if migrate:
@@ -62,7 +66,7 @@ async def start_services(
     if "agi" not in parts:
         return RunningServices(None, None, queue_manager)
     call_log = CallLog(sessions)
-    agi = HotlineAgi(config, call_log, CaseDesk(sessions, config))
+    agi = HotlineAgi(config, call_log, CaseDesk(sessions, config), clock=clock)
     host = config.asterisk.agi.host
     port = config.asterisk.agi.port if agi_port is None else agi_port
     server = await asyncio.start_server(agi.application().handler, host, port)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from panoramisk import fast_agi
 
@@ -72,9 +74,14 @@ class HotlineAgi:
     """Handlers for the scripts the dialplan calls; all logic lives in ivr.flow."""
 
     def __init__(
-        self, config: HotlineConfig, call_log: CallLog, case_desk: CaseDesk | None = None
+        self,
+        config: HotlineConfig,
+        call_log: CallLog,
+        case_desk: CaseDesk | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
+        self.clock = clock  # decides opening hours; injectable for tests
         self.flow = HotlineFlow(config)
         self.call_log = call_log
         self.case_desk = case_desk  # recordings, transcription jobs, voicemail cases
@@ -139,7 +146,7 @@ class HotlineAgi:
         caller = normalise_caller(env.get("agi_callerid", ""))
         known_caller = caller.e164 if caller.e164 and caller.e164.startswith("+") else None
         result = await execute_flow(
-            self.flow.run(hotline, started, known_caller),
+            self.flow.run(hotline, self.clock(), known_caller),
             channel,
             self._prompts[hotline.id],
             mark,

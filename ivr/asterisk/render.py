@@ -209,12 +209,14 @@ exten => queue,1,Set({v.STEP}=queue:${{{v.QUEUE}}})
  same => n,AGI(${{HL_AGI}}/{v.SURVEY_SCRIPT},${{UNIQUEID}},${{HL_HOTLINE}})
  same => n(end),Hangup()
 
-; A message that becomes a case: beep, record until # (or silence, or the
+; A message that becomes a case: our own beep (Asterisk's sound packs are not
+; installed; "q" keeps Record from looking for one), record until # (or silence, or the
 ; caller hangs up: "k" keeps the file and the hangup handler opens the case),
 ; then the server opens the case and reads its code back.
 exten => voicemail,1,Set({v.STEP}=voicemail)
  same => n,Playback({prompts}/${{CHANNEL(language)}}/voicemail_intro)
- same => n,Record(${{{v.REC_BASE}}}-voicemail.wav,{recording.voicemail_silence_seconds},{recording.voicemail_max_seconds},k)
+ same => n,Playback({prompts}/${{CHANNEL(language)}}/beep)
+ same => n,Record(${{{v.REC_BASE}}}-voicemail.wav,{recording.voicemail_silence_seconds},{recording.voicemail_max_seconds},kq)
  same => n,AGI(${{HL_AGI}}/{v.VOICEMAIL_SAVED_SCRIPT},${{UNIQUEID}},${{{v.REC_BASE}}},${{HL_HOTLINE}})
  same => n,Hangup()
 

@@ -7,7 +7,9 @@ database, and a few wards pointed at SIPp answerers:
 - ward ``03`` (Đông Ngạc): chairman answers;
 - ward ``04`` (Đức Thắng): chairman does not answer (rings 3 s), the
   vice-chairman answers;
-- queue ``operator``: one SIPp agent answers.
+- ward ``05`` (Liên Mạc): nobody answers, the caller leaves a message (a case);
+- queue ``operator``: one SIPp agent answers;
+- the ``pstn`` trunk: a SIPp "carrier" answers every external number (113, …).
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ def write_test_config(
     silent["chairman"] = "phone:t-chair-silent"
     silent["fallbacks"] = ["phone:t-vice", "queue:operator"]
     silent["ring_seconds"] = 3
+    nobody = _ward(data, "lien-mac")  # ward 05: nobody answers, the message becomes a case
+    nobody["chairman"] = "phone:t-chair-silent"
+    nobody["fallbacks"] = ["voicemail"]
+    nobody["ring_seconds"] = 3
     hotline = data["hotlines"][0]
     for menu in hotline["menus"].values():
         menu["timeout_seconds"] = 2
