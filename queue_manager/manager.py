@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +32,9 @@ from queue_manager.roster import (
     shift_windows_at,
 )
 from queue_manager.stats import StatsRecorder
+
+if TYPE_CHECKING:
+    from queue_manager.callbacks import CallbackDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +175,7 @@ class QueueManager:
         self._overrides: dict[tuple[str, str], Override] = {}
         self._roster_lock = asyncio.Lock()
         self._roster_task: asyncio.Task[None] | None = None
+        self.callbacks: CallbackDispatcher | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -182,12 +186,24 @@ class QueueManager:
         for link in self.links.values():
             link.start()
         self._roster_task = asyncio.create_task(self._roster_loop(), name="shift-roster")
+        if self.sessions is not None and self.links:
+            from queue_manager.callbacks import CallbackDispatcher
+
+            # Call backs are originated on the first node (one dialler per manager;
+            # claims in the database keep several managers from dialling twice).
+            first = next(iter(self.links.values()))
+            self.callbacks = CallbackDispatcher(
+                self.config, self.sessions, self.models, first.send
+            )
+            self.callbacks.start()
 
     async def close(self) -> None:
         if self._roster_task is not None:
             self._roster_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._roster_task
+        if self.callbacks is not None:
+            await self.callbacks.close()
         for link in self.links.values():
             await link.close()
         if self.recorder is not None:

@@ -113,3 +113,26 @@ class MemberOverride(Base):
     until: Mapped[datetime] = mapped_column(UtcDateTime())
     set_by: Mapped[str] = mapped_column(String(64), default="")
     set_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+
+
+class CallbackRequest(Base):
+    """A caller who left a queue to be called back, keeping their place.
+
+    ``joined_at`` is when they joined the queue: the dispatcher never calls back
+    ahead of a caller still waiting who joined earlier.
+    """
+
+    __tablename__ = "callback_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), index=True)
+    hotline_id: Mapped[str] = mapped_column(String(64))
+    caller_number: Mapped[str] = mapped_column(String(32))  # E.164
+    call_uniqueid: Mapped[str] = mapped_column(String(64))
+    case_code: Mapped[str | None] = mapped_column(String(16))
+    joined_at: Mapped[float] = mapped_column(Float)  # epoch seconds, Asterisk's clock
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    last_result: Mapped[str] = mapped_column(String(64), default="")

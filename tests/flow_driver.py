@@ -6,7 +6,17 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ivr.flow.steps import CaseInfo, CasesFound, Collect, FindCases, Input, Mark, Play
+from ivr.flow.steps import (
+    CaseInfo,
+    CasesFound,
+    Collect,
+    FindCases,
+    Input,
+    Mark,
+    Play,
+    QueueLoad,
+    QueueLoadInfo,
+)
 
 T = TypeVar("T")
 
@@ -22,6 +32,8 @@ class ScriptedCaller:
     barge_in: str = ""
     cases: dict[str, CaseInfo] = field(default_factory=dict)  # by code
     caller_cases: list[CaseInfo] = field(default_factory=list)  # open cases of the caller
+    # How busy queues are; by default an agent is free, so nothing is announced.
+    queue_load: QueueLoadInfo = field(default_factory=lambda: QueueLoadInfo(0, 1, 1, 0))
     steps: list[Play | Collect | Mark | FindCases] = field(default_factory=list)
 
     def run(self, flow: Generator[Any, Any, T]) -> T:
@@ -32,6 +44,8 @@ class ScriptedCaller:
             reply: Input | None
             if isinstance(step, Mark):
                 reply = None
+            elif isinstance(step, QueueLoad):
+                reply = self.queue_load
             elif isinstance(step, FindCases):
                 if step.code is not None:
                     found = self.cases.get(step.code)

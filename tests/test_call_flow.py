@@ -284,3 +284,29 @@ def _dest(text: str):  # type: ignore[no-untyped-def]
     from ivr.config.destinations import Destination
 
     return Destination.parse(text)
+
+
+def test_busy_queue_announces_position_wait_and_the_callback_key(flow: HotlineFlow) -> None:
+    from ivr.flow.steps import QueueLoadInfo
+
+    busy = QueueLoadInfo(waiting=2, ready_agents=0, agents=2, average_hold_seconds=120)
+    result = run(flow, ScriptedCaller(keys("0"), queue_load=busy))
+    assert result.route is not None and result.route.queue == "operator"
+    # 3rd in line, 3 calls × 2 min shared by 2 agents = 3 minutes
+    assert result.route.announce == (
+        "queue_all_busy", "queue_position_intro", "digit_3", "queue_position_outro",
+        "queue_wait_intro", "digit_3", "minutes", "queue_callback_offer",
+    )
+
+
+def test_free_agent_means_no_queue_announcement(flow: HotlineFlow) -> None:
+    result = run(flow, ScriptedCaller(keys("0")))
+    assert result.route is not None and result.route.announce == ()
+
+
+def test_expected_wait_is_whole_minutes_and_at_least_one() -> None:
+    from ivr.flow.call_flow import expected_wait_minutes
+    from ivr.flow.steps import QueueLoadInfo
+
+    assert expected_wait_minutes(1, QueueLoadInfo(0, 0, 3, 20)) == 1
+    assert expected_wait_minutes(7, QueueLoadInfo(6, 0, 2, 0)) == 11  # 7 × 180 s / 2

@@ -65,6 +65,16 @@ class AgiChannel:
         code = await self._command(f"WAIT FOR DIGIT {timeout_ms}")
         return chr(int(code)) if code not in ("", "0") else ""
 
+    async def get_full_variable(self, expression: str) -> str:
+        """Evaluate ``${...}`` (functions included) on the channel; '' when unset."""
+        reply = await self._transport.send_command(f"GET FULL VARIABLE {_quote(expression)}")
+        if reply.get("error") == "AGIResultHangup" or reply.get("status_code") == 511:
+            raise CallerHungUp("GET FULL VARIABLE")
+        result = reply.get("result", ("", ""))
+        if str(result[0]) != "1":
+            return ""
+        return str(result[1]).strip("()")
+
     async def set_variable(self, name: str, value: str | int) -> None:
         await self._command(f"SET VARIABLE {name} {_quote(str(value))}")
 

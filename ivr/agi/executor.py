@@ -9,7 +9,17 @@ from typing import Any, Protocol, TypeVar
 
 from ivr.agi.channel import ALL_KEYS, AgiChannel, CallerHungUp
 from ivr.flow.call_flow import Reply
-from ivr.flow.steps import CaseInfo, CasesFound, Collect, FindCases, Input, Mark, Play
+from ivr.flow.steps import (
+    CaseInfo,
+    CasesFound,
+    Collect,
+    FindCases,
+    Input,
+    Mark,
+    Play,
+    QueueLoad,
+    QueueLoadInfo,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +82,8 @@ async def execute_flow(
                 reply = await _collect(step, channel, prompts)
             elif isinstance(step, FindCases):
                 reply = CasesFound(await directory.find(step))
+            elif isinstance(step, QueueLoad):
+                reply = await queue_load(channel, step.queue)
             else:  # pragma: no cover - the flow yields only these kinds
                 raise TypeError(f"unknown step {step!r}")
         except CallerHungUp:
@@ -81,6 +93,22 @@ async def execute_flow(
         except StopIteration as stop:
             result: T = stop.value
             return result
+
+
+async def queue_load(channel: AgiChannel, queue: str) -> QueueLoadInfo:
+    """How busy ``queue`` is, from Asterisk's own queue functions."""
+
+    async def number(expression: str) -> int:
+        text = await channel.get_full_variable(expression)
+        return int(text) if text.isdigit() else 0
+
+    await channel.get_full_variable(f"${{QUEUE_VARIABLES({queue})}}")  # sets QUEUEHOLDTIME
+    return QueueLoadInfo(
+        waiting=await number(f"${{QUEUE_WAITING_COUNT({queue})}}"),
+        ready_agents=await number(f"${{QUEUE_MEMBER({queue},free)}}"),
+        agents=await number(f"${{QUEUE_MEMBER({queue},logged)}}"),
+        average_hold_seconds=await number("${QUEUEHOLDTIME}"),
+    )
 
 
 async def _play(step: Play, channel: AgiChannel, prompts: PromptFiles) -> Input:

@@ -95,6 +95,8 @@ class HotlineAgi:
         app.add_route(v.ENTRY_SCRIPT, self.entry)
         app.add_route(v.ENDED_SCRIPT, self.ended)
         app.add_route(v.SURVEY_SCRIPT, self.survey)
+        app.add_route(v.CALLBACK_REQUESTED_SCRIPT, self.callback_requested)
+        app.add_route(v.CALLBACK_ANSWERED_SCRIPT, self.callback_answered)
         app.add_route(v.VOICEMAIL_SAVED_SCRIPT, self.voicemail_saved)
         return app
 
@@ -177,6 +179,70 @@ class HotlineAgi:
                 await channel.stream_file(path)
         await channel.set_variable(v.CALL_ID, call_id)
         await _hand_over(channel, route)
+
+    async def callback_requested(self, request: fast_agi.Request) -> None:
+        """Key 1 in a queue: open a case, keep the caller's place, confirm.
+
+        A withheld or unusable number cannot be called back: the caller goes
+        back into the queue (HL_CALLBACK stays unset)."""
+        channel = AgiChannel(request)
+        uniqueid, queue = channel.arg(1), channel.arg(2)
+        hotline = self.config.hotline(channel.arg(4)) or self.config.hotlines[0]
+        caller = normalise_caller(channel.env.get("agi_callerid", ""))
+        joined = _epoch(channel.arg(3))
+        if not caller.e164 or not caller.e164.startswith("+") or joined is None:
+            return
+        if self.case_desk is None:
+            return
+        try:
+            case = await asyncio.to_thread(
+                self._open_callback, uniqueid, queue, hotline.id, caller.e164, joined
+            )
+            prompts = self._prompts[hotline.id]
+            await channel.set_variable(v.CALLBACK, "1")
+            await channel.set_variable(v.ROUTE, "callback")
+            for name in ("callback_confirmed", "case_code_intro", *digit_prompts(case)):
+                path = prompts.path(name)
+                if path:
+                    await channel.stream_file(path)
+        except CallerHungUp:
+            return
+        except Exception:
+            logger.exception("callback request failed for %s", uniqueid)
+
+    def _open_callback(
+        self, uniqueid: str, queue: str, hotline_id: str, caller: str, joined: float
+    ) -> str:
+        from queue_manager.models import CallbackRequest
+
+        assert self.case_desk is not None
+        case = self.case_desk.cases.open_case(
+            channel="callback",
+            hotline_id=hotline_id,
+            caller_number=caller,
+            call_uniqueid=uniqueid,
+            summary="",
+            actor="ivr",
+        )
+        with self.case_desk.sessions.begin() as session:
+            session.add(
+                CallbackRequest(
+                    queue=queue,
+                    hotline_id=hotline_id,
+                    caller_number=caller,
+                    call_uniqueid=uniqueid,
+                    case_code=case.code,
+                    joined_at=joined,
+                )
+            )
+        return case.code
+
+    async def callback_answered(self, request: fast_agi.Request) -> None:
+        from queue_manager.callbacks import mark_answered
+
+        channel = AgiChannel(request)
+        if self.case_desk is not None and channel.arg(1).isdigit():
+            await asyncio.to_thread(mark_answered, self.case_desk.sessions, int(channel.arg(1)))
 
     async def survey(self, request: fast_agi.Request) -> None:
         """After an agent hung up: the caller rates the call 1–5."""

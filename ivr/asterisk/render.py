@@ -203,6 +203,7 @@ exten => dial,1,Set({i}=1)
  same => n(done),Hangup()
 
 exten => queue,1,Set({v.STEP}=queue:${{{v.QUEUE}}})
+ same => n,Set({v.QUEUE_JOINED}=${{STRFTIME(${{EPOCH}},,%s.%3q)}})
  same => n,Queue(${{{v.QUEUE}}},ct,,,${{HL_MAXWAIT_${{{v.QUEUE}}}}},,hotline-answered)
  same => n,GotoIf($["${{MEMBERINTERFACE}}" = ""]?end)
  ; the agent hung up first ("c"): the caller rates the call
@@ -225,6 +226,23 @@ exten => hangup,1,Hangup()
 exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:${{HL_FAILURE_QUEUE}})
  same => n,Set({v.ROUTE}={v.FAILURE_ROUTE})
  same => n,Queue(${{HL_FAILURE_QUEUE}},t,,,,,hotline-answered)
+ same => n,Hangup()
+
+; Key 1 while waiting (queues.conf context=): a call back that keeps the place.
+[hotline-queue-exit]
+exten => 1,1,Set({v.STEP}=callback:${{{v.QUEUE}}})
+ same => n,AGI(${{HL_AGI}}/{v.CALLBACK_REQUESTED_SCRIPT},${{UNIQUEID}},${{{v.QUEUE}}},${{{v.QUEUE_JOINED}}},${{HL_HOTLINE}})
+ same => n,GotoIf($["${{{v.CALLBACK}}}" = "1"]?done)
+ same => n,Goto(hotline-route,queue,1)
+ same => n(done),Hangup()
+
+; The call back, placed by the queue manager (AMI Originate) once the citizen
+; answers: first in line (position 1) for the next free agent.
+[hotline-callback]
+exten => s,1,Set({v.STEP}=callback:${{{v.QUEUE}}})
+ same => n,Set(CALLERID(num)=${{HL_CALLBACK_NUMBER}})
+ same => n,AGI(${{HL_AGI}}/{v.CALLBACK_ANSWERED_SCRIPT},${{HL_CALLBACK_ID}})
+ same => n,Queue(${{{v.QUEUE}}},t,,,,,hotline-answered,,1)
  same => n,Hangup()
 
 ; Runs on the answering phone's channel (Dial U(), Queue gosub) the moment it
@@ -260,6 +278,7 @@ def render_queues(config: HotlineConfig, options: RenderOptions) -> str:
         "[general]\npersistentmembers=no\nshared_lastcall=yes\nlog_membername_as_agent=yes\n"
         "updatecdr=no\n"
     ]
+    language = config.hotlines[0].language
     for queue in config.queues:
         text = (
             f"[{queue.id}]\n; {queue.title}\nstrategy={queue.strategy}\n"
@@ -267,8 +286,16 @@ def render_queues(config: HotlineConfig, options: RenderOptions) -> str:
             f"servicelevel={queue.service_level_seconds}\nmusicclass=default\n"
             "joinempty=yes\nleavewhenempty=no\nringinuse=no\n"
             "setinterfacevar=yes\nsetqueueentryvar=yes\nsetqueuevar=yes\n"
-            f"announce-position={'yes' if queue.announce_position else 'no'}\n"
-            "announce-frequency=0\n"
+            # Position and wait are announced by the FastAGI server in Vietnamese
+            # before the caller joins (Asterisk's own sound packs are not installed).
+            "announce-position=no\nannounce-frequency=0\n"
+        )
+        if queue.callback:
+            # Leaving with key 1 runs [hotline-queue-exit]; the offer is repeated.
+            text += (
+                "context=hotline-queue-exit\n"
+                f"periodic-announce={options.prompts_dir}/{language}/queue_callback_offer\n"
+                "periodic-announce-frequency=45\n"
             f"autopause={'yes' if queue.auto_pause else 'no'}\nautopausebusy=no\n"
         )
         for member_id in queue.members:

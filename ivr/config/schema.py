@@ -241,7 +241,11 @@ class Queue(Strict):
     service_level_seconds: int = Field(30, ge=5, le=600)
     max_wait_seconds: int = Field(600, ge=10, le=7200)
     schedule: Identifier | None = None
-    announce_position: bool = True
+    announce_position: bool = True  # position and expected wait when callers wait
+    # Key 1 while waiting: leave the queue, keep the place, be called back.
+    callback: bool = True
+    callback_attempts: int = Field(3, ge=1, le=10)
+    callback_retry_seconds: int = Field(120, ge=5, le=3600)
     # Pause an agent who lets a queue call ring out (reason "Auto-Pause").
     auto_pause: bool = False
     members: list[Identifier] = []  # agents always in the queue (besides the roster)

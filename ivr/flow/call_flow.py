@@ -27,11 +27,13 @@ from ivr.flow.steps import (
     InputKind,
     Mark,
     Play,
+    QueueLoad,
+    QueueLoadInfo,
     Route,
 )
 
-Step = Play | Collect | Mark | FindCases
-Reply = Input | CasesFound | None
+Step = Play | Collect | Mark | FindCases | QueueLoad
+Reply = Input | CasesFound | QueueLoadInfo | None
 Flow = Generator[Step, Reply, FlowResult]
 SubFlow = Generator[Step, Reply, "Destination | None"]
 
@@ -50,6 +52,30 @@ STATUS_PROMPTS = {
     "rejected": "case_status_rejected",
 }
 OPEN_STATUSES = {"received", "classified", "assigned", "in_progress"}
+DEFAULT_CALL_SECONDS = 180  # per call, until Asterisk has measured the queue's own
+
+
+def expected_wait_minutes(position: int, load: QueueLoadInfo) -> int:
+    """Whole minutes, at least 1: the calls ahead shared among the agents."""
+    per_call = load.average_hold_seconds or DEFAULT_CALL_SECONDS
+    agents = max(load.agents, 1)
+    return max(1, -(-position * per_call // (agents * 60)))
+
+
+def queue_announcement(load: QueueLoadInfo, callback: bool) -> tuple[str, ...]:
+    """"All operators are busy. You are number 3 in the queue. The expected wait is
+    about 5 minutes. Press 1 to be called back." Nothing when an agent is free."""
+    from ivr.prompts import number_prompts
+
+    if load.ready_agents > 0 and load.waiting == 0:
+        return ()
+    position = load.waiting + 1
+    prompts = ["queue_all_busy", "queue_position_intro", *number_prompts(min(position, 999))]
+    prompts += ["queue_position_outro", "queue_wait_intro"]
+    prompts += [*number_prompts(min(expected_wait_minutes(position, load), 999)), "minutes"]
+    if callback:
+        prompts.append("queue_callback_offer")
+    return tuple(prompts)
 
 
 @dataclass
@@ -165,6 +191,11 @@ class HotlineFlow:
     ) -> Flow:
         route = self.routing.route_for(destination, hotline)
         route = self._check_queue_hours(route, hotline, now)
+        queue = self.config.queue(route.queue) if route.queue else None
+        if queue is not None and queue.announce_position and not route.announce:
+            load = yield QueueLoad(queue.id)
+            if isinstance(load, QueueLoadInfo):
+                route = replace(route, announce=queue_announcement(load, queue.callback))
         if hotline.announce_selection and route.area_code and not route.announce:
             route = replace(route, announce=(f"area_{route.area_code}",))
         state.step = f"route:{route.kind.value}"

@@ -63,6 +63,21 @@ class CasesFound:
     cases: tuple[CaseInfo, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLoad:
+    """Ask the executor how busy a queue is; answered with :class:`QueueLoadInfo`."""
+
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLoadInfo:
+    waiting: int  # callers already waiting
+    ready_agents: int  # logged in, not paused, not on a call
+    agents: int  # logged in
+    average_hold_seconds: int  # Asterisk's running average wait (0 when unknown)
+
+
 class InputKind(StrEnum):
     KEYS = "keys"
     NO_INPUT = "no_input"

@@ -1,0 +1,212 @@
+"""Callbacks that keep the caller's place in the queue.
+
+A waiting caller who presses 1 leaves the queue; the FastAGI server opens a case
+and writes a :class:`CallbackRequest` with the time the caller joined. This
+dispatcher calls them back when they would have reached the head of the queue —
+no caller still waiting joined earlier — and an agent is free, one call back per
+free agent, retrying a configurable number of times.
+
+Several queue managers may run: a request is claimed with a conditional UPDATE,
+so only one of them dials it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.config.destinations import Destination, DestinationKind
+from ivr.config.schema import HotlineConfig
+from ivr.db.models import utc_now
+from ivr.flow.routing import RoutingTable
+from queue_manager.model import IDLE, LiveModel
+from queue_manager.models import CallbackRequest
+
+logger = logging.getLogger(__name__)
+
+PENDING, DIALING, DONE, FAILED = "pending", "dialing", "done", "failed"
+RING_SECONDS = 30  # how long the citizen's phone rings per attempt
+
+
+def national(e164: str) -> str:
+    return "0" + e164[3:] if e164.startswith("+84") else e164.lstrip("+")
+
+
+class CallbackDispatcher:
+    def __init__(
+        self,
+        config: HotlineConfig,
+        sessions: sessionmaker[Session],
+        models: dict[str, LiveModel],
+        send: Callable[[dict[str, str]], object],
+        clock: Callable[[], datetime] = utc_now,
+        interval: float = 0.5,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.models = models
+        self.send = send  # an AMI action sender (AmiLink.send of the node)
+        self.clock = clock
+        self.interval = interval
+        self.routing = RoutingTable(config)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="queue-callbacks")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("callback dispatcher tick failed")
+            await asyncio.sleep(self.interval)
+
+    async def tick(self) -> list[int]:
+        """One round: expire unanswered attempts, then dial whoever is due."""
+        now = self.clock()
+        await asyncio.to_thread(self._expire_attempts, now)
+        due = await asyncio.to_thread(self._due, now)
+        dialled = []
+        for request in due:
+            if not self._may_call_back(request):
+                continue
+            if await asyncio.to_thread(self._claim, request.id, now):
+                await self._originate(request)
+                dialled.append(request.id)
+        return dialled
+
+    def _may_call_back(self, request: CallbackRequest) -> bool:
+        """At the head of the queue, with a free agent not already promised to
+        another call back."""
+        for model in self.models.values():
+            queue = model.queues.get(request.queue)
+            if queue is None:
+                continue
+            if any(caller.joined_at < request.joined_at for caller in queue.callers.values()):
+                return False
+            now = time.time()
+            free = sum(1 for m in queue.members.values() if m.state(now) == IDLE)
+            return free > self._dialing(request.queue)
+        return False
+
+    def _dialing(self, queue: str) -> int:
+        with self.sessions() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).where(
+                        CallbackRequest.queue == queue, CallbackRequest.status == DIALING
+                    )
+                )
+                or 0
+            )
+
+    def _due(self, now: datetime) -> list[CallbackRequest]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(CallbackRequest)
+                    .where(CallbackRequest.status == PENDING)
+                    .where(CallbackRequest.next_attempt_at <= now)
+                    .order_by(CallbackRequest.joined_at)
+                )
+            )
+
+    def _claim(self, request_id: int, now: datetime) -> bool:
+        with self.sessions.begin() as session:
+            claimed = session.execute(
+                update(CallbackRequest)
+                .where(CallbackRequest.id == request_id, CallbackRequest.status == PENDING)
+                .values(
+                    status=DIALING,
+                    attempts=CallbackRequest.attempts + 1,
+                    next_attempt_at=now + timedelta(seconds=RING_SECONDS + 15),
+                )
+            )
+            return bool(claimed.rowcount)
+
+    def _expire_attempts(self, now: datetime) -> None:
+        """A dialled call back nobody answered goes back to pending, or fails."""
+        with self.sessions.begin() as session:
+            stale = session.scalars(
+                select(CallbackRequest).where(
+                    CallbackRequest.status == DIALING, CallbackRequest.next_attempt_at <= now
+                )
+            )
+            for request in stale:
+                queue = self.config.queue(request.queue)
+                attempts = queue.callback_attempts if queue else 3
+                retry = queue.callback_retry_seconds if queue else 120
+                request.last_result = "no answer"
+                if request.attempts >= attempts:
+                    request.status = FAILED
+                    logger.warning("callback %s failed after %s attempts", request.id, attempts)
+                else:
+                    request.status = PENDING
+                    request.next_attempt_at = now + timedelta(seconds=retry)
+
+    async def _originate(self, request: CallbackRequest) -> None:
+        hotline = self.config.hotline(request.hotline_id) or self.config.hotlines[0]
+        target = self.routing.route_for(
+            Destination(DestinationKind.TEL, national(request.caller_number)), hotline
+        ).targets[0]
+        variables = ",".join(
+            [
+                f"HL_QUEUE={request.queue}",
+                f"HL_CALLBACK_ID={request.id}",
+                f"HL_CALLBACK_NUMBER={national(request.caller_number)}",
+                f"HL_HOTLINE={hotline.id}",
+                f"HL_FAILURE_QUEUE={hotline.failure_destination.argument}",
+                f"CHANNEL(language)={hotline.language}",
+            ]
+        )
+        action = {
+            "Action": "Originate",
+            "Channel": target.dial_string,
+            "Context": "hotline-callback",
+            "Exten": "s",
+            "Priority": "1",
+            "Timeout": str(RING_SECONDS * 1000),
+            "CallerID": f'"{hotline.name[:40]}" <{hotline.numbers[0]}>',
+            "Variable": variables,
+            "Async": "true",
+        }
+        logger.info("calling back %s for queue %s", request.caller_number, request.queue)
+        try:
+            result = self.send(action)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+        except Exception as exc:
+            logger.warning("originate for callback %s failed: %s", request.id, exc)
+            await asyncio.to_thread(self._release, request.id, str(exc)[:64])
+
+    def _release(self, request_id: int, reason: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(CallbackRequest)
+                .where(CallbackRequest.id == request_id)
+                .values(status=PENDING, last_result=reason)
+            )
+
+
+def mark_answered(sessions: sessionmaker[Session], request_id: int) -> None:
+    """The citizen picked up the call back (called from the dialplan via FastAGI)."""
+    with sessions.begin() as session:
+        session.execute(
+            update(CallbackRequest)
+            .where(CallbackRequest.id == request_id)
+            .values(status=DONE, last_result="answered")
+        )

@@ -1,0 +1,111 @@
+"""The callback dispatcher's rules, with a live model filled by hand (no PBX)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.config import HotlineConfig, load_config
+from ivr.db.engine import make_engine, make_session_factory
+from ivr.db.migrate import upgrade
+from ivr.db.models import utc_now
+from queue_manager.callbacks import CallbackDispatcher, national
+from queue_manager.model import DailyTotals, LiveModel, Member, QueueState, WaitingCaller
+from queue_manager.models import CallbackRequest
+from tests.rig.postgres import fresh_database_url
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bac-tu-liem.yaml"
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def config() -> HotlineConfig:
+    return load_config(EXAMPLE)
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Any:
+    url = fresh_database_url(tmp_path)
+    upgrade(url)
+    return make_session_factory(make_engine(url))
+
+
+def model_with(callers: list[float], free_agents: int, busy_agents: int = 0) -> LiveModel:
+    model = LiveModel("local", timezone="Asia/Ho_Chi_Minh", queue_settings={"operator": (30, 0)})
+    queue = QueueState("operator", 30, 0, DailyTotals(utc_now().date()))
+    for index, joined in enumerate(callers):
+        queue.callers[f"c{index}"] = WaitingCaller(f"c{index}", "PJSIP/x", "09", index + 1,
+                                                   joined, index + 1)
+    for index in range(free_agents):
+        queue.members[f"PJSIP/free{index}"] = Member(f"PJSIP/free{index}", "free", device=1)
+    for index in range(busy_agents):
+        queue.members[f"PJSIP/busy{index}"] = Member(f"PJSIP/busy{index}", "busy",
+                                                     talking_to="x", device=2)
+    model.queues["operator"] = queue
+    return model
+
+
+def request(sessions: Any, joined_at: float, number: str = "+84912000001") -> int:
+    with sessions.begin() as session:
+        row = CallbackRequest(queue="operator", hotline_id="bac-tu-liem", caller_number=number,
+                              call_uniqueid=f"u{joined_at}", case_code="1", joined_at=joined_at)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+async def test_no_call_back_ahead_of_a_caller_who_waited_longer(
+    config: HotlineConfig, sessions: Any
+) -> None:
+    sent: list[dict[str, str]] = []
+    request(sessions, joined_at=1000.0)
+    dispatcher = CallbackDispatcher(
+        config, sessions, {"local": model_with([900.0], free_agents=1)}, sent.append
+    )
+    assert await dispatcher.tick() == []  # someone still waiting joined at 900
+    dispatcher.models = {"local": model_with([1100.0], free_agents=1)}
+    assert len(await dispatcher.tick()) == 1  # the later joiner does not block it
+    assert sent[0]["Channel"] == "PJSIP/0912000001@pstn"
+    assert sent[0]["Context"] == "hotline-callback"
+
+
+async def test_one_call_back_per_free_agent_oldest_first(
+    config: HotlineConfig, sessions: Any
+) -> None:
+    sent: list[dict[str, str]] = []
+    older = request(sessions, joined_at=500.0, number="+84912000002")
+    request(sessions, joined_at=600.0, number="+84912000003")
+    dispatcher = CallbackDispatcher(
+        config, sessions, {"local": model_with([], free_agents=1, busy_agents=2)}, sent.append
+    )
+    assert await dispatcher.tick() == [older]
+    assert await dispatcher.tick() == []  # the one free agent is promised already
+    assert len(sent) == 1 and "0912000002" in sent[0]["Channel"]
+
+
+async def test_unanswered_call_backs_retry_then_fail(
+    config: HotlineConfig, sessions: Any
+) -> None:
+    request_id = request(sessions, joined_at=1.0)
+    now = [utc_now()]
+    dispatcher = CallbackDispatcher(
+        config, sessions, {"local": model_with([], free_agents=1)}, lambda action: None,
+        clock=lambda: now[0],
+    )
+    attempts = config.queue("operator").callback_attempts  # type: ignore[union-attr]
+    for _ in range(attempts):
+        assert await dispatcher.tick() == [request_id]
+        assert await dispatcher.tick() == []  # ringing: not dialled twice
+        now[0] += timedelta(hours=1)  # nobody answered: the attempt expires …
+        assert await dispatcher.tick() == []
+        now[0] += timedelta(hours=1)  # … and the retry is due after the pause
+    with sessions() as session:
+        row = session.get(CallbackRequest, request_id)
+        assert row is not None and row.status == "failed" and row.attempts == attempts
+
+
+def test_national_number() -> None:
+    assert national("+84912345678") == "0912345678"
