@@ -134,6 +134,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(config, keep_running=args.keep_running))
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from ivr.web.cli import run_users_command
+
+    return run_users_command(_load(args), args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hotline",
@@ -184,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser(
         "serve", help="run the FastAGI server (and, as they arrive, queue manager and web)"
     )
-    sub.add_argument("--only", choices=["agi", "ami"], default=None, help="run one part only")
+    sub.add_argument(
+        "--only", choices=["agi", "ami", "web"], default=None, help="run one part only"
+    )
     sub.set_defaults(handler=cmd_serve)
 
     sub = commands.add_parser(
@@ -192,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--name", default=None, help="worker name in the job table")
     sub.set_defaults(handler=cmd_worker)
+
+    from ivr.web.cli import add_users_parser
+
+    add_users_parser(commands, cmd_users)
 
     sub = commands.add_parser("calls", help="print the most recent call records")
     sub.add_argument("--limit", type=int, default=10)

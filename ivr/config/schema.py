@@ -22,6 +22,7 @@ from ivr.config.records import (
     SmsSection,
     TranscriptionSection,
 )
+from ivr.config.web import WebSection
 
 _ID = r"^[a-z0-9][a-z0-9_-]*$"
 _DIGITS = r"^[0-9*#]+$"
@@ -304,6 +305,7 @@ class HotlineConfig(Strict):
     transcription: TranscriptionSection = TranscriptionSection()
     cases: CasesSection = CasesSection()
     sms: SmsSection = SmsSection()
+    web: WebSection = WebSection()  # the web console (ivr/config/web.py)
     hotlines: list[Hotline] = Field(min_length=1)
     source: Path | None = Field(None, exclude=True)
 

@@ -7,7 +7,12 @@ import importlib
 
 from ivr.db.models import Base
 
-MODEL_MODULES = ("ivr.db.models", "queue_manager.models", "ivr.cases.models")
+MODEL_MODULES = (
+    "ivr.db.models",
+    "queue_manager.models",
+    "ivr.cases.models",
+    "ivr.web.models",
+)
 
 for _module in MODEL_MODULES:
     importlib.import_module(_module)

@@ -1,0 +1,1 @@
+"""The web console: wallboard, agents' console, calls and cases, statistics, administration."""

@@ -1,0 +1,244 @@
+"""The live feed: queue-manager changes → wallboard and agent websockets.
+
+Changes arrive synchronously from the live model (inside the AMI reader). The
+hub only marks the picture dirty and schedules one flush on the loop, so a
+burst of events (a resync emits dozens) becomes one frame; each frame is
+serialised once and handed to every client's own sender task. A slow client
+cannot hold up the others: when its queue is full it is dropped, and its page
+reconnects and starts again from a fresh snapshot.
+
+Agents' pages get screen-pops: when a queue call rings (or is answered by) the
+agent's phone, the agent's sockets receive the caller's number and the call's
+uniqueid; the page then fetches the caller's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import WSCloseCode, web
+
+from ivr.config.schema import HotlineConfig
+from queue_manager.model import Change
+
+logger = logging.getLogger(__name__)
+
+SEND_QUEUE = 64  # frames a client may lag behind before it is dropped
+
+
+class LiveSource(Protocol):
+    """What the hub needs of the queue manager (a fake in unit tests)."""
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+@dataclass(eq=False)
+class Client:
+    ws: web.WebSocketResponse
+    kind: str  # "wallboard" or "agent"
+    interface: str = ""  # an agent's PJSIP/phone
+    outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+    task: asyncio.Task[None] | None = None
+
+
+class LiveHub:
+    def __init__(self, config: HotlineConfig, source: LiveSource | None) -> None:
+        self.config = config
+        self.source = source
+        self.clients: set[Client] = set()
+        self._dirty = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self._callers: dict[str, str] = {}  # uniqueid → caller number (for screen-pops)
+        self._since: dict[tuple[str, str], tuple[str, float]] = {}  # (queue, iface) → state
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.last_event_at = 0.0  # time.time() of the change behind the latest frame
+        self.frames_sent = 0
+        self._closing: set[asyncio.Future[bool]] = set()
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.source is not None:
+            self._unsubscribe = self.source.subscribe(self._on_change)
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for client in list(self.clients):
+            await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restart")
+            self._drop(client)
+
+    # -- changes -------------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind == "caller_joined":
+            self._callers[change.data["uniqueid"]] = str(change.data.get("caller_id", ""))
+            # Kept after the caller leaves the queue (AgentConnect comes after the
+            # leave); the oldest entries go once there are many.
+            while len(self._callers) > 1000:
+                del self._callers[next(iter(self._callers))]
+        if change.kind in ("agent_ringing", "call_answered"):
+            self._screen_pop(change)
+        self.last_event_at = time.time()
+        if not self._dirty and self._loop is not None:
+            self._dirty = True
+            self._loop.call_soon(self._flush)
+
+    def _screen_pop(self, change: Change) -> None:
+        interface = change.data.get("interface", "")
+        uniqueid = change.data.get("uniqueid", "")
+        number = self._callers.get(uniqueid) or self._caller_from_model(change.queue, uniqueid)
+        frame = json.dumps(
+            {
+                "type": "screen_pop",
+                "state": "ringing" if change.kind == "agent_ringing" else "answered",
+                "queue": change.queue,
+                "uniqueid": uniqueid,
+                "number": number,
+            }
+        )
+        for client in list(self.clients):
+            if client.kind == "agent" and client.interface == interface:
+                self._send(client, frame)
+
+    def _caller_from_model(self, queue: str, uniqueid: str) -> str:
+        if self.source is None:
+            return ""
+        for node in self.source.snapshot().values():
+            for caller in node.get("queues", {}).get(queue, {}).get("callers", []):
+                if caller["uniqueid"] == uniqueid:
+                    return str(caller["caller_id"])
+        return ""
+
+    def _flush(self) -> None:
+        self._dirty = False
+        if not self.clients:
+            return
+        frame = json.dumps({"type": "wallboard", "board": self.board()})
+        for client in list(self.clients):
+            self._send(client, frame)
+        self.frames_sent += 1
+
+    # -- the picture ---------------------------------------------------------------
+
+    def board(self) -> dict[str, Any]:
+        """The wallboard: per queue its callers, agents with time in state, today's
+        figures and alerts; merged over nodes (a queue may live on several)."""
+        now = time.time()
+        snapshot = self.source.snapshot() if self.source is not None else {}
+        titles = {q.id: q.title for q in self.config.queues}
+        agents_by_iface = {f"PJSIP/{a.phone}": a for a in self.config.agents}
+        web_cfg = self.config.web
+        queues: dict[str, Any] = {}
+        synced = bool(snapshot) and all(n.get("synced") for n in snapshot.values())
+        seen: set[tuple[str, str]] = set()
+        for node in snapshot.values():
+            for name, state in node.get("queues", {}).items():
+                entry = queues.setdefault(
+                    name,
+                    {
+                        "id": name,
+                        "title": titles.get(name, name),
+                        "callers": [],
+                        "agents": [],
+                        "today": {"answered": 0, "abandoned": 0},
+                        "longest_wait_seconds": 0.0,
+                        "service_level_percent": 100.0,
+                        "alerts": [],
+                    },
+                )
+                entry["callers"].extend(state["callers"])
+                today = state["today"]
+                entry["today"]["answered"] += today["answered"]
+                entry["today"]["abandoned"] += today["abandoned"]
+                entry["longest_wait_seconds"] = max(
+                    entry["longest_wait_seconds"],
+                    today["longest_wait_seconds"],
+                    *(c["wait_seconds"] for c in state["callers"]),
+                )
+                entry["service_level_percent"] = today["service_level_percent"]
+                entry["current_longest_wait"] = max(
+                    [c["wait_seconds"] for c in entry["callers"]], default=0.0
+                )
+                for member in state["members"]:
+                    key = (name, member["interface"])
+                    seen.add(key)
+                    previous = self._since.get(key)
+                    if previous is None or previous[0] != member["state"]:
+                        self._since[key] = (member["state"], now)
+                    agent = agents_by_iface.get(member["interface"])
+                    entry["agents"].append(
+                        {
+                            **member,
+                            "agent_id": agent.id if agent else None,
+                            "seconds_in_state": round(now - self._since[key][1]),
+                        }
+                    )
+        for key in set(self._since) - seen:
+            del self._since[key]
+        for entry in queues.values():
+            answered, abandoned = entry["today"]["answered"], entry["today"]["abandoned"]
+            total = answered + abandoned
+            entry["today"]["abandon_percent"] = round(100.0 * abandoned / total, 1) if total else 0
+            if entry.get("current_longest_wait", 0) >= web_cfg.alert_longest_wait_seconds:
+                entry["alerts"].append("longest_wait")
+            if total and entry["today"]["abandon_percent"] > web_cfg.alert_abandon_percent:
+                entry["alerts"].append("abandon_rate")
+        return {
+            "at": now,
+            "event_at": self.last_event_at,
+            "synced": synced,
+            "queues": [queues[k] for k in sorted(queues)],
+        }
+
+    # -- clients -------------------------------------------------------------------
+
+    def _send(self, client: Client, frame: str) -> None:
+        try:
+            client.outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            logger.warning("dropping a %s websocket that fell behind", client.kind)
+            self._drop(client)
+            if not client.ws.closed:
+                closing = asyncio.ensure_future(client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER))
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+
+    def _drop(self, client: Client) -> None:
+        self.clients.discard(client)
+        if client.task is not None:
+            client.task.cancel()
+
+    async def _writer(self, client: Client) -> None:
+        while True:
+            frame = await client.outbox.get()
+            await client.ws.send_str(frame)
+
+    async def serve(
+        self, request: web.Request, kind: str, interface: str = ""
+    ) -> web.WebSocketResponse:
+        """Run one websocket until it closes: first the whole board, then changes."""
+        ws = web.WebSocketResponse(heartbeat=20.0)
+        await ws.prepare(request)
+        client = Client(ws, kind, interface)
+        client.task = asyncio.create_task(self._writer(client))
+        self.clients.add(client)
+        self._send(client, json.dumps({"type": "wallboard", "board": self.board()}))
+        try:
+            async for _message in ws:
+                pass  # the page only listens; actions go through POST with CSRF
+        finally:
+            self._drop(client)
+            if client.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await client.task
+        return ws

@@ -1,0 +1,107 @@
+"""The OpenAPI 3.1 document of the JSON API, served at ``/api/openapi.json``.
+
+Written by hand next to the routes; a test checks that every ``/api/v1`` route
+the app registers is described here and nothing else is."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_JSON = {"application/json": {"schema": {"type": "object"}}}
+_LIST = {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}
+
+
+def _op(summary: str, roles: str, *, body: bool = False, many: bool = False,
+        params: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "description": f"Roles: {roles}.",
+        "responses": {
+            "200": {"description": "OK", "content": _LIST if many else _JSON},
+            "401": {"description": "not signed in"},
+            "403": {"description": "role not allowed, or missing CSRF token"},
+        },
+    }
+    if params:
+        operation["parameters"] = [
+            {"name": p, "in": "query", "required": False, "schema": {"type": "string"}}
+            for p in params
+        ]
+    if body:
+        operation["requestBody"] = {"content": _JSON}
+    return operation
+
+
+def _path_params(path: str) -> list[dict[str, Any]]:
+    return [
+        {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+        for part in path.split("/")
+        if part.startswith("{")
+    ]
+
+
+FILTERS = ("from", "to", "area", "topic", "status", "number", "agent", "code")
+
+PATHS: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/v1/me": {"get": _op("The signed-in user and its CSRF token", "any")},
+    "/api/v1/wallboard": {"get": _op("Live queues, callers, agents, alerts", "supervisor, admin")},
+    "/api/v1/agents/{agent_id}/{action}": {
+        "post": _op("Pause, unpause or log off an agent (action)", "supervisor, admin", body=True)
+    },
+    "/api/v1/spy": {
+        "post": _op(
+            "Listen, whisper or barge in: {agent_id, mode, phone}", "supervisor, admin", body=True
+        )
+    },
+    "/api/v1/stats": {
+        "get": _op("Statistics for a period", "supervisor, admin", params=("from", "to"))
+    },
+    "/api/v1/agent": {"get": _op("The agent's own queues and state", "agent")},
+    "/api/v1/agent/{action}": {
+        "post": _op("login, logout, pause {reason}, unpause", "agent", body=True)
+    },
+    "/api/v1/calls": {"get": _op("Search calls", "any", many=True, params=FILTERS)},
+    "/api/v1/calls/{uniqueid}": {"get": _op("One call with recordings and transcript", "any")},
+    "/api/v1/callers/{number}": {"get": _op("A caller's earlier calls and open cases", "any")},
+    "/api/v1/cases": {
+        "get": _op("Search cases", "any", many=True, params=FILTERS),
+        "post": _op("Open a case", "any", body=True),
+    },
+    "/api/v1/cases/{code}": {
+        "get": _op("One case with history", "any"),
+        "post": _op("Update: summary, topic/severity, unit, status with note", "any", body=True),
+    },
+    "/api/v1/users": {
+        "get": _op("Users", "admin", many=True),
+        "post": _op("Add a user {username, password, role, agent_id}", "admin", body=True),
+    },
+    "/api/v1/audit": {"get": _op("The audit log, newest first", "admin", many=True)},
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for path, operations in PATHS.items():
+        paths[path] = {}
+        for method, operation in operations.items():
+            paths[path][method] = {**operation, "parameters": [
+                *_path_params(path), *operation.get("parameters", [])]}  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Hotline console API",
+            "version": "1",
+            "description": "Session cookie from POST /login; every POST needs the "
+            "X-CSRF-Token header (GET /api/v1/me returns it).",
+        },
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "hotline_session"}
+            }
+        },
+        "security": [{"session": []}],
+        "paths": paths,
+    }

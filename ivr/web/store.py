@@ -1,0 +1,416 @@
+"""What the console reads and writes in the database, as plain synchronous
+functions (handlers run them in a thread). No request objects in here, so the
+same functions serve the HTML pages, the JSON API and the CLI."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from ivr.cases.models import OPEN_STATUSES, Case, Recording, Transcript
+from ivr.db.models import Call, utc_now
+from ivr.phone import normalise_caller
+from ivr.web.models import ROLES, AuditEntry, WebUser
+from ivr.web.security import DUMMY_HASH, hash_password, verify_password
+from queue_manager.models import QueueCall
+
+logger = logging.getLogger(__name__)
+
+MAX_ROWS = 500
+
+
+class UserError(ValueError):
+    """A user change that is not allowed; the message says why."""
+
+
+class UserStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def add(
+        self,
+        username: str,
+        password: str,
+        role: str,
+        *,
+        agent_id: str | None = None,
+        display_name: str = "",
+    ) -> WebUser:
+        username = username.strip().lower()
+        if role not in ROLES:
+            raise UserError(f"unknown role {role!r}; use {', '.join(ROLES)}")
+        if not username or len(username) > 64:
+            raise UserError("a user name is 1 to 64 characters")
+        if len(password) < 10:
+            raise UserError("a password has at least 10 characters")
+        if role == "agent" and not agent_id:
+            raise UserError("an agent user needs the agent id from the config")
+        user = WebUser(
+            username=username,
+            display_name=display_name or username,
+            role=role,
+            agent_id=agent_id or None,
+            password_hash=hash_password(password),
+            active=True,
+            session_epoch=0,
+            created_at=utc_now(),
+        )
+        try:
+            with self._sessions.begin() as session:
+                session.add(user)
+        except IntegrityError:
+            raise UserError(f"user {username!r} exists already") from None
+        return user
+
+    def authenticate(self, username: str, password: str) -> WebUser | None:
+        with self._sessions.begin() as session:
+            user = session.scalar(
+                select(WebUser).where(WebUser.username == username.strip().lower())
+            )
+            if user is None or not user.active:
+                verify_password(password, DUMMY_HASH)  # same cost either way
+                return None
+            if not verify_password(password, user.password_hash):
+                return None
+            user.last_login_at = utc_now()
+            return user
+
+    def get(self, user_id: int) -> WebUser | None:
+        with self._sessions() as session:
+            return session.get(WebUser, user_id)
+
+    def all(self) -> list[WebUser]:
+        with self._sessions() as session:
+            return list(session.scalars(select(WebUser).order_by(WebUser.username)))
+
+    def set_active(self, user_id: int, active: bool) -> WebUser:
+        with self._sessions.begin() as session:
+            user = session.get(WebUser, user_id)
+            if user is None:
+                raise UserError("no such user")
+            user.active = active
+            user.session_epoch += 1  # ends its sessions
+            return user
+
+    def set_password(self, username: str, password: str) -> None:
+        if len(password) < 10:
+            raise UserError("a password has at least 10 characters")
+        with self._sessions.begin() as session:
+            user = session.scalar(select(WebUser).where(WebUser.username == username))
+            if user is None:
+                raise UserError(f"no user {username!r}")
+            user.password_hash = hash_password(password)
+            user.session_epoch += 1
+
+
+def audit(
+    sessions: sessionmaker[Session],
+    actor: str,
+    action: str,
+    target: str = "",
+    detail: str = "",
+    address: str = "",
+) -> None:
+    with sessions.begin() as session:
+        session.add(
+            AuditEntry(
+                at=utc_now(), actor=actor, action=action, target=target[:255],
+                detail=detail, address=address[:64],
+            )
+        )  # fmt: skip
+
+
+def audit_entries(sessions: sessionmaker[Session], limit: int = 200) -> list[AuditEntry]:
+    with sessions() as session:
+        return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+# --- calls and cases --------------------------------------------------------------
+
+
+@dataclass
+class Filters:
+    """Search filters shared by calls and cases (all optional)."""
+
+    day_from: date | None = None
+    day_to: date | None = None
+    area: str = ""
+    topic: str = ""
+    status: str = ""
+    number: str = ""
+    agent: str = ""
+    code: str = ""
+
+    @classmethod
+    def parse(cls, query: Any) -> Filters:
+        def day(name: str) -> date | None:
+            try:
+                return date.fromisoformat(str(query.get(name, "")).strip())
+            except ValueError:
+                return None
+
+        return cls(
+            day_from=day("from"),
+            day_to=day("to"),
+            **{k: str(query.get(k, "")).strip()[:64] for k in ("area", "topic", "status",
+                                                                "number", "agent", "code")},
+        )  # fmt: skip
+
+    def as_query(self) -> dict[str, str]:
+        out = {k: v for k, v in vars(self).items() if isinstance(v, str) and v}
+        if self.day_from:
+            out["from"] = self.day_from.isoformat()
+        if self.day_to:
+            out["to"] = self.day_to.isoformat()
+        return out
+
+
+def _bounds(filters: Filters, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    start = (
+        datetime.combine(filters.day_from, time(), zone).astimezone(UTC)
+        if filters.day_from
+        else None
+    )
+    end = (
+        datetime.combine(filters.day_to + timedelta(days=1), time(), zone).astimezone(UTC)
+        if filters.day_to
+        else None
+    )
+    return start, end
+
+
+def _e164(text: str) -> str | None:
+    return normalise_caller(text).e164 if text else None
+
+
+def search_calls(
+    sessions: sessionmaker[Session], filters: Filters, zone: ZoneInfo, limit: int = MAX_ROWS
+) -> list[Call]:
+    query = select(Call).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
+    start, end = _bounds(filters, zone)
+    if start:
+        query = query.where(Call.started_at >= start)
+    if end:
+        query = query.where(Call.started_at < end)
+    if filters.area:
+        query = query.where(Call.area_code == filters.area)
+    if filters.number:
+        e164 = _e164(filters.number)
+        query = query.where(
+            Call.caller_number == e164 if e164 else Call.caller_raw.contains(filters.number)
+        )
+    if filters.status:
+        query = query.where(Call.outcome == filters.status)
+    if filters.agent:
+        answered = select(QueueCall.uniqueid).where(QueueCall.agent_id == filters.agent)
+        query = query.where(Call.uniqueid.in_(answered))
+    with sessions() as session:
+        return list(session.scalars(query))
+
+
+def search_cases(
+    sessions: sessionmaker[Session], filters: Filters, zone: ZoneInfo, limit: int = MAX_ROWS
+) -> list[Case]:
+    query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit)
+    start, end = _bounds(filters, zone)
+    if start:
+        query = query.where(Case.received_at >= start)
+    if end:
+        query = query.where(Case.received_at < end)
+    if filters.area:
+        query = query.where(Case.area_code == filters.area)
+    if filters.topic:
+        query = query.where(Case.topic == filters.topic)
+    if filters.status:
+        query = query.where(Case.status == filters.status)
+    if filters.number:
+        e164 = _e164(filters.number)
+        query = query.where(Case.caller_number == (e164 or filters.number))
+    if filters.code:
+        query = query.where(Case.code == "".join(c for c in filters.code if c.isdigit()))
+    if filters.agent:
+        opened = select(QueueCall.uniqueid).where(QueueCall.agent_id == filters.agent)
+        query = query.where(Case.call_uniqueid.in_(opened))
+    with sessions() as session:
+        return list(session.scalars(query))
+
+
+@dataclass
+class CallDetail:
+    call: Call
+    recordings: list[Recording]
+    transcript: Transcript | None
+    cases: list[Case]
+    queue_call: QueueCall | None
+
+
+def call_detail(sessions: sessionmaker[Session], uniqueid: str) -> CallDetail | None:
+    with sessions() as session:
+        call = session.scalar(select(Call).where(Call.uniqueid == uniqueid))
+        if call is None:
+            return None
+        return CallDetail(
+            call,
+            list(
+                session.scalars(
+                    select(Recording)
+                    .where(Recording.call_uniqueid == uniqueid, Recording.deleted_at.is_(None))
+                    .order_by(Recording.id)
+                )
+            ),
+            session.scalar(select(Transcript).where(Transcript.call_uniqueid == uniqueid)),
+            list(session.scalars(select(Case).where(Case.call_uniqueid == uniqueid))),
+            session.scalar(select(QueueCall).where(QueueCall.uniqueid == uniqueid)),
+        )
+
+
+def case_with_history(sessions: sessionmaker[Session], code: str) -> Case | None:
+    with sessions() as session:
+        return session.scalar(
+            select(Case).where(Case.code == code).options(selectinload(Case.history))
+        )
+
+
+def recordings_of_case(sessions: sessionmaker[Session], case: Case) -> list[Recording]:
+    with sessions() as session:
+        conditions = [Recording.case_id == case.id]
+        if case.call_uniqueid:
+            conditions.append(Recording.call_uniqueid == case.call_uniqueid)
+        return list(
+            session.scalars(
+                select(Recording)
+                .where(or_(*conditions), Recording.deleted_at.is_(None))
+                .order_by(Recording.id)
+            )
+        )
+
+
+def recording(sessions: sessionmaker[Session], recording_id: int) -> Recording | None:
+    with sessions() as session:
+        found = session.get(Recording, recording_id)
+        return None if found is None or found.deleted_at is not None else found
+
+
+def agent_took_call(sessions: sessionmaker[Session], agent_id: str, uniqueid: str) -> bool:
+    """Did this agent answer the call (the queue statistics say who did)?"""
+    with sessions() as session:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(QueueCall)
+                .where(QueueCall.uniqueid == uniqueid, QueueCall.agent_id == agent_id)
+            )
+            or 0
+        ) > 0
+
+
+@dataclass
+class CallerHistory:
+    """The screen-pop: who is calling, what they called about before."""
+
+    number: str
+    e164: str | None
+    earlier_calls: list[Call] = field(default_factory=list)
+    open_cases: list[Case] = field(default_factory=list)
+    current_call: Call | None = None
+
+
+def caller_history(
+    sessions: sessionmaker[Session], number: str, uniqueid: str = "", limit: int = 10
+) -> CallerHistory:
+    e164 = _e164(number)
+    history = CallerHistory(number, e164)
+    with sessions() as session:
+        if uniqueid:
+            history.current_call = session.scalar(select(Call).where(Call.uniqueid == uniqueid))
+        if e164 is None:
+            return history
+        history.earlier_calls = list(
+            session.scalars(
+                select(Call)
+                .where(Call.caller_number == e164, Call.uniqueid != uniqueid)
+                .order_by(Call.started_at.desc())
+                .limit(limit)
+            )
+        )
+        history.open_cases = list(
+            session.scalars(
+                select(Case)
+                .where(Case.caller_number == e164, Case.status.in_(OPEN_STATUSES))
+                .order_by(Case.received_at.desc())
+            )
+        )
+    return history
+
+
+# --- statistics -------------------------------------------------------------------
+
+
+def statistics(
+    sessions: sessionmaker[Session], day_from: date, day_to: date, zone: ZoneInfo
+) -> dict[str, Any]:
+    """Counts for the statistics page, in the hotline's time zone.
+
+    Rows are grouped in Python: a few thousand calls a day is nothing, and it
+    keeps the queries the same on SQLite and PostgreSQL (no date functions)."""
+    start = datetime.combine(day_from, time(), zone).astimezone(UTC)
+    end = datetime.combine(day_to + timedelta(days=1), time(), zone).astimezone(UTC)
+    with sessions() as session:
+        calls = session.execute(
+            select(Call.started_at, Call.caller_number, Call.area_code, Call.outcome).where(
+                Call.started_at >= start, Call.started_at < end
+            )
+        ).all()
+        queue_calls = session.execute(
+            select(QueueCall.outcome, QueueCall.wait_seconds, QueueCall.queue).where(
+                QueueCall.joined_at >= start, QueueCall.joined_at < end
+            )
+        ).all()
+        cases = session.execute(
+            select(
+                Case.topic, Case.area_code, Case.responsible_unit, Case.status,
+                Case.due_date, Case.closed_at, Case.received_at,
+            ).where(Case.received_at >= start, Case.received_at < end)
+        ).all()  # fmt: skip
+    days = [day_from + timedelta(days=n) for n in range((day_to - day_from).days + 1)]
+    per_day = Counter(c.started_at.astimezone(zone).date() for c in calls)
+    per_hour = Counter(c.started_at.astimezone(zone).hour for c in calls)
+    answered = sum(1 for q in queue_calls if q.outcome == "answered")
+    abandoned = sum(1 for q in queue_calls if q.outcome in ("abandoned", "left", "lost"))
+    waits = [q.wait_seconds for q in queue_calls if q.outcome == "answered" and q.wait_seconds]
+    today = datetime.now(zone).date()
+    on_time: Counter[str] = Counter()
+    late: Counter[str] = Counter()
+    for case in cases:
+        unit = case.responsible_unit or "-"
+        done = case.closed_at.astimezone(zone).date() if case.closed_at else None
+        if (done or today) > case.due_date:
+            late[unit] += 1
+        elif done is not None:
+            on_time[unit] += 1
+    return {
+        "from": day_from.isoformat(),
+        "to": day_to.isoformat(),
+        "calls": len(calls),
+        "distinct_callers": len({c.caller_number for c in calls if c.caller_number}),
+        "per_day": [(d.isoformat(), per_day.get(d, 0)) for d in days],
+        "per_hour": [(h, per_hour.get(h, 0)) for h in range(24)],
+        "by_area": Counter(c.area_code or "-" for c in calls).most_common(),
+        "by_outcome": Counter(c.outcome for c in calls).most_common(),
+        "by_topic": Counter(c.topic or "-" for c in cases).most_common(),
+        "queue_answered": answered,
+        "queue_abandoned": abandoned,
+        "average_wait_seconds": round(sum(waits) / len(waits), 1) if waits else 0.0,
+        "cases": len(cases),
+        "cases_by_unit": sorted(
+            ((unit, on_time.get(unit, 0), late.get(unit, 0)) for unit in set(on_time) | set(late)),
+        ),
+    }

@@ -1,0 +1,441 @@
+"""The web console without a PBX: security rules, role checks, CSRF, rate
+limiting, recordings (no path traversal, audited), search, statistics, the
+OpenAPI document and the wallboard feed from a live model fed AMI events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from ivr.cases.models import Recording
+from ivr.config import HotlineConfig, load_config
+from ivr.db.engine import make_engine, make_session_factory
+from ivr.db.migrate import upgrade
+from ivr.db.models import Call, utc_now
+from ivr.web.app import create_app
+from ivr.web.i18n import VI
+from ivr.web.live import LiveHub
+from ivr.web.models import AuditEntry
+from ivr.web.openapi import PATHS
+from ivr.web.security import LoginRateLimiter, SessionSigner, hash_password, verify_password
+from ivr.web.store import UserStore
+from queue_manager.model import Change, LiveModel
+from tests.rig.postgres import fresh_database_url
+from tests.rig.stack import EXAMPLE
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "ivr" / "web" / "templates"
+PASSWORD = "mật-khẩu-đủ-dài"
+
+
+# --- pure parts ---------------------------------------------------------------------
+
+
+def test_password_hash_is_salted_scrypt_and_verifies() -> None:
+    first, second = hash_password(PASSWORD), hash_password(PASSWORD)
+    assert first.startswith("scrypt$") and first != second
+    assert verify_password(PASSWORD, first)
+    assert not verify_password(PASSWORD + "x", first)
+    assert not verify_password(PASSWORD, "md5$abc")
+
+
+def test_session_cookie_rejects_tampering_and_expiry() -> None:
+    signer = SessionSigner(b"k" * 32, lifetime_seconds=60)
+    cookie, data = signer.issue(7, 0, now=1000.0)
+    assert signer.read(cookie, now=1030.0) == data
+    assert signer.read(cookie, now=1061.0) is None  # expired
+    body, mac = cookie.split(".")
+    forged = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1]
+    assert signer.read(f"{forged}.{mac}", now=1030.0) is None
+    other = SessionSigner(b"j" * 32, lifetime_seconds=60)
+    assert other.read(cookie, now=1030.0) is None
+    assert signer.check_csrf(data, signer.csrf_token(data))
+    assert not signer.check_csrf(data, other.csrf_token(data))
+    assert not signer.check_csrf(data, None)
+
+
+def test_rate_limiter_blocks_after_the_allowed_failures_then_forgets() -> None:
+    limiter = LoginRateLimiter(attempts=3, window=60)
+    keys = ["user:a", "addr:1.2.3.4"]
+    for at in (0.0, 1.0, 2.0):
+        assert limiter.blocked(keys, now=at) == 0
+        limiter.failed(keys, now=at)
+    assert limiter.blocked(keys, now=3.0) == pytest.approx(57.0)
+    assert limiter.blocked(["user:b", "addr:1.2.3.4"], now=3.0) > 0  # same address
+    assert limiter.blocked(keys, now=61.0) == 0
+
+
+def test_every_template_text_has_its_vietnamese_form() -> None:
+    used: set[str] = set()
+    for template in TEMPLATES.glob("*.html"):
+        used |= set(re.findall(r'_\("([^"]+)"\)', template.read_text(encoding="utf-8")))
+    used |= {"idle", "ringing", "talking", "paused", "wrapup", "unavailable"}
+    missing = sorted(text for text in used if text not in VI)
+    assert not missing, f"no Vietnamese for {missing}"
+    assert VI["Sign in"] == "Đăng nhập"
+
+
+# --- the app with a database --------------------------------------------------------
+
+
+def _config(tmp_path: Path) -> HotlineConfig:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    data["database"]["url"] = fresh_database_url(tmp_path)
+    data["sms"] = {"kind": "file", "path": str(tmp_path / "sms.jsonl")}
+    data["paths"]["recordings"] = str(tmp_path / "recordings")
+    data["web"] = {"cookie_secure": False, "login_attempts": 3}
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return load_config(path)
+
+
+class FakeManager:
+    """The queue manager's surface the console uses, over a real LiveModel."""
+
+    def __init__(self, config: HotlineConfig) -> None:
+        self.model = LiveModel("local", queue_settings={q.id: (30, 0) for q in config.queues})
+        self.calls: list[tuple[str, Any]] = []
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        return self.model.subscribe(callback)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"local": self.model.snapshot()}
+
+    async def login(self, agent_id: str, queues: Any = None, by: str = "") -> list[Any]:
+        self.calls.append(("login", agent_id))
+        return []
+
+    async def logout(self, agent_id: str, queues: Any = None, by: str = "") -> list[Any]:
+        self.calls.append(("logout", agent_id))
+        return []
+
+    async def pause(self, agent_id: str, reason: str, queue: str | None = None) -> None:
+        self.calls.append(("pause", (agent_id, reason)))
+
+    async def unpause(self, agent_id: str, queue: str | None = None) -> None:
+        self.calls.append(("unpause", agent_id))
+
+
+class Console:
+    def __init__(self, config: HotlineConfig, sessions: Any, manager: FakeManager) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.manager = manager
+        self.clients: list[TestClient] = []
+        self.server: TestServer | None = None
+
+    async def start(self) -> None:
+        app = create_app(self.config, self.sessions, secret=b"s" * 32, queue_manager=self.manager)
+        self.server = TestServer(app)
+        await self.server.start_server()
+
+    async def client(self) -> TestClient:
+        assert self.server is not None
+        client = TestClient(self.server)
+        await client.start_server()
+        self.clients.append(client)
+        return client
+
+    async def signed_in(self, username: str) -> tuple[TestClient, str]:
+        client = await self.client()
+        page = await client.get("/login")
+        token = _csrf(await page.text())
+        answer = await client.post(
+            "/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": token, "next": "/"},
+            allow_redirects=False,
+        )
+        assert answer.status == 302, await answer.text()
+        me = await (await client.get("/api/v1/me")).json()
+        return client, me["csrf_token"]
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> HotlineConfig:
+    return _config(tmp_path)
+
+
+@pytest.fixture
+def sessions(config: HotlineConfig) -> Iterator[Any]:
+    upgrade(config.database_url)
+    engine = make_engine(config.database_url)
+    factory = make_session_factory(engine)
+    users = UserStore(factory)
+    users.add("quantri", PASSWORD, "admin")
+    users.add("giamsat", PASSWORD, "supervisor")
+    users.add("dtv1", PASSWORD, "agent", agent_id=config.agents[0].id)
+    users.add("dtv2", PASSWORD, "agent", agent_id=config.agents[1].id)
+    yield factory
+    engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def console(config: HotlineConfig, sessions: Any) -> AsyncIterator[Console]:
+    running = Console(config, sessions, FakeManager(config))
+    await running.start()
+    try:
+        yield running
+    finally:
+        for client in running.clients:
+            await client.close()
+        assert running.server is not None
+        await running.server.close()
+
+
+@pytest.mark.db
+async def test_pages_need_a_session_and_the_right_role(console: Console) -> None:
+    anonymous = await console.client()
+    answer = await anonymous.get("/wallboard", allow_redirects=False)
+    assert answer.status == 302 and answer.headers["Location"].startswith("/login")
+    assert (await anonymous.get("/api/v1/calls")).status == 401
+
+    agent, _token = await console.signed_in("dtv1")
+    for path in ("/wallboard", "/stats", "/admin/users", "/api/v1/wallboard", "/calls.csv"):
+        refused = await agent.get(path)
+        assert refused.status == 403, path
+    refused_page = await agent.get("/wallboard")
+    assert "Không có quyền truy cập" in await refused_page.text()  # Vietnamese by default
+    assert (await agent.get("/agent")).status == 200
+
+    supervisor, _ = await console.signed_in("giamsat")
+    assert (await supervisor.get("/wallboard")).status == 200
+    assert (await supervisor.get("/agent")).status == 403
+    assert (await supervisor.get("/admin/users")).status == 403
+    admin, _ = await console.signed_in("quantri")
+    assert (await admin.get("/admin/users")).status == 200
+
+
+@pytest.mark.db
+async def test_every_route_declares_roles(console: Console) -> None:
+    assert console.server is not None
+    app = console.server.app
+    from ivr.web.app import STATE
+
+    names = {r.name for r in app.router.routes() if r.name and r.name != "static"}
+    assert names == set(app[STATE].roles)
+
+
+@pytest.mark.db
+async def test_posts_without_the_csrf_token_are_refused(console: Console) -> None:
+    agent, token = await console.signed_in("dtv1")
+    assert (await agent.post("/agent/pause", data={"reason": "Break"})).status == 403
+    assert (
+        await agent.post("/agent/pause", data={"reason": "Break", "csrf_token": "forged"})
+    ).status == 403
+    assert console.manager.calls == []
+    ok = await agent.post(
+        "/agent/pause", data={"reason": "Meal"}, headers={"X-CSRF-Token": token},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert ok.status == 303
+    assert console.manager.calls == [("pause", (console.config.agents[0].id, "Meal"))]
+    # The login form has its own token (no session yet).
+    fresh = await console.client()
+    bad = await fresh.post("/login", data={"username": "dtv1", "password": PASSWORD})
+    assert bad.status == 403
+
+
+@pytest.mark.db
+async def test_login_is_rate_limited_and_audited(console: Console) -> None:
+    client = await console.client()
+    token = _csrf(await (await client.get("/login")).text())
+    statuses = []
+    for _ in range(4):
+        answer = await client.post(
+            "/login",
+            data={"username": "giamsat", "password": "wrong-password", "csrf_token": token},
+        )
+        statuses.append(answer.status)
+    assert statuses == [401, 401, 401, 429]
+    # Even the right password waits out the window now.
+    right = await client.post(
+        "/login", data={"username": "giamsat", "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert right.status == 429
+    assert "Đăng nhập sai quá nhiều lần" in await right.text()
+    with console.sessions() as session:
+        actions = [e.action for e in session.scalars(select(AuditEntry))]
+    assert actions.count("login_failed") == 3 and "login_blocked" in actions
+
+
+@pytest.mark.db
+async def test_disabling_a_user_ends_its_sessions(console: Console) -> None:
+    agent, _ = await console.signed_in("dtv2")
+    assert (await agent.get("/agent")).status == 200
+    users = UserStore(console.sessions)
+    target = next(u for u in users.all() if u.username == "dtv2")
+    admin, token = await console.signed_in("quantri")
+    answer = await admin.post(
+        f"/admin/users/{target.id}/active", data={"active": "0"}, headers={"X-CSRF-Token": token},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert answer.status == 303
+    assert (await agent.get("/agent", allow_redirects=False)).status == 302
+
+
+def _add_call_with_recording(console: Console, path: Path, uniqueid: str) -> int:
+    now = utc_now()
+    with console.sessions.begin() as session:
+        session.add(
+            Call(uniqueid=uniqueid, linkedid=uniqueid, hotline_id="bac-tu-liem",
+                 caller_number="+84912000111", started_at=now, outcome="answered")
+        )  # fmt: skip
+        recording = Recording(call_uniqueid=uniqueid, kind="mix", path=str(path), created_at=now)
+        session.add(recording)
+        session.flush()
+        return recording.id
+
+
+@pytest.mark.db
+async def test_recordings_are_served_by_id_only_inside_the_folder_and_audited(
+    console: Console, tmp_path: Path
+) -> None:
+    folder = tmp_path / "recordings"
+    folder.mkdir(exist_ok=True)
+    inside = folder / "a.wav"
+    inside.write_bytes(b"RIFF" + b"\0" * 60)
+    outside = tmp_path / "secret.wav"
+    outside.write_bytes(b"RIFF" + b"\0" * 60)
+    good = _add_call_with_recording(console, inside, "1700000000.1")
+    evil = _add_call_with_recording(console, folder / ".." / "secret.wav", "1700000000.2")
+
+    supervisor, _ = await console.signed_in("giamsat")
+    answer = await supervisor.get(f"/recordings/{good}")
+    assert answer.status == 200 and (await answer.read()).startswith(b"RIFF")
+    download = await supervisor.get(f"/recordings/{good}?download=1")
+    assert "attachment" in download.headers["Content-Disposition"]
+    assert (await supervisor.get(f"/recordings/{evil}")).status == 404
+    assert (await supervisor.get("/recordings/..%2Fsecret.wav")).status == 404
+    # An agent hears only the calls it answered.
+    agent, _ = await console.signed_in("dtv1")
+    assert (await agent.get(f"/recordings/{good}")).status == 403
+    with console.sessions() as session:
+        entries = [(e.actor, e.action, e.target) for e in session.scalars(select(AuditEntry))]
+    assert ("giamsat", "listen", f"recording {good}") in entries
+    assert ("giamsat", "download", f"recording {good}") in entries
+    assert ("dtv1", "listen_refused", f"recording {good}") in entries
+
+
+@pytest.mark.db
+async def test_case_opened_by_an_agent_is_found_by_number_and_exported(console: Console) -> None:
+    agent, token = await console.signed_in("dtv1")
+    opened = await agent.post(
+        "/api/v1/cases",
+        json={"caller_number": "0912 000 222", "summary": "Đèn đường hỏng ở ngõ 5",
+              "topic": "hien-truong"},
+        headers={"X-CSRF-Token": token},
+    )  # fmt: skip
+    assert opened.status == 200, await opened.text()
+    code = (await opened.json())["code"]
+    found = await (await agent.get("/cases", params={"number": "0912000222"})).text()
+    assert code in found and "Đèn đường hỏng" in found
+    listed = await (await agent.get("/api/v1/cases", params={"code": code})).json()
+    assert [c["caller_number"] for c in listed] == ["+84912000222"]
+    updated = await agent.post(
+        f"/api/v1/cases/{code}", json={"status": "in_progress", "note": "đã gọi lại"},
+        headers={"X-CSRF-Token": token},
+    )  # fmt: skip
+    assert updated.status == 200
+    detail = await (await agent.get(f"/api/v1/cases/{code}")).json()
+    assert detail["status"] == "in_progress"
+    assert [h["action"] for h in detail["history"]] == ["opened", "status"]
+    supervisor, _ = await console.signed_in("giamsat")
+    csv_text = (await (await supervisor.get("/cases.csv")).read()).decode("utf-8-sig")
+    assert code in csv_text and "Đèn đường hỏng" in csv_text
+
+
+@pytest.mark.db
+async def test_statistics_page_draws_svg_charts(console: Console) -> None:
+    supervisor, _ = await console.signed_in("giamsat")
+    _add_call_with_recording(console, Path("/nonexistent.wav"), "1700000001.1")
+    page = await supervisor.get("/stats")
+    html = await page.text()
+    assert page.status == 200 and html.count("<svg") >= 5
+    assert "Số cuộc gọi theo ngày" in html
+    english = await supervisor.get("/lang/en", params={"next": "/stats"})
+    assert "Calls per day" in await english.text()
+    figures = await (await supervisor.get("/api/v1/stats")).json()
+    assert figures["calls"] == 1 and figures["distinct_callers"] == 1
+
+
+@pytest.mark.db
+async def test_openapi_describes_exactly_the_api_routes(console: Console) -> None:
+    client = await console.client()
+    document = await (await client.get("/api/openapi.json")).json()
+    assert console.server is not None
+    registered = {
+        (r.method.lower(), r.resource.canonical)
+        for r in console.server.app.router.routes()
+        if r.resource is not None and r.resource.canonical.startswith("/api/v1/")
+    }
+    described = {(m, p) for p, ops in document["paths"].items() for m in ops}
+    assert registered == described
+    assert set(document["paths"]) == set(PATHS)
+
+
+@pytest.mark.db
+async def test_wallboard_socket_follows_the_live_model(console: Console) -> None:
+    supervisor, _ = await console.signed_in("giamsat")
+    model = console.manager.model
+    model.resync([{"Event": "QueueParams", "Queue": "operator"}])
+    async with supervisor.ws_connect("/ws/wallboard") as ws:
+        first = json.loads((await ws.receive()).data)
+        assert first["type"] == "wallboard"
+        model.apply(
+            {"Event": "QueueCallerJoin", "Queue": "operator", "Uniqueid": "9.1",
+             "Channel": "PJSIP/x-1", "CallerIDNum": "0912000333", "Position": "1"}
+        )  # fmt: skip
+        frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        operator = next(q for q in frame["board"]["queues"] if q["id"] == "operator")
+        assert [c["caller_id"] for c in operator["callers"]] == ["0912000333"]
+        model.apply({"Event": "QueueCallerLeave", "Queue": "operator", "Uniqueid": "9.1",
+                     "Position": "1"})  # fmt: skip
+        frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        operator = next(q for q in frame["board"]["queues"] if q["id"] == "operator")
+        assert operator["callers"] == []
+
+
+async def test_hub_coalesces_a_burst_into_one_frame(config: HotlineConfig) -> None:
+    manager = FakeManager(config)
+    hub = LiveHub(config, manager)
+    hub.start()
+    sent: list[str] = []
+
+    class Recorder:
+        closed = False
+
+        async def send_str(self, data: str) -> None:
+            sent.append(data)
+
+        async def close(self, **_: Any) -> None:
+            self.closed = True
+
+    from ivr.web.live import Client
+
+    client = Client(Recorder(), "wallboard")  # type: ignore[arg-type]
+    hub.clients.add(client)
+    for n in range(20):
+        manager.model.apply(
+            {"Event": "QueueCallerJoin", "Queue": "operator", "Uniqueid": f"1.{n}",
+             "CallerIDNum": "0912000444", "Position": str(n + 1)}
+        )  # fmt: skip
+    await asyncio.sleep(0)  # let the scheduled flush run
+    assert client.outbox.qsize() == 1
+    await hub.close()
