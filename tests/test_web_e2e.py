@@ -1,0 +1,271 @@
+"""The web console in a real browser (Debian's chromium driven by Playwright)
+against the real stack: a private Asterisk, the FastAGI server, the queue
+manager, the console, and SIPp phones.
+
+Acceptance of issue 6: a supervisor sees a SIPp caller appear on the wallboard
+and disappear when the agent answers; the agent logs in to the queue, pauses,
+takes the call, sees the screen-pop and saves a case; the case is found in the
+search; an agent is refused a supervisor page; the wallboard recovers by itself
+after the console restarts. Screenshots go to docs/screenshots/ (README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from ivr.asterisk.instance import AsteriskInstance
+from ivr.config import HotlineConfig
+from ivr.db.engine import make_engine, make_session_factory
+from ivr.service import RunningServices, start_services
+from ivr.sim.sipp import CallResult, Dtmf, Pause, SippAnswerer, SippCaller
+from ivr.web.app import start_web
+from ivr.web.store import UserStore
+from queue_manager.manager import QueueManager
+from tests.rig.stack import (
+    HOTLINE_NUMBER,
+    REPO,
+    Ports,
+    free_tcp_port,
+    free_udp_port,
+    start_asterisk,
+    wait_for,
+    write_test_config,
+)
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO / "docs" / "screenshots"
+PASSWORD = "mật-khẩu-thử-nghiệm"
+CALLER = "0912000777"
+TIMEOUT_MS = 20_000
+AGENT_ROW = 'section[data-queue="operator"] tr.agent[data-interface="PJSIP/qa-1"]'
+
+
+@dataclass
+class ConsoleRig:
+    asterisk: AsteriskInstance
+    config: HotlineConfig
+    services: RunningServices
+    manager: QueueManager
+    agent_phone: SippAnswerer
+    sessions: Any
+    workdir: Path
+    port: int
+    runner: web.AppRunner
+    browser: Browser
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def restart_web(self) -> None:
+        await self.runner.cleanup()
+        self.runner = await start_web(
+            self.config, self.sessions, queue_manager=self.manager, port=self.port
+        )
+
+
+def _tweak(data: dict[str, Any]) -> None:
+    data["agents"].append({"id": "qa1", "name": "Nguyễn Thị Lan", "phone": "qa-1"})
+    for queue in data["queues"]:
+        if queue["id"] == "operator":
+            queue.update(members=[], ring_seconds=15, wrapup_seconds=2)
+    # Nobody is rostered: the agent joins the queue from the console.
+    data["roster"]["assignments"] = []
+    data["roster"]["overrides"] = []
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def rig(
+    tmp_path_factory: pytest.TempPathFactory,
+    asterisk_binary: Path,
+    sipp_binary: str,
+    quick_prompts: Path,
+) -> AsyncIterator[ConsoleRig]:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium not found: apt-get install chromium", pytrace=False)
+    base = tmp_path_factory.mktemp("web-console")
+    # The agent's phone rings 3 s (time for the screen-pop) and talks 6 s.
+    phone = SippAnswerer(base / "sipp", "qa-1", mode="answer", ring_ms=3000, hold_ms=6000)
+    await phone.start()
+    config_path = write_test_config(
+        base,
+        Ports(),
+        {
+            **{p: f"sip:{p}@127.0.0.1:9" for p in ("t-chair", "t-chair-silent", "t-vice",
+                                                  "t-agent")},
+            "qa-1": phone.contact,
+        },
+        quick_prompts,
+        trunk_port=free_udp_port(),
+        tweak=_tweak,
+    )  # fmt: skip
+    asterisk, config = start_asterisk(base, config_path)
+    services = await start_services(config)  # FastAGI: the call flow puts calls in queues
+    engine = make_engine(config.database_url)
+    sessions = make_session_factory(engine)
+    users = UserStore(sessions)
+    users.add("giamsat", PASSWORD, "supervisor", display_name="Trần Văn Giám")
+    users.add("dtv-lan", PASSWORD, "agent", agent_id="qa1", display_name="Nguyễn Thị Lan")
+    manager = QueueManager(config, sessions, backoff=(1.0, 3.0), ping_interval=2.0)
+    await manager.start()
+    port = free_tcp_port()
+    runner = await start_web(config, sessions, queue_manager=manager, port=port)
+    playwright = await async_playwright().start()
+    browser = await playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+        ],
+    )  # fmt: skip
+    rig = ConsoleRig(
+        asterisk, config, services, manager, phone, sessions, base, port, runner, browser
+    )
+    try:
+        await wait_for(lambda: manager.links["local"].synced.is_set(), 20, "the first resync")
+        yield rig
+    finally:
+        await browser.close()
+        await playwright.stop()
+        await rig.runner.cleanup()
+        await manager.close()
+        await services.close()
+        asterisk.stop()
+        engine.dispose()
+        await phone.stop()
+
+
+async def signed_in(rig: ConsoleRig, username: str) -> tuple[BrowserContext, Page]:
+    # A fresh context is a fresh cookie jar (one user each).
+    context = await rig.browser.new_context(viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    await page.goto(rig.url + "/")
+    await expect(page.locator("h1")).to_have_text("Đăng nhập")  # Vietnamese by default
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORD)
+    await page.click("#sign-in")
+    return context, page
+
+
+def call_queue(rig: ConsoleRig) -> asyncio.Task[CallResult]:
+    caller = SippCaller(rig.workdir / "calls")
+    return asyncio.create_task(
+        caller.call(
+            target=f"127.0.0.1:{rig.config.asterisk.sip.port}",
+            number=HOTLINE_NUMBER,
+            caller_id=CALLER,
+            steps=[Pause(500), Dtmf("0")],  # 0: the operator queue
+            timeout_s=60,
+        )
+    )
+
+
+async def test_an_agent_is_refused_a_supervisor_page(rig: ConsoleRig) -> None:
+    context, page = await signed_in(rig, "dtv-lan")
+    await expect(page).to_have_url(rig.url + "/agent")
+    answer = await page.goto(rig.url + "/wallboard")
+    assert answer is not None and answer.status == 403
+    await expect(page.locator("#error-title")).to_have_text("Không có quyền truy cập")
+    answer = await page.goto(rig.url + "/stats")
+    assert answer is not None and answer.status == 403
+    await context.close()
+
+
+async def test_caller_on_the_wallboard_screen_pop_case_and_search(rig: ConsoleRig) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    sup_context, board = await signed_in(rig, "giamsat")
+    await expect(board).to_have_url(rig.url + "/wallboard")
+    await expect(board.locator("#live-status")).to_have_class("status on")
+    agent_context, console = await signed_in(rig, "dtv-lan")
+    await expect(console.locator("#live-status")).to_have_class("status on")
+
+    # The agent joins its queue; the supervisor sees it.
+    await console.click("#queue-login")
+    agent_row = board.locator(AGENT_ROW)
+    await expect(agent_row).to_be_visible()
+    await expect(agent_row.locator(".agent-state")).to_have_text("sẵn sàng")
+
+    # Pause with a reason: shown on the wallboard and in the agent's own list.
+    await console.select_option("#pause-reason", "Meal")
+    await console.click("#pause")
+    await expect(agent_row.locator(".agent-state")).to_have_text("tạm nghỉ (Meal)")
+    await expect(console.locator('#my-queues li[data-queue="operator"]')).to_contain_text(
+        "tạm nghỉ"
+    )
+
+    # A citizen calls and presses 0: the caller waits, visible on the wallboard.
+    call = call_queue(rig)
+    caller_row = board.locator('section[data-queue="operator"] tr.caller')
+    await expect(caller_row.locator(".caller-id")).to_have_text(CALLER)
+    await board.screenshot(path=str(SCREENSHOTS / "wallboard.png"), full_page=True)
+
+    # The agent resumes: the phone rings, the screen-pop shows the caller.
+    await console.click("#unpause")
+    await expect(console.locator("#pop-number")).to_have_text(CALLER)
+    await expect(console.locator("#pop-cases")).to_contain_text("Không có")
+    # The SIPp phone answers: the caller leaves the wallboard, the agent talks.
+    await expect(caller_row).to_have_count(0)
+    await expect(agent_row.locator(".agent-state")).to_have_text("đang nghe máy")
+
+    # The agent writes the case while talking.
+    await console.fill("#case-name", "Phạm Văn Minh")
+    await console.select_option("#case-topic", "hien-truong")
+    await console.fill("#case-summary", "Đèn chiếu sáng ngõ 12 phố Đông Ngạc hỏng ba ngày.")
+    await console.click("#case-save")
+    result = console.locator("#case-result")
+    await expect(result).to_contain_text("Đã lưu phản ánh mã số")
+    code = await result.get_attribute("data-code")
+    assert code and code.isdigit()
+    await console.screenshot(path=str(SCREENSHOTS / "agent-console.png"), full_page=True)
+
+    finished = await call
+    assert finished.answered, finished.log_text
+
+    # The case is found by the caller's number, linked to the call.
+    await console.goto(rig.url + f"/cases?number={CALLER}")
+    row = console.locator(f'#cases tr[data-code="{code}"]')
+    await expect(row).to_contain_text("Đèn chiếu sáng ngõ 12")
+    await row.locator("a").click()
+    await expect(console.locator("#case-code")).to_have_text(code)
+    call_link = console.locator('a[href^="/calls/"]').first
+    await expect(call_link).to_be_visible()
+
+    # Statistics (supervisor), English on request.
+    await board.goto(rig.url + "/stats")
+    await expect(board.locator("svg.chart")).to_have_count(6)
+    await expect(board.locator("#stat-tiles")).to_contain_text("Tổng số cuộc gọi")
+    await board.screenshot(path=str(SCREENSHOTS / "statistics.png"), full_page=True)
+    await board.goto(rig.url + "/lang/en?next=/stats")
+    await expect(board.locator("#stat-tiles")).to_contain_text("Total calls")
+    await board.goto(rig.url + "/lang/vi?next=/wallboard")
+    await sup_context.close()
+    await agent_context.close()
+
+
+async def test_wallboard_recovers_after_the_console_restarts(rig: ConsoleRig) -> None:
+    context, board = await signed_in(rig, "giamsat")
+    status = board.locator("#live-status")
+    await expect(status).to_have_class("status on")
+    await rig.restart_web()
+    # The page notices, reconnects by itself, and shows the queues again.
+    await expect(status).to_have_class("status on")
+    await expect(board.locator('section[data-queue="operator"]')).to_be_visible()
+    # New changes flow through the new server's socket.
+    await rig.manager.pause("qa1", "Meeting")
+    agent_row = board.locator(AGENT_ROW)
+    await expect(agent_row.locator(".agent-state")).to_have_text("tạm nghỉ (Meeting)")
+    await rig.manager.unpause("qa1")
+    await context.close()
