@@ -149,9 +149,23 @@ def render_extensions(config: HotlineConfig) -> str:
         _entry_context(config),
         _route_context(config),
         _hangup_context(config),
+        _spy_context(),
     ]
     lines.append("")
     return "\n".join(lines)
+
+
+def _spy_context() -> str:
+    # Supervisors listen, whisper or barge in from the web console: an AMI
+    # Originate rings the supervisor's phone into this context with the agent's
+    # phone as the extension and the ChanSpy options (w whisper, B barge) in
+    # HL_SPY_OPTS; q keeps the beep and name announcement off.
+    return """
+[hotline-spy]
+exten => _[0-9a-zA-Z].,1,NoOp(Supervisor spy on ${EXTEN} options ${HL_SPY_OPTS})
+ same => n,ChanSpy(PJSIP/${EXTEN},q${HL_SPY_OPTS})
+ same => n,Hangup()
+"""
 
 
 def _entry_context(config: HotlineConfig) -> str:
