@@ -269,3 +269,27 @@ async def test_wallboard_recovers_after_the_console_restarts(rig: ConsoleRig) ->
     await expect(agent_row.locator(".agent-state")).to_have_text("tạm nghỉ (Meeting)")
     await rig.manager.unpause("qa1")
     await context.close()
+
+
+async def test_supervisor_spy_originates_into_the_chanspy_context(rig: ConsoleRig) -> None:
+    """The supervisor's Listen button: the dialplan has the ChanSpy context, the
+    console sends the Originate and audits it. (No SIPp supervisor phone here:
+    hearing the audio is not proven, only the wiring.)"""
+    assert "ChanSpy(PJSIP/${EXTEN},q${HL_SPY_OPTS})" in rig.asterisk.rx(
+        "dialplan show hotline-spy"
+    )
+    context, board = await signed_in(rig, "giamsat")
+    await expect(board.locator("#live-status")).to_have_class("status on")
+    phone = await board.locator("#spy-phone").input_value()
+    listen = board.locator(AGENT_ROW).locator("button", has_text="Nghe")
+    await listen.click()
+    await expect(listen).to_have_class("done")
+    from sqlalchemy import select
+
+    from ivr.web.models import AuditEntry
+
+    with rig.sessions() as session:
+        entries = [(e.actor, e.action, e.target, e.detail) for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "spy_listen"))]  # fmt: skip
+    assert entries == [("giamsat", "spy_listen", "qa1", f"from phone {phone}")]
+    await context.close()
