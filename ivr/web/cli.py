@@ -36,7 +36,7 @@ def add_users_parser(commands: Any, handler: Callable[[argparse.Namespace], int]
 
 def _password(args: argparse.Namespace) -> str:
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\\n")
+        return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass("password: ")
     if first != getpass.getpass("again: "):
         raise SystemExit("the passwords differ")
@@ -55,7 +55,7 @@ def run_users_command(config: HotlineConfig, args: argparse.Namespace) -> int:
         if args.users_command == "list":
             for user in users.all():
                 state = "active" if user.active else "disabled"
-                print(f"{user.username}\\t{user.role}\\t{user.agent_id or '-'}\\t{state}")
+                print(f"{user.username}\t{user.role}\t{user.agent_id or '-'}\t{state}")
             return 0
         if args.users_command == "passwd":
             users.set_password(args.username, _password(args))
