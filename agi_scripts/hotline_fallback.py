@@ -17,7 +17,7 @@ from typing import Any
 
 from asterisk.agi import AGI  # type: ignore[import-untyped]
 
-ROUTE, QUEUE, DIAL_COUNT, FINAL = "HL_ROUTE", "HL_QUEUE", "HL_DIAL_COUNT", "HL_FINAL"
+ROUTE, QUEUE, TARGETS, FINAL = "HL_ROUTE", "HL_QUEUE", "HL_TARGETS", "HL_FINAL"
 ATTEMPTS = 3
 
 
@@ -29,11 +29,11 @@ def route_ward(agi: Any, hotline: dict[str, Any]) -> bool:
             shortcut = menu["shortcuts"].get(digits.rstrip("#"))
             if shortcut is None:
                 continue
-            for index, target in enumerate(shortcut["targets"], start=1):
-                agi.set_variable(f"HL_DIAL_{index}", target["dial"])
-                agi.set_variable(f"HL_RING_{index}", str(target["ring"]))
-                agi.set_variable(f"HL_LABEL_{index}", target["label"])
-            agi.set_variable(DIAL_COUNT, str(len(shortcut["targets"])))
+            # "<dial>|<ring>|<label>" per target joined by "^", as the server does
+            agi.set_variable(
+                TARGETS,
+                "^".join(f"{t['dial']}|{t['ring']}|{t['label']}" for t in shortcut["targets"]),
+            )
             if shortcut.get("final_queue"):
                 agi.set_variable(FINAL, "queue")
                 agi.set_variable(QUEUE, shortcut["final_queue"])

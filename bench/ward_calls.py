@@ -76,7 +76,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-async def run(calls: int, rates: list[float], hold_ms: int) -> None:
+async def run(calls: int, rates: list[float], hold_ms: int, profile: str | None = None) -> None:
     base = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     chairman = SippAnswerer(base / "sipp", "t-chair", mode="answer", hold_ms=hold_ms,
                             play_audio=False)
@@ -93,8 +93,11 @@ async def run(calls: int, rates: list[float], hold_ms: int) -> None:
     )
     asterisk, config = start_asterisk(base, config_path)
     assert asterisk.process is not None
+    command = [str(REPO / ".venv/bin/hotline")]
+    if profile:  # cProfile of the server, written when it stops (SIGTERM → clean exit)
+        command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "ivr.cli"]
     server = subprocess.Popen(
-        [str(REPO / ".venv/bin/hotline"), "--config", str(config_path), "serve", "--only", "agi"],
+        [*command, "--config", str(config_path), "serve", "--only", "agi"],
         stdout=subprocess.DEVNULL, stderr=(base / "server.log").open("wb"),
     )
     try:
@@ -211,8 +214,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rates", default="10,25,50")
     parser.add_argument("--hold-ms", type=int, default=300)
+    parser.add_argument("--profile", help="write a cProfile of the FastAGI server here")
     args = parser.parse_args()
-    asyncio.run(run(args.calls, [float(r) for r in args.rates.split(",")], args.hold_ms))
+    rates = [float(r) for r in args.rates.split(",")]
+    asyncio.run(run(args.calls, rates, args.hold_ms, args.profile))
 
 
 if __name__ == "__main__":

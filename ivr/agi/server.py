@@ -320,11 +320,7 @@ def _epoch(text: str) -> float | None:
 async def _hand_over(channel: AgiChannel, route: Route) -> None:
     """Write the route into channel variables for the ``hotline-route`` context."""
     if route.kind is RouteKind.DIAL:
-        for index, target in enumerate(route.targets, start=1):
-            await channel.set_variable(f"{v.DIAL_PREFIX}{index}", target.dial_string)
-            await channel.set_variable(f"{v.RING_PREFIX}{index}", target.ring_seconds)
-            await channel.set_variable(f"{v.LABEL_PREFIX}{index}", target.label)
-        await channel.set_variable(v.DIAL_COUNT, len(route.targets))
+        await channel.set_variable(v.TARGETS, pack_targets(route))
         final = route.final
         if final is not None:
             await channel.set_variable(v.FINAL, final.kind.value)
@@ -333,6 +329,14 @@ async def _hand_over(channel: AgiChannel, route: Route) -> None:
     elif route.kind is RouteKind.QUEUE and route.queue:
         await channel.set_variable(v.QUEUE, route.queue)
     await channel.set_variable(v.ROUTE, route.kind.value)
+
+
+def pack_targets(route: Route) -> str:
+    """``HL_TARGETS``: every target of a dial route in one variable."""
+    return v.TARGET_SEPARATOR.join(
+        v.FIELD_SEPARATOR.join((t.dial_string, str(t.ring_seconds), t.label))
+        for t in route.targets
+    )
 
 
 def _describe(route: Route) -> str:

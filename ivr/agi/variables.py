@@ -8,10 +8,12 @@ from __future__ import annotations
 
 ROUTE = "HL_ROUTE"  # dial | queue | voicemail | hangup | failure
 QUEUE = "HL_QUEUE"
-DIAL_COUNT = "HL_DIAL_COUNT"
-DIAL_PREFIX = "HL_DIAL_"  # HL_DIAL_1 … the dial strings in order
-RING_PREFIX = "HL_RING_"  # HL_RING_1 … seconds to ring each
-LABEL_PREFIX = "HL_LABEL_"  # HL_LABEL_1 … what the call record names as answered
+# The dial plan of a "dial" route in one variable (one AGI round trip):
+# "<dial string>|<ring seconds>|<label>" per target, targets joined by "^".
+TARGETS = "HL_TARGETS"
+TARGET = "HL_TARGET"  # set by the dialplan: the target being rung now
+TARGET_SEPARATOR = "^"
+FIELD_SEPARATOR = "|"
 FINAL = "HL_FINAL"  # where a dial route ends when nobody answers
 ANSWERED = "HL_ANSWERED"  # set by the dialplan: label of the target that answered
 ANSWER_EPOCH = "HL_ANSWER_EPOCH"  # set on answer by [hotline-answered]: epoch seconds.ms

@@ -205,9 +205,10 @@ def _route_context(config: HotlineConfig) -> str:
     return f"""; Bridging only: the decisions were made by the FastAGI server.
 [hotline-route]
 exten => dial,1,Set({i}=1)
- same => n(next),GotoIf($[${{{i}}} > ${{{v.DIAL_COUNT}}}]?final)
- same => n,Set({v.STEP}=dial:${{{v.LABEL_PREFIX}${{{i}}}}})
- same => n,Dial(${{{v.DIAL_PREFIX}${{{i}}}}},${{{v.RING_PREFIX}${{{i}}}}},U(hotline-answered))
+ same => n(next),GotoIf($[${{{i}}} > ${{FIELDQTY({v.TARGETS},{v.TARGET_SEPARATOR})}}]?final)
+ same => n,Set({v.TARGET}=${{CUT({v.TARGETS},{v.TARGET_SEPARATOR},${{{i}}})}})
+ same => n,Set({v.STEP}=dial:${{CUT({v.TARGET},{v.FIELD_SEPARATOR},3)}})
+ same => n,Dial(${{CUT({v.TARGET},{v.FIELD_SEPARATOR},1)}},${{CUT({v.TARGET},{v.FIELD_SEPARATOR},2)}},U(hotline-answered))
  same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
  same => n,Set({i}=$[${{{i}}} + 1])
  same => n,Goto(next)
@@ -275,7 +276,7 @@ exten => s,1,Set(MASTER_CHANNEL({v.ANSWER_EPOCH})=${{STRFTIME(${{EPOCH}},,%s.%3q
 def _hangup_context(config: HotlineConfig) -> str:
     # The label of the target dialled last; the server keeps it only when
     # DIALSTATUS says that target answered (labels hold ':' so no IF() here).
-    answered = f"${{{v.LABEL_PREFIX}${{HL_I}}}}"
+    answered = f"${{CUT({v.TARGET},{v.FIELD_SEPARATOR},3)}}"
     return f"""; Runs after every hotline call, whoever hung up: closes the call record.
 [hotline-hangup]
 exten => s,1,AGI(${{HL_AGI}}/{v.ENDED_SCRIPT},${{UNIQUEID}},${{{v.ROUTE}}},{answered},${{DIALSTATUS}},${{{v.ANSWER_EPOCH}}},${{MEMBERINTERFACE}},${{{v.REC_BASE}}})

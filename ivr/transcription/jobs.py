@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.models import Recording, Transcript, TranscriptionJob
@@ -44,34 +44,40 @@ def register_recordings(
     """Rows for the files a call left at ``<base>-<kind>.wav`` and one job for
     the call when it has anything to transcribe. Idempotent; returns the
     number of recording files found."""
-    found = 0
-    for kind, suffix in LEG_SUFFIXES.items():
-        path = Path(base + suffix)
-        if not path.is_file():
-            continue
-        found += 1
-        if session.scalar(select(Recording.id).where(Recording.path == str(path))) is None:
-            session.add(Recording(call_uniqueid=call_uniqueid, kind=kind, path=str(path),
-                                  created_at=now))  # fmt: skip
-    session.flush()
-    transcribable = session.scalar(
-        select(Recording.id).where(
-            Recording.call_uniqueid == call_uniqueid, Recording.kind.in_(TRANSCRIBED_KINDS)
+    # Runs at every hangup: two reads and at most two inserts, in Core.
+    files = {
+        kind: str(Path(base + suffix))
+        for kind, suffix in LEG_SUFFIXES.items()
+        if Path(base + suffix).is_file()
+    }
+    known = {
+        row.kind: row.path
+        for row in session.execute(
+            select(Recording.kind, Recording.path).where(Recording.call_uniqueid == call_uniqueid)
         )
-    )
-    exists = session.scalar(
-        select(TranscriptionJob.id).where(TranscriptionJob.call_uniqueid == call_uniqueid)
-    )
-    if transcribable is not None and exists is None:
-        session.add(
-            TranscriptionJob(
-                call_uniqueid=call_uniqueid,
-                status=QUEUED,
-                available_at=now + timedelta(seconds=settle_seconds),
-                created_at=now,
+    }
+    new = [
+        {"call_uniqueid": call_uniqueid, "kind": kind, "path": path, "created_at": now}
+        for kind, path in files.items()
+        if path not in known.values()
+    ]
+    if new:
+        session.execute(insert(Recording), new)
+    kinds = set(files) | set(known)
+    if kinds & set(TRANSCRIBED_KINDS):
+        exists = session.scalar(
+            select(TranscriptionJob.id).where(TranscriptionJob.call_uniqueid == call_uniqueid)
+        )
+        if exists is None:
+            session.execute(
+                insert(TranscriptionJob).values(
+                    call_uniqueid=call_uniqueid,
+                    status=QUEUED,
+                    available_at=now + timedelta(seconds=settle_seconds),
+                    created_at=now,
+                )
             )
-        )
-    return found
+    return len(files)
 
 
 def _claimable(now: datetime, max_attempts: int):  # type: ignore[no-untyped-def]
