@@ -439,3 +439,23 @@ async def test_hub_coalesces_a_burst_into_one_frame(config: HotlineConfig) -> No
     await asyncio.sleep(0)  # let the scheduled flush run
     assert client.outbox.qsize() == 1
     await hub.close()
+
+
+@pytest.mark.db
+async def test_failed_transcription_jobs_show_their_reason_to_supervisors(
+    console: Console, sessions: Any
+) -> None:
+    from ivr.cases.models import TranscriptionJob
+
+    with sessions.begin() as session:
+        session.add(TranscriptionJob(call_uniqueid="1795.1", status="failed", attempts=1,
+                                     error="cannot decode /r/1795.1-caller.wav"))
+        session.add(TranscriptionJob(call_uniqueid="1795.2", status="done", attempts=1))
+    supervisor, _ = await console.signed_in("giamsat")
+    page = await (await supervisor.get("/jobs")).text()
+    assert "Tác vụ chuyển lời thoại" in page and "cannot decode /r/1795.1-caller.wav" in page
+    assert "1795.2" not in page  # done jobs need no attention
+    jobs = await (await supervisor.get("/api/v1/jobs")).json()
+    assert [(j["call"], j["status"]) for j in jobs] == [("1795.1", "failed")]
+    agent, _ = await console.signed_in("dtv1")
+    assert (await agent.get("/jobs")).status == 403

@@ -851,6 +851,38 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     return render(request, "admin_audit.html", entries=entries, zone=state.zone)
 
 
+def _transcription_jobs(sessions: sessionmaker[Session], limit: int = 200) -> list[Any]:
+    """Jobs that need a person's eye first: failed, then waiting or running."""
+    from sqlalchemy import case as when
+    from sqlalchemy import select
+
+    from ivr.cases.models import TranscriptionJob
+
+    order = when((TranscriptionJob.status == "failed", 0), else_=1)
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(TranscriptionJob)
+                .where(TranscriptionJob.status != "done")
+                .order_by(order, TranscriptionJob.created_at.desc())
+                .limit(limit)
+            )
+        )
+
+
+async def jobs_page(request: web.Request) -> web.StreamResponse:
+    """Transcription jobs for supervisors: a failed one shows its reason."""
+    state = _state(request)
+    jobs = await db(_transcription_jobs, state.sessions)
+    if request.path.startswith("/api/"):
+        return web.json_response(
+            [{"call": j.call_uniqueid, "status": j.status, "attempts": j.attempts,
+              "error": j.error, "created": _iso(j.created_at), "worker": j.worker}
+             for j in jobs]
+        )  # fmt: skip
+    return render(request, "jobs.html", jobs=jobs)
+
+
 async def config_page(request: web.Request) -> web.Response:
     return render(request, "admin_config.html", areas=iter_areas(_state(request).config.areas))
 
@@ -908,6 +940,8 @@ def _routes() -> Iterable[tuple[str, str, Handler, frozenset[str], str]]:
         ("POST", "/cases/{code}", update_case, STAFF, "update_case"),
         ("POST", "/api/v1/cases/{code}", update_case, STAFF, "update_case_api"),
         ("GET", "/recordings/{recording_id}", recording_audio, STAFF, "recording"),
+        ("GET", "/jobs", jobs_page, WATCHERS, "jobs"),
+        ("GET", "/api/v1/jobs", jobs_page, WATCHERS, "jobs_api"),
         # administrators
         ("GET", "/admin/users", users_page, ADMINS, "users"),
         ("GET", "/api/v1/users", users_page, ADMINS, "users_api"),

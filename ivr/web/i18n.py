@@ -33,6 +33,14 @@ VI: dict[str, str] = {
     "Administration": "Quản trị",
     "Users": "Người dùng",
     "Audit log": "Nhật ký truy cập",
+    "Transcription jobs": "Tác vụ chuyển lời thoại",
+    "Jobs that failed show the reason; they are not retried.": (
+        "Tác vụ lỗi hiển thị lý do và không được thử lại."
+    ),
+    "Attempts": "Số lần thử",
+    "Reason": "Lý do",
+    "Created": "Tạo lúc",
+    "No jobs waiting or failed.": "Không có tác vụ đang chờ hay bị lỗi.",
     "Configuration": "Cấu hình",
     "Access denied": "Không có quyền truy cập",
     "Your role does not allow this page.": "Vai trò của bạn không được phép xem trang này.",

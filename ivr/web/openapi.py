@@ -79,6 +79,10 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "post": _op("Add a user {username, password, role, agent_id}", "admin", body=True),
     },
     "/api/v1/audit": {"get": _op("The audit log, newest first", "admin", many=True)},
+    "/api/v1/jobs": {
+        "get": _op("Transcription jobs not done, failed first with the reason", "supervisor",
+                   many=True)
+    },
 }
 
 
