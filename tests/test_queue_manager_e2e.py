@@ -423,3 +423,20 @@ async def test_agent_logs_in_outside_the_roster_until_the_next_boundary(rig: Que
     rig.clock.set_local(datetime(2026, 11, 23, 22, 0, 1, tzinfo=ZONE))
     await rig.manager.apply_roster()
     assert await converged(rig, "operator", {"PJSIP/qa-3"})
+
+
+async def test_asterisk_restart_mid_shift_brings_the_rostered_agents_back(
+    rig: QueueRig,
+) -> None:
+    """Last in this module: Asterisk itself restarts (dynamic members are gone);
+    the manager reconnects, resyncs and puts the shift's agents back."""
+    before = await converged(rig, "operator")
+    expected = set(before["members"])
+    assert expected, "the roster should have someone in the operator queue"
+    syncs = rig.link.sync_count
+    await asyncio.to_thread(rig.asterisk.stop)
+    await wait_for(lambda: not rig.link.connected.is_set(), 10, "the link to notice")
+    await asyncio.to_thread(rig.asterisk.start)  # persistentmembers=no: nobody is in
+    assert "System uptime" in await rig.asterisk.arx("core show uptime")
+    await wait_for(lambda: rig.link.sync_count > syncs, 30, "reconnect and resync")
+    assert await converged(rig, "operator", expected)
