@@ -218,7 +218,7 @@ exten => dial,1,Set({i}=1)
  same => n(done),Hangup()
 
 exten => queue,1,Set({v.STEP}=queue:${{{v.QUEUE}}})
- same => n,Set({v.QUEUE_JOINED}=${{STRFTIME(${{EPOCH}},,%s.%3q)}})
+ same => n,Set({v.QUEUE_JOINED}=${{STRFTIME(,,%s.%3q)}})
  same => n,Queue(${{{v.QUEUE}}},ct,,,${{HL_MAXWAIT_${{{v.QUEUE}}}}},,hotline-answered)
  same => n,GotoIf($["${{MEMBERINTERFACE}}" = ""]?end)
  ; the agent hung up first ("c"): the caller rates the call
@@ -264,7 +264,7 @@ exten => s,1,Set({v.STEP}=callback:${{{v.QUEUE}}})
 ; answers: stamps the caller's channel so the call record has the true answer
 ; time (ANSWEREDTIME counts from the caller's own Answer()).
 [hotline-answered]
-exten => s,1,Set(MASTER_CHANNEL({v.ANSWER_EPOCH})=${{STRFTIME(${{EPOCH}},,%s.%3q)}})
+exten => s,1,Set(MASTER_CHANNEL({v.ANSWER_EPOCH})=${{STRFTIME(,,%s.%3q)}})
 ; Record the bridged conversation only (never IVR prompts or hold music): on
 ; this channel "read" is the answering party, "write" the caller; plus a mix.
  same => n,GotoIf($["${{{v.REC_BASE}}}" = ""]?done)
