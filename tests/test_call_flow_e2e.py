@@ -239,3 +239,28 @@ async def test_fastagi_down_the_fallback_script_still_routes_ward_keys(
     assert result.answered, result.log_text
     await chairman.wait_rung(1, timeout=15)
     assert chairman.caller_ids == [caller_number]
+
+
+async def test_caller_rates_the_agent_call_after_the_agent_hangs_up(
+    stack: Stack, services: RunningServices, caller_number: str
+) -> None:
+    """Queue(c): when the agent hangs up first the caller stays for the survey."""
+    agent = stack.phones["t-agent"]
+    agent.reset()
+    before = log_size(stack)
+    result = await call(
+        stack, caller_number, [Pause(600), Dtmf("0"), Pause(3500), Dtmf("4")],
+        hangup_after_ms=1500,
+    )
+    assert result.answered, result.log_text
+    assert agent.answered_count == 1
+    record = await stack.records.wait_closed(e164(caller_number))
+    await wait_for(
+        lambda: next(iter(c.satisfaction for c in stack.records.by_caller(e164(caller_number))
+                          if c.satisfaction), None),
+        10, "the rating on the call",
+    )
+    rated = stack.records.by_caller(e164(caller_number))[0]
+    assert rated.satisfaction == 4 and record.outcome == "answered"
+    heard = played(stack, before)
+    assert heard.index("survey") < heard.index("survey_thanks")
