@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.db.engine import insert_ignoring_duplicates
 from ivr.db.models import Call
 from ivr.phone import normalise_caller
 
@@ -58,22 +60,104 @@ def outcome_of(end: CallEnd) -> str:
     return end.route or "ended"
 
 
+class _BatchWriter:
+    """One thread that writes everything, batching what piles up into one
+    transaction: under load a commit per statement is the call log's main cost.
+
+    A batch that fails is rolled back and its items retried one by one, so one
+    bad write never loses the others."""
+
+    def __init__(self, engine: Engine, max_batch: int = 64) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._items: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="call-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._items.put(_Item(function, args, future, loop))
+        return future
+
+    def close(self) -> None:
+        self._items.put(None)
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            first = self._items.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._items.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            with self._engine.begin() as connection:
+                results = [item.function(connection, *item.args) for item in batch]
+        except Exception:
+            if len(batch) == 1:
+                logger.exception("call log write failed")
+                batch[0].fail(sys.exc_info()[1])
+                return
+            for item in batch:  # isolate the failing write
+                self._write([item])
+            return
+        for item, result in zip(batch, results, strict=True):
+            item.done(result)
+
+
+@dataclass
+class _Item:
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+    def done(self, result: Any) -> None:
+        self.loop.call_soon_threadsafe(_settle, self.future, result, None)
+
+    def fail(self, error: BaseException | None) -> None:
+        self.loop.call_soon_threadsafe(_settle, self.future, None, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 class CallLog:
-    """Writes go through SQLAlchemy Core on one connection per statement: the call
-    log is on the hot path of every call, where ORM sessions cost several times
-    more CPU for the same row."""
+    """Writes go through SQLAlchemy Core, batched by one writer thread: the call
+    log is on the hot path of every call, where ORM sessions and a commit per
+    statement cost several times more CPU for the same rows."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._engine: Engine = sessions.kw["bind"]
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-log")
+        self._writer = _BatchWriter(self._engine)
 
     async def _run(self, function: Any, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, partial(function, *args))
+        return await self._writer.submit(function, *args)
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
+        self._writer.close()
 
     async def call_started(self, start: CallStart) -> int:
         return int(await self._run(self._insert, start))
@@ -104,21 +188,22 @@ class CallLog:
         """The caller's survey answer, on the call and on the case opened from it."""
         await self._run(self._rate, uniqueid, rating)
 
-    def _rate(self, uniqueid: str, rating: int) -> None:
+    @staticmethod
+    def _rate(connection: Connection, uniqueid: str, rating: int) -> None:
         from ivr.cases.models import Case
 
-        with self._engine.begin() as connection:
-            connection.execute(
-                update(Call).where(Call.uniqueid == uniqueid).values(satisfaction=rating)
-            )
-            connection.execute(
-                update(Case).where(Case.call_uniqueid == uniqueid).values(satisfaction=rating)
-            )
+        connection.execute(
+            update(Call).where(Call.uniqueid == uniqueid).values(satisfaction=rating)
+        )
+        connection.execute(
+            update(Case).where(Case.call_uniqueid == uniqueid).values(satisfaction=rating)
+        )
 
     async def call_ended(self, end: CallEnd) -> None:
         await self._run(self._close, end)
 
-    def _insert(self, start: CallStart) -> int:
+    @staticmethod
+    def _insert(connection: Connection, start: CallStart) -> int:
         caller = normalise_caller(start.caller_raw)
         values = {
             "uniqueid": start.uniqueid,
@@ -135,21 +220,20 @@ class CallLog:
             "outcome": "in_progress",
             "notes": "",
         }
-        try:
-            with self._engine.begin() as connection:
-                inserted = connection.execute(insert(Call).values(**values))
-                return int(inserted.inserted_primary_key[0])
-        except IntegrityError:  # the flow re-entered for the same channel
-            with self._engine.connect() as connection:
-                return int(
-                    connection.scalar(select(Call.id).where(Call.uniqueid == start.uniqueid))
-                )
+        # ON CONFLICT DO NOTHING: a re-entry for the same channel keeps its row,
+        # and a duplicate never aborts the batch's transaction.
+        statement = insert_ignoring_duplicates(Call, connection.dialect.name).values(**values)
+        inserted = connection.execute(statement.returning(Call.id)).scalar()
+        if inserted is not None:
+            return int(inserted)
+        return int(connection.scalar(select(Call.id).where(Call.uniqueid == start.uniqueid)))
 
-    def _update(self, uniqueid: str, values: dict[str, Any]) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(update(Call).where(Call.uniqueid == uniqueid).values(**values))
+    @staticmethod
+    def _update(connection: Connection, uniqueid: str, values: dict[str, Any]) -> None:
+        connection.execute(update(Call).where(Call.uniqueid == uniqueid).values(**values))
 
-    def _close(self, end: CallEnd) -> None:
+    @staticmethod
+    def _close(connection: Connection, end: CallEnd) -> None:
         answered_by = end.answered_by or end.queue_member or None
         values: dict[str, Any] = {
             "ended_at": end.ended_at,
@@ -159,9 +243,8 @@ class CallLog:
         }
         if end.answered_epoch is not None and answered_by:
             values["answered_at"] = datetime.fromtimestamp(end.answered_epoch, UTC)
-        with self._engine.begin() as connection:
-            closed = connection.execute(
-                update(Call).where(Call.uniqueid == end.uniqueid).values(**values)
-            )
+        closed = connection.execute(
+            update(Call).where(Call.uniqueid == end.uniqueid).values(**values)
+        )
         if not closed.rowcount:
             logger.warning("call-ended for unknown call %s", end.uniqueid)

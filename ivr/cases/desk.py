@@ -58,8 +58,9 @@ class CaseDesk:
         if route == "voicemail" and Path(rec_base + LEG_SUFFIXES["voicemail"]).is_file():
             self._voicemail_case(uniqueid, rec_base, "", "")
         settle = self.config.transcription.settle_seconds
-        with self.sessions.begin() as session:
-            found = register_recordings(session, uniqueid, rec_base, utc_now(), settle)
+        # A bare connection: this runs at every hangup and needs no ORM session.
+        with self.sessions.kw["bind"].begin() as connection:
+            found = register_recordings(connection, uniqueid, rec_base, utc_now(), settle)
         if found:
             logger.info("call %s: %d recording files registered", uniqueid, found)
 

@@ -30,3 +30,15 @@ def make_engine(url: str) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_ignoring_duplicates(table: Any, dialect_name: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL: one statement
+    instead of a look-up and an insert where a row may already exist."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.models import Recording, Transcript, TranscriptionJob
+from ivr.db.engine import insert_ignoring_duplicates
 from ivr.db.models import utc_now
 
 logger = logging.getLogger(__name__)
@@ -39,44 +41,44 @@ class Claim:
 
 
 def register_recordings(
-    session: Session, call_uniqueid: str, base: str, now: datetime, settle_seconds: float
+    session: Session | Connection,
+    call_uniqueid: str,
+    base: str,
+    now: datetime,
+    settle_seconds: float,
 ) -> int:
     """Rows for the files a call left at ``<base>-<kind>.wav`` and one job for
     the call when it has anything to transcribe. Idempotent; returns the
     number of recording files found."""
-    # Runs at every hangup: two reads and at most two inserts, in Core.
+    # Runs at every hangup: at most two statements, idempotent through the
+    # unique path and the one job per call (ON CONFLICT DO NOTHING).
     files = {
         kind: str(Path(base + suffix))
         for kind, suffix in LEG_SUFFIXES.items()
         if Path(base + suffix).is_file()
     }
-    known = {
-        row.kind: row.path
-        for row in session.execute(
-            select(Recording.kind, Recording.path).where(Recording.call_uniqueid == call_uniqueid)
+    dialect = session.get_bind().dialect.name if isinstance(session, Session) else (
+        session.dialect.name
+    )
+    if files:
+        session.execute(
+            insert_ignoring_duplicates(Recording, dialect),
+            [
+                {"call_uniqueid": call_uniqueid, "kind": kind, "path": path, "created_at": now}
+                for kind, path in files.items()
+            ],
         )
-    }
-    new = [
-        {"call_uniqueid": call_uniqueid, "kind": kind, "path": path, "created_at": now}
-        for kind, path in files.items()
-        if path not in known.values()
-    ]
-    if new:
-        session.execute(insert(Recording), new)
-    kinds = set(files) | set(known)
-    if kinds & set(TRANSCRIBED_KINDS):
-        exists = session.scalar(
-            select(TranscriptionJob.id).where(TranscriptionJob.call_uniqueid == call_uniqueid)
-        )
-        if exists is None:
-            session.execute(
-                insert(TranscriptionJob).values(
-                    call_uniqueid=call_uniqueid,
-                    status=QUEUED,
-                    available_at=now + timedelta(seconds=settle_seconds),
-                    created_at=now,
-                )
+    if set(files) & set(TRANSCRIBED_KINDS):
+        session.execute(
+            insert_ignoring_duplicates(TranscriptionJob, dialect).values(
+                call_uniqueid=call_uniqueid,
+                status=QUEUED,
+                attempts=0,
+                error="",
+                available_at=now + timedelta(seconds=settle_seconds),
+                created_at=now,
             )
+        )
     return len(files)
 
 
