@@ -156,6 +156,10 @@ class CallLog:
     async def _run(self, function: Any, *args: Any) -> Any:
         return await self._writer.submit(function, *args)
 
+    async def submit(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run ``function(connection, *args)`` in the writer's next batch."""
+        return await self._writer.submit(function, *args)
+
     def close(self) -> None:
         self._writer.close()
 

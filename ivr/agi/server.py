@@ -155,7 +155,7 @@ class HotlineAgi:
             self._case_records,
         )
         route = result.route
-        call_id = await inserted
+        await inserted  # the row exists before it is updated (same FIFO writer)
         routed = self.call_log.call_routed(
             uniqueid,
             keys=result.keys_pressed,
@@ -177,7 +177,6 @@ class HotlineAgi:
             path = self._prompts[hotline.id].path(name)
             if path:
                 await channel.stream_file(path)
-        await channel.set_variable(v.CALL_ID, call_id)
         await _hand_over(channel, route)
 
     async def callback_requested(self, request: fast_agi.Request) -> None:
@@ -277,7 +276,9 @@ class HotlineAgi:
             logger.exception("could not close call record %s", channel.arg(1))
         if self.case_desk is not None:
             try:  # recordings and the transcription job (arg 7: the recording base)
-                await self.case_desk.call_ended(channel.arg(1), channel.arg(2), channel.arg(7))
+                await self.case_desk.call_ended(
+                    channel.arg(1), channel.arg(2), channel.arg(7), writer=self.call_log.submit
+                )
             except Exception:
                 logger.exception("could not register recordings of %s", channel.arg(1))
 

@@ -17,7 +17,6 @@ FIELD_SEPARATOR = "|"
 FINAL = "HL_FINAL"  # where a dial route ends when nobody answers
 ANSWERED = "HL_ANSWERED"  # set by the dialplan: label of the target that answered
 ANSWER_EPOCH = "HL_ANSWER_EPOCH"  # set on answer by [hotline-answered]: epoch seconds.ms
-CALL_ID = "HL_CALL_ID"
 STEP = "HL_STEP"
 REC_BASE = "HL_REC_BASE"  # recordings path prefix: <dir>/<date>/<uniqueid>
 CASE_CODE = "HL_CASE_CODE"  # set by voicemail-saved: the case opened for the message

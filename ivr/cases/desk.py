@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -42,9 +43,24 @@ class CaseDesk:
     def close(self) -> None:
         self._thread.shutdown(wait=True)
 
-    async def call_ended(self, uniqueid: str, route: str, rec_base: str) -> None:
+    async def call_ended(
+        self,
+        uniqueid: str,
+        route: str,
+        rec_base: str,
+        writer: Callable[..., Awaitable[Any]] | None = None,
+    ) -> None:
         """After hangup: recordings and the transcription job; a voicemail whose
-        caller hung up before the code was read still becomes a case."""
+        caller hung up before the code was read still becomes a case.
+
+        ``writer`` (the call log's batching writer) takes the plain case, where
+        only rows are written, so a busy hotline commits them in batches."""
+        if rec_base and writer is not None and route != "voicemail":
+            settle = self.config.transcription.settle_seconds
+            found = await writer(register_recordings, uniqueid, rec_base, utc_now(), settle)
+            if found:
+                logger.info("call %s: %d recording files registered", uniqueid, found)
+            return
         await self._run(self._call_ended, uniqueid, route, rec_base)
 
     async def voicemail_saved(
