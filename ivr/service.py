@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from ivr.agi.server import HotlineAgi
 from ivr.call_log import CallLog
 from ivr.cases.desk import CaseDesk
+from ivr.config.apply import ConfigApplier
+from ivr.config.loader import ConfigError
 from ivr.config.schema import HotlineConfig
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
@@ -30,11 +33,13 @@ class RunningServices:
         call_log: CallLog | None,
         queue_manager: QueueManager | None = None,
         web_runner: Any | None = None,
+        applier: ConfigApplier | None = None,
     ) -> None:
         self.agi_server = agi_server
         self.call_log = call_log
         self.queue_manager = queue_manager
         self.web_runner = web_runner  # aiohttp AppRunner of the web console
+        self.applier = applier  # applies config changes to all of the above
 
     @property
     def agi_port(self) -> int:
@@ -65,24 +70,49 @@ async def start_services(
     if migrate:
         await asyncio.to_thread(upgrade, config.database_url)
     sessions = make_session_factory(make_engine(config.database_url))
+    # Every part started here follows a config applied from the console or on SIGHUP.
+    applier = ConfigApplier(config) if config.source is not None else None
     queue_manager = None
     if "ami" in parts:
         queue_manager = QueueManager(config, sessions)
         await queue_manager.start()
+        if applier is not None:
+            applier.targets.append(queue_manager)
     web_runner = None
     if "web" in parts and config.web.enabled:
         from ivr.web.app import start_web
 
-        web_runner = await start_web(config, sessions, queue_manager=queue_manager)
+        web_runner = await start_web(
+            config, sessions, queue_manager=queue_manager, applier=applier
+        )
     if "agi" not in parts:
-        return RunningServices(None, None, queue_manager, web_runner)
+        return RunningServices(None, None, queue_manager, web_runner, applier)
     call_log = CallLog(sessions)
     agi = HotlineAgi(config, call_log, CaseDesk(sessions, config), clock=clock)
+    if applier is not None:
+        applier.targets.append(agi)
     host = config.asterisk.agi.host
     port = config.asterisk.agi.port if agi_port is None else agi_port
     server = await asyncio.start_server(agi.application().handler, host, port)
     logger.info("FastAGI server listening on %s:%s", host, port)
-    return RunningServices(server, call_log, queue_manager, web_runner)
+    return RunningServices(server, call_log, queue_manager, web_runner, applier)
+
+
+async def reload_config(services: RunningServices) -> None:
+    """SIGHUP: re-read the config file (edited by hand) and apply it; a file
+    with errors is reported and changes nothing."""
+    if services.applier is None:
+        return
+    try:
+        applied = await services.applier.reload_file()
+    except ConfigError as exc:
+        logger.error("config not applied, it has errors:\n%s", exc)
+        return
+    for warning in applied.warnings:
+        logger.warning("config applied: %s", warning)
+    if applied.restart_needed:
+        logger.warning("takes effect after a restart: %s", ", ".join(applied.restart_needed))
+    logger.info("config applied (%d Asterisk modules reloaded)", len(applied.reloaded))
 
 
 async def serve(config: HotlineConfig, stop: asyncio.Event, only: str | None = None) -> None:
@@ -93,6 +123,15 @@ async def serve(config: HotlineConfig, stop: asyncio.Event, only: str | None = N
     workers = await start_worker_processes(
         config, config.transcription.serve_workers if only is None else 0
     )
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup_signal() -> None:
+        task = loop.create_task(reload_config(services))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup_signal)
     try:
         await stop.wait()
     finally:

@@ -209,6 +209,24 @@ class QueueManager:
         if self.recorder is not None:
             await self.recorder.close()
 
+    async def replace_config(self, config: HotlineConfig) -> None:
+        """Queues, agents and the roster of a config applied while running: the
+        picture is rebuilt from Asterisk (queues may have been added) and the
+        roster applied at once. AMI nodes and credentials need a restart."""
+        self.config = config
+        self.agents = {agent.id: agent for agent in config.agents}
+        settings = {q.id: (q.service_level_seconds, q.wrapup_seconds) for q in config.queues}
+        for model in self.models.values():
+            model.queue_settings = dict(settings)
+        if self.recorder is not None:
+            self.recorder.agent_of = {agent_interface(a): a.id for a in config.agents}
+        if self.callbacks is not None:
+            self.callbacks.config = config
+        for link in self.links.values():
+            if link.synced.is_set():
+                await link.resync()
+        await self.apply_roster()
+
     def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
         """Changes of every node (for the web console)."""
         undo = [model.subscribe(callback) for model in self.models.values()]

@@ -77,6 +77,10 @@ def test_ami_user_is_loopback_only_with_least_rights(files: dict[str, str]) -> N
     assert "permit=127.0.0.1/255.255.255.255" in user and "deny=0.0.0.0/0.0.0.0" in user
     write = next(line for line in user if line.startswith("write="))
     assert "config" not in write and "command" not in write and "system" not in write
+    # The second user may reload modules (config applied from the console), nothing else.
+    reloader = manager["hotline-reload"]
+    assert "write=system" in reloader and "read=system" in reloader
+    assert "permit=127.0.0.1/255.255.255.255" in reloader and "deny=0.0.0.0/0.0.0.0" in reloader
 
 
 def test_queues_and_rtp(files: dict[str, str], config: HotlineConfig) -> None:

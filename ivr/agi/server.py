@@ -90,6 +90,17 @@ class HotlineAgi:
         self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
         self._pending: set[asyncio.Future[None]] = set()
 
+    async def replace_config(self, config: HotlineConfig) -> None:
+        """New calls follow ``config``; calls in their flow finish on the old one
+        (each entry handler read its hotline when the call arrived)."""
+        prompts_root = config.resolve_path(config.paths.prompts)
+        self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
+        self.flow = HotlineFlow(config)
+        self.config = config
+        if self.case_desk is not None:
+            self.case_desk.config = config
+            self.case_desk.cases.use_config(config)
+
     def application(self) -> FastAgiApplication:
         app = FastAgiApplication()
         app.add_route(v.ENTRY_SCRIPT, self.entry)

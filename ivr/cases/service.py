@@ -80,6 +80,11 @@ class CaseService:
         self._calendar = WorkingCalendar(h.date for h in config.holidays)
         self._sms = sms_gateway or gateway_from_config(config)
 
+    def use_config(self, config: HotlineConfig) -> None:
+        """Topics, due days and holidays of a config applied while running."""
+        self._config = config
+        self._calendar = WorkingCalendar(h.date for h in config.holidays)
+
     # --- queries -------------------------------------------------------------
 
     def find_by_code(self, code: str) -> Case | None:

@@ -50,11 +50,14 @@ def format_field(path: FieldPath) -> str:
     return text
 
 
-def load_config(path: Path | str) -> HotlineConfig:
-    """Read, validate and cross-check ``path``; raises :class:`ConfigError`."""
+def load_config(path: Path | str, text: str | None = None) -> HotlineConfig:
+    """Read, validate and cross-check ``path``; raises :class:`ConfigError`.
+
+    With ``text``, that text is checked as if it were the file's content (an
+    edit not yet saved): errors name ``path`` and the text's lines."""
     path = Path(path)
     try:
-        data, lines = load_with_lines(path)
+        data, lines = load_with_lines(path, text)
     except FileNotFoundError:
         raise ConfigError([ConfigProblem(path, None, "", "file not found")]) from None
     except YamlSyntaxError as exc:

@@ -96,8 +96,19 @@ class AsteriskAmi(Strict):
     port: int = Field(5038, ge=1, le=65535)
     username: Identifier = "hotline"
     secret: str = Field(min_length=8)
+    # A second AMI user that may only reload modules (AMI privilege "system"),
+    # used when an administrator applies a config change; absent: no reloads.
+    reload_username: Identifier = "hotline-reload"
+    reload_secret: str | None = Field(None, min_length=8)
     # Several nodes behind a SIP proxy; empty: the one node at bind:port.
     nodes: list[AmiNode] = []
+
+    @field_validator("reload_username")
+    @classmethod
+    def _reload_user_differs(cls, value: str, info: Any) -> str:
+        if value == info.data.get("username"):
+            raise ValueError("must differ from username (that user may not reload)")
+        return value
 
     def node_list(self) -> list[AmiNode]:
         """The nodes the queue manager connects to."""
@@ -117,6 +128,9 @@ class AsteriskSection(Strict):
     rtp: AsteriskRtp = AsteriskRtp()
     ami: AsteriskAmi
     agi: AsteriskAgi = AsteriskAgi()
+    # Where the running Asterisk reads the rendered .conf files; when set, a
+    # config applied from the console is rendered there before the reload.
+    config_dir: Path | None = None
 
 
 class DatabaseSection(Strict):
@@ -129,6 +143,7 @@ class PathsSection(Strict):
     prompts: Path = Path("../prompts")
     recordings: Path = Path("../recordings")
     routing_table: Path = Path("../var/routing.json")
+    config_history: Path = Path("../var/config-history")  # earlier versions of this file
 
 
 class Trunk(Strict):

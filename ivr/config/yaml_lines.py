@@ -25,9 +25,11 @@ class YamlSyntaxError(ValueError):
         self.line = line
 
 
-def load_with_lines(path: Path) -> tuple[Any, dict[FieldPath, int]]:
-    """Parse ``path`` and return ``(data, lines)``; ``lines`` maps field paths to lines."""
-    text = path.read_text(encoding="utf-8")
+def load_with_lines(path: Path, text: str | None = None) -> tuple[Any, dict[FieldPath, int]]:
+    """Parse ``path`` (or ``text``, as if it were that file) and return
+    ``(data, lines)``; ``lines`` maps field paths to lines."""
+    if text is None:
+        text = path.read_text(encoding="utf-8")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.models import STATUSES, Case
 from ivr.cases.service import SEVERITIES, CaseError, CaseService
+from ivr.config.apply import AppliedConfig, ConfigApplier
+from ivr.config.loader import ConfigError
 from ivr.config.schema import HotlineConfig, iter_areas
 from ivr.phone import normalise_caller
 from ivr.web import store
@@ -67,6 +69,7 @@ class WebState:
     templates: jinja2.Environment
     zone: ZoneInfo
     recordings_root: Path
+    applier: ConfigApplier | None = None  # set when this process owns the config file
     roles: dict[str, frozenset[str]] = field(default_factory=dict)  # route name → roles
 
 
@@ -562,7 +565,12 @@ async def call_page(request: web.Request) -> web.Response:
                 "agent_id": detail.queue_call.agent_id if detail.queue_call else None,
             }
         )  # fmt: skip
-    return render(request, "call.html", detail=detail, zone=state.zone)
+    transcript = detail.transcript
+    return render(
+        request, "call.html", detail=detail, zone=state.zone,
+        turns=turns_from_json(transcript.dialogue) if transcript else [],
+        transcript_text=transcript.text if transcript else "",
+    )  # fmt: skip
 
 
 async def cases_page(request: web.Request) -> web.StreamResponse:
@@ -590,10 +598,13 @@ async def case_page(request: web.Request) -> web.Response:
     from ivr.cases.service import TRANSITIONS
 
     recordings = await db(store.recordings_of_case, state.sessions, case)
+    transcript = await db(store.transcript_of_case, state.sessions, case)
     return render(
         request, "case.html", case=case, zone=state.zone, recordings=recordings,
         next_statuses=sorted(TRANSITIONS[case.status]), topics=state.config.cases.topics,
         units=state.config.departments, severities=SEVERITIES,
+        turns=turns_from_json(transcript.dialogue) if transcript else [],
+        transcript_text=case.transcript or (transcript.text if transcript else ""),
     )  # fmt: skip
 
 
@@ -884,7 +895,73 @@ async def jobs_page(request: web.Request) -> web.StreamResponse:
 
 
 async def config_page(request: web.Request) -> web.Response:
-    return render(request, "admin_config.html", areas=iter_areas(_state(request).config.areas))
+    """The config as tables, and the file in an editor when this process owns it."""
+    state = _state(request)
+    text = await asyncio.to_thread(state.applier.current_text) if state.applier else ""
+    if request.path.startswith("/api/"):
+        return web.json_response(
+            {"source": str(state.config.source or ""), "text": text,
+             "editable": state.applier is not None}
+        )  # fmt: skip
+    return _config_view(request, text)
+
+
+def _config_view(
+    request: web.Request, text: str, *, status: int = 200, problems: Any = (),
+    applied: AppliedConfig | None = None,
+) -> web.Response:  # fmt: skip
+    state = _state(request)
+    return render(
+        request, "admin_config.html", status=status, areas=iter_areas(state.config.areas),
+        text=text, editable=state.applier is not None, problems=list(problems),
+        applied=applied,
+    )  # fmt: skip
+
+
+async def config_apply(request: web.Request) -> web.StreamResponse:
+    """Check, save and apply an edited config. An error names file, line and
+    field, and the edited text comes back in the editor: nothing is lost."""
+    state = _state(request)
+    if state.applier is None:
+        return error_page(request, 503, "Unavailable", "This process does not own the config.")
+    form = await _form_or_json(request)
+    text = form.get("text", "").replace("\r\n", "\n")
+    try:
+        applied = await state.applier.apply_text(text)
+    except ConfigError as exc:
+        await db(store.audit, state.sessions, _user(request).username, "config_refused",
+                 str(state.config.source), detail=str(exc)[:500],
+                 address=_address(request))  # fmt: skip
+        if _is_api(request):
+            return web.json_response(
+                {"ok": False, "problems": [
+                    {"file": str(p.file), "line": p.line, "field": p.field,
+                     "message": p.message} for p in exc.problems]},
+                status=422,
+            )  # fmt: skip
+        return _config_view(request, text, status=422, problems=exc.problems)
+    await db(store.audit, state.sessions, _user(request).username, "config_apply",
+             str(state.config.source), detail=f"backup {applied.backup}",
+             address=_address(request))  # fmt: skip
+    if _is_api(request):
+        return web.json_response(
+            {"ok": True, "backup": str(applied.backup or ""),
+             "rendered": [str(p) for p in applied.rendered], "reloaded": applied.reloaded,
+             "restart_needed": applied.restart_needed, "warnings": applied.warnings}
+        )  # fmt: skip
+    return _config_view(request, text, applied=applied)
+
+
+class _WebConfigTarget:
+    """The console's view of a config applied while running."""
+
+    def __init__(self, state: WebState) -> None:
+        self.state = state
+
+    async def replace_config(self, config: HotlineConfig) -> None:
+        self.state.config = config
+        self.state.cases.use_config(config)
+        self.state.hub.config = config
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -951,6 +1028,9 @@ def _routes() -> Iterable[tuple[str, str, Handler, frozenset[str], str]]:
         ("GET", "/admin/audit", audit_page, ADMINS, "audit"),
         ("GET", "/api/v1/audit", audit_page, ADMINS, "audit_api"),
         ("GET", "/admin/config", config_page, ADMINS, "config"),
+        ("POST", "/admin/config", config_apply, ADMINS, "config_apply"),
+        ("GET", "/api/v1/config", config_page, ADMINS, "config_api"),
+        ("POST", "/api/v1/config", config_apply, ADMINS, "config_apply_api"),
     ]
 
 
@@ -961,6 +1041,7 @@ def create_app(
     secret: bytes,
     queue_manager: Any | None = None,
     case_service: CaseService | None = None,
+    applier: ConfigApplier | None = None,
 ) -> web.Application:
     """The console. ``queue_manager`` feeds the wallboard and carries the agent
     actions; without it (``--only web`` on another host) those answer 503."""
@@ -986,7 +1067,11 @@ def create_app(
         templates=templates,
         zone=zone,
         recordings_root=config.resolve_path(config.paths.recordings).resolve(),
+        applier=applier,
     )
+    config_target = _WebConfigTarget(state)
+    if applier is not None:
+        applier.targets.append(config_target)
     app = web.Application(middlewares=[security_headers, authentication])
     app[STATE] = state
     for method, path, handler, roles, name in _routes():
@@ -999,6 +1084,8 @@ def create_app(
 
     async def on_shutdown(app: web.Application) -> None:
         await state.hub.close()
+        if applier is not None and config_target in applier.targets:
+            applier.targets.remove(config_target)
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
@@ -1011,12 +1098,15 @@ async def start_web(
     *,
     queue_manager: Any | None = None,
     port: int | None = None,
+    applier: ConfigApplier | None = None,
 ) -> web.AppRunner:
     """Start the console on ``config.web.bind:port``; ``runner.cleanup()`` stops it."""
     from ivr.web.security import load_secret
 
     secret = load_secret(config.web.secret_env, config.resolve_path(config.web.secret_file))
-    app = create_app(config, sessions, secret=secret, queue_manager=queue_manager)
+    app = create_app(
+        config, sessions, secret=secret, queue_manager=queue_manager, applier=applier
+    )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(

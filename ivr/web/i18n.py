@@ -186,6 +186,30 @@ VI: dict[str, str] = {
         "Địa bàn, hàng chờ và lịch trực được sửa trong tệp cấu hình, kiểm tra bằng "
         "hotline check-config rồi áp dụng bằng lệnh tải lại."
     ),
+    "The configuration was checked, saved and applied.": (
+        "Cấu hình đã được kiểm tra, lưu và áp dụng."
+    ),
+    "Previous version kept as": "Bản trước được lưu tại",
+    "Asterisk reloaded": "Đã tải lại Asterisk",
+    "modules": "mô-đun",
+    "files rendered": "tệp đã tạo",
+    "Takes effect after a restart of hotline serve": (
+        "Có hiệu lực sau khi khởi động lại hotline serve"
+    ),
+    "The configuration was not saved; nothing changed. Fix these lines:": (
+        "Cấu hình chưa được lưu, không có gì thay đổi. Hãy sửa các dòng sau:"
+    ),
+    "Edit the configuration file": "Sửa tệp cấu hình",
+    "Areas and their shortcut keys and chairmen, queues, the shift roster, office hours "
+    "and holidays. The text is checked like hotline check-config; when it is valid it is "
+    "saved (the previous version is kept) and applied to Asterisk with a reload that does "
+    "not drop calls.": (
+        "Địa bàn với phím tắt và chủ tịch, hàng chờ, lịch trực ca, giờ làm việc và ngày nghỉ "
+        "lễ. Nội dung được kiểm tra như hotline check-config; nếu hợp lệ sẽ được lưu (giữ lại "
+        "bản trước) và áp dụng cho Asterisk bằng lệnh tải lại không làm rớt cuộc gọi."
+    ),
+    "Check and apply": "Kiểm tra và áp dụng",
+    "This process does not own the config.": "Tiến trình này không quản lý tệp cấu hình.",
     "Done": "Đã thực hiện",
     "seconds": "giây",
 }

@@ -79,6 +79,13 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "post": _op("Add a user {username, password, role, agent_id}", "admin", body=True),
     },
     "/api/v1/audit": {"get": _op("The audit log, newest first", "admin", many=True)},
+    "/api/v1/config": {
+        "get": _op("The config file's text, and whether this process can apply it", "admin"),
+        "post": _op(
+            "Check, save and apply a new config text {text}; 422 lists each problem with "
+            "file, line and field", "admin", body=True,
+        ),
+    },
     "/api/v1/jobs": {
         "get": _op("Transcription jobs not done, failed first with the reason", "supervisor",
                    many=True)

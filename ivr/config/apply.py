@@ -1,0 +1,116 @@
+"""Apply a changed config to the running hotline without dropping calls.
+
+Order: check the text (nothing is touched when it has an error) → save it with
+the previous version kept → routing table for the classic AGI fallback →
+Asterisk's files → module reloads over AMI → the running services take the new
+config (routing decisions, roster, console). Calls already up are not touched:
+a reload only changes what new calls see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from ivr.asterisk.reload import ReloadError, reload_modules, write_config_dir
+from ivr.config.edit import check_config_text, restart_only_changes, save_config_text
+from ivr.config.loader import load_config
+from ivr.config.schema import HotlineConfig
+from ivr.db.models import utc_now
+from ivr.routing_table import write_routing_table
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigTarget(Protocol):
+    """A running part that follows config changes."""
+
+    async def replace_config(self, config: HotlineConfig) -> None: ...
+
+
+@dataclass
+class AppliedConfig:
+    """What applying did; shown to the administrator and audited."""
+
+    config: HotlineConfig
+    backup: Path | None  # the previous version of the file
+    rendered: list[Path] = field(default_factory=list)  # Asterisk files that changed
+    reloaded: list[str] = field(default_factory=list)  # "node: module"
+    restart_needed: list[str] = field(default_factory=list)  # settings a restart takes over
+    warnings: list[str] = field(default_factory=list)
+
+
+class ConfigApplier:
+    """Owns the config file of a running ``hotline serve`` (one change at a time)."""
+
+    def __init__(
+        self,
+        config: HotlineConfig,
+        targets: list[ConfigTarget] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if config.source is None:
+            raise ValueError("a config read from a file is needed to apply changes")
+        self.config = config
+        self.targets: list[ConfigTarget] = list(targets or [])
+        self.clock = clock
+        self._lock = asyncio.Lock()
+
+    @property
+    def source(self) -> Path:
+        assert self.config.source is not None
+        return self.config.source
+
+    def current_text(self) -> str:
+        return self.source.read_text(encoding="utf-8")
+
+    async def apply_text(self, text: str) -> AppliedConfig:
+        """Check ``text``, save it as the config file and apply it. Raises
+        :class:`~ivr.config.loader.ConfigError` (file, line, field) and then
+        leaves the file and everything running untouched."""
+        async with self._lock:
+            new = await asyncio.to_thread(check_config_text, self.source, text)
+            history = new.resolve_path(new.paths.config_history)
+            backup = await asyncio.to_thread(
+                save_config_text, self.source, text, history, self.clock()
+            )
+            logger.info("config saved; the previous version is %s", backup)
+            return await self._take_over(new, backup)
+
+    async def reload_file(self) -> AppliedConfig:
+        """Re-read the file (edited by hand; SIGHUP) and apply it."""
+        async with self._lock:
+            new = await asyncio.to_thread(load_config, self.source)
+            return await self._take_over(new, None)
+
+    async def _take_over(self, new: HotlineConfig, backup: Path | None) -> AppliedConfig:
+        result = AppliedConfig(new, backup, restart_needed=restart_only_changes(self.config, new))
+        await asyncio.to_thread(write_routing_table, new)
+        config_dir = new.asterisk.config_dir
+        if config_dir is None:
+            result.warnings.append(
+                "asterisk.config_dir is not set: render Asterisk's files with "
+                "`hotline asterisk-config` and reload Asterisk yourself"
+            )
+        else:
+            result.rendered = await asyncio.to_thread(
+                write_config_dir, new, new.resolve_path(config_dir)
+            )
+            try:
+                result.reloaded = await reload_modules(new)
+            except (ReloadError, OSError, TimeoutError) as exc:
+                logger.warning("Asterisk was not reloaded: %s", exc)
+                result.warnings.append(f"Asterisk was not reloaded: {exc}")
+        for target in self.targets:
+            try:
+                await target.replace_config(new)
+            except Exception as exc:  # one part failing must not stop the others
+                logger.exception("%s did not take the new config", type(target).__name__)
+                result.warnings.append(f"{type(target).__name__}: {exc}")
+        self.config = new
+        return result
