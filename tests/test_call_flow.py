@@ -310,3 +310,38 @@ def test_expected_wait_is_whole_minutes_and_at_least_one() -> None:
 
     assert expected_wait_minutes(1, QueueLoadInfo(0, 0, 3, 20)) == 1
     assert expected_wait_minutes(7, QueueLoadInfo(6, 0, 2, 0)) == 11  # 7 × 180 s / 2
+
+
+class RecordingTransport:
+    """An AGI peer for the channel's command encoding only (the flow itself is
+    proven against Asterisk in the e2e tests)."""
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.commands: list[str] = []
+
+    async def send_command(self, command: str) -> dict[str, object]:
+        self.commands.append(command)
+        return {"status_code": 200, "result": ("0", "")}
+
+
+async def test_route_variables_go_in_one_mset_unless_a_value_would_be_mangled() -> None:
+    from ivr.agi.channel import AgiChannel
+
+    transport = RecordingTransport()
+    channel = AgiChannel(transport)
+    await channel.set_variables(
+        {"HL_TARGETS": "PJSIP/t-chair|20|chairman:dong-ngac^PJSIP/0900@pstn|20|vice",
+         "HL_ROUTE": "dial"}
+    )  # fmt: skip
+    assert transport.commands == [
+        'EXEC MSet "HL_TARGETS=PJSIP/t-chair|20|chairman:dong-ngac^PJSIP/0900@pstn|20|vice,'
+        'HL_ROUTE=dial"'
+    ]
+    transport.commands.clear()
+    await channel.set_variables({"HL_QUEUE": "a,b", "HL_NOTE": "${EVIL}", "HL_ROUTE": "queue"})
+    assert transport.commands == [
+        'SET VARIABLE HL_QUEUE "a,b"',
+        'SET VARIABLE HL_NOTE "${EVIL}"',
+        'SET VARIABLE HL_ROUTE "queue"',
+    ]

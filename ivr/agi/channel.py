@@ -24,6 +24,11 @@ class AgiTransport(Protocol):
     async def send_command(self, command: str) -> dict[str, Any]: ...
 
 
+# Characters MSet's argument parser would take as separators, quotes or
+# brackets, "$" that EXEC would expand (and AGI line ends).
+_MSET_UNSAFE = frozenset('$,"\\\'()[]{}\n\r')
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -77,6 +82,17 @@ class AgiChannel:
 
     async def set_variable(self, name: str, value: str | int) -> None:
         await self._command(f"SET VARIABLE {name} {_quote(str(value))}")
+
+    async def set_variables(self, values: dict[str, str]) -> None:
+        """Several variables in one round trip (``EXEC MSet``) when every value is
+        plain text MSet passes through unchanged; else one ``SET VARIABLE`` each."""
+        if len(values) > 1 and not any(_MSET_UNSAFE.intersection(v) for v in values.values()):
+            assignments = ",".join(f"{name}={value}" for name, value in values.items())
+            code = await self._command(f"EXEC MSet {_quote(assignments)}")
+            if code != "-2":  # -2: no such application
+                return
+        for name, value in values.items():
+            await self.set_variable(name, value)
 
     async def verbose(self, message: str, level: int = 3) -> None:
         await self._command(f"VERBOSE {_quote(message)} {level}")

@@ -330,17 +330,20 @@ def _epoch(text: str) -> float | None:
 
 
 async def _hand_over(channel: AgiChannel, route: Route) -> None:
-    """Write the route into channel variables for the ``hotline-route`` context."""
+    """Write the route into channel variables for the ``hotline-route`` context
+    (one round trip: every AGI command costs both processes a wake-up)."""
+    values: dict[str, str] = {}
     if route.kind is RouteKind.DIAL:
-        await channel.set_variable(v.TARGETS, pack_targets(route))
+        values[v.TARGETS] = pack_targets(route)
         final = route.final
         if final is not None:
-            await channel.set_variable(v.FINAL, final.kind.value)
+            values[v.FINAL] = final.kind.value
             if final.queue:
-                await channel.set_variable(v.QUEUE, final.queue)
+                values[v.QUEUE] = final.queue
     elif route.kind is RouteKind.QUEUE and route.queue:
-        await channel.set_variable(v.QUEUE, route.queue)
-    await channel.set_variable(v.ROUTE, route.kind.value)
+        values[v.QUEUE] = route.queue
+    values[v.ROUTE] = route.kind.value  # last: the dialplan branches on it
+    await channel.set_variables(values)
 
 
 def pack_targets(route: Route) -> str:
