@@ -31,6 +31,7 @@ from ivr.sim.speech import synthesize_wav, wav_to_rtp_pcap
 from ivr.transcription.audio import load_pcm
 from ivr.transcription.recognizer import load_model
 from ivr.transcription.worker import TranscriptionWorker
+from tests.rig.bare_vosk import bare_vosk_words
 from tests.rig.stack import HOTLINE_NUMBER, Ports, start_asterisk, wait_for, write_test_config
 
 with warnings.catch_warnings():
@@ -104,23 +105,6 @@ def _loudness(path: Path, window_s: float = 0.5) -> list[float]:
     pcm = load_pcm(path)
     step = int(pcm.rate * window_s) * 2
     return [audioop.rms(pcm.samples[i : i + step], 2) for i in range(0, len(pcm.samples), step)]
-
-
-def bare_vosk_words(model: Any, path: Path) -> list[dict[str, Any]]:
-    import vosk
-
-    from ivr.transcription.recognizer import seed_kaldi_rng
-
-    pcm = load_pcm(path)
-    seed_kaldi_rng()  # as the pipeline does; unseeded, vosk differs from itself
-    recognizer = vosk.KaldiRecognizer(model, pcm.rate)
-    recognizer.SetWords(True)
-    words: list[dict[str, Any]] = []
-    for offset in range(0, len(pcm.samples), 8000):
-        if recognizer.AcceptWaveform(pcm.samples[offset : offset + 8000]):
-            words += json.loads(recognizer.Result()).get("result", [])
-    words += json.loads(recognizer.FinalResult()).get("result", [])
-    return words
 
 
 async def test_caller_speaks_to_an_agent_and_the_case_shows_the_callers_words(

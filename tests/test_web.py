@@ -5,12 +5,17 @@ OpenAPI document and the wallboard feed from a live model fed AMI events."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
+import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 import pytest_asyncio
 import yaml
@@ -29,6 +34,7 @@ from ivr.web.models import AuditEntry
 from ivr.web.openapi import PATHS
 from ivr.web.security import LoginRateLimiter, SessionSigner, hash_password, verify_password
 from ivr.web.store import UserStore
+from ivr.web.xlsx import workbook
 from queue_manager.model import Change, LiveModel
 from tests.rig.postgres import fresh_database_url
 from tests.rig.stack import EXAMPLE
@@ -72,6 +78,44 @@ def test_rate_limiter_blocks_after_the_allowed_failures_then_forgets() -> None:
     assert limiter.blocked(keys, now=3.0) == pytest.approx(57.0)
     assert limiter.blocked(["user:b", "addr:1.2.3.4"], now=3.0) > 0  # same address
     assert limiter.blocked(keys, now=61.0) == 0
+
+
+def _read_xlsx(body: bytes) -> list[tuple[Any, ...]]:
+    sheet = openpyxl.load_workbook(io.BytesIO(body)).active
+    assert sheet is not None
+    return list(sheet.iter_rows(values_only=True))
+
+
+def test_xlsx_export_opens_with_a_real_reader_and_keeps_text_as_text() -> None:
+    body = workbook(
+        ["code", "summary", "calls", "day"],
+        [
+            ["HN-001", "Đèn đường hỏng ở ngõ 5", 42, date(2024, 5, 17)],
+            ["HN-002", "=HYPERLINK(\"http://x\")", 2.5, datetime(2024, 5, 17, 8, 30)],
+            ["+84912000222", "-1+1", Decimal("3.25"), None],
+            ["@cmd", "bell\x07 and \ufffe gone", True,
+             datetime(2024, 5, 17, 8, 30, tzinfo=UTC)],
+        ],
+        sheet="cases",
+    )  # fmt: skip
+    book = openpyxl.load_workbook(io.BytesIO(body))
+    assert book.sheetnames == ["cases"]
+    sheet = book["cases"]
+    assert sheet["A1"].font.b and sheet.freeze_panes == "A2"
+    rows = _read_xlsx(body)
+    assert rows[0] == ("code", "summary", "calls", "day")
+    assert rows[1] == ("HN-001", "Đèn đường hỏng ở ngõ 5", 42, datetime(2024, 5, 17))
+    assert rows[2] == ("HN-002", '=HYPERLINK("http://x")', 2.5, datetime(2024, 5, 17, 8, 30))
+    assert sheet["B3"].data_type == "s" and sheet["A4"].data_type == "s"
+    assert rows[3] == ("+84912000222", "-1+1", 3.25, None)
+    assert rows[4] == ("@cmd", "bell and  gone", True, "2024-05-17T08:30:00+00:00")
+    assert sheet["D2"].number_format == "yyyy-mm-dd"
+    # No formula anywhere, and Excel's own "_xHHHH_" escape stays literal.
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert "<f>" not in archive.read("xl/worksheets/sheet1.xml").decode("utf-8")
+    literal = workbook(["a"], [["_x0041_"]])
+    with zipfile.ZipFile(io.BytesIO(literal)) as archive:
+        assert "_x005F_x0041_" in archive.read("xl/worksheets/sheet1.xml").decode("utf-8")
 
 
 def test_every_template_text_has_its_vietnamese_form() -> None:
@@ -359,6 +403,66 @@ async def test_case_opened_by_an_agent_is_found_by_number_and_exported(console: 
     supervisor, _ = await console.signed_in("giamsat")
     csv_text = (await (await supervisor.get("/cases.csv")).read()).decode("utf-8-sig")
     assert code in csv_text and "Đèn đường hỏng" in csv_text
+    excel = await supervisor.get("/cases.xlsx", params={"number": "0912000222"})
+    assert excel.status == 200 and excel.content_type.endswith(".sheet")
+    assert 'filename="cases.xlsx"' in excel.headers["Content-Disposition"]
+    rows = _read_xlsx(await excel.read())
+    assert rows[0][:2] == ("code", "status")
+    found_row = dict(zip(rows[0], rows[1], strict=True))
+    assert found_row["code"] == code and found_row["summary"] == "Đèn đường hỏng ở ngõ 5"
+    assert found_row["caller_number"] == "+84912000222"  # text, not a number
+    assert (await agent.get("/cases.xlsx")).status == 403
+    with console.sessions() as session:
+        exports = [(e.actor, e.target) for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "export"))]  # fmt: skip
+    assert ("giamsat", "cases.xlsx") in exports
+
+
+async def test_case_page_shows_the_dialogue_and_search_finds_its_words(
+    console: Console, sessions: Any
+) -> None:
+    from ivr.cases.models import Case, Transcript, TranscriptionJob
+    from ivr.transcription.recognizer import Turn, dialogue_json, dialogue_text
+
+    agent, token = await console.signed_in("dtv1")
+    opened = await agent.post(
+        "/api/v1/cases",
+        json={"caller_number": "0912000333", "summary": "Hố ga mất nắp ở ngõ 7",
+              "call_uniqueid": "1801.7"},
+        headers={"X-CSRF-Token": token},
+    )  # fmt: skip
+    code = (await opened.json())["code"]
+    page = await (await agent.get(f"/cases/{code}")).text()
+    assert 'id="transcript"' in page and "Chưa có bản ghi lời nói" in page
+    # The worker ran after the case was opened (as it does at hangup).
+    turns = [Turn("agent", 0.4, 1.9, "xin chào"), Turn("caller", 65.2, 68.0, "hố ga mất nắp")]
+    text = dialogue_text(turns)
+    with sessions.begin() as session:
+        job = TranscriptionJob(call_uniqueid="1801.7", status="done", attempts=1)
+        session.add(job)
+        session.flush()
+        case = session.scalar(select(Case).where(Case.code == code))
+        assert case is not None and case.call_uniqueid == "1801.7"
+        session.add(Transcript(call_uniqueid="1801.7", job_id=job.id, case_id=case.id,
+                               text=text, dialogue=dialogue_json([], turns)))  # fmt: skip
+        case.transcript = text
+    page = await (await agent.get(f"/cases/{code}")).text()
+    lines = re.findall(
+        r'<li class="turn" data-speaker="(\w+)"><time[^>]*>([\d:]+)</time> '
+        r'<b class="turn-speaker">([^<]+)</b>: <span class="turn-text">([^<]+)</span>',
+        page,
+    )
+    assert lines == [("agent", "0:00", "Cán bộ", "xin chào"),
+                     ("caller", "1:05", "Người gọi", "hố ga mất nắp")]  # fmt: skip
+    assert "\n".join(f"{who}: {said}" for _, _, who, said in lines) == text
+    # q matches the transcript or the summary (ASCII letters in any case: non-ASCII
+    # case folding is the database's); LIKE wildcards are plain characters.
+    for words, found in (("mất nắp", True), ("ngõ 7", True), ("XIN chào", True),
+                         ("ngõ 8", False), ("%", False), ("_", False)):  # fmt: skip
+        listed = await (await agent.get("/api/v1/cases", params={"q": words})).json()
+        assert ([c["code"] for c in listed] == [code]) is found, words
+    search = await (await agent.get("/cases", params={"q": "xin chào"})).text()
+    assert f'data-code="{code}"' in search and 'value="xin chào"' in search
 
 
 @pytest.mark.db

@@ -184,3 +184,16 @@ def dialogue_json(legs: list[LegTranscript], turns: list[Turn]) -> str:
         },
         ensure_ascii=False,
     )
+
+
+def turns_from_json(dialogue: str) -> list[Turn]:
+    """The turns :func:`dialogue_json` stored (none for an empty or older row)."""
+    try:
+        stored = json.loads(dialogue or "{}")
+    except ValueError:
+        logger.warning("transcript dialogue is not JSON; showing the plain text instead")
+        return []
+    turns = stored.get("turns", []) if isinstance(stored, dict) else []
+    return [
+        Turn(str(t["speaker"]), float(t["start"]), float(t["end"]), str(t["text"])) for t in turns
+    ]

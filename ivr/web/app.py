@@ -31,7 +31,8 @@ from ivr.config.apply import AppliedConfig, ConfigApplier
 from ivr.config.loader import ConfigError
 from ivr.config.schema import HotlineConfig, iter_areas
 from ivr.phone import normalise_caller
-from ivr.web import store
+from ivr.transcription.recognizer import turns_from_json
+from ivr.web import store, xlsx
 from ivr.web.charts import bar_chart, stacked_bars
 from ivr.web.i18n import LANGUAGES, translator
 from ivr.web.live import LiveHub
@@ -539,8 +540,8 @@ async def calls_page(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     filters = store.Filters.parse(request.query)
     calls = await db(store.search_calls, state.sessions, filters, state.zone)
-    if request.path.endswith(".csv"):
-        return await _csv(request, "calls", [_call_json(c) for c in calls])
+    if request.path.endswith((".csv", ".xlsx")):
+        return await _export(request, "calls", [_call_json(c) for c in calls])
     if request.path.startswith("/api/"):
         return web.json_response([_call_json(c) for c in calls])
     return render(
@@ -577,8 +578,8 @@ async def cases_page(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     filters = store.Filters.parse(request.query)
     cases = await db(store.search_cases, state.sessions, filters, state.zone)
-    if request.path.endswith(".csv"):
-        return await _csv(request, "cases", [_case_json(c) for c in cases])
+    if request.path.endswith((".csv", ".xlsx")):
+        return await _export(request, "cases", [_case_json(c) for c in cases])
     if request.path.startswith("/api/"):
         return web.json_response([_case_json(c) for c in cases])
     return render(
@@ -725,7 +726,6 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
 
 
 async def _csv(request: web.Request, name: str, rows: list[dict[str, Any]]) -> web.Response:
-    state = _state(request)
     out = io.StringIO()
     out.write("\ufeff")  # Excel opens UTF-8 (Vietnamese) correctly with a BOM
     if rows:
@@ -737,14 +737,39 @@ async def _csv(request: web.Request, name: str, rows: list[dict[str, Any]]) -> w
                 {k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
                  for k, v in row.items()}
             )  # fmt: skip
-    await db(store.audit, state.sessions, _user(request).username, "export",
-             f"{name}.csv", detail=request.query_string, address=_address(request))  # fmt: skip
+    await _audit_export(request, f"{name}.csv")
     return web.Response(
         body=out.getvalue().encode("utf-8"),
         content_type="text/csv",
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+async def _xlsx(request: web.Request, name: str, rows: list[dict[str, Any]]) -> web.Response:
+    # Inline-string cells are never formulas, so text needs no "'" prefix here.
+    header = list(rows[0]) if rows else []
+    body = await asyncio.to_thread(
+        xlsx.workbook, header, [list(row.values()) for row in rows], sheet=name
+    )
+    await _audit_export(request, f"{name}.xlsx")
+    return web.Response(
+        body=body,
+        content_type=xlsx.CONTENT_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+    )
+
+
+async def _export(request: web.Request, name: str, rows: list[dict[str, Any]]) -> web.Response:
+    """The rows as the file the path asks for (``.csv`` or ``.xlsx``), audited."""
+    if request.path.endswith(".xlsx"):
+        return await _xlsx(request, name, rows)
+    return await _csv(request, name, rows)
+
+
+async def _audit_export(request: web.Request, filename: str) -> None:
+    await db(store.audit, _state(request).sessions, _user(request).username, "export",
+             filename, detail=request.query_string, address=_address(request))  # fmt: skip
 
 
 # --- statistics -------------------------------------------------------------------
@@ -766,8 +791,8 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
     figures = await db(store.statistics, state.sessions, day_from, day_to, state.zone)
     if request.path.startswith("/api/"):
         return web.json_response(figures)
-    if request.path.endswith(".csv"):
-        return await _csv(
+    if request.path.endswith((".csv", ".xlsx")):
+        return await _export(
             request, "statistics", [{"day": d, "calls": n} for d, n in figures["per_day"]]
         )
     _ = translator(request["language"])
@@ -992,9 +1017,12 @@ def _routes() -> Iterable[tuple[str, str, Handler, frozenset[str], str]]:
         ("POST", "/api/v1/spy", spy, WATCHERS, "spy_api"),
         ("GET", "/stats", stats_page, WATCHERS, "stats"),
         ("GET", "/stats.csv", stats_page, WATCHERS, "stats_csv"),
+        ("GET", "/stats.xlsx", stats_page, WATCHERS, "stats_xlsx"),
         ("GET", "/api/v1/stats", stats_page, WATCHERS, "stats_api"),
         ("GET", "/calls.csv", calls_page, WATCHERS, "calls_csv"),
         ("GET", "/cases.csv", cases_page, WATCHERS, "cases_csv"),
+        ("GET", "/calls.xlsx", calls_page, WATCHERS, "calls_xlsx"),
+        ("GET", "/cases.xlsx", cases_page, WATCHERS, "cases_xlsx"),
         # agents
         ("GET", "/agent", agent_page, AGENTS, "agent"),
         ("GET", "/ws/agent", agent_socket, AGENTS, "agent_ws"),

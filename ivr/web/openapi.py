@@ -67,7 +67,12 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/api/v1/calls/{uniqueid}": {"get": _op("One call with recordings and transcript", "any")},
     "/api/v1/callers/{number}": {"get": _op("A caller's earlier calls and open cases", "any")},
     "/api/v1/cases": {
-        "get": _op("Search cases", "any", many=True, params=FILTERS),
+        "get": _op(
+            "Search cases (q: words in summary or transcript)",
+            "any",
+            many=True,
+            params=(*FILTERS, "q"),
+        ),
         "post": _op("Open a case", "any", body=True),
     },
     "/api/v1/cases/{code}": {

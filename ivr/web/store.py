@@ -148,6 +148,7 @@ class Filters:
     number: str = ""
     agent: str = ""
     code: str = ""
+    q: str = ""  # words in a case's summary or transcript
 
     @classmethod
     def parse(cls, query: Any) -> Filters:
@@ -161,7 +162,7 @@ class Filters:
             day_from=day("from"),
             day_to=day("to"),
             **{k: str(query.get(k, "")).strip()[:64] for k in ("area", "topic", "status",
-                                                                "number", "agent", "code")},
+                                                                "number", "agent", "code", "q")},
         )  # fmt: skip
 
     def as_query(self) -> dict[str, str]:
@@ -236,6 +237,14 @@ def search_cases(
         query = query.where(Case.caller_number == (e164 or filters.number))
     if filters.code:
         query = query.where(Case.code == "".join(c for c in filters.code if c.isdigit()))
+    if filters.q:
+        # A plain substring: a few thousand cases a year need no full-text index.
+        query = query.where(
+            or_(
+                Case.summary.icontains(filters.q, autoescape=True),
+                Case.transcript.icontains(filters.q, autoescape=True),
+            )
+        )
     if filters.agent:
         opened = select(QueueCall.uniqueid).where(QueueCall.agent_id == filters.agent)
         query = query.where(Case.call_uniqueid.in_(opened))
@@ -276,6 +285,18 @@ def case_with_history(sessions: sessionmaker[Session], code: str) -> Case | None
     with sessions() as session:
         return session.scalar(
             select(Case).where(Case.code == code).options(selectinload(Case.history))
+        )
+
+
+def transcript_of_case(sessions: sessionmaker[Session], case: Case) -> Transcript | None:
+    """The dialogue of the case's call (also when the case was opened after the
+    transcription ran, so the worker could not link it)."""
+    conditions = [Transcript.case_id == case.id]
+    if case.call_uniqueid:
+        conditions.append(Transcript.call_uniqueid == case.call_uniqueid)
+    with sessions() as session:
+        return session.scalar(
+            select(Transcript).where(or_(*conditions)).order_by(Transcript.id).limit(1)
         )
 
 
