@@ -72,6 +72,7 @@ class ConsoleRig:
     port: int
     runner: web.AppRunner
     browser: Browser
+    supervisor_phone: SippAnswerer  # answers the console's listen/whisper/barge calls
 
     @property
     def url(self) -> str:
@@ -110,6 +111,8 @@ async def rig(
     # The agent's phone rings 3 s (time for the screen-pop) and talks 6 s.
     phone = SippAnswerer(base / "sipp", "qa-1", mode="answer", ring_ms=3000, hold_ms=6000)
     await phone.start()
+    supervisor_phone = SippAnswerer(base / "sipp", "t-sup", mode="answer", hold_ms=1500)
+    await supervisor_phone.start()
     config_path = write_test_config(
         base,
         Ports(),
@@ -117,6 +120,7 @@ async def rig(
             **{p: f"sip:{p}@127.0.0.1:9" for p in ("t-chair", "t-chair-silent", "t-vice",
                                                   "t-agent")},
             "qa-1": phone.contact,
+            "t-sup": supervisor_phone.contact,
         },
         quick_prompts,
         trunk_port=free_udp_port(),
@@ -143,8 +147,9 @@ async def rig(
         ],
     )  # fmt: skip
     rig = ConsoleRig(
-        asterisk, config, services, manager, phone, sessions, base, port, runner, browser
-    )
+        asterisk, config, services, manager, phone, sessions, base, port, runner, browser,
+        supervisor_phone,
+    )  # fmt: skip
     try:
         await wait_for(lambda: manager.links["local"].synced.is_set(), 20, "the first resync")
         yield rig
@@ -157,6 +162,7 @@ async def rig(
         asterisk.stop()
         engine.dispose()
         await phone.stop()
+        await supervisor_phone.stop()
 
 
 async def signed_in(rig: ConsoleRig, username: str) -> tuple[BrowserContext, Page]:
@@ -406,25 +412,84 @@ async def test_wallboard_recovers_after_the_console_restarts(rig: ConsoleRig) ->
     await context.close()
 
 
-async def test_supervisor_spy_originates_into_the_chanspy_context(rig: ConsoleRig) -> None:
-    """The supervisor's Listen button: the dialplan has the ChanSpy context, the
-    console sends the Originate and audits it. (No SIPp supervisor phone here:
-    hearing the audio is not proven, only the wiring.)"""
+class EventTap:
+    """Takes the AMI events the queue manager's link records (JSON lines)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, str]] = []
+
+    def write(self, line: str) -> int:
+        self.events.append(json.loads(line))
+        return len(line)
+
+    def spy_starts(self) -> list[tuple[str, str]]:
+        return [
+            (e.get("SpyerChannel", ""), e.get("SpyeeChannel", ""))
+            for e in self.events
+            if e.get("Event") == "ChanSpyStart"
+        ]
+
+
+async def _spy_running(rig: ConsoleRig) -> str:
+    """The ChanSpy arguments of the supervisor's phone channel, once it runs."""
+    while True:
+        for line in (await rig.asterisk.arx("core show channels concise")).splitlines():
+            fields = line.split("!")
+            if fields[0].startswith("PJSIP/t-sup-") and len(fields) > 6 and fields[5] == "ChanSpy":
+                return fields[6]
+        await asyncio.sleep(0.05)
+
+
+async def test_supervisor_whispers_then_barges_into_a_live_agent_call(rig: ConsoleRig) -> None:
+    """Whisper and barge from the wallboard: Asterisk rings the supervisor's
+    (SIPp) phone, and ChanSpy attaches to the agent's live call with the mode's
+    option (Asterisk's ChanSpyStart names spyer and spyee). Audited."""
     assert "ChanSpy(PJSIP/${EXTEN},q${HL_SPY_OPTS})" in rig.asterisk.rx(
         "dialplan show hotline-spy"
     )
+    agent_context, console = await signed_in(rig, "dtv-lan")
+    await expect(console.locator("#live-status")).to_have_class("status on")
+    await console.click("#queue-login")
+    await console.click("#unpause")
+    await expect(console.locator('#my-queues li[data-queue="operator"]')).to_contain_text(
+        "sẵn sàng"
+    )
     context, board = await signed_in(rig, "giamsat")
     await expect(board.locator("#live-status")).to_have_class("status on")
-    phone = await board.locator("#spy-phone").input_value()
-    listen = board.locator(AGENT_ROW).locator("button", has_text="Nghe")
-    await listen.click()
-    await expect(listen).to_have_class("done")
+    await board.select_option("#spy-phone", "t-sup")
+    link = rig.manager.links["local"]
+    tap = EventTap()
+    link.record = tap  # type: ignore[assignment]
+    rig.supervisor_phone.reset()
+    try:
+        call = call_queue(rig)
+        agent_row = board.locator(AGENT_ROW)
+        await expect(agent_row.locator(".agent-state")).to_have_text("đang nghe máy")
+        for number, (label, option) in enumerate((("Nhắc", "w"), ("Tham gia", "B")), start=1):
+            button = agent_row.locator("button", has_text=label)
+            await button.click()
+            await expect(button).to_have_class("done")
+            arguments = await asyncio.wait_for(_spy_running(rig), 10)
+            assert arguments == f"PJSIP/qa-1,q{option}"
+            await wait_for(lambda n=number: len(tap.spy_starts()) >= n, 10, "ChanSpyStart")
+            spyer, spyee = tap.spy_starts()[-1]
+            assert spyer.startswith("PJSIP/t-sup-") and spyee.startswith("PJSIP/qa-1-")
+            await rig.supervisor_phone.wait_ended(number, timeout=10)
+        assert rig.supervisor_phone.answered_count == 2
+        finished = await call
+        assert finished.answered, finished.log_text
+    finally:
+        link.record = None
     from sqlalchemy import select
 
     from ivr.web.models import AuditEntry
 
     with rig.sessions() as session:
         entries = [(e.actor, e.action, e.target, e.detail) for e in session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "spy_listen"))]  # fmt: skip
-    assert entries == [("giamsat", "spy_listen", "qa1", f"from phone {phone}")]
+            select(AuditEntry).where(AuditEntry.action.like("spy_%")))]  # fmt: skip
+    assert entries == [
+        ("giamsat", "spy_whisper", "qa1", "from phone t-sup"),
+        ("giamsat", "spy_barge", "qa1", "from phone t-sup"),
+    ]
     await context.close()
+    await agent_context.close()
