@@ -61,8 +61,10 @@ def register_recordings(
         session.dialect.name
     )
     if files:
+        # Tables, not ORM classes, and values as parameters: the statement is
+        # compiled once and reused (this runs at every hangup).
         session.execute(
-            insert_ignoring_duplicates(Recording, dialect),
+            insert_ignoring_duplicates(Recording.__table__, dialect),
             [
                 {"call_uniqueid": call_uniqueid, "kind": kind, "path": path, "created_at": now}
                 for kind, path in files.items()
@@ -70,14 +72,15 @@ def register_recordings(
         )
     if set(files) & set(TRANSCRIBED_KINDS):
         session.execute(
-            insert_ignoring_duplicates(TranscriptionJob, dialect).values(
-                call_uniqueid=call_uniqueid,
-                status=QUEUED,
-                attempts=0,
-                error="",
-                available_at=now + timedelta(seconds=settle_seconds),
-                created_at=now,
-            )
+            insert_ignoring_duplicates(TranscriptionJob.__table__, dialect),
+            {
+                "call_uniqueid": call_uniqueid,
+                "status": QUEUED,
+                "attempts": 0,
+                "error": "",
+                "available_at": now + timedelta(seconds=settle_seconds),
+                "created_at": now,
+            },
         )
     return len(files)
 
