@@ -28,6 +28,7 @@ from ivr.web.app import bound_port
 from ivr.web.store import UserStore
 from tests.rig.stack import (
     HOTLINE_NUMBER,
+    REPO,
     Ports,
     free_tcp_port,
     free_udp_port,
@@ -38,6 +39,7 @@ from tests.rig.stack import (
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO / "docs" / "screenshots"
 PASSWORD = "mật-khẩu-quản-trị"
 WARD_KEYS = [Pause(600), Dtmf("5"), Pause(600), Dtmf("03")]  # district 5, ward 03: Đông Ngạc
 
@@ -183,6 +185,8 @@ async def test_admin_changes_a_chairman_and_asterisk_takes_it_without_dropping_c
         "phone:t-chair-new"
     )
     await expect(page.locator("#config-holidays")).to_contain_text("Nghỉ bù Quốc khánh")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "admin-config.png"))
     assert "t-chair-new" in source.read_text(encoding="utf-8")
     history = list((source.parent / "config-history").glob("hotline-test-*.yaml"))
     assert [p.read_text(encoding="utf-8") for p in history] == [original]
