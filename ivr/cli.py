@@ -43,12 +43,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def render_options(config: HotlineConfig):  # type: ignore[no-untyped-def]
     from ivr.asterisk.render import RenderOptions
 
-    prompts = config.resolve_path(config.paths.prompts)
-    return RenderOptions(
-        prompts_dir=prompts,
-        moh_dir=prompts / "moh",
-        recordings_dir=config.resolve_path(config.paths.recordings),
-    )
+    return RenderOptions.from_config(config)
 
 
 def cmd_asterisk_config(args: argparse.Namespace) -> int:

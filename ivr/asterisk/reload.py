@@ -48,22 +48,13 @@ class ReloadError(RuntimeError):
     """Asterisk refused or could not be reached; the message says which node."""
 
 
-def render_options(config: HotlineConfig) -> RenderOptions:
-    prompts = config.resolve_path(config.paths.prompts)
-    return RenderOptions(
-        prompts_dir=prompts,
-        moh_dir=prompts / "moh",
-        recordings_dir=config.resolve_path(config.paths.recordings),
-    )
-
-
 def write_config_dir(config: HotlineConfig, out_dir: Path) -> list[Path]:
     """Render every file into ``out_dir``; each is swapped in whole, so an
-    Asterisk reloading at that moment never reads half a file. manager.conf is
-    left alone when it would not change (reloading AMI logs its users off)."""
+    Asterisk reloading at that moment never reads half a file. Files whose text
+    would not change are not touched; the changed ones are returned."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render_all(config, render_options(config)).items():
+    for name, text in render_all(config, RenderOptions.from_config(config)).items():
         path = out_dir / name
         if path.exists() and path.read_text(encoding="utf-8") == text:
             continue

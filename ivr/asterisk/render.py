@@ -29,6 +29,12 @@ class RenderOptions:
     moh_dir: Path
     recordings_dir: Path
 
+    @classmethod
+    def from_config(cls, config: HotlineConfig) -> RenderOptions:
+        """Asterisk on the same host: the config's own folders."""
+        prompts = config.resolve_path(config.paths.prompts)
+        return cls(prompts, prompts / "moh", config.resolve_path(config.paths.recordings))
+
 
 def render_all(config: HotlineConfig, options: RenderOptions) -> dict[str, str]:
     """File name → contents for every file we own in Asterisk's config folder."""

@@ -155,12 +155,7 @@ async def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> 
 def start_asterisk(base: Path, config_path: Path) -> tuple[AsteriskInstance, HotlineConfig]:
     config = load_config(config_path)
     instance = AsteriskInstance(base / "asterisk", agi_dir=REPO / "agi_scripts")
-    prompts = config.resolve_path(config.paths.prompts)
-    write_all(
-        config,
-        RenderOptions(prompts, prompts / "moh", config.resolve_path(config.paths.recordings)),
-        instance.etc,
-    )
+    write_all(config, RenderOptions.from_config(config), instance.etc)
     write_routing_table(config)
     instance.start()
     return instance, config
