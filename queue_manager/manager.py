@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -57,17 +57,21 @@ class MemberAction:
     queue: str
     interface: str
     member_name: str
+    pause_reason: str | None = None  # add paused (a pause Asterisk lost in a restart)
 
     def ami(self) -> dict[str, str]:
         if self.kind == "add":
-            return {
+            action = {
                 "Action": "QueueAdd",
                 "Queue": self.queue,
                 "Interface": self.interface,
                 "MemberName": self.member_name,
                 "StateInterface": self.interface,
-                "Paused": "false",
+                "Paused": "false" if self.pause_reason is None else "true",
             }
+            if self.pause_reason:
+                action["Reason"] = self.pause_reason
+            return action
         return {"Action": "QueueRemove", "Queue": self.queue, "Interface": self.interface}
 
 
@@ -172,6 +176,12 @@ class QueueManager:
             )
             for model in self.models.values():
                 model.subscribe(self.recorder.record)
+        # (node, queue, interface) → pause reason. Asterisk forgets dynamic members
+        # and their pauses when it restarts; a paused agent the roster puts back
+        # is added paused with the same reason, so no call rings an empty desk.
+        self._pauses: dict[tuple[str, str, str], str] = {}
+        for model in self.models.values():
+            model.subscribe(self._remember_pause)
         self._overrides: dict[tuple[str, str], Override] = {}
         self._roster_lock = asyncio.Lock()
         self._roster_task: asyncio.Task[None] | None = None
@@ -240,6 +250,18 @@ class QueueManager:
     def snapshot(self) -> dict[str, Any]:
         return {node: model.snapshot() for node, model in self.models.items()}
 
+    def _remember_pause(self, change: Change) -> None:
+        interface = change.data.get("interface")
+        if not interface:
+            return
+        key = (change.node, change.queue, interface)
+        if change.kind == "member_paused":
+            self._pauses[key] = str(change.data.get("reason") or "")
+        elif change.kind == "member_unpaused" or (
+            change.kind == "member_removed" and not change.data.get("unseen")
+        ):
+            self._pauses.pop(key, None)
+
     def _shift_at(self, at: datetime) -> str | None:
         windows = shift_windows_at(self.config, at)
         return windows[0].shift_id if windows else None
@@ -275,7 +297,12 @@ class QueueManager:
     async def _apply_on(self, link: AmiLink, moment: datetime) -> list[MemberAction]:
         async with self._roster_lock:
             wanted = desired_members(self.config, moment, self._overrides.values())
-            actions = plan_membership(self.config, wanted, link.model)
+            actions = [
+                replace(action, pause_reason=self._pauses.get((link.node, action.queue,
+                                                               action.interface)))
+                if action.kind == "add" else action
+                for action in plan_membership(self.config, wanted, link.model)
+            ]  # fmt: skip
             for action in actions:
                 logger.info(
                     "%s: %s %s (%s) %s queue %s",

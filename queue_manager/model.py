@@ -437,6 +437,15 @@ class LiveModel:
             member=member.name,
             paused=member.paused,
         )
+        if member.paused:  # added paused (a pause restored): as the resync reports it
+            self._emit(
+                "member_paused",
+                queue.name,
+                at,
+                interface=interface,
+                member=member.name,
+                reason=member.paused_reason,
+            )
 
     def _member_removed(self, event: Event, at: float) -> None:
         queue = self._queue(event)
@@ -546,7 +555,16 @@ class LiveModel:
             new_members = after.members if after else {}
             for interface, member in old_members.items():
                 if interface not in new_members:
-                    self._emit("member_removed", name, now, interface=interface, member=member.name)
+                    # unseen: gone while we were not listening (an Asterisk restart
+                    # loses dynamic members), not removed by anyone's decision
+                    self._emit(
+                        "member_removed",
+                        name,
+                        now,
+                        interface=interface,
+                        member=member.name,
+                        unseen=True,
+                    )
             for interface, member in new_members.items():
                 previous = old_members.get(interface)
                 if previous is None:

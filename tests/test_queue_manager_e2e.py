@@ -429,14 +429,28 @@ async def test_asterisk_restart_mid_shift_brings_the_rostered_agents_back(
     rig: QueueRig,
 ) -> None:
     """Last in this module: Asterisk itself restarts (dynamic members are gone);
-    the manager reconnects, resyncs and puts the shift's agents back."""
+    the manager reconnects, resyncs and puts the shift's agents back, and an
+    agent who was paused comes back paused with the same reason."""
     before = await converged(rig, "operator")
     expected = set(before["members"])
     assert expected, "the roster should have someone in the operator queue"
+    on_break = sorted(expected)[0]
+    agent_id = next(a.id for a in rig.manager.agents.values() if f"PJSIP/{a.phone}" == on_break)
+    await rig.manager.pause(agent_id, "Họp giao ban")
+    await wait_model(
+        rig,
+        lambda q: (m := member(q, "operator", on_break)) and m["paused"],
+        "the agent paused",
+    )
     syncs = rig.link.sync_count
     await asyncio.to_thread(rig.asterisk.stop)
     await wait_for(lambda: not rig.link.connected.is_set(), 10, "the link to notice")
     await asyncio.to_thread(rig.asterisk.start)  # persistentmembers=no: nobody is in
     assert "System uptime" in await rig.asterisk.arx("core show uptime")
     await wait_for(lambda: rig.link.sync_count > syncs, 30, "reconnect and resync")
-    assert await converged(rig, "operator", expected)
+    after = await converged(rig, "operator", expected)
+    assert [i for i, m in after["members"].items() if m["paused"]] == [on_break]
+    restored = member(rig.model.snapshot()["queues"], "operator", on_break)
+    assert restored is not None and restored["paused_reason"] == "Họp giao ban"
+    assert "Họp giao ban" in await rig.asterisk.arx("queue show operator")
+    await rig.manager.unpause(agent_id)
