@@ -42,9 +42,17 @@ REQUIRED_NAMES = [
     *(f"digit_{d}" for d in range(10)),
 ]  # fmt: skip
 
-# espeak-ng and sox are installed by hotline.sh; a machine without them fails
-# these tests instead of skipping the proof.
-needs_espeak = pytest.mark.usefixtures()
+@pytest.fixture(scope="module")
+def espeak_ng() -> str:
+    """espeak-ng is installed by hotline.sh; a machine without it fails these
+    tests loudly instead of skipping the proof."""
+    found = shutil.which("espeak-ng")
+    if found is None:
+        pytest.fail("espeak-ng not found: apt-get install espeak-ng", pytrace=False)
+    return found
+
+
+needs_espeak = pytest.mark.usefixtures("espeak_ng")
 
 
 @pytest.fixture(scope="module")

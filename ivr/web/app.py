@@ -75,6 +75,11 @@ class WebState:
 
 
 STATE = web.AppKey("hotline_state", WebState)
+# What the middlewares put on each request.
+USER = web.RequestKey("hotline_user", WebUser)
+SESSION = web.RequestKey("hotline_session", SessionData)
+LANGUAGE = web.RequestKey("hotline_language", str)
+LOGIN_CSRF = web.RequestKey("hotline_login_csrf", str)  # the login form's token
 
 
 async def db(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -87,7 +92,7 @@ def _state(request: web.Request) -> WebState:
 
 
 def _user(request: web.Request) -> WebUser:
-    user = request.get("user")
+    user = request.get(USER)
     if user is None:
         raise web.HTTPUnauthorized()
     return user  # type: ignore[no-any-return]
@@ -108,13 +113,13 @@ def _address(request: web.Request) -> str:
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     state = _state(request)
-    language = request.get("language", state.config.web.default_language)
-    session: SessionData | None = request.get("session")
+    language = request.get(LANGUAGE, state.config.web.default_language)
+    session: SessionData | None = request.get(SESSION)
     html = state.templates.get_template(template).render(
         _=translator(language),
         language=language,
-        user=request.get("user"),
-        csrf_token=state.signer.csrf_token(session) if session else request.get("login_csrf", ""),
+        user=request.get(USER),
+        csrf_token=state.signer.csrf_token(session) if session else request.get(LOGIN_CSRF, ""),
         path=request.path_qs,
         config=state.config,
         **context,
@@ -125,7 +130,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
 def error_page(request: web.Request, status: int, title: str, message: str = "") -> web.Response:
     if _is_api(request):
         return web.json_response({"error": title, "message": message}, status=status)
-    _ = translator(request.get("language", "vi"))
+    _ = translator(request.get(LANGUAGE, "vi"))
     return render(request, "error.html", status=status, title=_(title), message=_(message))
 
 
@@ -158,9 +163,9 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         user = await db(state.users.get, session.user_id)
         if user is None or not user.active or user.session_epoch != session.epoch:
             user, session = None, None
-    request["user"], request["session"] = user, session
+    request[USER], request[SESSION] = user, session
     language = request.cookies.get(LANG_COOKIE) or (user.language if user else None)
-    request["language"] = language if language in LANGUAGES else state.config.web.default_language
+    request[LANGUAGE] = language if language in LANGUAGES else state.config.web.default_language
 
     if request.path.startswith("/static/"):
         return await handler(request)
@@ -207,7 +212,7 @@ def _safe_next(target: str) -> str:
 
 async def login_page(request: web.Request) -> web.Response:
     token = secrets.token_urlsafe(24)
-    request["login_csrf"] = token
+    request[LOGIN_CSRF] = token
     response = render(request, "login.html", next=_safe_next(request.query.get("next", "/")))
     _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
     return response
@@ -225,7 +230,7 @@ def _set_cookie(
 async def login_submit(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     form = await request.post()
-    _ = translator(request["language"])
+    _ = translator(request[LANGUAGE])
     username = str(form.get("username", "")).strip().lower()[:64]
     password = str(form.get("password", ""))
     next_path = _safe_next(str(form.get("next", "/")))
@@ -238,7 +243,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     wait = state.limiter.blocked(keys)
     if wait > 0:
         await db(store.audit, state.sessions, username, "login_blocked", address=_address(request))
-        request["login_csrf"] = expected
+        request[LOGIN_CSRF] = expected
         return render(
             request, "login.html", status=429, next=next_path,
             error=_("Too many failed sign-ins. Try again in {seconds} s.", seconds=int(wait) + 1),
@@ -247,7 +252,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if user is None:
         state.limiter.failed(keys)
         await db(store.audit, state.sessions, username, "login_failed", address=_address(request))
-        request["login_csrf"] = expected
+        request[LOGIN_CSRF] = expected
         return render(
             request, "login.html", status=401, next=next_path,
             error=_("Wrong user name or password."),
@@ -292,7 +297,7 @@ async def me_api(request: web.Request) -> web.Response:
     user = _user(request)
     return web.json_response(
         {"username": user.username, "role": user.role, "agent_id": user.agent_id,
-         "csrf_token": _state(request).signer.csrf_token(request["session"])}
+         "csrf_token": _state(request).signer.csrf_token(request[SESSION])}
     )  # fmt: skip
 
 
@@ -795,7 +800,7 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
         return await _export(
             request, "statistics", [{"day": d, "calls": n} for d, n in figures["per_day"]]
         )
-    _ = translator(request["language"])
+    _ = translator(request[LANGUAGE])
     area_names = {a.code: a.name for a in iter_areas(state.config.areas)}
     topic_names = {t.code: t.name for t in state.config.cases.topics}
     charts = {
