@@ -62,6 +62,10 @@ function duration(seconds) {
 
 // --- wallboard -----------------------------------------------------------------
 
+// The board is redrawn on every live frame; an action's outcome (done, failed)
+// is kept here for a few seconds so the redraw does not wipe the feedback.
+const actionOutcomes = new Map();
+
 function renderBoard(root, board, t) {
   const phone = document.getElementById("spy-phone");
   const queues = board.queues.map((q) => {
@@ -84,12 +88,27 @@ function renderBoard(root, board, t) {
         if (a.agent_id) {
           const act = (label, url, extra) => {
             const button = el("button", { type: "button", "data-agent": a.agent_id }, label);
+            const key = [url, a.agent_id, (extra && extra.mode) || ""].join("|");
+            const shown = (outcome) => {
+              button.classList.add(outcome.cls);
+              if (outcome.title) button.title = outcome.title;
+            };
+            const kept = actionOutcomes.get(key);
+            if (kept && kept.until > Date.now()) shown(kept);
             button.addEventListener("click", async () => {
               const data = new FormData();
               for (const [k, v] of Object.entries(extra || {})) data.append(k, v);
-              try { await post(url, data); button.classList.add("done"); }
-              catch (e) { button.title = e.message; button.classList.add("failed"); }
+              let outcome;
+              try { await post(url, data); outcome = { cls: "done" }; }
+              catch (e) { outcome = { cls: "failed", title: e.message }; }
+              actionOutcomes.set(key, { ...outcome, until: Date.now() + 5000 });
+              shown(outcome);
+              // the button may have been redrawn meanwhile: mark the current one too
+              for (const current of root.querySelectorAll("button[data-agent]")) {
+                if (current.dataset.key === key) shown(outcome);
+              }
             });
+            button.dataset.key = key;
             return button;
           };
           const base = "/wallboard/agents/" + encodeURIComponent(a.agent_id) + "/";
