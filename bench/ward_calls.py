@@ -33,6 +33,7 @@ from ivr.sim.sipp import (  # noqa: E402
     SippCaller,
     dtmf_end_offset_ms,
 )
+from tests.rig.quick_prompts import write_quick_prompts  # noqa: E402
 from tests.rig.stack import (  # noqa: E402
     HOTLINE_NUMBER,
     Ports,
@@ -52,23 +53,10 @@ def cpu_seconds(pid: int) -> float:
 
 def quick_prompts(root: Path) -> Path:
     """0.3 s tones for every prompt name, so a call's IVR part takes ~1 s."""
-    import math
-    import wave
-    from array import array
-
     real = REPO / "prompts"
     if not (real / "vi").is_dir():
         subprocess.run([str(REPO / ".venv/bin/hotline"), "prompts", "build"], check=True)
-    tone = array("h", (int(8000 * math.sin(2 * math.pi * 660 * n / 8000)) for n in range(2400)))
-    for language in ("vi", "en"):
-        (root / language).mkdir(parents=True, exist_ok=True)
-        for source in (real / language).glob("*.wav"):
-            with wave.open(str(root / language / source.name), "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(8000)
-                out.writeframes(tone.tobytes())
-    return root
+    return write_quick_prompts(real, root)
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -39,18 +39,10 @@ def build_hotline_prompts(config: HotlineConfig, force: bool = False) -> list[Pa
     return written
 
 
-def write_beep(path: Path, seconds: float = 0.3, frequency: float = 1000.0) -> Path:
-    """The tone before a recorded message (Record's own needs Asterisk's sound pack)."""
-    if path.exists():
-        return path
+def write_pcm_wav(path: Path, samples: array, rate: int = 8000) -> Path:  # type: ignore[type-arg]
+    """Mono 16-bit PCM WAV, the format Asterisk plays without transcoding."""
     import wave
 
-    rate = 8000
-    samples = array(
-        "h",
-        (int(0.4 * 32767 * math.sin(2 * math.pi * frequency * n / rate))
-         for n in range(int(rate * seconds))),
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
@@ -60,6 +52,19 @@ def write_beep(path: Path, seconds: float = 0.3, frequency: float = 1000.0) -> P
     return path
 
 
+def write_beep(path: Path, seconds: float = 0.3, frequency: float = 1000.0) -> Path:
+    """The tone before a recorded message (Record's own needs Asterisk's sound pack)."""
+    if path.exists():
+        return path
+    rate = 8000
+    samples = array(
+        "h",
+        (int(0.4 * 32767 * math.sin(2 * math.pi * frequency * n / rate))
+         for n in range(int(rate * seconds))),
+    )
+    return write_pcm_wav(path, samples, rate)
+
+
 def write_hold_music(path: Path, seconds: int = 20) -> Path:
     """A soft, royalty-free chime loop, so callers on hold never hear silence.
 
@@ -67,8 +72,6 @@ def write_hold_music(path: Path, seconds: int = 20) -> Path:
     """
     if path.exists():
         return path
-    import wave
-
     rate = 8000
     notes = [523.25, 659.25, 783.99, 659.25, 587.33, 698.46, 880.0, 698.46]  # C E G E D F A F
     samples = array("h")
@@ -79,10 +82,4 @@ def write_hold_music(path: Path, seconds: int = 20) -> Path:
                 envelope = math.exp(-3.0 * n / per_note)
                 value = 0.25 * envelope * math.sin(2 * math.pi * frequency * n / rate)
                 samples.append(int(value * 32767))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
+    return write_pcm_wav(path, samples, rate)

@@ -88,7 +88,8 @@ async def start_services(
     if "agi" not in parts:
         return RunningServices(None, None, queue_manager, web_runner, applier)
     call_log = CallLog(sessions)
-    agi = HotlineAgi(config, call_log, CaseDesk(sessions, config), clock=clock)
+    case_desk = CaseDesk(sessions, config, writer=call_log.submit)
+    agi = HotlineAgi(config, call_log, case_desk, clock=clock)
     if applier is not None:
         applier.targets.append(agi)
     host = config.asterisk.agi.host

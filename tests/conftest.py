@@ -8,6 +8,7 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -15,7 +16,14 @@ import pytest_asyncio
 from ivr.asterisk.instance import AsteriskInstance, AsteriskNotFound, find_asterisk
 from ivr.config import HotlineConfig
 from ivr.service import RunningServices, start_services
-from tests.rig.stack import REPO, CallRecords, Ports, start_asterisk, write_test_config
+from tests.rig.stack import (
+    HOTLINE_NUMBER,
+    REPO,
+    CallRecords,
+    Ports,
+    start_asterisk,
+    write_test_config,
+)
 
 PROMPTS_DIR = REPO / "prompts"
 
@@ -48,26 +56,11 @@ def built_prompts() -> Path:
 
 @pytest.fixture(scope="session")
 def quick_prompts(tmp_path_factory: pytest.TempPathFactory, built_prompts: Path) -> Path:
-    """Every prompt as a 0.3 s tone: the routing tests prove wiring, not speech,
-    and the real Vietnamese menu alone lasts 37 s. One test uses the real ones."""
-    import math
-    import wave
-    from array import array
+    """Every prompt as a 0.3 s tone (see tests/rig/quick_prompts.py); one test
+    uses the real ones."""
+    from tests.rig.quick_prompts import write_quick_prompts
 
-    root = tmp_path_factory.mktemp("quick-prompts")
-    tone = array("h", (int(8000 * math.sin(2 * math.pi * 660 * n / 8000)) for n in range(2400)))
-    for language in ("vi", "en"):
-        (root / language).mkdir()
-        for real in (built_prompts / language).glob("*.wav"):
-            with wave.open(str(root / language / real.name), "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(8000)
-                out.writeframes(tone.tobytes())
-    (root / "moh").mkdir()
-    for music in (built_prompts / "moh").glob("*.wav"):
-        (root / "moh" / music.name).write_bytes(music.read_bytes())
-    return root
+    return write_quick_prompts(built_prompts, tmp_path_factory.mktemp("quick-prompts"))
 
 
 @dataclass
@@ -85,6 +78,29 @@ class Stack:
     @property
     def sip_target(self) -> str:
         return f"127.0.0.1:{self.ports.sip}"
+
+    async def call(
+        self,
+        caller: str,
+        steps: list[Any],
+        *,
+        hangup_after_ms: int | None = None,
+        timeout_s: float = 60,
+        **kwargs: Any,
+    ) -> Any:
+        """A SIPp citizen ``caller`` dials the hotline and plays ``steps``;
+        by default it waits for the far end to hang up."""
+        from ivr.sim.sipp import SippCaller
+
+        return await SippCaller(self.workdir / "calls").call(
+            target=self.sip_target,
+            number=HOTLINE_NUMBER,
+            caller_id=caller,
+            steps=steps,
+            hangup_after_ms=hangup_after_ms,
+            timeout_s=timeout_s,
+            **kwargs,
+        )
 
 
 _current_stack: Stack | None = None

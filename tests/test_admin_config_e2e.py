@@ -26,6 +26,7 @@ from ivr.service import RunningServices, start_services
 from ivr.sim.sipp import Dtmf, Pause, SippAnswerer, SippCaller
 from ivr.web.app import bound_port
 from ivr.web.store import UserStore
+from tests.rig.browser import launch_chromium, require_chromium
 from tests.rig.stack import (
     HOTLINE_NUMBER,
     REPO,
@@ -38,7 +39,6 @@ from tests.rig.stack import (
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "docs" / "screenshots"
 PASSWORD = "mật-khẩu-quản-trị"
 WARD_KEYS = [Pause(600), Dtmf("5"), Pause(600), Dtmf("03")]  # district 5, ward 03: Đông Ngạc
@@ -65,8 +65,7 @@ def _dong_ngac(data: dict[str, Any]) -> dict[str, Any]:
 async def rig(
     tmp_path: Path, asterisk_binary: Path, sipp_binary: str, quick_prompts: Path
 ) -> AsyncIterator[AdminRig]:
-    if not CHROMIUM.exists():
-        pytest.fail("chromium not found: apt-get install chromium", pytrace=False)
+    require_chromium()  # before anything starts
     # The old chairman talks 8 s: long enough for the change to land mid-call.
     old = SippAnswerer(tmp_path / "sipp", "t-chair", hold_ms=8000)
     new = SippAnswerer(tmp_path / "sipp", "t-chair-new", hold_ms=1000)
@@ -99,9 +98,7 @@ async def rig(
     assert services.web_runner is not None
     url = f"http://127.0.0.1:{bound_port(services.web_runner)}"
     playwright = await async_playwright().start()
-    browser = await playwright.chromium.launch(
-        executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
-    )
+    browser = await launch_chromium(playwright)
     try:
         yield AdminRig(asterisk, config, services, old, new, tmp_path, url, browser)
     finally:

@@ -19,9 +19,9 @@ from ivr.cases.service import CaseService
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.flow.call_flow import HotlineFlow
 from ivr.service import RunningServices, start_services
-from ivr.sim.sipp import AUDIO_PCAP, Dtmf, Pause, PlayAudio, SippCaller, dtmf_end_offset_ms
+from ivr.sim.sipp import AUDIO_PCAP, Dtmf, Pause, PlayAudio, dtmf_end_offset_ms
 from tests.conftest import Stack
-from tests.rig.stack import HOTLINE_NUMBER, wait_for
+from tests.rig.stack import wait_for
 
 pytestmark = pytest.mark.asterisk
 
@@ -30,18 +30,6 @@ SUNDAY_10H_HANOI = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 def e164(national: str) -> str:
     return "+84" + national[1:]
-
-
-async def call(stack: Stack, caller: str, steps: list, **kwargs):  # type: ignore[no-untyped-def]
-    return await SippCaller(stack.workdir / "calls").call(
-        target=stack.sip_target,
-        number=HOTLINE_NUMBER,
-        caller_id=caller,
-        steps=steps,
-        hangup_after_ms=kwargs.pop("hangup_after_ms", None),
-        timeout_s=kwargs.pop("timeout_s", 60),
-        **kwargs,
-    )
 
 
 def played(stack: Stack, since: int) -> list[str]:
@@ -65,7 +53,7 @@ async def test_chairman_not_answering_rings_the_next_fallback(
     silent, vice = stack.phones["t-chair-silent"], stack.phones["t-vice"]
     silent.reset()
     vice.reset()
-    result = await call(stack, caller_number, [Pause(600), Dtmf("5"), Pause(600), Dtmf("04")])
+    result = await stack.call(caller_number, [Pause(600), Dtmf("5"), Pause(600), Dtmf("04")])
     assert result.answered, result.log_text
     await vice.wait_rung(1, timeout=15)
     assert silent.rung_count == 1 and silent.answered_count == 0
@@ -85,8 +73,7 @@ async def test_nobody_answers_so_a_message_becomes_a_case(
     silent.reset()
     before = log_size(stack)
     # ward 05: the chairman rings 3 s, then the caller speaks after the beep and presses #
-    result = await call(
-        stack,
+    result = await stack.call(
         caller_number,
         [Pause(600), Dtmf("5"), Pause(600), Dtmf("05"), Pause(4500), PlayAudio(AUDIO_PCAP),
          Dtmf("#")],
@@ -115,7 +102,7 @@ async def test_emergency_key_rings_the_emergency_number_at_once(
 ) -> None:
     carrier = stack.carrier
     carrier.reset()
-    result = await call(stack, caller_number, [Pause(600), Dtmf("9"), Pause(600), Dtmf(key)])
+    result = await stack.call(caller_number, [Pause(600), Dtmf("9"), Pause(600), Dtmf(key)])
     assert result.answered, result.log_text
     await carrier.wait_rung(1, timeout=10)
     assert [c.dialed for c in carrier.calls] == [number]
@@ -141,8 +128,8 @@ async def test_queue_out_of_hours_plays_the_hours_and_takes_a_message(
 ) -> None:
     """Key 1 (procedures) on a Sunday: that queue keeps office hours."""
     before = log_size(stack)
-    result = await call(
-        stack, caller_number, [Pause(600), Dtmf("1"), Pause(2500), Dtmf("#")],
+    result = await stack.call(
+        caller_number, [Pause(600), Dtmf("1"), Pause(2500), Dtmf("#")],
         hangup_after_ms=3000,
     )
     assert result.answered, result.log_text
@@ -159,8 +146,8 @@ async def test_three_invalid_keys_go_to_the_operator(
     agent = stack.phones["t-agent"]
     agent.reset()
     before = log_size(stack)
-    result = await call(
-        stack, caller_number,
+    result = await stack.call(
+        caller_number,
         [Pause(600), Dtmf("7"), Pause(1200), Dtmf("7"), Pause(1200), Dtmf("7")],
     )
     assert result.answered, result.log_text
@@ -175,7 +162,7 @@ async def test_three_invalid_keys_go_to_the_operator(
 async def test_hangup_mid_menu_closes_the_record_with_the_last_step(
     stack: Stack, services: RunningServices, caller_number: str
 ) -> None:
-    result = await call(stack, caller_number, [Pause(600), Dtmf("5")], hangup_after_ms=800)
+    result = await stack.call(caller_number, [Pause(600), Dtmf("5")], hangup_after_ms=800)
     assert result.answered and result.hung_up_by == "caller", result.log_text
     record = await stack.records.wait_closed(e164(caller_number))
     assert record.last_step == "menu:wards"
@@ -199,8 +186,8 @@ async def test_case_status_by_phone_reads_the_right_case(
     cases.change_status(case.code, "in_progress", actor="test")
     assert other.code != case.code
     before = log_size(stack)
-    result = await call(
-        stack, caller_number,
+    result = await stack.call(
+        caller_number,
         [Pause(600), Dtmf("4"), Pause(600), Dtmf(case.code + "#")],
         hangup_after_ms=3000,
     )
@@ -222,7 +209,7 @@ async def test_fastagi_handler_raising_still_reaches_the_operator(
     monkeypatch.setattr(HotlineFlow, "run", broken)
     agent = stack.phones["t-agent"]
     agent.reset()
-    result = await call(stack, caller_number, [])
+    result = await stack.call(caller_number, [])
     assert result.answered, result.log_text
     await agent.wait_rung(1, timeout=15)
     assert agent.caller_ids == [caller_number]
@@ -235,7 +222,7 @@ async def test_fastagi_down_the_fallback_script_still_routes_ward_keys(
     """No FastAGI server: the classic pyst2 script reads the routing table."""
     chairman = stack.phones["t-chair"]
     chairman.reset()
-    result = await call(stack, caller_number, [Pause(1000), Dtmf("03")])
+    result = await stack.call(caller_number, [Pause(1000), Dtmf("03")])
     assert result.answered, result.log_text
     await chairman.wait_rung(1, timeout=15)
     assert chairman.caller_ids == [caller_number]
@@ -248,8 +235,8 @@ async def test_caller_rates_the_agent_call_after_the_agent_hangs_up(
     agent = stack.phones["t-agent"]
     agent.reset()
     before = log_size(stack)
-    result = await call(
-        stack, caller_number, [Pause(600), Dtmf("0"), Pause(3500), Dtmf("4")],
+    result = await stack.call(
+        caller_number, [Pause(600), Dtmf("0"), Pause(3500), Dtmf("4")],
         hangup_after_ms=1500,
     )
     assert result.answered, result.log_text

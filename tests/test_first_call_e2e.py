@@ -7,7 +7,7 @@ import pytest
 
 from ivr.config import HotlineConfig
 from ivr.service import start_services
-from ivr.sim.sipp import Dtmf, Pause, SippCaller
+from ivr.sim.sipp import Dtmf, Pause
 from tests.conftest import Stack
 from tests.rig.stack import HOTLINE_NUMBER, REPO
 
@@ -23,10 +23,8 @@ async def test_ward_shortcut_rings_the_chairman_and_logs_the_call(
 ) -> None:
     chairman = stack.phones["t-chair"]
     chairman.reset()
-    result = await SippCaller(stack.workdir / "calls").call(
-        target=stack.sip_target,
-        number=HOTLINE_NUMBER,
-        caller_id=caller_number,
+    result = await stack.call(
+        caller_number,
         steps=[Pause(600), Dtmf("5"), Pause(600), Dtmf("03")],
         hangup_after_ms=None,  # the chairman hangs up after 1.5 s
         timeout_s=40,
@@ -61,10 +59,8 @@ async def test_wrong_key_reprompts_and_the_next_key_still_routes(
 ) -> None:
     chairman = stack.phones["t-chair"]
     chairman.reset()
-    result = await SippCaller(stack.workdir / "calls").call(
-        target=stack.sip_target,
-        number=HOTLINE_NUMBER,
-        caller_id=caller_number,
+    result = await stack.call(
+        caller_number,
         steps=[Pause(600), Dtmf("7"), Pause(1500), Dtmf("5"), Pause(600), Dtmf("03")],
         hangup_after_ms=None,
         timeout_s=40,
@@ -81,10 +77,8 @@ async def test_no_key_at_all_goes_to_the_operator_queue(
 ) -> None:
     agent = stack.phones["t-agent"]
     agent.reset()
-    result = await SippCaller(stack.workdir / "calls").call(
-        target=stack.sip_target,
-        number=HOTLINE_NUMBER,
-        caller_id=caller_number,
+    result = await stack.call(
+        caller_number,
         steps=[],
         hangup_after_ms=None,  # the agent hangs up after 1.5 s
         timeout_s=60,
@@ -105,10 +99,8 @@ async def test_fastagi_server_down_still_reaches_the_operator_queue(
     """No `services` fixture: nothing listens on the FastAGI port."""
     agent = stack.phones["t-agent"]
     agent.reset()
-    result = await SippCaller(stack.workdir / "calls").call(
-        target=stack.sip_target,
-        number=HOTLINE_NUMBER,
-        caller_id=caller_number,
+    result = await stack.call(
+        caller_number,
         steps=[Pause(300), Dtmf("9")],  # a key the fallback script does not know
         hangup_after_ms=None,
         timeout_s=60,
@@ -133,10 +125,8 @@ async def test_real_vietnamese_prompts_play_and_barge_in_skips_them(
     try:
         chairman = stack.phones["t-chair"]
         chairman.reset()
-        result = await SippCaller(stack.workdir / "calls").call(
-            target=stack.sip_target,
-            number=HOTLINE_NUMBER,
-            caller_id=caller_number,
+        result = await stack.call(
+            caller_number,
             steps=[Pause(2000), Dtmf("5"), Pause(1500), Dtmf("03")],
             hangup_after_ms=None,
             timeout_s=40,

@@ -287,9 +287,7 @@ class HotlineAgi:
             logger.exception("could not close call record %s", channel.arg(1))
         if self.case_desk is not None:
             try:  # recordings and the transcription job (arg 7: the recording base)
-                await self.case_desk.call_ended(
-                    channel.arg(1), channel.arg(2), channel.arg(7), writer=self.call_log.submit
-                )
+                await self.case_desk.call_ended(channel.arg(1), channel.arg(2), channel.arg(7))
             except Exception:
                 logger.exception("could not register recordings of %s", channel.arg(1))
 

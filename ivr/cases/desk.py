@@ -30,9 +30,17 @@ VOICEMAIL_CHANNEL = "voicemail"
 
 
 class CaseDesk:
-    def __init__(self, sessions: sessionmaker[Session], config: HotlineConfig) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: HotlineConfig,
+        writer: Callable[..., Awaitable[Any]] | None = None,
+    ) -> None:
+        """``writer`` (the call log's batching writer) takes the rows written at
+        every hangup, so a busy hotline commits them in batches."""
         self.sessions = sessions
         self.config = config
+        self._writer = writer
         self.cases = CaseService(sessions, config)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="case-desk")
 
@@ -43,21 +51,12 @@ class CaseDesk:
     def close(self) -> None:
         self._thread.shutdown(wait=True)
 
-    async def call_ended(
-        self,
-        uniqueid: str,
-        route: str,
-        rec_base: str,
-        writer: Callable[..., Awaitable[Any]] | None = None,
-    ) -> None:
+    async def call_ended(self, uniqueid: str, route: str, rec_base: str) -> None:
         """After hangup: recordings and the transcription job; a voicemail whose
-        caller hung up before the code was read still becomes a case.
-
-        ``writer`` (the call log's batching writer) takes the plain case, where
-        only rows are written, so a busy hotline commits them in batches."""
-        if rec_base and writer is not None and route != "voicemail":
+        caller hung up before the code was read still becomes a case."""
+        if rec_base and self._writer is not None and route != "voicemail":
             settle = self.config.transcription.settle_seconds
-            found = await writer(register_recordings, uniqueid, rec_base, utc_now(), settle)
+            found = await self._writer(register_recordings, uniqueid, rec_base, utc_now(), settle)
             if found:
                 logger.info("call %s: %d recording files registered", uniqueid, found)
             return
