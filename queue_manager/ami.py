@@ -22,6 +22,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from ivr.asterisk.ami_gate import GatedManager, UnsafeAmiAction
 from queue_manager.model import LiveModel
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ class AmiError(RuntimeError):
     """An action failed, or the node is not connected."""
 
 
-class _Manager(Manager):  # type: ignore[misc]
-    """panoramisk's Manager without its own reconnect timer: the link decides."""
+class _Manager(GatedManager):
+    """panoramisk's Manager without its own reconnect timer: the link decides.
+    Every action passes the AMI gate (:mod:`ivr.asterisk.ami_gate`)."""
 
     def __init__(self, on_lost: Callable[[], None], **config: Any) -> None:
         super().__init__(**config)
@@ -221,7 +223,10 @@ class AmiLink:
             raise AmiError(f"AMI node {self.node} is not connected")
         # as_list explicit: panoramisk guesses from the text and takes QueueAdd's
         # "Added interface to queue" for the start of a list that never ends.
-        future = manager.send_action(dict(action), as_list=as_list)
+        try:
+            future = manager.send_action(dict(action), as_list=as_list)
+        except UnsafeAmiAction as exc:
+            raise AmiError(f"{exc} (nothing sent to {self.node})") from None
         try:
             answer = await asyncio.wait_for(future, self.action_timeout)
         except TimeoutError:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
-from ivr.asterisk.render import RenderOptions, render_all
+from ivr.asterisk.ami_gate import GatedManager
+from ivr.asterisk.render import RenderOptions, render_all, write_rendered
 from ivr.config.schema import AmiNode, HotlineConfig
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ RELOAD_MODULES = (
 )
 
 
-class _OneShotManager(Manager):  # type: ignore[misc]
+class _OneShotManager(GatedManager):
     """panoramisk's Manager that does not reconnect when we close it."""
 
     def connection_lost(self, exc: object) -> None:
@@ -52,17 +51,8 @@ def write_config_dir(config: HotlineConfig, out_dir: Path) -> list[Path]:
     """Render every file into ``out_dir``; each is swapped in whole, so an
     Asterisk reloading at that moment never reads half a file. Files whose text
     would not change are not touched; the changed ones are returned."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in render_all(config, RenderOptions.from_config(config)).items():
-        path = out_dir / name
-        if path.exists() and path.read_text(encoding="utf-8") == text:
-            continue
-        temporary = out_dir / f".{name}.new"
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-        written.append(path)
-    return written
+    files = render_all(config, RenderOptions.from_config(config))
+    return write_rendered(files, out_dir, only_changed=True)  # secrets: mode 0600
 
 
 async def reload_modules(

@@ -1,0 +1,76 @@
+"""The one gate every AMI action passes before it is written to Asterisk.
+
+panoramisk writes an action as ``Key: value`` lines ended by an empty line and
+escapes nothing. A value holding CR or LF would end the action and start
+another one (``x\\r\\n\\r\\nAction: Hangup\\r\\nChannel: /./`` hangs up every
+call), and the AMI user may originate, i.e. ring any phone into ChanSpy. So no
+action leaves this process unless every header name is a plain token and no
+value holds CR, LF or NUL. Free text (a pause reason, a name typed in the
+console) must never be sent at all: callers send codes and ids; this gate is
+the last line, not the only one.
+
+Both panoramisk managers the project uses (the queue manager's links and the
+reload-only connection) subclass :class:`GatedManager`, so the check sits in
+the one method that turns an action into bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from panoramisk import Manager
+
+logger = logging.getLogger(__name__)
+
+# AMI header names are letters, digits, '-' and '_' (Asterisk's own, and ours).
+_HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_FORBIDDEN = ("\r", "\n", "\0")
+_MAX_VALUE = 1024
+
+
+class UnsafeAmiAction(ValueError):
+    """An action that would change meaning on the wire; nothing was sent."""
+
+
+def _check_value(name: str, value: Any) -> None:
+    text = str(value)
+    if any(ch in text for ch in _FORBIDDEN):
+        raise UnsafeAmiAction(f"AMI header {name!r} holds a line break or NUL: refused")
+    if len(text) > _MAX_VALUE:
+        raise UnsafeAmiAction(f"AMI header {name!r} is longer than {_MAX_VALUE} characters")
+
+
+def check_action(action: Mapping[str, Any]) -> None:
+    """Raise :class:`UnsafeAmiAction` unless ``action`` is safe to write.
+
+    A list value (panoramisk writes one header line per item, as Originate's
+    ``Variable`` needs) is checked item by item.
+    """
+    if not action.get("Action"):
+        raise UnsafeAmiAction("an AMI action needs an 'Action' header")
+    for name, value in action.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise UnsafeAmiAction(f"AMI header name {name!r} is not a plain token")
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            _check_value(name, item)
+
+
+class GatedManager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager whose every action passes :func:`check_action`."""
+
+    def send_action(  # type: ignore[no-untyped-def]
+        self, action: Mapping[str, Any], as_list: bool | None = None, **kwargs: Any
+    ):
+        try:
+            check_action({**action, **kwargs})
+        except UnsafeAmiAction as exc:
+            # Logged without the hostile value itself.
+            logger.warning("AMI action refused before sending: %s", exc)
+            raise
+        # The object itself goes on: panoramisk re-sends its own Action objects
+        # after a reconnect and keeps their futures.
+        return super().send_action(action, as_list=as_list, **kwargs)
