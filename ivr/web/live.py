@@ -9,7 +9,11 @@ reconnects and starts again from a fresh snapshot.
 
 Agents' pages get screen-pops: when a queue call rings (or is answered by) the
 agent's phone, the agent's sockets receive the caller's number and the call's
-uniqueid; the page then fetches the caller's history.
+uniqueid; the page then fetches the caller's history. That is the only number
+an agent's socket ever carries: agents get the board without the waiting
+callers' numbers (:func:`agent_board`), and the hub remembers each phone's
+current call (:meth:`LiveHub.current_call`) so the console can let an agent read
+the history of the caller they are serving and nobody else's.
 """
 
 from __future__ import annotations
@@ -41,6 +45,36 @@ class LiveSource(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class CurrentCall:
+    """The queue call ringing or answered at a phone (kept after hang-up until
+    the next one, so the agent can still write the case)."""
+
+    uniqueid: str
+    number: str
+    state: str  # ringing, answered
+
+
+_AGENT_CALLER_FIELDS = ("position", "wait_seconds")
+
+
+def agent_board(board: dict[str, Any]) -> dict[str, Any]:
+    """The board as an agent may see it: how many wait and how long, not who."""
+    return {
+        **board,
+        "queues": [
+            {
+                **queue,
+                "callers": [
+                    {k: caller[k] for k in _AGENT_CALLER_FIELDS if k in caller}
+                    for caller in queue["callers"]
+                ],
+            }
+            for queue in board["queues"]
+        ],
+    }
+
+
 @dataclass(eq=False)
 class Client:
     ws: web.WebSocketResponse
@@ -58,6 +92,7 @@ class LiveHub:
         self._dirty = False
         self._unsubscribe: Callable[[], None] | None = None
         self._callers: dict[str, str] = {}  # uniqueid → caller number (for screen-pops)
+        self._current: dict[str, CurrentCall] = {}  # agent's interface → its call
         self._since: dict[tuple[str, str], tuple[str, float]] = {}  # (queue, iface) → state
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last_event_at = 0.0  # time.time() of the change behind the latest frame
@@ -88,6 +123,8 @@ class LiveHub:
                 del self._callers[next(iter(self._callers))]
         if change.kind in ("agent_ringing", "call_answered"):
             self._screen_pop(change)
+        if change.kind in ("agent_ring_no_answer", "call_answered", "caller_abandoned"):
+            self._forget_ringing(change)
         self.last_event_at = time.time()
         if not self._dirty and self._loop is not None:
             self._dirty = True
@@ -97,10 +134,13 @@ class LiveHub:
         interface = change.data.get("interface", "")
         uniqueid = change.data.get("uniqueid", "")
         number = self._callers.get(uniqueid) or self._caller_from_model(change.queue, uniqueid)
+        state = "ringing" if change.kind == "agent_ringing" else "answered"
+        if interface:
+            self._current[interface] = CurrentCall(uniqueid, number, state)
         frame = json.dumps(
             {
                 "type": "screen_pop",
-                "state": "ringing" if change.kind == "agent_ringing" else "answered",
+                "state": state,
                 "queue": change.queue,
                 "uniqueid": uniqueid,
                 "number": number,
@@ -109,6 +149,28 @@ class LiveHub:
         for client in list(self.clients):
             if client.kind == "agent" and client.interface == interface:
                 self._send(client, frame)
+
+    def _forget_ringing(self, change: Change) -> None:
+        """A phone that only rang no longer holds the caller once it stops
+        ringing, another phone answers (ring-all) or the caller hangs up."""
+        uniqueid = change.data.get("uniqueid")
+        interface = change.data.get("interface", "")
+        if change.kind == "agent_ring_no_answer":
+            stale = [interface]
+        else:  # call_answered elsewhere, caller_abandoned
+            stale = [
+                other
+                for other, current in self._current.items()
+                if current.state == "ringing" and other != interface
+            ]
+        for other in stale:
+            current = self._current.get(other)
+            if current is not None and current.uniqueid == uniqueid:
+                del self._current[other]
+
+    def current_call(self, interface: str) -> CurrentCall | None:
+        """The call ringing or last answered at this phone, if the hub saw it."""
+        return self._current.get(interface) if interface else None
 
     def _caller_from_model(self, queue: str, uniqueid: str) -> str:
         if self.source is None:
@@ -123,10 +185,22 @@ class LiveHub:
         self._dirty = False
         if not self.clients:
             return
-        frame = json.dumps({"type": "wallboard", "board": self.board()})
+        board = self.board()
+        frame = json.dumps({"type": "wallboard", "board": board})
+        agent_frame = ""
         for client in list(self.clients):
-            self._send(client, frame)
+            if client.kind == "agent":
+                agent_frame = agent_frame or self._frame_for(client, board)
+                self._send(client, agent_frame)
+            else:
+                self._send(client, frame)
         self.frames_sent += 1
+
+    @staticmethod
+    def _frame_for(client: Client, board: dict[str, Any]) -> str:
+        """One client's board frame: agents never get the waiting callers' numbers."""
+        shown = agent_board(board) if client.kind == "agent" else board
+        return json.dumps({"type": "wallboard", "board": shown})
 
     # -- the picture ---------------------------------------------------------------
 
@@ -232,7 +306,7 @@ class LiveHub:
         client = Client(ws, kind, interface)
         client.task = asyncio.create_task(self._writer(client))
         self.clients.add(client)
-        self._send(client, json.dumps({"type": "wallboard", "board": self.board()}))
+        self._send(client, self._frame_for(client, self.board()))
         try:
             async for _message in ws:
                 pass  # the page only listens; actions go through POST with CSRF

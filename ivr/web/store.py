@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ivr.cases.models import OPEN_STATUSES, Case, Recording, Transcript
 from ivr.db.models import Call, utc_now
 from ivr.phone import normalise_caller
+from ivr.web.access import AccessScope
 from ivr.web.models import ROLES, AuditEntry, WebUser
 from ivr.web.security import DUMMY_HASH, hash_password, verify_password
 from queue_manager.models import QueueCall
@@ -128,9 +129,67 @@ def audit(
         )  # fmt: skip
 
 
-def audit_entries(sessions: sessionmaker[Session], limit: int = 200) -> list[AuditEntry]:
+AUDIT_EXPORT_ROWS = 100_000
+
+
+@dataclass
+class AuditFilters:
+    """Filters of the audit log page, its API and its CSV export."""
+
+    actor: str = ""
+    action: str = ""
+    day_from: date | None = None
+    day_to: date | None = None
+
+    @classmethod
+    def parse(cls, query: Any) -> AuditFilters:
+        common = Filters.parse(query)
+        return cls(
+            actor=str(query.get("actor", "")).strip().lower()[:64],
+            action=str(query.get("action", "")).strip()[:32],
+            day_from=common.day_from,
+            day_to=common.day_to,
+        )
+
+    def as_query(self) -> dict[str, str]:
+        out = {k: v for k, v in (("actor", self.actor), ("action", self.action)) if v}
+        if self.day_from:
+            out["from"] = self.day_from.isoformat()
+        if self.day_to:
+            out["to"] = self.day_to.isoformat()
+        return out
+
+
+def audit_entries(
+    sessions: sessionmaker[Session],
+    limit: int = 200,
+    filters: AuditFilters | None = None,
+    zone: ZoneInfo | None = None,
+) -> list[AuditEntry]:
+    """The newest entries first, narrowed by actor, action and days (in ``zone``)."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if filters is not None:
+        if filters.actor:
+            query = query.where(AuditEntry.actor == filters.actor)
+        if filters.action:
+            query = query.where(AuditEntry.action == filters.action)
+        start, end = _bounds(
+            Filters(day_from=filters.day_from, day_to=filters.day_to), zone or ZoneInfo("UTC")
+        )
+        if start:
+            query = query.where(AuditEntry.at >= start)
+        if end:
+            query = query.where(AuditEntry.at < end)
     with sessions() as session:
-        return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
+        return list(session.scalars(query))
+
+
+def audit_actions(sessions: sessionmaker[Session]) -> list[str]:
+    """The actions the log holds, for the filter's choices."""
+    with sessions() as session:
+        return list(
+            session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
+        )
 
 
 # --- calls and cases --------------------------------------------------------------
@@ -193,9 +252,16 @@ def _e164(text: str) -> str | None:
 
 
 def search_calls(
-    sessions: sessionmaker[Session], filters: Filters, zone: ZoneInfo, limit: int = MAX_ROWS
+    sessions: sessionmaker[Session],
+    filters: Filters,
+    zone: ZoneInfo,
+    limit: int = MAX_ROWS,
+    scope: AccessScope | None = None,
 ) -> list[Call]:
+    """Calls matching the filters, newest first, only those ``scope`` may read."""
     query = select(Call).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
+    if scope is not None:
+        query = query.where(scope.call_condition())
     start, end = _bounds(filters, zone)
     if start:
         query = query.where(Call.started_at >= start)
@@ -218,9 +284,16 @@ def search_calls(
 
 
 def search_cases(
-    sessions: sessionmaker[Session], filters: Filters, zone: ZoneInfo, limit: int = MAX_ROWS
+    sessions: sessionmaker[Session],
+    filters: Filters,
+    zone: ZoneInfo,
+    limit: int = MAX_ROWS,
+    scope: AccessScope | None = None,
 ) -> list[Case]:
+    """Cases matching the filters, newest first, only those ``scope`` may read."""
     query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit)
+    if scope is not None:
+        query = query.where(scope.case_condition())
     start, end = _bounds(filters, zone)
     if start:
         query = query.where(Case.received_at >= start)
@@ -320,17 +393,58 @@ def recording(sessions: sessionmaker[Session], recording_id: int) -> Recording |
         return None if found is None or found.deleted_at is not None else found
 
 
-def agent_took_call(sessions: sessionmaker[Session], agent_id: str, uniqueid: str) -> bool:
-    """Did this agent answer the call (the queue statistics say who did)?"""
+def call_visible(sessions: sessionmaker[Session], scope: AccessScope, uniqueid: str) -> bool:
+    """May ``scope`` read this call (its page, recordings and transcript)?"""
+    if scope.sees_everything:
+        return True
+    if scope.agent_id is None:
+        return False  # an agent user whose agent left the config
+    with sessions() as session:
+        found = session.scalar(
+            select(Call.id).where(Call.uniqueid == uniqueid, scope.call_condition()).limit(1)
+        )
+        if found is not None:
+            return True
+        # The queue record can be written before the call record (the call log
+        # does not hold up the call path).
+        return (
+            session.scalar(
+                select(QueueCall.id)
+                .where(QueueCall.uniqueid == uniqueid, QueueCall.agent_id == scope.agent_id)
+                .limit(1)
+            )
+            is not None
+        )
+
+
+def case_visible(sessions: sessionmaker[Session], scope: AccessScope, code: str) -> bool:
+    """May ``scope`` read (and so work on) this case?"""
+    if scope.sees_everything:
+        return True
     with sessions() as session:
         return (
             session.scalar(
-                select(func.count())
-                .select_from(QueueCall)
-                .where(QueueCall.uniqueid == uniqueid, QueueCall.agent_id == agent_id)
+                select(Case.id).where(Case.code == code, scope.case_condition()).limit(1)
             )
-            or 0
-        ) > 0
+            is not None
+        )
+
+
+def recording_visible(
+    sessions: sessionmaker[Session], scope: AccessScope, found: Recording
+) -> bool:
+    """A recording belongs to a call (or a voicemail case): readable with it."""
+    if scope.sees_everything or call_visible(sessions, scope, found.call_uniqueid):
+        return True
+    if found.case_id is None:
+        return False
+    with sessions() as session:
+        return (
+            session.scalar(
+                select(Case.id).where(Case.id == found.case_id, scope.case_condition()).limit(1)
+            )
+            is not None
+        )
 
 
 @dataclass
@@ -342,11 +456,23 @@ class CallerHistory:
     earlier_calls: list[Call] = field(default_factory=list)
     open_cases: list[Case] = field(default_factory=list)
     current_call: Call | None = None
+    # Which of the rows above the reader may open (their own work); the others
+    # are shown as a line of history without a link and with a masked number.
+    readable_calls: set[str] = field(default_factory=set)
+    readable_cases: set[str] = field(default_factory=set)
 
 
 def caller_history(
-    sessions: sessionmaker[Session], number: str, uniqueid: str = "", limit: int = 10
+    sessions: sessionmaker[Session],
+    number: str,
+    uniqueid: str = "",
+    limit: int = 10,
+    scope: AccessScope | None = None,
+    only_readable: bool = False,
 ) -> CallerHistory:
+    """The caller's earlier calls and open cases. With ``only_readable``, only
+    the rows ``scope`` may read are returned (the history of a past caller); without
+    it (the agent is serving this caller now) all are, marked readable or not."""
     e164 = _e164(number)
     history = CallerHistory(number, e164)
     with sessions() as session:
@@ -369,6 +495,27 @@ def caller_history(
                 .order_by(Case.received_at.desc())
             )
         )
+        if scope is None or scope.sees_everything:
+            history.readable_calls = {c.uniqueid for c in history.earlier_calls}
+            history.readable_cases = {c.code for c in history.open_cases}
+        else:
+            call_ids = [c.uniqueid for c in history.earlier_calls]
+            case_ids = [c.id for c in history.open_cases]
+            history.readable_calls = set(
+                session.scalars(
+                    select(Call.uniqueid).where(Call.uniqueid.in_(call_ids), scope.call_condition())
+                )
+            )
+            history.readable_cases = set(
+                session.scalars(
+                    select(Case.code).where(Case.id.in_(case_ids), scope.case_condition())
+                )
+            )
+        if only_readable:
+            history.earlier_calls = [
+                c for c in history.earlier_calls if c.uniqueid in history.readable_calls
+            ]
+            history.open_cases = [c for c in history.open_cases if c.code in history.readable_cases]
     return history
 
 

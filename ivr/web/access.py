@@ -1,0 +1,130 @@
+"""Who may read which calls and cases: one scope per request, computed from the
+signed-in user, and the one function that masks phone numbers.
+
+The role check in :mod:`ivr.web.app` says which *routes* a user may call; the
+scope says which *rows* those routes may show. Both are enforced on the server:
+lists filter in SQL (:meth:`AccessScope.call_condition`), single records are
+checked before anything is rendered, and a refusal is a 403 that is audited.
+
+- administrators and supervisors: every call and case of this deployment (one
+  deployment serves one authority's hotlines, so there is no per-hotline
+  restriction yet), with full numbers;
+- agents: the calls their agent answered (``queue_calls.agent_id``, or the
+  call record's ``answered_by`` naming their phone), the cases they opened and
+  the cases linked to those calls; plus the call ringing or answered at their
+  phone right now (the live hub knows it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, false, or_, select, true
+
+from ivr.cases.models import Case, CaseEvent
+from ivr.config.schema import HotlineConfig
+from ivr.db.models import Call
+from ivr.web.models import AGENT, WebUser
+from queue_manager.models import QueueCall
+
+logger = logging.getLogger(__name__)
+
+MASK = "x"
+_VN_PREFIX = "+84"
+
+
+def mask_number(number: str | None) -> str:
+    """A phone number with all but its last three digits hidden; a Vietnamese
+    E.164 number keeps its country code and the two digits naming the network
+    (``+84912000678`` → ``+84 91x xxx 678``), which identify nobody."""
+    if not number:
+        return ""
+    if number.startswith(_VN_PREFIX) and number[3:].isdigit() and len(number) > 8:
+        national = number[3:]
+        hidden = national[:2] + MASK * (len(national) - 5) + national[-3:]
+        return f"{_VN_PREFIX} {hidden[:3]} {hidden[3:-3]} {hidden[-3:]}"
+    digits = [c for c in number if c.isdigit()]
+    keep = 3 if len(digits) > 3 else max(len(digits) - 1, 0)
+    shown = len(digits) - keep
+    out, seen = [], 0
+    for char in number:
+        if char.isdigit():
+            out.append(char if seen >= shown else MASK)
+            seen += 1
+        elif char == "+":
+            out.append(char)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class AccessScope:
+    """What one signed-in user may read. ``agent_id`` is set for agents only."""
+
+    username: str
+    role: str
+    agent_id: str | None = None
+    phone_interface: str = ""  # "PJSIP/<phone>" of the agent's phone
+
+    @classmethod
+    def of(cls, user: WebUser, config: HotlineConfig) -> AccessScope:
+        if user.role != AGENT:
+            return cls(user.username, user.role)
+        agent = next((a for a in config.agents if a.id == user.agent_id), None)
+        return cls(
+            user.username,
+            user.role,
+            # An agent user whose agent left the config sees nothing.
+            agent_id=agent.id if agent else None,
+            phone_interface=f"PJSIP/{agent.phone}" if agent else "",
+        )
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role != AGENT
+
+    @property
+    def full_numbers(self) -> bool:
+        """May this user see whole numbers of calls that are not their own?"""
+        return self.role != AGENT
+
+    def number(self, number: str | None, own: bool) -> str:
+        """The number as this user may see it: whole for supervisors and for
+        the agent's own calls, masked otherwise."""
+        if number is None:
+            return ""
+        return number if (own or self.full_numbers) else mask_number(number)
+
+    # -- SQL ------------------------------------------------------------------------
+
+    def handled_calls(self) -> ColumnElement[bool]:
+        """Calls this agent answered, as a condition on :class:`Call`."""
+        if self.agent_id is None:
+            return false()
+        answered = select(QueueCall.uniqueid).where(QueueCall.agent_id == self.agent_id)
+        conditions = [Call.uniqueid.in_(answered)]
+        if self.phone_interface:
+            conditions.append(Call.answered_by == self.phone_interface)
+        return or_(*conditions)
+
+    def call_condition(self) -> ColumnElement[bool]:
+        """The calls this user may read, as a WHERE condition on :class:`Call`."""
+        return true() if self.sees_everything else self.handled_calls()
+
+    def case_condition(self) -> ColumnElement[bool]:
+        """The cases this user may read, as a WHERE condition on :class:`Case`."""
+        if self.sees_everything:
+            return true()
+        if self.agent_id is None:
+            return false()
+        opened = select(CaseEvent.case_id).where(
+            CaseEvent.actor == self.username, CaseEvent.action == "opened"
+        )
+        handled = select(Call.uniqueid).where(self.handled_calls())
+        queue_answered = select(QueueCall.uniqueid).where(QueueCall.agent_id == self.agent_id)
+        return or_(
+            Case.id.in_(opened),
+            Case.call_uniqueid.in_(handled),
+            # The queue record may exist before the call record is written.
+            Case.call_uniqueid.in_(queue_answered),
+        )
