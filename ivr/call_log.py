@@ -4,9 +4,9 @@ the asyncio loop never blocks on the database and SQLite sees one writer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db.engine import insert_ignoring_duplicates
@@ -76,33 +78,103 @@ def outcome_of(end: CallEnd) -> str:
     return end.route or "ended"
 
 
+class CallLogFull(RuntimeError):
+    """The writer holds ``max_pending`` writes already (a long database outage)."""
+
+
+def is_outage(error: BaseException) -> bool:
+    """Errors that say the database is away or busy, not that the write is wrong:
+    the write is kept and tried again. SQLite's "database is locked", a refused
+    or dropped connection, a connect or statement timeout are all
+    ``OperationalError``; an exhausted pool is SQLAlchemy's ``TimeoutError``."""
+    if isinstance(error, OperationalError | InterfaceError | SqlTimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
 class _BatchWriter:
-    """One thread that writes everything, batching what piles up into one
-    transaction: under load a commit per statement is the call log's main cost.
+    """One thread that writes everything, in the order submitted, batching what
+    piles up into one transaction: under load a commit per statement is the call
+    log's main cost.
 
-    A batch that fails is rolled back and its items retried one by one, so one
-    bad write never loses the others."""
+    A batch that fails because of its content is rolled back and its items
+    retried one by one, so one bad write never loses the others. A batch that
+    fails because the database is away (:func:`is_outage`) is kept and retried,
+    with a growing pause, until the database is back: nothing behind it is
+    written first, so a call's insert always precedes its updates. Nothing on a
+    call's path waits for this thread.
 
-    def __init__(self, engine: Engine, max_batch: int = 64, linger: float = 0.02) -> None:
+    Memory is bounded by ``max_pending`` writes (about five per call); past it
+    new writes are refused with :class:`CallLogFull` and an error in the log.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        max_batch: int = 64,
+        linger: float = 0.02,
+        max_pending: int = 50_000,
+        retry_pause: float = 0.5,
+        max_retry_pause: float = 10.0,
+    ) -> None:
         self._engine = engine
         self._max_batch = max_batch
         # Group commit: after the first write of a batch, wait up to ``linger``
         # seconds for more. Calls arrive spread out, so without it nearly every
         # write is its own commit; nothing on a call's path waits for these.
         self._linger = linger
+        self._max_pending = max_pending
+        self._retry_pause = retry_pause
+        self._max_retry_pause = max_retry_pause
         self._items: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        # submitted is only counted on the event loop's thread, written only on
+        # the writer's: each has one writer, so no lock is needed.
+        self._submitted = 0
+        self._written = 0
+        self._refused = 0
+        self._outage_since: float | None = None
+        self.outages = 0  # outages seen (each logged once)
+        self.lost = 0  # writes given up at close() (database away past its deadline)
+        self._flush_deadline: float | None = None  # set by close()
+        self._wake = threading.Event()  # cuts a retry pause short at close()
         self._thread = threading.Thread(target=self._loop, name="call-log", daemon=True)
         self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Writes submitted and not yet settled (written or failed)."""
+        return self._submitted - self._written
 
     def submit(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        future.add_done_callback(_consume)
+        if self.pending >= self._max_pending:
+            self._refused += 1
+            if self._refused == 1 or self._refused % 1000 == 0:
+                logger.error(
+                    "call log backlog is full (%d writes held while the database is away): "
+                    "%d new writes refused so far; raise max_pending or restore the database",
+                    self.pending,
+                    self._refused,
+                )
+            future.set_exception(CallLogFull(f"{self.pending} writes already held"))
+            return future
+        self._submitted += 1
         self._items.put(_Item(function, args, future, loop))
         return future
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> bool:
+        """Write everything submitted so far, then stop; while the database is
+        away keep retrying for up to ``timeout`` seconds. True when nothing was
+        left unwritten."""
+        self._flush_deadline = time.monotonic() + timeout
         self._items.put(None)
-        self._thread.join(timeout=10)
+        self._wake.set()
+        self._thread.join(timeout=timeout + 5)
+        if self.pending:
+            logger.error("call log stopped with %d writes not written", self.pending)
+        return self.pending == 0 and self.lost == 0
 
     def _loop(self) -> None:
         while True:
@@ -125,24 +197,116 @@ class _BatchWriter:
                     stop = True
                     break
                 batch.append(item)
-            self._write(batch)
+            try:
+                self._write_until_done(batch)
+            except _PastDeadline:
+                self._abandon(batch)
+                return
             if stop:
                 return
 
+    def _write_until_done(self, batch: list[_Item]) -> None:
+        """Write ``batch``, retrying through an outage; raises _PastDeadline when
+        close()'s deadline passes first."""
+        pause = self._retry_pause
+        while True:
+            try:
+                self._write(batch)
+            except Exception as error:  # only outages come out of _write
+                self._outage(error)
+                if self._flush_deadline is not None and time.monotonic() > self._flush_deadline:
+                    raise _PastDeadline from error
+                self._wake.wait(pause)
+                pause = min(pause * 2, self._max_retry_pause)
+                continue
+            if self._outage_since is not None:
+                logger.warning(
+                    "call log: database back after %.1f s; held writes written in order",
+                    time.monotonic() - self._outage_since,
+                )
+                self._outage_since = None
+            return
+
+    def _outage(self, error: BaseException) -> None:
+        if self._outage_since is None:  # once per outage, not once per retry
+            self._outage_since = time.monotonic()
+            self.outages += 1
+            logger.error(
+                "call log: database unavailable (%s); %d writes held, retrying until it is back",
+                str(error).splitlines()[0][:200],
+                self.pending,
+            )
+        else:
+            logger.debug("call log: database still unavailable: %s", error)
+
     def _write(self, batch: list[_Item]) -> None:
+        """One transaction; raises only for an outage (the batch is then kept)."""
         try:
             with self._engine.begin() as connection:
                 results = [item.function(connection, *item.args) for item in batch]
-        except Exception:
+        except Exception as error:
+            if is_outage(error):
+                raise
             if len(batch) == 1:
                 logger.exception("call log write failed")
-                batch[0].fail(sys.exc_info()[1])
+                self._settle(batch[0], None, error)
                 return
             for item in batch:  # isolate the failing write
-                self._write([item])
+                self._write_until_done([item])
             return
         for item, result in zip(batch, results, strict=True):
-            item.done(result)
+            self._settle(item, result, None)
+
+    def _settle(self, item: _Item, result: Any, error: BaseException | None) -> None:
+        if item.settled:
+            return
+        item.settled = True
+        self._written += 1
+        item.settle(result, error)
+
+    def _abandon(self, batch: list[_Item]) -> None:
+        """close()'s deadline passed with the database still away: say exactly
+        which calls lose what, since this is the one place records are lost."""
+        left = [item for item in batch if not item.settled]
+        while True:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                left.append(item)
+        calls = sorted({_call_of(item) for item in left} - {""})
+        logger.error(
+            "call log: database still unavailable at shutdown; %d writes NOT written "
+            "(calls: %s); those calls are closed as interrupted at the next start",
+            len(left),
+            ", ".join(calls[:50]) + (" …" if len(calls) > 50 else ""),
+        )
+        self.lost += len(left)
+        for item in left:
+            self._settle(item, None, RuntimeError("database unavailable at shutdown"))
+
+
+class _PastDeadline(Exception):
+    """close()'s deadline passed while the database was still away."""
+
+
+def _call_of(item: _Item) -> str:
+    """The call a queued write is about, for the shutdown report."""
+    for arg in item.args:
+        if isinstance(arg, str):
+            return arg
+        uniqueid = getattr(arg, "uniqueid", None)
+        if isinstance(uniqueid, str):
+            return uniqueid
+    return ""
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Writes nobody awaits (the call path's) were already logged by the
+    writer; this keeps asyncio from logging them again as "never retrieved"."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass
@@ -151,12 +315,12 @@ class _Item:
     args: tuple[Any, ...]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    settled: bool = False
 
-    def done(self, result: Any) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, result, None)
-
-    def fail(self, error: BaseException | None) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, None, error)
+    def settle(self, result: Any, error: BaseException | None) -> None:
+        # A closed loop (shutdown after asyncio.run) has nobody left to tell.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -171,27 +335,35 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class CallLog:
     """Writes go through SQLAlchemy Core, batched by one writer thread: the call
     log is on the hot path of every call, where ORM sessions and a commit per
-    statement cost several times more CPU for the same rows."""
+    statement cost several times more CPU for the same rows.
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    Every method queues its write at once, in call order, and returns a future:
+    the call path never awaits it (the writer keeps a call's insert before its
+    updates); tests and tools may."""
+
+    def __init__(self, sessions: sessionmaker[Session], max_pending: int = 50_000) -> None:
         self._sessions = sessions
         self._engine: Engine = sessions.kw["bind"]
-        self._writer = _BatchWriter(self._engine)
+        self._writer = _BatchWriter(self._engine, max_pending=max_pending)
 
-    async def _run(self, function: Any, *args: Any) -> Any:
-        return await self._writer.submit(function, *args)
+    @property
+    def pending(self) -> int:
+        """Writes queued and not written yet (grows while the database is away)."""
+        return self._writer.pending
 
-    async def submit(self, function: Callable[..., Any], *args: Any) -> Any:
+    def submit(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Run ``function(connection, *args)`` in the writer's next batch."""
-        return await self._writer.submit(function, *args)
+        return self._writer.submit(function, *args)
 
-    def close(self) -> None:
-        self._writer.close()
+    def close(self, timeout: float = 30.0) -> bool:
+        """Flush every queued write (retrying for up to ``timeout`` seconds while
+        the database is away), then stop. True when nothing was lost."""
+        return self._writer.close(timeout)
 
-    async def call_started(self, start: CallStart) -> int:
-        return int(await self._run(self._insert, start))
+    def call_started(self, start: CallStart) -> asyncio.Future[int]:
+        return self._writer.submit(self._insert, start)
 
-    async def call_routed(
+    def call_routed(
         self,
         uniqueid: str,
         *,
@@ -200,8 +372,8 @@ class CallLog:
         area_code: str | None,
         route_kind: str | None,
         route_target: str | None,
-    ) -> None:
-        await self._run(
+    ) -> asyncio.Future[None]:
+        return self._writer.submit(
             self._update,
             uniqueid,
             {
@@ -213,9 +385,18 @@ class CallLog:
             },
         )
 
-    async def rated(self, uniqueid: str, rating: int) -> None:
+    def rated(self, uniqueid: str, rating: int) -> asyncio.Future[None]:
         """The caller's survey answer, on the call and on the case opened from it."""
-        await self._run(self._rate, uniqueid, rating)
+        return self._writer.submit(self._rate, uniqueid, rating)
+
+    def call_ended(self, end: CallEnd) -> asyncio.Future[None]:
+        return self._writer.submit(self._close, end)
+
+    def close_stale_calls(
+        self, started_before: datetime, live: frozenset[str] = frozenset()
+    ) -> asyncio.Future[int]:
+        """Close records a crash left "in progress" (see :func:`close_stale_calls`)."""
+        return self._writer.submit(close_stale_calls, started_before, live)
 
     @staticmethod
     def _rate(connection: Connection, uniqueid: str, rating: int) -> None:
@@ -227,9 +408,6 @@ class CallLog:
         connection.execute(
             update(Case).where(Case.call_uniqueid == uniqueid).values(satisfaction=rating)
         )
-
-    async def call_ended(self, end: CallEnd) -> None:
-        await self._run(self._close, end)
 
     @staticmethod
     def _insert(connection: Connection, start: CallStart) -> int:
@@ -275,3 +453,38 @@ class CallLog:
         closed = connection.execute(_UPDATE_CALL, {"by_uniqueid": end.uniqueid, **values})
         if not closed.rowcount:
             logger.warning("call-ended for unknown call %s", end.uniqueid)
+
+
+INTERRUPTED = "interrupted"
+
+
+def close_stale_calls(
+    connection: Connection, started_before: datetime, live: frozenset[str] = frozenset()
+) -> int:
+    """Close every call still "in progress" that started before ``started_before``
+    and is not in ``live``: its hangup handler never reached us (the server was
+    down or crashed when the call ended), so nothing else will ever close it.
+
+    The end time is the last moment we know the call existed: when it was
+    answered, else when it started. The real end is unknown; ``interrupted``
+    tells reports so. A hangup handler that still arrives later overwrites this
+    with what the dialplan saw."""
+    statement = (
+        update(_CALLS)
+        .where(_CALLS.c.outcome == "in_progress", _CALLS.c.started_at < started_before)
+        .values(
+            outcome=INTERRUPTED,
+            ended_at=func.coalesce(_CALLS.c.answered_at, _CALLS.c.started_at),
+        )
+    )
+    if live:
+        statement = statement.where(_CALLS.c.uniqueid.not_in(sorted(live)))
+    closed = int(connection.execute(statement).rowcount or 0)
+    if closed:
+        logger.warning(
+            "closed %d call records left in progress (started before %s) as %s",
+            closed,
+            started_before.isoformat(timespec="seconds"),
+            INTERRUPTED,
+        )
+    return closed

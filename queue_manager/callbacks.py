@@ -81,17 +81,24 @@ class CallbackDispatcher:
         await asyncio.to_thread(self._expire_attempts, now)
         due = await asyncio.to_thread(self._due, now)
         dialled = []
+        dialing: dict[str, int] = {}  # queue → call backs ringing, read once per tick
         for request in due:
-            if not self._may_call_back(request):
+            if request.queue not in dialing:
+                dialing[request.queue] = await asyncio.to_thread(self._dialing, request.queue)
+            if not self._may_call_back(request, dialing[request.queue]):
                 continue
             if await asyncio.to_thread(self._claim, request.id, now):
+                dialing[request.queue] += 1
                 await self._originate(request)
                 dialled.append(request.id)
         return dialled
 
-    def _may_call_back(self, request: CallbackRequest) -> bool:
+    def _may_call_back(self, request: CallbackRequest, dialing: int) -> bool:
         """At the head of the queue, with a free agent not already promised to
-        another call back."""
+        another call back (``dialing``: call backs of this queue ringing now).
+
+        Runs on the event loop, so it only reads the live model: the database
+        count is taken off the loop by the caller."""
         for model in self.models.values():
             queue = model.queues.get(request.queue)
             if queue is None:
@@ -100,10 +107,11 @@ class CallbackDispatcher:
                 return False
             now = time.time()
             free = sum(1 for m in queue.members.values() if m.state(now) == IDLE)
-            return free > self._dialing(request.queue)
+            return free > dialing
         return False
 
     def _dialing(self, queue: str) -> int:
+        """Call backs of ``queue`` ringing now (a query: call it off the loop)."""
         with self.sessions() as session:
             return int(
                 session.scalar(

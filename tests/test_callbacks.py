@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,21 +38,29 @@ def model_with(callers: list[float], free_agents: int, busy_agents: int = 0) -> 
     model = LiveModel("local", timezone="Asia/Ho_Chi_Minh", queue_settings={"operator": (30, 0)})
     queue = QueueState("operator", 30, 0, DailyTotals(utc_now().date()))
     for index, joined in enumerate(callers):
-        queue.callers[f"c{index}"] = WaitingCaller(f"c{index}", "PJSIP/x", "09", index + 1,
-                                                   joined, index + 1)
+        queue.callers[f"c{index}"] = WaitingCaller(
+            f"c{index}", "PJSIP/x", "09", index + 1, joined, index + 1
+        )
     for index in range(free_agents):
         queue.members[f"PJSIP/free{index}"] = Member(f"PJSIP/free{index}", "free", device=1)
     for index in range(busy_agents):
-        queue.members[f"PJSIP/busy{index}"] = Member(f"PJSIP/busy{index}", "busy",
-                                                     talking_to="x", device=2)
+        queue.members[f"PJSIP/busy{index}"] = Member(
+            f"PJSIP/busy{index}", "busy", talking_to="x", device=2
+        )
     model.queues["operator"] = queue
     return model
 
 
 def request(sessions: Any, joined_at: float, number: str = "+84912000001") -> int:
     with sessions.begin() as session:
-        row = CallbackRequest(queue="operator", hotline_id="bac-tu-liem", caller_number=number,
-                              call_uniqueid=f"u{joined_at}", case_code="1", joined_at=joined_at)
+        row = CallbackRequest(
+            queue="operator",
+            hotline_id="bac-tu-liem",
+            caller_number=number,
+            call_uniqueid=f"u{joined_at}",
+            case_code="1",
+            joined_at=joined_at,
+        )
         session.add(row)
         session.flush()
         return row.id
@@ -86,13 +95,14 @@ async def test_one_call_back_per_free_agent_oldest_first(
     assert len(sent) == 1 and "0912000002" in sent[0]["Channel"]
 
 
-async def test_unanswered_call_backs_retry_then_fail(
-    config: HotlineConfig, sessions: Any
-) -> None:
+async def test_unanswered_call_backs_retry_then_fail(config: HotlineConfig, sessions: Any) -> None:
     request_id = request(sessions, joined_at=1.0)
     now = [utc_now()]
     dispatcher = CallbackDispatcher(
-        config, sessions, {"local": model_with([], free_agents=1)}, lambda action: None,
+        config,
+        sessions,
+        {"local": model_with([], free_agents=1)},
+        lambda action: None,
         clock=lambda: now[0],
     )
     attempts = config.queue("operator").callback_attempts  # type: ignore[union-attr]
@@ -109,3 +119,43 @@ async def test_unanswered_call_backs_retry_then_fail(
 
 def test_national_number() -> None:
     assert national("+84912345678") == "0912345678"
+
+
+class OffLoopSessions:
+    """A session factory that refuses to run a query on the event loop's thread."""
+
+    def __init__(self, sessions: Any, loop_thread: int) -> None:
+        self._sessions = sessions
+        self._loop_thread = loop_thread
+        self.used = 0
+
+    def _check(self) -> None:
+        assert threading.get_ident() != self._loop_thread, "a query ran on the event loop"
+        self.used += 1
+
+    def __call__(self) -> Any:
+        self._check()
+        return self._sessions()
+
+    def begin(self) -> Any:
+        self._check()
+        return self._sessions.begin()
+
+
+async def test_call_back_checks_never_query_on_the_event_loop(
+    config: HotlineConfig, sessions: Any
+) -> None:
+    """The loop also serves every live call's AGI session: a slow database must
+    not stall it, so each query of a tick runs in a thread."""
+    first = request(sessions, joined_at=500.0, number="+84912000004")
+    request(sessions, joined_at=600.0, number="+84912000005")
+    guarded = OffLoopSessions(sessions, threading.get_ident())
+    dispatcher = CallbackDispatcher(
+        config,
+        guarded,
+        {"local": model_with([], free_agents=1)},
+        lambda action: None,  # type: ignore[arg-type]
+    )
+    assert await dispatcher.tick() == [first]
+    assert await dispatcher.tick() == []  # the one free agent is promised: counted off the loop
+    assert guarded.used >= 5

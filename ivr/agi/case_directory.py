@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Executor
 
 from ivr.cases.service import CaseService
 from ivr.flow.steps import CaseInfo, FindCases
@@ -14,16 +15,29 @@ logger = logging.getLogger(__name__)
 class CaseRecords:
     """:class:`ivr.agi.executor.CaseDirectory` over :class:`CaseService`.
 
-    A failing lookup answers "nothing found": the caller then hears "not found"
-    and can reach an operator, which is better than a dropped call.
+    Lookups run on ``executor`` (the IVR's own bounded pool, so a stalled
+    database can hold those threads but never the event loop or the default
+    executor) and are given up after ``timeout`` seconds. A failing or late
+    lookup answers "nothing found": the caller then hears "not found" and can
+    reach an operator, which is better than a dropped call or a long silence.
     """
 
-    def __init__(self, service: CaseService) -> None:
+    def __init__(
+        self, service: CaseService, executor: Executor | None = None, timeout: float = 4.0
+    ) -> None:
         self._service = service
+        self._executor = executor
+        self._timeout = timeout
 
     async def find(self, request: FindCases) -> tuple[CaseInfo, ...]:
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.to_thread(self._find, request)
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._executor, self._find, request), self._timeout
+            )
+        except TimeoutError:
+            logger.error("case lookup gave up after %.1f s (database slow or away)", self._timeout)
+            return ()
         except Exception:
             logger.exception("case lookup failed for %s", request)
             return ()
@@ -36,6 +50,4 @@ class CaseRecords:
             cases = self._service.open_cases_for_caller(request.caller)
         else:
             cases = []
-        return tuple(
-            CaseInfo(c.code, c.status, c.due_date, c.responsible_unit) for c in cases
-        )
+        return tuple(CaseInfo(c.code, c.status, c.due_date, c.responsible_unit) for c in cases)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
-from collections.abc import Callable
-from datetime import datetime
+import socket
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
 
 from panoramisk import fast_agi
 
@@ -15,7 +22,7 @@ from ivr.agi.channel import AgiChannel, CallerHungUp
 from ivr.agi.executor import PromptFiles, execute_flow
 from ivr.call_log import CallEnd, CallLog, CallStart
 from ivr.cases.desk import CaseDesk
-from ivr.config.schema import HotlineConfig
+from ivr.config.schema import AsteriskSection, HotlineConfig
 from ivr.db.models import utc_now
 from ivr.flow.call_flow import HotlineFlow, survey_flow
 from ivr.flow.steps import Route, RouteKind
@@ -23,6 +30,64 @@ from ivr.phone import normalise_caller
 from ivr.prompts import day_month_prompts, digit_prompts
 
 logger = logging.getLogger(__name__)
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = ("127.0.0.0/8", "::1")
+# Bounds the IVR's own database work (case lookups, call-back requests): a
+# stalled database can hold these threads, never the event loop nor the
+# default executor that everything else shares.
+IVR_DB_THREADS = 4
+CASE_LOOKUP_SECONDS = 4.0  # then the caller hears "not found" and may reach an operator
+MAX_CALL_SECONDS = 2 * 3600  # a record "in progress" longer than this is a crash's leftover
+STALE_SWEEP_SECONDS = 600.0
+
+
+class AllowedClients:
+    """The peers that may open a FastAGI session: the Asterisk nodes.
+
+    A FastAGI session can make our server play, record and route a call, and
+    its answers go to whoever connected; only the PBX may connect."""
+
+    def __init__(self, networks: Iterable[IpNetwork]) -> None:
+        self.networks = tuple(networks)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[str]) -> AllowedClients:
+        """Addresses, networks (CIDR) or host names; a name is resolved now
+        (at start) and one that does not resolve is left out with an error."""
+        networks: list[IpNetwork] = []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            except ValueError:
+                pass
+            try:
+                infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
+            except OSError as exc:
+                logger.error("FastAGI allow-list: cannot resolve %r (%s); left out", entry, exc)
+                continue
+            for info in infos:
+                address = str(info[4][0]).split("%", 1)[0]
+                networks.append(ipaddress.ip_network(address))
+        return cls(networks)
+
+    def allows(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+def allowed_client_entries(asterisk: AsteriskSection) -> list[str]:
+    """``asterisk.agi.allowed_clients`` or, when absent, every Asterisk node the
+    queue manager knows (``asterisk.ami``) plus loopback."""
+    if asterisk.agi.allowed_clients is not None:
+        return list(asterisk.agi.allowed_clients)
+    return [*(node.host for node in asterisk.ami.node_list()), *LOOPBACK]
 
 
 class FastAgiApplication(fast_agi.Application):  # type: ignore[misc]
@@ -36,7 +101,32 @@ class FastAgiApplication(fast_agi.Application):  # type: ignore[misc]
 
     header_timeout = 10.0
 
+    def __init__(self, allowed: AllowedClients | None = None) -> None:
+        super().__init__()
+        self.allowed = allowed  # None: any peer (tests that bind loopback only)
+        self.refused: Counter[str] = Counter()  # peer address → connections refused
+
+    def _refuse(self, peer: object) -> bool:
+        """Close at once a peer that is no Asterisk node: before reading a byte."""
+        if self.allowed is None:
+            return False
+        host = peer[0] if isinstance(peer, tuple) and peer else str(peer)
+        if self.allowed.allows(str(host)):
+            return False
+        self.refused[str(host)] += 1
+        if self.refused[str(host)] in (1, 10, 100) or self.refused[str(host)] % 1000 == 0:
+            logger.warning(
+                "FastAGI connection from %s refused: not an allowed Asterisk node "
+                "(asterisk.agi.allowed_clients); %d refused from it so far",
+                host,
+                self.refused[str(host)],
+            )
+        return True
+
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._refuse(writer.get_extra_info("peername")):
+            writer.close()
+            return
         try:
             raw = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.header_timeout)
         except (
@@ -85,10 +175,21 @@ class HotlineAgi:
         self.flow = HotlineFlow(config)
         self.call_log = call_log
         self.case_desk = case_desk  # recordings, transcription jobs, voicemail cases
-        self._case_records = CaseRecords(case_desk.cases) if case_desk is not None else None
+        self._db = ThreadPoolExecutor(max_workers=IVR_DB_THREADS, thread_name_prefix="ivr-db")
+        self._case_records = (
+            CaseRecords(case_desk.cases, self._db, CASE_LOOKUP_SECONDS)
+            if case_desk is not None
+            else None
+        )
         prompts_root = config.resolve_path(config.paths.prompts)
         self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
-        self._pending: set[asyncio.Future[None]] = set()
+        self._pending: set[asyncio.Future[Any]] = set()
+        # Calls whose entry we served and whose hangup handler has not come yet
+        # (uniqueid → monotonic time): a stopping server waits for them, and the
+        # stale-record sweep leaves them alone.
+        self.live: dict[str, float] = {}
+        self.stopping = False  # set by drain(): new calls go to the dialplan's fallback
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def replace_config(self, config: HotlineConfig) -> None:
         """New calls follow ``config``; calls in their flow finish on the old one
@@ -101,8 +202,8 @@ class HotlineAgi:
             self.case_desk.config = config
             self.case_desk.cases.use_config(config)
 
-    def application(self) -> FastAgiApplication:
-        app = FastAgiApplication()
+    def application(self, allowed: AllowedClients | None = None) -> FastAgiApplication:
+        app = FastAgiApplication(allowed)
         app.add_route(v.ENTRY_SCRIPT, self.entry)
         app.add_route(v.ENDED_SCRIPT, self.ended)
         app.add_route(v.SURVEY_SCRIPT, self.survey)
@@ -135,21 +236,30 @@ class HotlineAgi:
         hotline = self.config.hotline_for_number(dialed) or self.config.hotlines[0]
         uniqueid = env.get("agi_uniqueid", "")
         started = utc_now()
-        # The record is written while the greeting already plays: keys pressed
-        # before the first prompt starts would be lost by Asterisk.
-        inserted = asyncio.create_task(
-            self.call_log.call_started(
-                CallStart(
-                    uniqueid=uniqueid,
-                    linkedid=channel.arg(2) or uniqueid,
-                    hotline_id=hotline.id,
-                    channel=env.get("agi_channel", ""),
-                    caller_raw=env.get("agi_callerid", ""),
-                    dialed_number=dialed,
-                    started_at=started,
-                )
+        # Queued, never awaited: the writer thread writes it (and the update
+        # below, in that order) whenever the database can take it, so neither a
+        # slow nor a failed write can delay or change the route.
+        self.call_log.call_started(
+            CallStart(
+                uniqueid=uniqueid,
+                linkedid=channel.arg(2) or uniqueid,
+                hotline_id=hotline.id,
+                channel=env.get("agi_channel", ""),
+                caller_raw=env.get("agi_callerid", ""),
+                dialed_number=dialed,
+                started_at=started,
             )
         )
+        if self.stopping:
+            # Stopping: no new flow here. Without a route the dialplan asks the
+            # classic AGI script (the routing table), as when we are down; the
+            # record exists and the hangup handler, or the next start, closes it.
+            self.call_log.call_routed(
+                uniqueid, keys="", last_step="fallback:server-stopping",
+                area_code=None, route_kind=None, route_target=None,
+            )  # fmt: skip
+            return
+        self.live[uniqueid] = time.monotonic()
         last_step = "entry"
 
         async def mark(step: str) -> None:
@@ -166,8 +276,7 @@ class HotlineAgi:
             self._case_records,
         )
         route = result.route
-        await inserted  # the row exists before it is updated (same FIFO writer)
-        routed = self.call_log.call_routed(
+        self.call_log.call_routed(
             uniqueid,
             keys=result.keys_pressed,
             last_step=result.last_step or last_step,
@@ -176,14 +285,7 @@ class HotlineAgi:
             route_target=_describe(route) if route else None,
         )
         if route is None:
-            await routed
             return
-        # Bridging starts when this AGI session ends, so the route goes to the
-        # dialplan first and the record is written right after (the writer is
-        # one FIFO thread: the hangup handler's update always comes later).
-        pending = asyncio.ensure_future(routed)
-        self._pending.add(pending)
-        pending.add_done_callback(self._pending.discard)
         for name in route.announce:
             path = self._prompts[hotline.id].path(name)
             if path:
@@ -205,8 +307,8 @@ class HotlineAgi:
         if self.case_desk is None:
             return
         try:
-            case = await asyncio.to_thread(
-                self._open_callback, uniqueid, queue, hotline.id, caller.e164, joined
+            case = await asyncio.get_running_loop().run_in_executor(
+                self._db, self._open_callback, uniqueid, queue, hotline.id, caller.e164, joined
             )
             prompts = self._prompts[hotline.id]
             await channel.set_variable(v.CALLBACK, "1")
@@ -252,7 +354,9 @@ class HotlineAgi:
 
         channel = AgiChannel(request)
         if self.case_desk is not None and channel.arg(1).isdigit():
-            await asyncio.to_thread(mark_answered, self.case_desk.sessions, int(channel.arg(1)))
+            await asyncio.get_running_loop().run_in_executor(
+                self._db, mark_answered, self.case_desk.sessions, int(channel.arg(1))
+            )
 
     async def survey(self, request: fast_agi.Request) -> None:
         """After an agent hung up: the caller rates the call 1–5."""
@@ -264,32 +368,107 @@ class HotlineAgi:
         except CallerHungUp:
             return
         if rating is not None:
-            await self.call_log.rated(uniqueid, rating)
+            self.call_log.rated(uniqueid, rating)  # queued; the caller need not wait
 
     async def ended(self, request: fast_agi.Request) -> None:
         """Hangup handler: close the call record with what the dialplan saw."""
         channel = AgiChannel(request)
+        uniqueid = channel.arg(1) or channel.env.get("agi_uniqueid", "")
         dial_status = channel.arg(4)
         answered = channel.arg(3) if dial_status == "ANSWER" else ""
-        try:
-            await self.call_log.call_ended(
-                CallEnd(
-                    uniqueid=channel.arg(1) or channel.env.get("agi_uniqueid", ""),
-                    route=channel.arg(2),
-                    dial_status=dial_status,
-                    answered_epoch=_epoch(channel.arg(5)),
-                    answered_by=answered,
-                    queue_member=channel.arg(6),
-                    ended_at=utc_now(),
-                )
+        # Queued, not awaited: Asterisk's hangup handler (and the channel it
+        # holds) is released at once, even while the database is away.
+        self.call_log.call_ended(
+            CallEnd(
+                uniqueid=uniqueid,
+                route=channel.arg(2),
+                dial_status=dial_status,
+                answered_epoch=_epoch(channel.arg(5)),
+                answered_by=answered,
+                queue_member=channel.arg(6),
+                ended_at=utc_now(),
             )
-        except Exception:
-            logger.exception("could not close call record %s", channel.arg(1))
+        )
+        self.live.pop(uniqueid, None)
         if self.case_desk is not None:
-            try:  # recordings and the transcription job (arg 7: the recording base)
-                await self.case_desk.call_ended(channel.arg(1), channel.arg(2), channel.arg(7))
+            # recordings and the transcription job (arg 7: the recording base)
+            self._background(
+                self.case_desk.call_ended(channel.arg(1), channel.arg(2), channel.arg(7)),
+                f"could not register recordings of {channel.arg(1)}",
+            )
+
+    def _background(self, work: Awaitable[Any], failure: str) -> None:
+        """Run ``work`` after this AGI session ends; drain() waits for it."""
+
+        async def run() -> None:
+            try:
+                await work
             except Exception:
-                logger.exception("could not register recordings of %s", channel.arg(1))
+                logger.exception(failure)
+
+        task = asyncio.ensure_future(run())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self, timeout: float) -> int:
+        """Stop intake and let the calls up finish: new calls get no flow (the
+        dialplan falls back to the classic script), hangup handlers of the calls
+        we routed are still served for up to ``timeout`` seconds so their records
+        close. Returns the calls still up at the end (closed at the next start)."""
+        self.stopping = True
+        deadline = time.monotonic() + timeout
+        if self.live:
+            logger.info(
+                "stopping: waiting up to %.0f s for %d calls to end", timeout, len(self.live)
+            )
+        while self.live and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=max(1.0, deadline - time.monotonic()))
+        if self.live:
+            logger.warning(
+                "stopping with %d calls still up; their records are closed when their "
+                "hangup reaches the next server, or as interrupted",
+                len(self.live),
+            )
+        return len(self.live)
+
+    def start_housekeeping(
+        self,
+        max_call_seconds: float = MAX_CALL_SECONDS,
+        interval: float = STALE_SWEEP_SECONDS,
+    ) -> asyncio.Task[None]:
+        """Close crash leftovers now and every ``interval`` seconds."""
+        self._housekeeping = asyncio.create_task(
+            self._sweep_loop(max_call_seconds, interval), name="stale-call-sweep"
+        )
+        return self._housekeeping
+
+    async def sweep_stale_calls(self, max_call_seconds: float = MAX_CALL_SECONDS) -> int:
+        """Records "in progress" that started more than ``max_call_seconds`` ago
+        and are not calls up on this server: their hangup handler never reached
+        us (a crash, a kill, the server down when they ended)."""
+        now = time.monotonic()
+        for uniqueid, seen in list(self.live.items()):
+            if now - seen > max_call_seconds:  # its hangup never came: not up any more
+                del self.live[uniqueid]
+        cutoff = utc_now() - timedelta(seconds=max_call_seconds)
+        return int(await self.call_log.close_stale_calls(cutoff, frozenset(self.live)))
+
+    async def _sweep_loop(self, max_call_seconds: float, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep_stale_calls(max_call_seconds)
+            except Exception:
+                logger.exception("closing stale call records failed")
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        self._db.shutdown(wait=False, cancel_futures=True)
 
     async def voicemail_saved(self, request: fast_agi.Request) -> None:
         """The message is recorded: open its case and read the code back twice,
@@ -347,8 +526,7 @@ async def _hand_over(channel: AgiChannel, route: Route) -> None:
 def pack_targets(route: Route) -> str:
     """``HL_TARGETS``: every target of a dial route in one variable."""
     return v.TARGET_SEPARATOR.join(
-        v.FIELD_SEPARATOR.join((t.dial_string, str(t.ring_seconds), t.label))
-        for t in route.targets
+        v.FIELD_SEPARATOR.join((t.dial_string, str(t.ring_seconds), t.label)) for t in route.targets
     )
 
 
@@ -361,5 +539,7 @@ def _describe(route: Route) -> str:
     return route.description
 
 
-async def start_agi_server(agi: HotlineAgi, host: str, port: int) -> asyncio.Server:
-    return await asyncio.start_server(agi.application().handler, host, port)
+async def start_agi_server(
+    agi: HotlineAgi, host: str, port: int, allowed: AllowedClients | None = None
+) -> asyncio.Server:
+    return await asyncio.start_server(agi.application(allowed).handler, host, port)

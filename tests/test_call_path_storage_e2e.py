@@ -1,0 +1,178 @@
+"""A ward call on the real Asterisk does not wait on the database, and stopping
+``hotline serve`` loses no call record.
+
+Marked ``db``: the suite runs it on SQLite and again on the rig's PostgreSQL
+(``HOTLINE_TEST_DB=postgresql``), each with its own way to stall the database:
+
+- SQLite: another connection holds ``BEGIN EXCLUSIVE`` on the file, longer than
+  the writer's busy timeout, so the call log's writes fail and are retried;
+- PostgreSQL: every process of the server is stopped (SIGSTOP) for 10 s, so the
+  writer's statements hang until SIGCONT, as on a stalled disk or a failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ivr.db.engine import SQLITE_BUSY_TIMEOUT
+from ivr.db.models import Call
+from ivr.service import RunningServices
+from ivr.sim.sipp import Dtmf, Pause
+from tests.conftest import Stack
+from tests.rig.postgres import backend, postgres_server
+from tests.rig.stack import REPO
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.db]
+
+WARD_03 = [Pause(600), Dtmf("5"), Pause(600), Dtmf("03")]  # Phường Đông Ngạc: chairman answers
+PG_STALL_SECONDS = 10.0
+SQLITE_STALL_SECONDS = SQLITE_BUSY_TIMEOUT + 3  # past the busy timeout: writes fail and retry
+
+
+def e164(national: str) -> str:
+    return "+84" + national[1:]
+
+
+def _postgres_pids() -> list[int]:
+    """The rig's postmaster and every backend it forked."""
+    server = postgres_server()
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+@contextlib.asynccontextmanager
+async def stalled_database(url: str) -> AsyncIterator[None]:
+    """The database takes no write while the block runs, and for at least the
+    backend's stall time; then it is back."""
+    began = time.monotonic()
+    if backend() == "postgresql":
+        pids = _postgres_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+            await asyncio.sleep(max(0.0, PG_STALL_SECONDS - (time.monotonic() - began)))
+        finally:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+        return
+    lock = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+        await asyncio.sleep(max(0.0, SQLITE_STALL_SECONDS - (time.monotonic() - began)))
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+
+
+def _assert_complete(call: Call, caller: str) -> None:
+    assert call.caller_raw == caller
+    assert call.keys_pressed == "5,03"
+    assert call.area_code == "dong-ngac"
+    assert call.route_kind == "dial"
+    assert call.answered_by == "chairman:dong-ngac"
+    assert call.outcome == "answered"
+    assert call.answered_at is not None and call.ended_at is not None
+
+
+async def test_ward_call_rings_the_chairman_while_the_database_is_stalled(
+    stack: Stack, services: RunningServices, caller_number: str
+) -> None:
+    """Before: the entry handler awaited the call-record insert, so the chairman
+    rang only once the database was back (or the caller went to the operator)."""
+    chairman = stack.phones["t-chair"]
+    chairman.reset()
+    async with stalled_database(stack.config.database_url):
+        call = asyncio.ensure_future(stack.call(caller_number, WARD_03, timeout_s=40))
+        try:
+            # Rung, answered and hung up, all while the database is still away.
+            await chairman.wait_rung(1, timeout=15)
+            result = await call
+        finally:
+            call.cancel()
+        assert result.answered, result.log_text
+        assert chairman.answered_count == 1 and chairman.caller_ids == [caller_number]
+        if backend() == "sqlite":  # readers still work under the lock: nothing written yet
+            assert stack.records.by_caller(e164(caller_number)) == []
+        assert services.call_log is not None and services.call_log.pending >= 3
+    record = await stack.records.wait_closed(e164(caller_number), timeout=60)
+    _assert_complete(record, caller_number)
+
+
+async def _serve(stack: Stack) -> subprocess.Popen[bytes]:
+    """``hotline serve --only agi`` on the port the dialplan calls."""
+    assert stack.config.source is not None
+    log = (stack.workdir / "serve-sigterm.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ivr.cli", "--config", str(stack.config.source), "serve",
+         "--only", "agi", "--drain-seconds", "30"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+    async def listening() -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", stack.ports.agi)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    deadline = time.monotonic() + 30
+    while not await listening():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(
+                "hotline serve did not start:\n"
+                + (stack.workdir / "serve-sigterm.log").read_text(errors="replace")
+            )
+        await asyncio.sleep(0.1)
+    return process
+
+
+async def test_sigterm_with_calls_up_loses_no_call_record(stack: Stack, caller_number: str) -> None:
+    """Before: SIGTERM closed the FastAGI port at once, so the hangup handlers
+    of the calls up were refused and their records stayed "in progress"."""
+    chairman = stack.phones["t-chair"]
+    chairman.reset()
+    callers = [caller_number[:-2] + f"{90 + n}" for n in range(3)]
+    server = await _serve(stack)
+    calls = []
+    try:
+        calls = [
+            asyncio.ensure_future(stack.call(caller, WARD_03, timeout_s=40)) for caller in callers
+        ]
+        await chairman.wait_answered(len(callers), timeout=30)
+        server.send_signal(signal.SIGTERM)  # three calls up, talking to the chairman
+        results = await asyncio.gather(*calls)
+        exit_code = await asyncio.to_thread(server.wait, 60)
+    finally:
+        for call in calls:
+            call.cancel()
+        if server.poll() is None:
+            server.kill()
+    log = (stack.workdir / "serve-sigterm.log").read_text(errors="replace")
+    assert exit_code == 0, log
+    assert all(result.answered for result in results)
+    # Everything was written before the process exited: read right away.
+    for caller in callers:
+        records = stack.records.by_caller(e164(caller))
+        assert len(records) == 1, (caller, log)
+        _assert_complete(records[0], caller)
