@@ -53,7 +53,14 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     call_uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Legal hold (set by a supervisor): retention touches nothing linked to the
+    # case (its calls, recordings, transcripts, numbers, text) while it is on.
     legal_hold: Mapped[bool] = mapped_column(default=False)
+    legal_hold_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    legal_hold_by: Mapped[str | None] = mapped_column(String(64))
+    legal_hold_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # When retention erased the case's text (summary, transcript copy, name, answer).
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     satisfaction: Mapped[int | None] = mapped_column(Integer)  # the caller's 1–5 rating
 
     history: Mapped[list[CaseEvent]] = relationship(
@@ -128,6 +135,8 @@ class Transcript(Base):
     skipped_share: Mapped[float] = mapped_column(Float, default=0.0)
     model: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    # When retention blanked ``text`` and ``dialogue`` (the row stays for statistics).
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class SmsMessage(Base):

@@ -247,6 +247,33 @@ class CaseService:
             case.responsible_unit = unit
         return self.change_status(code, ASSIGNED, actor, note=f"unit {unit}")
 
+    def set_legal_hold(self, code: str, *, hold: bool, reason: str, actor: str) -> Case:
+        """Put a case under legal hold (a reason is required) or release it.
+
+        While held, retention erases nothing linked to the case: its calls,
+        their recordings and transcripts, the numbers and the case's text."""
+        reason = reason.strip()
+        if hold and not reason:
+            raise CaseError("a legal hold needs a reason")
+        now = self._clock()
+        with self._sessions.begin() as session:
+            case = self._lock_case(session, code)
+            if case.legal_hold == hold:
+                state = "already under legal hold" if hold else "not under legal hold"
+                raise CaseError(f"case {case.code} is {state}")
+            case.legal_hold = hold
+            case.legal_hold_reason = reason if hold else ""
+            case.legal_hold_by = actor if hold else None
+            case.legal_hold_at = now if hold else None
+            case.updated_at = now
+            session.add(
+                CaseEvent(
+                    case_id=case.id, at=now, actor=actor,
+                    action="legal_hold" if hold else "legal_hold_released", note=reason,
+                )
+            )  # fmt: skip
+        return self._reload(case.id)
+
     def attach_transcript(self, session: Session, call_uniqueid: str, text: str) -> None:
         """Inside the worker's transaction: copy a call's transcript to its case."""
         case = session.scalar(select(Case).where(Case.call_uniqueid == call_uniqueid))

@@ -43,8 +43,6 @@ from ivr.transcription.recognizer import (
 
 logger = logging.getLogger(__name__)
 
-PURGE_EVERY_SECONDS = 3600
-
 
 @dataclass(frozen=True)
 class JobOutcome:
@@ -91,13 +89,9 @@ class TranscriptionWorker:
         return self.process(claim)
 
     def run(self, stop: threading.Event) -> None:
-        last_purge = 0.0
+        # Retention is not the worker's job: it must run with no model and no
+        # worker at all (ivr.privacy.retention, scheduled by `hotline serve`).
         while not stop.is_set():
-            if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
-                from ivr.transcription.retention import purge_expired_recordings
-
-                purge_expired_recordings(self.sessions, self.config)
-                last_purge = time.monotonic()
             try:
                 outcome = self.run_once()
             except Exception:

@@ -1,0 +1,1 @@
+"""Personal data over time: retention per kind, legal hold, pseudonyms of numbers."""
