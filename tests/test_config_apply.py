@@ -42,12 +42,15 @@ def config_file(tmp_path: Path) -> Path:
 def test_save_keeps_the_old_version_and_replaces_the_file_whole(tmp_path: Path) -> None:
     path = tmp_path / "hotline.yaml"
     path.write_text("old: 1\n", encoding="utf-8")
-    os.chmod(path, 0o640)
+    os.chmod(path, 0o644)
     backup = save_config_text(path, "new: 2\n", tmp_path / "history", NOW)
     assert path.read_text(encoding="utf-8") == "new: 2\n"
     assert backup is not None and backup.read_text(encoding="utf-8") == "old: 1\n"
     assert backup.name == "hotline-20261123T083000.000000Z.yaml"
-    assert path.stat().st_mode & 0o777 == 0o640
+    # The file and its history hold secrets: the service user's only.
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert backup.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "history").stat().st_mode & 0o777 == 0o700
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history", "hotline.yaml"]
 
 

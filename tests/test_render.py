@@ -21,7 +21,8 @@ def config() -> HotlineConfig:
 
 @pytest.fixture(scope="module")
 def files(config: HotlineConfig) -> dict[str, str]:
-    return render_all(config, RenderOptions(Path("/p"), Path("/p/moh"), Path("/r")))
+    secrets = {phone.id: f"secret-of-{phone.id}" for phone in config.phones}
+    return render_all(config, RenderOptions(Path("/p"), Path("/p/moh"), Path("/r"), secrets))
 
 
 def sections(text: str) -> dict[str, list[str]]:

@@ -1,6 +1,9 @@
 """Apply a changed config to the running hotline without dropping calls.
 
-Order: check the text (nothing is touched when it has an error) → save it with
+Order: give masked secrets back their saved values (the console never sees
+them, see :mod:`ivr.config.secret_mask`) → check the text, refusing changes to
+paths, ``config_dir`` and the database (nothing is touched when it has an
+error) → save it (mode 0600) with
 the previous version kept → routing table for the classic AGI fallback →
 Asterisk's files → module reloads over AMI → the running services take the new
 config (routing decisions, roster, console). Calls already up are not touched:
@@ -21,6 +24,7 @@ from ivr.asterisk.reload import ReloadError, reload_modules, write_config_dir
 from ivr.config.edit import check_config_text, restart_only_changes, save_config_text
 from ivr.config.loader import load_config
 from ivr.config.schema import HotlineConfig
+from ivr.config.secret_mask import mask_secrets, unmask_secrets
 from ivr.db.models import utc_now
 from ivr.routing_table import write_routing_table
 
@@ -67,14 +71,22 @@ class ConfigApplier:
         return self.config.source
 
     def current_text(self) -> str:
+        """The file as saved, secrets included: never send it to a browser."""
         return self.source.read_text(encoding="utf-8")
 
+    def masked_text(self) -> str:
+        """The file with every secret masked: what the console shows."""
+        return mask_secrets(self.current_text())
+
     async def apply_text(self, text: str) -> AppliedConfig:
-        """Check ``text``, save it as the config file and apply it. Raises
+        """Check ``text``, save it as the config file and apply it. Secrets
+        still masked keep their saved values. Raises
         :class:`~ivr.config.loader.ConfigError` (file, line, field) and then
         leaves the file and everything running untouched."""
         async with self._lock:
-            new = await asyncio.to_thread(check_config_text, self.source, text)
+            stored = await asyncio.to_thread(self.current_text)
+            text = unmask_secrets(text, stored, self.source)
+            new = await asyncio.to_thread(check_config_text, self.source, text, self.config)
             history = new.resolve_path(new.paths.config_history)
             backup = await asyncio.to_thread(
                 save_config_text, self.source, text, history, self.clock()

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ivr.config.loader import load_config
-from ivr.config.schema import HotlineConfig
+from ivr.config.loader import ConfigError, ConfigProblem, format_field, load_config
+from ivr.config.schema import HotlineConfig, PathsSection
+from ivr.config.yaml_lines import FieldPath, load_with_lines, nearest_line
 
 # Settings a running process cannot take over: sockets it listens on or
 # connects to, and the database. A change is saved, and reported as needing a
@@ -33,30 +34,78 @@ RESTART_ONLY = (
 )
 
 
-def check_config_text(path: Path, text: str) -> HotlineConfig:
+# Settings the console may not change: where the service writes files (an
+# edit could otherwise have it write anywhere it can), where it reads its
+# signing key, and the database. They change only by editing the file on the
+# server as the service user.
+LOCKED: tuple[FieldPath, ...] = (
+    ("asterisk", "config_dir"),
+    *(("paths", name) for name in PathsSection.model_fields),
+    ("sms", "path"),
+    ("web", "secret_file"),
+    ("database", "url"),
+    ("transcription", "model_path"),
+    ("retention", "pseudonym_key_file"),
+)
+LOCKED_MESSAGE = (
+    "may not be changed from the console: edit the file on the server as the service user"
+)
+
+
+def check_config_text(path: Path, text: str, current: HotlineConfig | None = None) -> HotlineConfig:
     """The config ``text`` would give if saved at ``path``; raises
-    :class:`~ivr.config.loader.ConfigError` naming ``path``, line and field."""
-    return load_config(path, text=text)
+    :class:`~ivr.config.loader.ConfigError` naming ``path``, line and field.
+    With ``current`` (the running config), a change to a :data:`LOCKED`
+    setting is refused too."""
+    new = load_config(path, text=text)
+    if current is not None:
+        changed = locked_changes(current, new)
+        if changed:
+            _, lines = load_with_lines(path, text)
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        path, nearest_line(lines, where), format_field(where), LOCKED_MESSAGE
+                    )
+                    for where in changed
+                ]
+            )
+    return new
+
+
+def locked_changes(old: HotlineConfig, new: HotlineConfig) -> list[FieldPath]:
+    """The :data:`LOCKED` settings whose value differs between the two configs."""
+    return [where for where in LOCKED if _value(old, where) != _value(new, where)]
+
+
+def _value(config: HotlineConfig, where: FieldPath) -> Any:
+    value: Any = config
+    for name in where:
+        value = getattr(value, str(name), None)
+    return value
 
 
 def save_config_text(path: Path, text: str, history_dir: Path, now: datetime) -> Path | None:
     """Write ``text`` to ``path`` atomically (a reader sees the old or the new
     file, never half of one); the old content goes to ``history_dir`` first.
-    Returns the saved copy of the old version (None when there was none)."""
+    Returns the saved copy of the old version (None when there was none).
+    The file and its copies hold secrets: they are written with mode 0600 (and
+    the history folder 0700), whatever the old file's mode was."""
     backup = None
     if path.exists():
-        history_dir.mkdir(parents=True, exist_ok=True)
+        history_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         backup = history_dir / f"{path.stem}-{stamp}{path.suffix}"
-        backup.write_bytes(path.read_bytes())
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        copy = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(copy, 0o600)  # also when a copy of that instant existed
+        with os.fdopen(copy, "wb") as out:
+            out.write(path.read_bytes())
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
