@@ -8,7 +8,14 @@ calls/s achieved, CPU seconds per call of Asterisk and of our server (and their
 ratio), and p50/p99 of the time from the caller's last key to the chairman's
 phone ringing.
 
+With ``--stall-db SECONDS`` each rate runs twice, the second time with the
+database stalled for SECONDS from the start of the pass (SQLite: an exclusive
+lock held by another connection; the rig's PostgreSQL with HOTLINE_TEST_DB=
+postgresql: its processes stopped with SIGSTOP): key→ring must not change, and
+every call record must still be written, complete, once the database is back.
+
     .venv/bin/python bench/ward_calls.py --calls 300 --rates 10,25,50,100
+    .venv/bin/python bench/ward_calls.py --calls 100 --rates 10,25 --stall-db 10
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from tests.rig.stack import (  # noqa: E402
     start_asterisk,
     write_test_config,
 )
+from tests.rig.stall import stalled_database  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -64,7 +72,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-async def run(calls: int, rates: list[float], hold_ms: int, profile: str | None = None) -> None:
+async def run(
+    calls: int,
+    rates: list[float],
+    hold_ms: int,
+    profile: str | None = None,
+    stall_db: float = 0.0,
+) -> None:
     base = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     chairman = SippAnswerer(base / "sipp", "t-chair", mode="answer", hold_ms=hold_ms,
                             play_audio=False)
@@ -92,21 +106,27 @@ async def run(calls: int, rates: list[float], hold_ms: int, profile: str | None 
         await _wait_port(ports.agi)
         print(f"Asterisk {asterisk.rx('core show version').split()[1]}, "
               f"{os.cpu_count()} cores; {calls} calls per rate; chairman holds {hold_ms} ms")
-        print(f"{'rate':>6} {'placed':>7} {'ok':>5} {'failed':>6} {'calls/s':>8} "
+        print(f"{'rate':>6} {'db stall':>8} {'placed':>7} {'ok':>5} {'failed':>6} {'calls/s':>8} "
               f"{'ast ms/call':>11} {'agi ms/call':>11} {'agi/ast':>8} "
               f"{'key→ring p50':>12} {'p99':>8}")
-        for rate in rates:
+        stalls = [0.0, stall_db] if stall_db else [0.0]
+        passes = [(rate, stall) for rate in rates for stall in stalls]
+        for number, (rate, stall) in enumerate(passes):
             chairman.reset()
             ast_before, agi_before = cpu_seconds(asterisk.process.pid), cpu_seconds(server.pid)
-            caller_ids = [f"0913{int(rate):02d}{n:04d}" for n in range(calls)]
+            caller_ids = [f"0913{number:02d}{n:04d}" for n in range(calls)]
             started = time.monotonic()
-            result = await SippCaller(base / "calls").run_load(
+            load = SippCaller(base / "calls").run_load(
                 target=f"127.0.0.1:{ports.sip}", number=HOTLINE_NUMBER, calls=calls,
                 rate_cps=rate, steps=[Pause(500), Dtmf("5"), Pause(200), Dtmf("03")],
                 hangup_after_ms=None,
                 caller_ids=caller_ids,
                 timeout_s=calls / rate + 120, call_timeout_s=40,
             )
+            if stall:
+                result, _ = await asyncio.gather(load, _stall(config.database_url, stall))
+            else:
+                result = await load
             # Achieved rate: answered calls over the span in which they were
             # placed (the last calls' talk time is not part of the rate).
             starts = sorted(c.started_at for c in result.calls if c.started_at)
@@ -114,13 +134,14 @@ async def run(calls: int, rates: list[float], hold_ms: int, profile: str | None 
             ast_cpu = cpu_seconds(asterisk.process.pid) - ast_before
             agi_cpu = cpu_seconds(server.pid) - agi_before
             latencies = _key_to_ring(result.calls, chairman, caller_ids)
-            routed = await _routed_to_chairman(config.database_url, caller_ids)
+            routed = await _routed_to_chairman(config.database_url, caller_ids, result.successful)
             # A call counts as successful only if SIPp completed it AND the
             # call log shows it reached the chairman with the keys pressed.
             ok = min(result.successful, routed)
             failed = calls - ok
             print(
-                f"{rate:>6g} {calls:>7} {ok:>5} {failed:>6} {(ok - 1) / span:>8.1f} "
+                f"{rate:>6g} {f'{stall:g} s' if stall else '-':>8} {calls:>7} {ok:>5} "
+                f"{failed:>6} {(ok - 1) / span:>8.1f} "
                 f"{1000 * ast_cpu / max(ok, 1):>11.2f} {1000 * agi_cpu / max(ok, 1):>11.2f} "
                 f"{agi_cpu / ast_cpu if ast_cpu else float('nan'):>8.2f} "
                 + (f"{1000 * percentile(latencies, 0.5):>10.1f}ms "
@@ -154,8 +175,14 @@ def _key_to_ring(
     return latencies
 
 
-async def _routed_to_chairman(database_url: str, caller_ids: list[str]) -> int:
-    """Calls the call log shows reaching the chairman, once every record is closed."""
+async def _stall(database_url: str, seconds: float) -> None:
+    async with stalled_database(database_url, at_least=seconds):
+        pass
+
+
+async def _routed_to_chairman(database_url: str, caller_ids: list[str], expected: int) -> int:
+    """Calls the call log shows reaching the chairman, once ``expected`` records
+    are closed (after a database stall the writer catches up first)."""
     from sqlalchemy import func, select
 
     from ivr.db.engine import make_engine
@@ -164,12 +191,13 @@ async def _routed_to_chairman(database_url: str, caller_ids: list[str]) -> int:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            open_calls = select(func.count()).where(
-                Call.caller_raw.in_(caller_ids), Call.ended_at.is_(None)
+            closed_calls = select(func.count()).where(
+                Call.caller_raw.in_(caller_ids), Call.ended_at.is_not(None)
             )
-            for _ in range(100):
-                if not connection.scalar(open_calls):
+            for _ in range(600):
+                if (connection.scalar(closed_calls) or 0) >= expected:
                     break
+                connection.rollback()  # a fresh snapshot for the next look
                 await asyncio.sleep(0.1)
             return int(
                 connection.scalar(
@@ -203,9 +231,16 @@ def main() -> None:
     parser.add_argument("--rates", default="10,25,50")
     parser.add_argument("--hold-ms", type=int, default=300)
     parser.add_argument("--profile", help="write a cProfile of the FastAGI server here")
+    parser.add_argument(
+        "--stall-db",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run each rate again with the database stalled for SECONDS",
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
-    asyncio.run(run(args.calls, rates, args.hold_ms, args.profile))
+    asyncio.run(run(args.calls, rates, args.hold_ms, args.profile, args.stall_db))
 
 
 if __name__ == "__main__":

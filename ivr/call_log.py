@@ -115,7 +115,7 @@ class _BatchWriter:
         linger: float = 0.02,
         max_pending: int = 50_000,
         retry_pause: float = 0.5,
-        max_retry_pause: float = 10.0,
+        max_retry_pause: float = 5.0,
     ) -> None:
         self._engine = engine
         self._max_batch = max_batch

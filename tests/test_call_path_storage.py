@@ -29,6 +29,7 @@ from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import Call
 from ivr.service import start_services
+from tests.rig.postgres import backend, fresh_database_url
 from tests.rig.stack import EXAMPLE, free_tcp_port
 
 WARD_CALLER = "0912345678"
@@ -361,3 +362,28 @@ async def test_records_left_in_progress_by_a_crash_are_closed_at_start(tmp_path:
     assert calls["crashed-answered"].ended_at == crashed + timedelta(seconds=20)
     assert calls["recent"].outcome == "in_progress" and calls["recent"].ended_at is None
     assert calls["finished"].outcome == "answered"
+
+
+@pytest.mark.db
+def test_database_timeouts_bound_a_stalled_database(tmp_path: Path) -> None:
+    """Before: SQLite waited 30 s for a lock; PostgreSQL had no connect or
+    statement timeout, so a stalled server held a thread forever."""
+    url = fresh_database_url(tmp_path)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if backend() == "postgresql":
+                assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "10s"
+                dsn = connection.connection.dbapi_connection.info.dsn  # type: ignore[union-attr]
+                assert "connect_timeout=5" in dsn
+            else:
+                assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    finally:
+        engine.dispose()
+    if backend() == "postgresql":  # the URL's own setting wins
+        tuned = make_engine(url + "?options=-c%20statement_timeout%3D2500")
+        try:
+            with tuned.connect() as connection:
+                assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "2500ms"
+        finally:
+            tuned.dispose()
