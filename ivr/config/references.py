@@ -7,18 +7,24 @@ the line it came from.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Iterator
 
 from ivr.config.destinations import Destination, DestinationKind
+from ivr.config.retention import retention_problems
 from ivr.config.schema import Area, HotlineConfig, Menu
 from ivr.config.yaml_lines import FieldPath
 
 Problem = tuple[FieldPath, str]
 
+# A prompt name becomes a file name in an AGI command and the dialplan.
+_PROMPT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
 
 def find_reference_problems(config: HotlineConfig) -> list[Problem]:
     problems: list[Problem] = []
     problems += _unique_ids(config)
+    problems += retention_problems(config)
     area_entries = list(_walk_areas(config.areas, ("areas",)))
     areas_by_code = {area.code: area for area, _ in area_entries}
     area_paths = {area.code: path for area, path in area_entries}
@@ -39,6 +45,7 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
     agent_ids = {agent.id for agent in config.agents}
     queue_ids = {queue.id for queue in config.queues}
     phone_ids = {phone.id for phone in config.phones}
+    problems += _phone_identity_problems(config)
     for index, agent in enumerate(config.agents):
         if agent.phone not in phone_ids:
             problems.append(
@@ -200,6 +207,8 @@ class _DestinationChecker:
                 return [(path, f"unknown area {argument!r}{_hint(self._areas)}")]
             if area.chairman is None:
                 return [(path, f"area {argument!r} ({area.name}) has no chairman to ring")]
+        if kind is DestinationKind.PROMPT and not _PROMPT_NAME.fullmatch(argument):
+            return [(path, f"prompt name {argument!r}: use a-z, 0-9, '-' and '_' only")]
         if kind is DestinationKind.MENU:
             if menus is None:
                 return [(path, "a menu can only be named inside a hotline's menus")]
@@ -212,6 +221,24 @@ class _DestinationChecker:
             if trunk is not None and trunk not in self._trunks:
                 return [(path, f"unknown trunk {trunk!r}{_hint(self._trunks)}")]
         return []
+
+
+def _phone_identity_problems(config: HotlineConfig) -> list[Problem]:
+    """Asterisk tells a phone from a caller by the user part of From (the
+    phone's id) before the trunk's address: an id that could be a caller's
+    number would have the carrier's calls challenged as that phone, and an id
+    shared with a trunk would make one endpoint of two."""
+    problems: list[Problem] = []
+    trunk_ids = {trunk.id for trunk in config.trunks}
+    for index, phone in enumerate(config.phones):
+        here: FieldPath = ("phones", index, "id")
+        if not re.search(r"[a-z]", phone.id):
+            problems.append(
+                (here, f"phone id {phone.id!r} needs a letter (digits alone look like a number)")
+            )
+        if phone.id in trunk_ids:
+            problems.append((here, f"phone id {phone.id!r} is also a trunk id"))
+    return problems
 
 
 def _unique_ids(config: HotlineConfig) -> list[Problem]:

@@ -8,6 +8,7 @@ path of the field it is about and can be tied back to a line of the file.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import date, time
 from pathlib import Path
@@ -16,11 +17,24 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ivr.config.destinations import Destination
+from ivr.config.pause_reasons import DEFAULT_PAUSE_REASONS, PauseReason
 from ivr.config.records import (
     CasesSection,
     RecordingSection,
     SmsSection,
     TranscriptionSection,
+)
+from ivr.config.retention import RetentionSection
+from ivr.config.safe_text import (
+    DialPrefix,
+    Host,
+    SafeName,
+    SafePath,
+    SafeTitle,
+    Secret,
+    SipUri,
+    SipUser,
+    check_host,
 )
 from ivr.config.web import WebSection
 
@@ -74,7 +88,7 @@ SpanField = Annotated[Span, BeforeValidator(lambda v: v if isinstance(v, Span) e
 
 
 class AsteriskSip(Strict):
-    bind: str = "127.0.0.1"
+    bind: Host = "127.0.0.1"
     port: int = Field(5060, ge=1, le=65535)
 
 
@@ -87,19 +101,19 @@ class AmiNode(Strict):
     """One Asterisk node the queue manager watches (same AMI user and secret)."""
 
     id: Identifier
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(5038, ge=1, le=65535)
 
 
 class AsteriskAmi(Strict):
-    bind: str = "127.0.0.1"
+    bind: Host = "127.0.0.1"
     port: int = Field(5038, ge=1, le=65535)
     username: Identifier = "hotline"
-    secret: str = Field(min_length=8)
+    secret: Secret
     # A second AMI user that may only reload modules (AMI privilege "system"),
     # used when an administrator applies a config change; absent: no reloads.
     reload_username: Identifier = "hotline-reload"
-    reload_secret: str | None = Field(None, min_length=8)
+    reload_secret: Secret | None = None
     # Several nodes behind a SIP proxy; empty: the one node at bind:port.
     nodes: list[AmiNode] = []
 
@@ -117,10 +131,36 @@ class AsteriskAmi(Strict):
 
 
 class AsteriskAgi(Strict):
-    """Where Asterisk reaches our FastAGI server."""
+    """Where Asterisk reaches our FastAGI server (``host``: written into the
+    dialplan), where the server listens (``bind``), and who may connect."""
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(4573, ge=1, le=65535)
+    # Loopback unless Asterisk runs on another machine; then set the address
+    # Asterisk connects to (or 0.0.0.0) and the allow-list does the rest.
+    bind: Host = "127.0.0.1"
+    # Addresses, CIDR networks or host names allowed to connect; absent: every
+    # node of asterisk.ami (node_list) plus loopback. Others are cut at once.
+    allowed_clients: list[str] | None = None
+    # A call record still "in progress" after this long is a crash's leftover
+    # (its hangup never reached us): closed as "interrupted" at start and every
+    # 10 minutes. Longer than any real call.
+    max_call_seconds: int = Field(7200, ge=60)
+
+    @field_validator("allowed_clients")
+    @classmethod
+    def _clients_are_hosts_or_networks(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or []:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                try:
+                    check_host(entry)
+                except ValueError:
+                    raise ValueError(
+                        f"{entry!r}: expected an IP address, a network (CIDR) or a host name"
+                    ) from None
+        return value
 
 
 class AsteriskSection(Strict):
@@ -130,7 +170,7 @@ class AsteriskSection(Strict):
     agi: AsteriskAgi = AsteriskAgi()
     # Where the running Asterisk reads the rendered .conf files; when set, a
     # config applied from the console is rendered there before the reload.
-    config_dir: Path | None = None
+    config_dir: SafePath | None = None
 
 
 class DatabaseSection(Strict):
@@ -140,40 +180,45 @@ class DatabaseSection(Strict):
 class PathsSection(Strict):
     """Directories; relative ones are taken from the config file's folder."""
 
-    prompts: Path = Path("../prompts")
-    recordings: Path = Path("../recordings")
-    routing_table: Path = Path("../var/routing.json")
-    config_history: Path = Path("../var/config-history")  # earlier versions of this file
+    prompts: SafePath = Path("../prompts")
+    recordings: SafePath = Path("../recordings")
+    routing_table: SafePath = Path("../var/routing.json")
+    config_history: SafePath = Path("../var/config-history")  # earlier versions of this file
+    # Generated SIP secrets of phones that have none in this file (mode 0600;
+    # `hotline phones secret ID` prints one): see ivr/config/phone_secrets.py.
+    phone_secrets: SafePath = Path("../var/phone-secrets.json")
 
 
 class Trunk(Strict):
     id: Identifier
-    host: str
+    host: Host
     port: int = Field(5060, ge=1, le=65535)
-    username: str | None = None
-    secret: str | None = None
-    dial_prefix: str = ""
+    username: SipUser | None = None
+    secret: Secret | None = None
+    dial_prefix: DialPrefix = ""
 
 
 class Phone(Strict):
     """A SIP phone: an agent's desk phone, a chairman's IP phone, a department's line.
 
     ``contact`` pins a static address (a gateway, or a test's SIP answerer);
-    without it the phone registers with ``secret``.
+    without it the phone registers. Either way the phone authenticates whatever
+    it sends (REGISTER, INVITE) with ``secret``; without one here, a generated
+    secret is kept in ``paths.phone_secrets``.
     """
 
     id: Identifier
-    name: str = ""
-    contact: str | None = Field(None, pattern=r"^sips?:")
-    secret: str | None = None
+    name: SafeName = ""
+    contact: SipUri | None = None
+    secret: Secret | None = None
 
 
 class Area(Strict):
     """An administrative unit. The tree has any depth (province, ward; or more)."""
 
     code: Identifier
-    name: str = Field(min_length=1)
-    aliases: list[str] = []
+    name: SafeTitle = Field(min_length=1)
+    aliases: list[Annotated[SafeTitle, Field(min_length=1)]] = []
     shortcut: KeySequence | None = None
     chairman: DestinationField | None = None
     fallbacks: list[DestinationField] = []
@@ -183,7 +228,7 @@ class Area(Strict):
 
 class Department(Strict):
     code: Identifier
-    name: str = Field(min_length=1)
+    name: SafeTitle = Field(min_length=1)
     extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")]
     target: DestinationField
 
@@ -211,7 +256,7 @@ class Schedule(Strict):
 
 class Holiday(Strict):
     date: date
-    name: str
+    name: SafeTitle
 
 
 class Menu(Strict):
@@ -228,8 +273,8 @@ class Menu(Strict):
 
 class Hotline(Strict):
     id: Identifier
-    name: str = Field(min_length=1)
-    unit_name: str = Field(min_length=1)
+    name: SafeTitle = Field(min_length=1)
+    unit_name: SafeTitle = Field(min_length=1)
     numbers: list[Annotated[str, Field(pattern=r"^\+?[0-9]{3,15}$")]] = Field(min_length=1)
     language: Literal["vi", "en"] = "vi"
     schedule: Identifier = "always"
@@ -248,7 +293,7 @@ class Hotline(Strict):
 
 class Queue(Strict):
     id: Identifier
-    title: str = Field(min_length=1)
+    title: SafeTitle = Field(min_length=1)
     strategy: Literal["ringall", "leastrecent", "fewestcalls", "rrmemory", "linear"] = (
         "leastrecent"
     )
@@ -269,13 +314,13 @@ class Queue(Strict):
 
 class Agent(Strict):
     id: Identifier
-    name: str = Field(min_length=1)
+    name: SafeName = Field(min_length=1)
     phone: Identifier
 
 
 class Shift(Strict):
     id: Identifier
-    title: str = ""
+    title: SafeTitle = ""
     hours: SpanField
 
 
@@ -320,7 +365,13 @@ class HotlineConfig(Strict):
     transcription: TranscriptionSection = TranscriptionSection()
     cases: CasesSection = CasesSection()
     sms: SmsSection = SmsSection()
+    # How long each kind of personal data is kept (ivr/config/retention.py).
+    retention: RetentionSection = RetentionSection()
     web: WebSection = WebSection()  # the web console (ivr/config/web.py)
+    # Codes an agent picks from when pausing (ivr/config/pause_reasons.py).
+    pause_reasons: list[PauseReason] = Field(
+        default_factory=lambda: list(DEFAULT_PAUSE_REASONS), min_length=1
+    )
     hotlines: list[Hotline] = Field(min_length=1)
     source: Path | None = Field(None, exclude=True)
 
@@ -334,6 +385,18 @@ class HotlineConfig(Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("pause_reasons")
+    @classmethod
+    def _unique_reason_codes(cls, value: list[PauseReason]) -> list[PauseReason]:
+        codes = [r.code for r in value]
+        duplicates = sorted({c for c in codes if codes.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"pause reason codes must be unique; repeated: {duplicates}")
+        return value
+
+    def pause_reason(self, code: str) -> PauseReason | None:
+        return next((r for r in self.pause_reasons if r.code == code), None)
 
     # Lookups used everywhere; the lists are small, so a scan is fine and keeps
     # the model immutable.

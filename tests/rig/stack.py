@@ -87,6 +87,7 @@ def write_test_config(
         "prompts": str(prompts_dir),
         "recordings": str(base / "recordings"),
         "routing_table": str(base / "routing.json"),
+        "phone_secrets": str(base / "phone-secrets.json"),  # generated SIP secrets, 0600
     }
     data["trunks"][0]["port"] = trunk_port
     for phone_id, contact in contacts.items():
