@@ -91,9 +91,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        # SIGTERM (systemd, docker stop) and SIGINT: stop taking calls, let the
+        # calls up end (their records close), write the queued records, exit.
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop, only=args.only)
+        await serve(config, stop, only=args.only, drain_seconds=args.drain_seconds)
 
     asyncio.run(main())
     return 0
@@ -129,10 +131,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(config, keep_running=args.keep_running))
 
 
+def cmd_phone_secret(args: argparse.Namespace) -> int:
+    """Print one phone's SIP secret for the administrator to set in the phone
+    (generated and stored 0600 when the config gives none); never logged."""
+    from ivr.config.phone_secrets import phone_secret
+
+    config = _load(args)
+    try:
+        secret = phone_secret(config, args.phone_id)
+    except KeyError:
+        print(f"error: no phone {args.phone_id!r} in {args.config}", file=sys.stderr)
+        return 2
+    print(secret)
+    return 0
+
+
 def cmd_users(args: argparse.Namespace) -> int:
     from ivr.web.cli import run_users_command
 
     return run_users_command(_load(args), args)
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from ivr.privacy.cli import run_retention_command
+
+    return run_retention_command(_load(args), args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--only", choices=["agi", "ami", "web"], default=None, help="run one part only"
     )
+    sub.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, how long calls up may still end and close their records (default 30)",
+    )
     sub.set_defaults(handler=cmd_serve)
 
     sub = commands.add_parser(
@@ -196,9 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", default=None, help="worker name in the job table")
     sub.set_defaults(handler=cmd_worker)
 
+    phones = commands.add_parser("phones", help="SIP phones")
+    phone_commands = phones.add_subparsers(dest="phones_command", required=True)
+    sub = phone_commands.add_parser(
+        "secret", help="print a phone's SIP secret (generated once if the config has none)"
+    )
+    sub.add_argument("phone_id", help="the phone's id in the config (e.g. dtv-01)")
+    sub.set_defaults(handler=cmd_phone_secret)
+
     from ivr.web.cli import add_users_parser
 
     add_users_parser(commands, cmd_users)
+
+    from ivr.privacy.cli import add_retention_parser
+
+    add_retention_parser(commands, cmd_retention)
 
     sub = commands.add_parser("calls", help="print the most recent call records")
     sub.add_argument("--limit", type=int, default=10)

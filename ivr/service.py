@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ivr.agi.server import HotlineAgi
+from ivr.agi.server import AllowedClients, HotlineAgi, allowed_client_entries, start_agi_server
 from ivr.call_log import CallLog
 from ivr.cases.desk import CaseDesk
 from ivr.config.apply import ConfigApplier
@@ -18,6 +18,7 @@ from ivr.config.schema import HotlineConfig
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import utc_now
+from ivr.privacy.schedule import RetentionSchedule
 from ivr.transcription.processes import start_worker_processes, stop_worker_processes
 from queue_manager.manager import QueueManager
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 class RunningServices:
     """What :func:`start_services` started; ``close`` stops it all."""
 
+    retention: RetentionSchedule | None = None  # the retention job's schedule (web part)
+
     def __init__(
         self,
         agi_server: asyncio.Server | None,
@@ -34,7 +37,9 @@ class RunningServices:
         queue_manager: QueueManager | None = None,
         web_runner: Any | None = None,
         applier: ConfigApplier | None = None,
+        agi: HotlineAgi | None = None,
     ) -> None:
+        self.agi = agi
         self.agi_server = agi_server
         self.call_log = call_log
         self.queue_manager = queue_manager
@@ -46,7 +51,14 @@ class RunningServices:
         assert self.agi_server is not None
         return int(self.agi_server.sockets[0].getsockname()[1])
 
-    async def close(self) -> None:
+    async def close(self, drain_seconds: float = 0.0) -> None:
+        """Stop everything; the FastAGI part first stops taking calls and, for
+        up to ``drain_seconds``, keeps serving the hangup handlers of calls up,
+        then the call log writes all it holds before the process may exit."""
+        if self.retention is not None:
+            await self.retention.close()
+        if self.agi is not None:
+            await self.agi.drain(drain_seconds)
         if self.web_runner is not None:
             await self.web_runner.cleanup()
         if self.queue_manager is not None:
@@ -54,8 +66,13 @@ class RunningServices:
         if self.agi_server is not None:
             self.agi_server.close()
             await self.agi_server.wait_closed()
+        if self.agi is not None:
+            await self.agi.close()
         if self.call_log is not None:
-            self.call_log.close()
+            pending = self.call_log.pending
+            if pending:
+                logger.info("writing %d queued call-log writes before exit", pending)
+            await asyncio.to_thread(self.call_log.close)
 
 
 async def start_services(
@@ -85,18 +102,35 @@ async def start_services(
         web_runner = await start_web(
             config, sessions, queue_manager=queue_manager, applier=applier
         )
+    # Retention (audio, transcripts, numbers, case text) runs once per
+    # deployment: in the process with the web part, model or no model.
+    retention = RetentionSchedule(sessions, config) if "web" in parts else None
+    if retention is not None:
+        retention.start()
+        if applier is not None:
+            applier.targets.append(retention)
     if "agi" not in parts:
-        return RunningServices(None, None, queue_manager, web_runner, applier)
+        services = RunningServices(None, None, queue_manager, web_runner, applier)
+        services.retention = retention
+        return services
     call_log = CallLog(sessions)
     case_desk = CaseDesk(sessions, config, writer=call_log.submit)
     agi = HotlineAgi(config, call_log, case_desk, clock=clock)
     if applier is not None:
         applier.targets.append(agi)
-    host = config.asterisk.agi.host
+    agi.start_housekeeping(config.asterisk.agi.max_call_seconds)
+    # Bound to loopback unless configured otherwise; whatever the bind, only the
+    # Asterisk nodes may open a session (host names resolved once, here).
+    bind = config.asterisk.agi.bind
     port = config.asterisk.agi.port if agi_port is None else agi_port
-    server = await asyncio.start_server(agi.application().handler, host, port)
-    logger.info("FastAGI server listening on %s:%s", host, port)
-    return RunningServices(server, call_log, queue_manager, web_runner, applier)
+    allowed = await asyncio.to_thread(
+        AllowedClients.from_entries, allowed_client_entries(config.asterisk)
+    )
+    server = await start_agi_server(agi, bind, port, allowed)
+    logger.info("FastAGI server listening on %s:%s", bind, port)
+    services = RunningServices(server, call_log, queue_manager, web_runner, applier, agi)
+    services.retention = retention
+    return services
 
 
 async def reload_config(services: RunningServices) -> None:
@@ -116,7 +150,14 @@ async def reload_config(services: RunningServices) -> None:
     logger.info("config applied (%d Asterisk modules reloaded)", len(applied.reloaded))
 
 
-async def serve(config: HotlineConfig, stop: asyncio.Event, only: str | None = None) -> None:
+async def serve(
+    config: HotlineConfig,
+    stop: asyncio.Event,
+    only: str | None = None,
+    drain_seconds: float = 30.0,
+) -> None:
+    """Run until ``stop`` is set (SIGTERM, SIGINT), then stop taking calls, let
+    the calls up end for up to ``drain_seconds`` and flush the call log."""
     services = await start_services(
         config, parts=frozenset({only}) if only else frozenset({"agi", "ami", "web"})
     )
@@ -136,5 +177,6 @@ async def serve(config: HotlineConfig, stop: asyncio.Event, only: str | None = N
     try:
         await stop.wait()
     finally:
+        logger.info("stopping: no new calls; flushing the call log")
         await stop_worker_processes(workers)
-        await services.close()
+        await services.close(drain_seconds)

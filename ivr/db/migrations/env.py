@@ -17,7 +17,9 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    engine = make_engine(url)
+    # A migration may rewrite a whole table: no statement timeout, and it may
+    # wait for the file lock longer than a call-log write would.
+    engine = make_engine(url, busy_timeout=30, statement_timeout=None)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
