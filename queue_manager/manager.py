@@ -49,6 +49,14 @@ def agent_interface(agent: Agent) -> str:
     return f"PJSIP/{agent.phone}"
 
 
+class UnknownPauseReason(ValueError):
+    """A pause reason that is not one of the config's codes; nothing was sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("unknown pause reason: choose one of the configured codes")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class MemberAction:
     """One membership change to make on a node."""
@@ -359,7 +367,12 @@ class QueueManager:
         return await self.apply_roster()
 
     async def pause(self, agent_id: str, reason: str, queue: str | None = None) -> None:
-        """Pause the agent (in one queue, or all) with a reason shown to supervisors."""
+        """Pause the agent (in one queue, or all) with a reason shown to supervisors.
+
+        ``reason`` is one of the config's pause reason codes, never free text:
+        it goes into an AMI header (:class:`UnknownPauseReason` otherwise)."""
+        if self.config.pause_reason(reason) is None:
+            raise UnknownPauseReason(reason)
         await self._pause(agent_id, True, reason, queue)
 
     async def unpause(self, agent_id: str, queue: str | None = None) -> None:

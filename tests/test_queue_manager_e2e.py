@@ -261,13 +261,13 @@ async def test_live_model_follows_waiting_ringing_talking_and_completed_calls(
     qa1 = rig.agents["qa-1"]
     qa1.reset()
     # One agent on pause with a reason: the other takes the calls one by one.
-    await rig.manager.pause("qa2", "training")
+    await rig.manager.pause("qa2", "paperwork")
     snap = await wait_model(
         rig,
         lambda q: (m := member(q, "operator", "PJSIP/qa-2")) and m["paused"] and m,
         "qa2 paused",
     )
-    assert snap["paused_reason"] == "training" and snap["state"] == "paused"
+    assert snap["paused_reason"] == "paperwork" and snap["state"] == "paused"
     await converged(rig, "operator")
 
     first = call_queue(rig, "0912000101", "0")
@@ -436,7 +436,7 @@ async def test_asterisk_restart_mid_shift_brings_the_rostered_agents_back(
     assert expected, "the roster should have someone in the operator queue"
     on_break = sorted(expected)[0]
     agent_id = next(a.id for a in rig.manager.agents.values() if f"PJSIP/{a.phone}" == on_break)
-    await rig.manager.pause(agent_id, "Họp giao ban")
+    await rig.manager.pause(agent_id, "meeting")
     await wait_model(
         rig,
         lambda q: (m := member(q, "operator", on_break)) and m["paused"],
@@ -451,6 +451,6 @@ async def test_asterisk_restart_mid_shift_brings_the_rostered_agents_back(
     after = await converged(rig, "operator", expected)
     assert [i for i, m in after["members"].items() if m["paused"]] == [on_break]
     restored = member(rig.model.snapshot()["queues"], "operator", on_break)
-    assert restored is not None and restored["paused_reason"] == "Họp giao ban"
-    assert "Họp giao ban" in await rig.asterisk.arx("queue show operator")
+    assert restored is not None and restored["paused_reason"] == "meeting"
+    assert "meeting" in await rig.asterisk.arx("queue show operator")
     await rig.manager.unpause(agent_id)

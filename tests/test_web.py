@@ -278,17 +278,17 @@ async def test_every_route_declares_roles(console: Console) -> None:
 @pytest.mark.db
 async def test_posts_without_the_csrf_token_are_refused(console: Console) -> None:
     agent, token = await console.signed_in("dtv1")
-    assert (await agent.post("/agent/pause", data={"reason": "Break"})).status == 403
+    assert (await agent.post("/agent/pause", data={"reason": "break"})).status == 403
     assert (
-        await agent.post("/agent/pause", data={"reason": "Break", "csrf_token": "forged"})
+        await agent.post("/agent/pause", data={"reason": "break", "csrf_token": "forged"})
     ).status == 403
     assert console.manager.calls == []
     ok = await agent.post(
-        "/agent/pause", data={"reason": "Meal"}, headers={"X-CSRF-Token": token},
+        "/agent/pause", data={"reason": "meal"}, headers={"X-CSRF-Token": token},
         allow_redirects=False,
     )  # fmt: skip
     assert ok.status == 303
-    assert console.manager.calls == [("pause", (console.config.agents[0].id, "Meal"))]
+    assert console.manager.calls == [("pause", (console.config.agents[0].id, "meal"))]
     # The login form has its own token (no session yet).
     fresh = await console.client()
     bad = await fresh.post("/login", data={"username": "dtv1", "password": PASSWORD})
@@ -423,7 +423,13 @@ async def test_case_page_shows_the_dialogue_and_search_finds_its_words(
 ) -> None:
     from ivr.cases.models import Case, Transcript, TranscriptionJob
     from ivr.transcription.recognizer import Turn, dialogue_json, dialogue_text
+    from queue_manager.models import QueueCall
 
+    # dtv1 answered the call (an agent may link a case only to its own calls).
+    with sessions.begin() as session:
+        session.add(QueueCall(node="local", uniqueid="1801.7", first_queue="operator",
+                              queue="operator", joined_at=utc_now(), outcome="answered",
+                              agent_id=console.config.agents[0].id))  # fmt: skip
     agent, token = await console.signed_in("dtv1")
     opened = await agent.post(
         "/api/v1/cases",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,9 +210,9 @@ async def test_caller_on_the_wallboard_screen_pop_case_and_search(rig: ConsoleRi
     await expect(agent_row.locator(".agent-state")).to_have_text("sẵn sàng")
 
     # Pause with a reason: shown on the wallboard and in the agent's own list.
-    await console.select_option("#pause-reason", "Meal")
+    await console.select_option("#pause-reason", "meal")
     await console.click("#pause")
-    await expect(agent_row.locator(".agent-state")).to_have_text("tạm nghỉ (Meal)")
+    await expect(agent_row.locator(".agent-state")).to_have_text("tạm nghỉ (Ăn ca)")
     await expect(console.locator('#my-queues li[data-queue="operator"]')).to_contain_text(
         "tạm nghỉ"
     )
@@ -397,9 +398,9 @@ async def test_wallboard_recovers_after_the_console_restarts(rig: ConsoleRig) ->
     await expect(status).to_have_class("status on")
     await expect(board.locator('section[data-queue="operator"]')).to_be_visible()
     # New changes flow through the new server's socket.
-    await rig.manager.pause("qa1", "Meeting")
+    await rig.manager.pause("qa1", "meeting")
     agent_row = board.locator(AGENT_ROW)
-    await expect(agent_row.locator(".agent-state")).to_have_text("tạm nghỉ (Meeting)")
+    await expect(agent_row.locator(".agent-state")).to_have_text("tạm nghỉ (Họp)")
     await rig.manager.unpause("qa1")
     await context.close()
 
@@ -436,7 +437,7 @@ async def test_supervisor_whispers_then_barges_into_a_live_agent_call(rig: Conso
     """Whisper and barge from the wallboard: Asterisk rings the supervisor's
     (SIPp) phone, and ChanSpy attaches to the agent's live call with the mode's
     option (Asterisk's ChanSpyStart names spyer and spyee). Audited."""
-    assert "ChanSpy(PJSIP/${EXTEN},q${HL_SPY_OPTS})" in rig.asterisk.rx(
+    assert "ChanSpy(${HL_SPY_CHANNEL},q${HL_SPY_OPTS})" in rig.asterisk.rx(
         "dialplan show hotline-spy"
     )
     agent_context, console = await signed_in(rig, "dtv-lan")
@@ -463,7 +464,8 @@ async def test_supervisor_whispers_then_barges_into_a_live_agent_call(rig: Conso
             await button.click()
             await expect(button).to_have_class("done")
             arguments = await asyncio.wait_for(_spy_running(rig), 10)
-            assert arguments == f"PJSIP/qa-1,q{option}"
+            # The agent's exact channel (PJSIP/qa-1-<8 hex>), not a prefix.
+            assert re.fullmatch(rf"PJSIP/qa-1-[0-9a-f]{{8}},q{option}", arguments), arguments
             await wait_for(lambda n=number: len(tap.spy_starts()) >= n, 10, "ChanSpyStart")
             spyer, spyee = tap.spy_starts()[-1]
             assert spyer.startswith("PJSIP/t-sup-") and spyee.startswith("PJSIP/qa-1-")

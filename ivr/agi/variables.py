@@ -20,6 +20,11 @@ ANSWER_EPOCH = "HL_ANSWER_EPOCH"  # set on answer by [hotline-answered]: epoch s
 STEP = "HL_STEP"
 REC_BASE = "HL_REC_BASE"  # recordings path prefix: <dir>/<date>/<uniqueid>
 CASE_CODE = "HL_CASE_CODE"  # set by voicemail-saved: the case opened for the message
+# Set by the console's Originate into [hotline-spy]: ChanSpy's options (w, B)
+# and the exact channel to spy on (a prefix match on PJSIP/<phone> would also
+# catch PJSIP/<phone>0…, e.g. dtv-1 inside dtv-10).
+SPY_OPTS = "HL_SPY_OPTS"
+SPY_CHANNEL = "HL_SPY_CHANNEL"
 
 FAILURE_ROUTE = "failure"  # the one "something broke" branch of the dialplan
 

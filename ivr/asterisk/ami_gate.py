@@ -31,6 +31,25 @@ _FORBIDDEN = ("\r", "\n", "\0")
 _MAX_VALUE = 1024
 
 
+class _RedactSecrets(logging.Filter):
+    """panoramisk logs whole actions in places ("Fail to send …", "Adding
+    action … to awaiting list"), which would put an AMI Login's ``Secret`` in
+    the log; the value is replaced before any handler sees the record."""
+
+    _SECRET = re.compile(r"(?i)(secret['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._SECRET.sub(r"\1********", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+for _name in ("panoramisk", "panoramisk.manager", "panoramisk.ami_protocol"):
+    logging.getLogger(_name).addFilter(_RedactSecrets())
+
+
 class UnsafeAmiAction(ValueError):
     """An action that would change meaning on the wire; nothing was sent."""
 

@@ -13,32 +13,38 @@ import csv
 import io
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.agi import variables as v
 from ivr.cases.models import STATUSES, Case
-from ivr.cases.service import SEVERITIES, CaseError, CaseService
+from ivr.cases.service import SEVERITIES, CaseError, CaseNotFound, CaseService
 from ivr.config.apply import AppliedConfig, ConfigApplier
 from ivr.config.loader import ConfigError
+from ivr.config.pause_reasons import SUPERVISOR_PAUSE
 from ivr.config.schema import HotlineConfig, iter_areas
 from ivr.phone import normalise_caller
 from ivr.transcription.recognizer import turns_from_json
 from ivr.web import store, xlsx
+from ivr.web.access import AccessScope
 from ivr.web.charts import bar_chart, stacked_bars
 from ivr.web.i18n import LANGUAGES, translator
 from ivr.web.live import LiveHub
 from ivr.web.models import ADMIN, AGENT, SUPERVISOR, WebUser
 from ivr.web.openapi import openapi_document
-from ivr.web.security import LoginRateLimiter, SessionData, SessionSigner
+from ivr.web.security import LoginRateLimiter, SessionData, SessionSigner, client_address
+from ivr.web.session_store import SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +57,6 @@ STAFF = frozenset({ADMIN, SUPERVISOR, AGENT})
 WATCHERS = frozenset({ADMIN, SUPERVISOR})
 ADMINS = frozenset({ADMIN})
 AGENTS = frozenset({AGENT})
-PAUSE_REASONS = ("Break", "Meal", "Meeting", "Paperwork")
 SPY_OPTIONS = {"listen": "", "whisper": "w", "barge": "B"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -63,10 +68,12 @@ class WebState:
     sessions: sessionmaker[Session]
     signer: SessionSigner
     users: store.UserStore
+    web_sessions: SessionStore
     cases: CaseService
     hub: LiveHub
     queue_manager: Any | None  # queue_manager.manager.QueueManager
-    limiter: LoginRateLimiter
+    limiter: LoginRateLimiter  # failed sign-ins per (user name, client address)
+    address_limiter: LoginRateLimiter  # and per client address, for any user names
     templates: jinja2.Environment
     zone: ZoneInfo
     recordings_root: Path
@@ -105,7 +112,13 @@ def _is_api(request: web.Request) -> bool:
 
 
 def _address(request: web.Request) -> str:
-    return request.remote or ""
+    """The client's address: the peer, or, when the peer is a trusted reverse
+    proxy, the right-most X-Forwarded-For entry that is not a trusted proxy
+    (entries further left are whatever the client wrote)."""
+    return client_address(
+        request.remote or "", request.headers.getall("X-Forwarded-For", []),
+        _state(request).config.web.trusted_proxies,
+    )  # fmt: skip
 
 
 # --- rendering --------------------------------------------------------------------
@@ -160,9 +173,11 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     session = state.signer.read(request.cookies.get(SESSION_COOKIE))
     user: WebUser | None = None
     if session is not None:
-        user = await db(state.users.get, session.user_id)
-        if user is None or not user.active or user.session_epoch != session.epoch:
-            user, session = None, None
+        # The signed cookie alone is not enough: the session must still be on
+        # record (signing out deletes it), and the user active at the same epoch.
+        user = await db(state.web_sessions.user_of, session)
+        if user is None:
+            session = None
     request[USER], request[SESSION] = user, session
     language = request.cookies.get(LANG_COOKIE) or (user.language if user else None)
     request[LANGUAGE] = language if language in LANGUAGES else state.config.web.default_language
@@ -184,6 +199,10 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
             raise web.HTTPFound(f"/login?next={request.path_qs}")
         if user.role not in roles:
             logger.info("%s (%s) refused %s", user.username, user.role, request.path)
+            # Trying a route of another role is worth an auditor's eye too.
+            await db(store.audit, state.sessions, user.username, "route_refused",
+                     f"{request.method} {request.path}"[:255], detail=user.role,
+                     address=_address(request))  # fmt: skip
             return error_page(request, 403, "Access denied", "Your role does not allow this page.")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             token = request.headers.get("X-CSRF-Token")
@@ -204,10 +223,21 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def _safe_next(target: str) -> str:
-    """Only local paths: never an open redirect to another site."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    """Only a local path: never an open redirect to another site. Browsers drop
+    tabs and newlines from a Location and read ``\\`` as ``/``, so
+    ``/<TAB>/evil.example`` would become ``//evil.example``: any control character,
+    space or backslash is refused, and what is left must parse as a bare path."""
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or any(ch in target for ch in "\\ ")
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target)
+    ):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -239,8 +269,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return error_page(
             request, 403, "Bad request", "The form has expired; reload the page and try again."
         )
-    keys = [f"user:{username}", f"addr:{_address(request)}"]
-    wait = state.limiter.blocked(keys)
+    address = _address(request)
+    keys = [f"user:{username}|addr:{address}"]
+    wait = max(state.limiter.blocked(keys), state.address_limiter.blocked([address]))
     if wait > 0:
         await db(store.audit, state.sessions, username, "login_blocked", address=_address(request))
         request[LOGIN_CSRF] = expected
@@ -251,6 +282,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     user = await db(state.users.authenticate, username, password)
     if user is None:
         state.limiter.failed(keys)
+        state.address_limiter.failed([address])
         await db(store.audit, state.sessions, username, "login_failed", address=_address(request))
         request[LOGIN_CSRF] = expected
         return render(
@@ -258,7 +290,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             error=_("Wrong user name or password."),
         )  # fmt: skip
     state.limiter.succeeded(keys)
-    cookie, _data = state.signer.issue(user.id, user.session_epoch)
+    cookie, issued = state.signer.issue(user.id, user.session_epoch)
+    await db(state.web_sessions.open, issued, _address(request))
     await db(store.audit, state.sessions, user.username, "login", address=_address(request))
     response = web.HTTPFound(next_path if next_path != "/" else _home(user))
     _set_cookie(request, response, SESSION_COOKIE, cookie, int(state.signer.lifetime))
@@ -267,6 +300,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session on the server, not only in this browser: a copy of the
+    cookie is refused from now on."""
+    state = _state(request)
+    await db(state.web_sessions.close, request[SESSION])
+    await db(store.audit, state.sessions, _user(request).username, "logout",
+             address=_address(request))  # fmt: skip
     response = web.HTTPFound("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response
@@ -354,7 +393,9 @@ async def supervise_agent(request: web.Request) -> web.StreamResponse:
     manager = _manager(request)
     form = await _form_or_json(request)
     if action == "pause":
-        reason = form.get("reason", "").strip()[:64] or f"Supervisor {user.username}"
+        reason = form.get("reason") or SUPERVISOR_PAUSE
+        if state.config.pause_reason(reason) is None:
+            return _unknown_pause_reason(request)
         await manager.pause(agent_id, reason)
     elif action == "unpause":
         await manager.unpause(agent_id)
@@ -389,6 +430,9 @@ async def spy(request: web.Request) -> web.StreamResponse:
         ),
         next(iter(manager.links.values())),
     )
+    channel = await _live_channel_of(link, agent.phone)
+    if channel is None:
+        return error_page(request, 409, "Bad request", "The agent is not on a call.")
     await link.send(
         {
             "Action": "Originate",
@@ -397,13 +441,29 @@ async def spy(request: web.Request) -> web.StreamResponse:
             "Exten": agent.phone,
             "Priority": "1",
             "CallerID": f"{mode} <{agent.phone}>",
-            "Variable": f"HL_SPY_OPTS={SPY_OPTIONS[mode]}",
+            # One header line per variable (panoramisk writes a list that way).
+            "Variable": [f"{v.SPY_OPTS}={SPY_OPTIONS[mode]}", f"{v.SPY_CHANNEL}={channel}"],
             "Async": "true",
         }
     )
     await db(store.audit, state.sessions, user.username, f"spy_{mode}", agent.id,
              detail=f"from phone {phone}", address=_address(request))  # fmt: skip
     return _done(request, "/wallboard", agent=agent.id, mode=mode)
+
+
+async def _live_channel_of(link: Any, phone: str) -> str | None:
+    """The agent phone's channel that is up now, by exact endpoint: Asterisk
+    names PJSIP channels ``PJSIP/<endpoint>-<8 hex digits>``, so ``dtv-1``
+    never matches ``PJSIP/dtv-10-…``."""
+    answer = await link.send({"Action": "CoreShowChannels"}, as_list=True)
+    pattern = re.compile(rf"^PJSIP/{re.escape(phone)}-[0-9a-f]{{8}}$")
+    channels = [
+        (m.get("ChannelState") == "6", str(m.get("Channel", "")))
+        for m in answer
+        if m.get("Event") == "CoreShowChannel" and pattern.match(str(m.get("Channel", "")))
+    ]
+    # An answered channel (state 6, Up) first.
+    return max(channels)[1] if channels else None
 
 
 # --- agent console ----------------------------------------------------------------
@@ -434,7 +494,7 @@ def _agent_state(request: web.Request) -> dict[str, Any]:
 async def agent_page(request: web.Request) -> web.Response:
     state = _state(request)
     return render(
-        request, "agent.html", me=_agent_state(request), reasons=PAUSE_REASONS,
+        request, "agent.html", me=_agent_state(request), reasons=state.config.pause_reasons,
         topics=state.config.cases.topics, areas=iter_areas(state.config.areas),
         severities=SEVERITIES,
     )  # fmt: skip
@@ -461,15 +521,30 @@ async def agent_action(request: web.Request) -> web.StreamResponse:
     elif action == "logout":
         await manager.logout(agent.id, by=agent.id)
     elif action == "pause":
-        reason = form.get("reason", "").strip()[:64] or "Break"
+        reason = form.get("reason") or state.config.pause_reasons[0].code
+        if state.config.pause_reason(reason) is None:
+            return _unknown_pause_reason(request)
         await manager.pause(agent.id, reason)
     elif action == "unpause":
         await manager.unpause(agent.id)
     else:
         return error_page(request, 404, "Not found")
     await db(store.audit, state.sessions, _user(request).username, f"self_{action}", agent.id,
-             detail=form.get("reason", ""), address=_address(request))  # fmt: skip
+             detail=form.get("reason", "") if action == "pause" else "",
+             address=_address(request))  # fmt: skip
     return _done(request, "/agent", action=action)
+
+
+def _unknown_pause_reason(request: web.Request) -> web.Response:
+    """A reason outside the configured codes: refused before anything reaches
+    Asterisk (free text in an AMI header could inject actions)."""
+    _ = translator(request[LANGUAGE])
+    codes = ", ".join(r.code for r in _state(request).config.pause_reasons)
+    logger.warning("%s sent an unknown pause reason: refused", _user(request).username)
+    return error_page(
+        request, 400, "Bad request",
+        _("Unknown pause reason; choose one from the list ({codes}).", codes=codes),
+    )  # fmt: skip
 
 
 async def screen_pop(request: web.Request) -> web.Response:
@@ -477,7 +552,9 @@ async def screen_pop(request: web.Request) -> web.Response:
     state = _state(request)
     number = request.query.get("number", "")[:64]
     uniqueid = request.query.get("uniqueid", "")[:64]
-    history = await db(store.caller_history, state.sessions, number, uniqueid)
+    history = await _readable_history(request, number, uniqueid)
+    if history is None:
+        return _refused(request)
     current = history.current_call
     return render(
         request, "pop.html", history=history, uniqueid=uniqueid,
@@ -488,19 +565,106 @@ async def screen_pop(request: web.Request) -> web.Response:
 
 
 async def caller_api(request: web.Request) -> web.Response:
-    state = _state(request)
-    history = await db(
-        store.caller_history, state.sessions, request.match_info["number"],
-        request.query.get("uniqueid", ""),
-    )  # fmt: skip
+    scope = _scope(request)
+    history = await _readable_history(
+        request, request.match_info["number"][:64], request.query.get("uniqueid", "")[:64]
+    )
+    if history is None:
+        return _refused(request)
     return web.json_response(
         {
             "number": history.number,
             "e164": history.e164,
-            "earlier_calls": [_call_json(c) for c in history.earlier_calls],
-            "open_cases": [_case_json(c) for c in history.open_cases],
+            "earlier_calls": [
+                _call_json(c) if c.uniqueid in history.readable_calls
+                else {**_call_json(c), "caller_number": scope.number(c.caller_number, own=False),
+                      "readable": False}
+                for c in history.earlier_calls
+            ],
+            "open_cases": [
+                _case_json(c) if c.code in history.readable_cases
+                else {"code": c.code, "status": c.status, "topic": c.topic,
+                      "received_at": _iso(c.received_at),
+                      "caller_number": scope.number(c.caller_number, own=False),
+                      "readable": False}
+                for c in history.open_cases
+            ],
         }
-    )
+    )  # fmt: skip
+
+
+# --- who may read what (see ivr/web/access.py) ------------------------------------
+
+
+def _scope(request: web.Request) -> AccessScope:
+    return AccessScope.of(_user(request), _state(request).config)
+
+
+def _same_number(one: str, other: str) -> bool:
+    def key(text: str) -> str:
+        return normalise_caller(text).e164 or text.strip()
+
+    return bool(one) and key(one) == key(other)
+
+
+def _serving(request: web.Request, scope: AccessScope, uniqueid: str, number: str = "") -> bool:
+    """Is this the call ringing or answered at the agent's phone now (the live
+    hub saw it)? Then the agent may read it before any record names them."""
+    current = _state(request).hub.current_call(scope.phone_interface)
+    if current is None or (uniqueid and current.uniqueid != uniqueid):
+        return False
+    return not number or _same_number(current.number, number)
+
+
+async def _may_read_call(request: web.Request, scope: AccessScope, uniqueid: str) -> bool:
+    if _serving(request, scope, uniqueid):
+        return True
+    return bool(await db(store.call_visible, _state(request).sessions, scope, uniqueid))
+
+
+async def _audit_read(request: web.Request, action: str, target: str, detail: str = "") -> None:
+    """Reads of personal data are audited: who, what, when, from where."""
+    await db(store.audit, _state(request).sessions, _user(request).username, action, target,
+             detail=detail, address=_address(request))  # fmt: skip
+
+
+async def _refuse(request: web.Request, action: str, target: str) -> web.Response:
+    """A record outside the user's scope: 403, and the attempt is audited."""
+    user = _user(request)
+    logger.info("%s (%s) refused %s", user.username, user.role, target)
+    await _audit_read(request, action, target, detail=f"{request.method} {request.path}")
+    return _refused(request)
+
+
+def _refused(request: web.Request) -> web.Response:
+    return error_page(request, 403, "Access denied", "Your role does not allow this page.")
+
+
+async def _readable_history(
+    request: web.Request, number: str, uniqueid: str
+) -> store.CallerHistory | None:
+    """The caller's history if this user may read it, audited either way (None:
+    refused). An agent reads the whole history of the caller at their phone now
+    (they are serving them), and of an earlier caller only their own work."""
+    state = _state(request)
+    scope = _scope(request)
+    serving = scope.sees_everything or _serving(request, scope, uniqueid, number)
+    if not serving:
+        own = await db(
+            store.search_calls, state.sessions, store.Filters(number=number), state.zone,
+            limit=1, scope=scope,
+        )  # fmt: skip
+        if not own:
+            await _refuse(request, "read_caller_refused", f"caller {number}")
+            return None
+    history = await db(
+        store.caller_history, state.sessions, number, uniqueid if serving else "",
+        scope=scope, only_readable=not serving,
+    )  # fmt: skip
+    await _audit_read(request, "read_caller", f"caller {history.e164 or number}",
+                      detail=f"{len(history.earlier_calls)} calls, "
+                             f"{len(history.open_cases)} open cases")  # fmt: skip
+    return history
 
 
 # --- calls and cases --------------------------------------------------------------
@@ -531,6 +695,9 @@ def _case_json(case: Case, history: bool = False) -> dict[str, Any]:
         "responsible_unit": case.responsible_unit, "answer": case.answer,
         "received_at": _iso(case.received_at), "due_date": _iso(case.due_date),
         "closed_at": _iso(case.closed_at), "call_uniqueid": case.call_uniqueid,
+        "legal_hold": case.legal_hold, "legal_hold_reason": case.legal_hold_reason,
+        "legal_hold_by": case.legal_hold_by, "legal_hold_at": _iso(case.legal_hold_at),
+        "erased_at": _iso(case.erased_at),
     }  # fmt: skip
     if history:
         out["history"] = [
@@ -544,9 +711,12 @@ def _case_json(case: Case, history: bool = False) -> dict[str, Any]:
 async def calls_page(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     filters = store.Filters.parse(request.query)
-    calls = await db(store.search_calls, state.sessions, filters, state.zone)
+    calls = await db(store.search_calls, state.sessions, filters, state.zone,
+                     scope=_scope(request))  # fmt: skip
     if request.path.endswith((".csv", ".xlsx")):
         return await _export(request, "calls", [_call_json(c) for c in calls])
+    await _audit_read(request, "list_calls", request.path,
+                      detail=f"{len(calls)} rows; {request.query_string}"[:500])  # fmt: skip
     if request.path.startswith("/api/"):
         return web.json_response([_call_json(c) for c in calls])
     return render(
@@ -557,9 +727,17 @@ async def calls_page(request: web.Request) -> web.StreamResponse:
 
 async def call_page(request: web.Request) -> web.Response:
     state = _state(request)
-    detail = await db(store.call_detail, state.sessions, request.match_info["uniqueid"])
+    uniqueid = request.match_info["uniqueid"][:64]
+    # Scope before existence: an agent learns nothing about others' call ids.
+    if not await _may_read_call(request, _scope(request), uniqueid):
+        return await _refuse(request, "read_call_refused", f"call {uniqueid}")
+    detail = await db(store.call_detail, state.sessions, uniqueid)
     if detail is None:
         return error_page(request, 404, "Not found")
+    await _audit_read(request, "read_call", f"call {uniqueid}",
+                      detail=f"{len(detail.recordings)} recordings")  # fmt: skip
+    if detail.transcript is not None:
+        await _audit_read(request, "read_transcript", f"call {uniqueid}")
     if request.path.startswith("/api/"):
         return web.json_response(
             {
@@ -582,9 +760,12 @@ async def call_page(request: web.Request) -> web.Response:
 async def cases_page(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     filters = store.Filters.parse(request.query)
-    cases = await db(store.search_cases, state.sessions, filters, state.zone)
+    cases = await db(store.search_cases, state.sessions, filters, state.zone,
+                     scope=_scope(request))  # fmt: skip
     if request.path.endswith((".csv", ".xlsx")):
         return await _export(request, "cases", [_case_json(c) for c in cases])
+    await _audit_read(request, "list_cases", request.path,
+                      detail=f"{len(cases)} rows; {request.query_string}"[:500])  # fmt: skip
     if request.path.startswith("/api/"):
         return web.json_response([_case_json(c) for c in cases])
     return render(
@@ -596,15 +777,23 @@ async def cases_page(request: web.Request) -> web.StreamResponse:
 
 async def case_page(request: web.Request) -> web.Response:
     state = _state(request)
-    case = await db(store.case_with_history, state.sessions, request.match_info["code"])
+    code = request.match_info["code"][:16]
+    if not await db(store.case_visible, state.sessions, _scope(request), code):
+        return await _refuse(request, "read_case_refused", f"case {code}")
+    case = await db(store.case_with_history, state.sessions, code)
     if case is None:
         return error_page(request, 404, "Not found")
+    await _audit_read(request, "read_case", f"case {code}")
     if request.path.startswith("/api/"):
+        if case.transcript:
+            await _audit_read(request, "read_transcript", f"case {code}")
         return web.json_response(_case_json(case, history=True))
     from ivr.cases.service import TRANSITIONS
 
     recordings = await db(store.recordings_of_case, state.sessions, case)
     transcript = await db(store.transcript_of_case, state.sessions, case)
+    if case.transcript or transcript is not None:
+        await _audit_read(request, "read_transcript", f"case {code}")
     return render(
         request, "case.html", case=case, zone=state.zone, recordings=recordings,
         next_statuses=sorted(TRANSITIONS[case.status]), topics=state.config.cases.topics,
@@ -621,7 +810,11 @@ async def open_case(request: web.Request) -> web.StreamResponse:
     form = await _form_or_json(request)
     caller = normalise_caller(form.get("caller_number", ""))
     hotline = state.config.hotlines[0].id
-    uniqueid = form.get("call_uniqueid", "").strip() or None
+    uniqueid = form.get("call_uniqueid", "").strip()[:64] or None
+    # Linking a case to a call shows the call's recordings and transcript on
+    # the case page: an agent may link only a call it is serving or handled.
+    if uniqueid and not await _may_read_call(request, _scope(request), uniqueid):
+        return await _refuse(request, "open_case_refused", f"call {uniqueid}")
     if uniqueid:
         detail = await db(store.call_detail, state.sessions, uniqueid)
         if detail is not None:
@@ -659,7 +852,9 @@ async def update_case(request: web.Request) -> web.StreamResponse:
     """Status workflow, classification, assignment and the written summary."""
     state = _state(request)
     user = _user(request)
-    code = request.match_info["code"]
+    code = request.match_info["code"][:16]
+    if not await db(store.case_visible, state.sessions, _scope(request), code):
+        return await _refuse(request, "update_case_refused", f"case {code}")
     form = await _form_or_json(request)
     try:
         if form.get("topic"):
@@ -694,6 +889,30 @@ def _set_summary(sessions: sessionmaker[Session], code: str, summary: str, actor
                                   note=f"{len(summary)} characters"))  # fmt: skip
 
 
+async def case_hold(request: web.Request) -> web.StreamResponse:
+    """Supervisors and admins put a case under legal hold (a reason is
+    required) or release it; retention then spares everything linked to it.
+    Audited, and a case history event."""
+    state = _state(request)
+    user = _user(request)
+    code = request.match_info["code"][:16]
+    if not await db(store.case_visible, state.sessions, _scope(request), code):
+        return await _refuse(request, "legal_hold_refused", f"case {code}")
+    form = await _form_or_json(request)
+    hold = str(form.get("hold", "")).lower() in ("1", "true", "on", "yes")
+    reason = str(form.get("reason", "")).strip()[:1000]
+    try:
+        await db(state.cases.set_legal_hold, code, hold=hold, reason=reason, actor=user.username)
+    except CaseNotFound:
+        return error_page(request, 404, "Not found")
+    except CaseError as exc:
+        return error_page(request, 400, "Bad request", str(exc))
+    await db(store.audit, state.sessions, user.username,
+             "legal_hold" if hold else "legal_hold_released", f"case {code}",
+             detail=reason, address=_address(request))  # fmt: skip
+    return _done(request, f"/cases/{code}", code=code, legal_hold=hold)
+
+
 async def recording_audio(request: web.Request) -> web.StreamResponse:
     """Serve one recording by its id, never by a path from the request; the
     file must lie inside the recordings folder. Every listen and download is
@@ -708,13 +927,11 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     if found is None:
         return error_page(request, 404, "Not found")
     if user.role == AGENT and not state.config.web.agents_hear_all_recordings:
-        allowed = await db(
-            store.agent_took_call, state.sessions, user.agent_id or "", found.call_uniqueid
+        allowed = _serving(request, _scope(request), found.call_uniqueid) or await db(
+            store.recording_visible, state.sessions, _scope(request), found
         )
         if not allowed:
-            await db(store.audit, state.sessions, user.username, "listen_refused",
-                     f"recording {found.id}", address=_address(request))  # fmt: skip
-            return error_page(request, 403, "Access denied", "Your role does not allow this page.")
+            return await _refuse(request, "listen_refused", f"recording {found.id}")
     path = Path(found.path).resolve()
     if not path.is_relative_to(state.recordings_root) or not path.is_file():
         logger.warning("recording %s points outside %s: %s", found.id, state.recordings_root, path)
@@ -875,6 +1092,8 @@ async def user_active(request: web.Request) -> web.StreamResponse:
         user = await db(state.users.set_active, int(request.match_info["user_id"]), active)
     except (store.UserError, ValueError):
         return error_page(request, 404, "Not found")
+    if not active:
+        await db(state.web_sessions.close_all, user.id)
     await db(store.audit, state.sessions, _user(request).username,
              "user_enable" if active else "user_disable", user.username,
              address=_address(request))  # fmt: skip
@@ -882,14 +1101,24 @@ async def user_active(request: web.Request) -> web.StreamResponse:
 
 
 async def audit_page(request: web.Request) -> web.StreamResponse:
+    """The audit log with filters (actor, action, days); ``.csv`` exports it
+    (audited like every export)."""
     state = _state(request)
-    entries = await db(store.audit_entries, state.sessions)
+    filters = store.AuditFilters.parse(request.query)
+    export = request.path.endswith(".csv")
+    entries = await db(
+        store.audit_entries, state.sessions,
+        store.AUDIT_EXPORT_ROWS if export else store.MAX_ROWS, filters, state.zone,
+    )  # fmt: skip
+    rows = [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "target": e.target,
+             "detail": e.detail, "address": e.address} for e in entries]  # fmt: skip
+    if export:
+        return await _csv(request, "audit", rows)
     if request.path.startswith("/api/"):
-        return web.json_response(
-            [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "target": e.target,
-              "detail": e.detail, "address": e.address} for e in entries]
-        )  # fmt: skip
-    return render(request, "admin_audit.html", entries=entries, zone=state.zone)
+        return web.json_response(rows)
+    actions = await db(store.audit_actions, state.sessions)
+    return render(request, "admin_audit.html", entries=entries, zone=state.zone,
+                  filters=filters, actions=actions)  # fmt: skip
 
 
 def _transcription_jobs(sessions: sessionmaker[Session], limit: int = 200) -> list[Any]:
@@ -927,7 +1156,8 @@ async def jobs_page(request: web.Request) -> web.StreamResponse:
 async def config_page(request: web.Request) -> web.Response:
     """The config as tables, and the file in an editor when this process owns it."""
     state = _state(request)
-    text = await asyncio.to_thread(state.applier.current_text) if state.applier else ""
+    # Secrets are masked; applying the text keeps them (ivr/config/secret_mask.py).
+    text = await asyncio.to_thread(state.applier.masked_text) if state.applier else ""
     if request.path.startswith("/api/"):
         return web.json_response(
             {"source": str(state.config.source or ""), "text": text,
@@ -979,7 +1209,8 @@ async def config_apply(request: web.Request) -> web.StreamResponse:
              "rendered": [str(p) for p in applied.rendered], "reloaded": applied.reloaded,
              "restart_needed": applied.restart_needed, "warnings": applied.warnings}
         )  # fmt: skip
-    return _config_view(request, text, applied=applied)
+    return _config_view(request, await asyncio.to_thread(state.applier.masked_text),
+                        applied=applied)  # fmt: skip
 
 
 class _WebConfigTarget:
@@ -1049,6 +1280,8 @@ def _routes() -> Iterable[tuple[str, str, Handler, frozenset[str], str]]:
         ("GET", "/api/v1/cases/{code}", case_page, STAFF, "case_api"),
         ("POST", "/cases/{code}", update_case, STAFF, "update_case"),
         ("POST", "/api/v1/cases/{code}", update_case, STAFF, "update_case_api"),
+        ("POST", "/cases/{code}/hold", case_hold, WATCHERS, "case_hold"),
+        ("POST", "/api/v1/cases/{code}/hold", case_hold, WATCHERS, "case_hold_api"),
         ("GET", "/recordings/{recording_id}", recording_audio, STAFF, "recording"),
         ("GET", "/jobs", jobs_page, WATCHERS, "jobs"),
         ("GET", "/api/v1/jobs", jobs_page, WATCHERS, "jobs_api"),
@@ -1059,6 +1292,7 @@ def _routes() -> Iterable[tuple[str, str, Handler, frozenset[str], str]]:
         ("POST", "/api/v1/users", add_user, ADMINS, "add_user_api"),
         ("POST", "/admin/users/{user_id}/active", user_active, ADMINS, "user_active"),
         ("GET", "/admin/audit", audit_page, ADMINS, "audit"),
+        ("GET", "/admin/audit.csv", audit_page, ADMINS, "audit_csv"),
         ("GET", "/api/v1/audit", audit_page, ADMINS, "audit_api"),
         ("GET", "/admin/config", config_page, ADMINS, "config"),
         ("POST", "/admin/config", config_apply, ADMINS, "config_apply"),
@@ -1093,15 +1327,29 @@ def create_app(
         sessions=sessions,
         signer=SessionSigner(secret, web_cfg.session_hours * 3600),
         users=store.UserStore(sessions),
+        web_sessions=SessionStore(sessions),
         cases=case_service or CaseService(sessions, config),
         hub=LiveHub(config, queue_manager),
         queue_manager=queue_manager,
         limiter=LoginRateLimiter(web_cfg.login_attempts, web_cfg.login_window_seconds),
+        # One address may try a few names (a shared office PC), not a dictionary.
+        address_limiter=LoginRateLimiter(
+            web_cfg.login_attempts * 4, web_cfg.login_window_seconds
+        ),
         templates=templates,
         zone=zone,
         recordings_root=config.resolve_path(config.paths.recordings).resolve(),
         applier=applier,
     )
+    # Pause reasons are codes on the wire; pages show their labels (read from
+    # the state, so a config applied while running is seen at once).
+    def pause_labels(language: str) -> dict[str, str]:
+        return {r.code: r.label(language) for r in state.config.pause_reasons}
+
+    templates.globals["pause_labels"] = pause_labels
+    templates.filters["with_pause_labels"] = lambda texts, language: {
+        **texts, **pause_labels(language)
+    }
     config_target = _WebConfigTarget(state)
     if applier is not None:
         applier.targets.append(config_target)

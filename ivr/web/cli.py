@@ -46,11 +46,13 @@ def _password(args: argparse.Namespace) -> str:
 def run_users_command(config: HotlineConfig, args: argparse.Namespace) -> int:
     from ivr.db.engine import make_engine, make_session_factory
     from ivr.db.migrate import upgrade
+    from ivr.web.session_store import SessionStore
     from ivr.web.store import UserError, UserStore
 
     upgrade(config.database_url)
     engine = make_engine(config.database_url)
-    users = UserStore(make_session_factory(engine))
+    factory = make_session_factory(engine)
+    users = UserStore(factory)
     try:
         if args.users_command == "list":
             for user in users.all():
@@ -59,7 +61,10 @@ def run_users_command(config: HotlineConfig, args: argparse.Namespace) -> int:
             return 0
         if args.users_command == "passwd":
             users.set_password(args.username, _password(args))
-            print(f"password of {args.username} changed")
+            # The epoch bump already refuses old sessions; their rows go too.
+            user_id = next(u.id for u in users.all() if u.username == args.username)
+            ended = SessionStore(factory).close_all(user_id)
+            print(f"password of {args.username} changed; {ended} session(s) ended")
             return 0
         if args.agent and args.agent not in {a.id for a in config.agents}:
             print(f"error: no agent {args.agent!r} in the config", file=sys.stderr)

@@ -83,10 +83,9 @@ VI: dict[str, str] = {
     "Log in to my queues": "Vào hàng chờ",
     "Log out of my queues": "Rời hàng chờ",
     "Pause reason": "Lý do tạm nghỉ",
-    "Break": "Nghỉ giải lao",
-    "Meal": "Ăn ca",
-    "Meeting": "Họp",
-    "Paperwork": "Xử lý hồ sơ",
+    "Unknown pause reason; choose one from the list ({codes}).": (
+        "Lý do tạm nghỉ không hợp lệ; xin chọn trong danh sách ({codes})."
+    ),
     "Not in any queue": "Chưa vào hàng chờ nào",
     "Waiting for calls": "Đang chờ cuộc gọi",
     "Incoming call": "Cuộc gọi đến",
@@ -178,6 +177,7 @@ VI: dict[str, str] = {
     "Action": "Thao tác",
     "Target": "Đối tượng",
     "Detail": "Chi tiết",
+    "Client address": "Địa chỉ truy cập",
     "Areas": "Địa bàn",
     "Shortcut": "Phím tắt",
     "Chairman": "Chủ tịch",
@@ -217,6 +217,22 @@ VI: dict[str, str] = {
     "This process does not own the config.": "Tiến trình này không quản lý tệp cấu hình.",
     "Done": "Đã thực hiện",
     "seconds": "giây",
+    # Legal hold and retention (case page).
+    "Legal hold": "Lưu giữ theo yêu cầu pháp lý",
+    "On since {at}, by {by}": "Đang áp dụng từ {at}, do {by} đặt",
+    "Off": "Không",
+    "Retention": "Thời hạn lưu trữ",
+    "Text erased under the retention limits on {at}": (
+        "Nội dung đã được xóa theo thời hạn lưu trữ vào {at}"
+    ),
+    "While a case is under legal hold, retention erases nothing linked to it: its calls, "
+    "recordings, transcripts, numbers and text are kept.": (
+        "Khi phản ánh đang được lưu giữ theo yêu cầu pháp lý, việc xóa theo thời hạn lưu trữ "
+        "không động đến dữ liệu nào liên quan: cuộc gọi, bản ghi âm, bản ghi lời nói, số "
+        "điện thoại và nội dung đều được giữ nguyên."
+    ),
+    "Set legal hold": "Đặt lưu giữ pháp lý",
+    "Release legal hold": "Gỡ lưu giữ pháp lý",
 }
 
 

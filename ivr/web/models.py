@@ -1,8 +1,9 @@
 """Tables of the web console: its users and the audit log.
 
-Sessions live in signed cookies (see :mod:`ivr.web.security`), so there is no
-session table; a session names its user and the user's ``session_epoch``, which
-an administrator bumps to end every session of a user at once.
+A session is a signed cookie (see :mod:`ivr.web.security`) *and* a row in
+``web_sessions``: the cookie alone is never enough, so signing out ends a
+session for good. A session also names the user's ``session_epoch``, which a
+password change or disabling the user bumps to end all its sessions at once.
 """
 
 from __future__ import annotations
@@ -48,4 +49,19 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32), index=True)  # listen, download, export, …
     target: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+
+class WebSession(Base):
+    """A signed-in session, held on the server so that signing out, a password
+    change or disabling the user ends it even if the cookie was copied. The
+    cookie carries a random nonce; only its SHA-256 is stored, so a read of
+    this table does not hand out live sessions."""
+
+    __tablename__ = "web_sessions"
+
+    nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     address: Mapped[str] = mapped_column(String(64), default="")

@@ -79,11 +79,23 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "get": _op("One case with history", "any"),
         "post": _op("Update: summary, topic/severity, unit, status with note", "any", body=True),
     },
+    "/api/v1/cases/{code}/hold": {
+        "post": _op(
+            "Set or release legal hold: {hold: true|false, reason}", "supervisor, admin", body=True
+        )
+    },
     "/api/v1/users": {
         "get": _op("Users", "admin", many=True),
         "post": _op("Add a user {username, password, role, agent_id}", "admin", body=True),
     },
-    "/api/v1/audit": {"get": _op("The audit log, newest first", "admin", many=True)},
+    "/api/v1/audit": {
+        "get": _op(
+            "The audit log, newest first",
+            "admin",
+            many=True,
+            params=("actor", "action", "from", "to"),
+        )
+    },
     "/api/v1/config": {
         "get": _op("The config file's text, and whether this process can apply it", "admin"),
         "post": _op(

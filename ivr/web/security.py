@@ -14,12 +14,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
 import secrets
 import time
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +176,41 @@ class LoginRateLimiter:
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:
             self._failures.pop(key, None)
+
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(
+    peer: str, forwarded_for: Sequence[str], trusted_proxies: Iterable[IpNetwork]
+) -> str:
+    """The address a request came from.
+
+    ``peer`` is the TCP peer. Only when it is a trusted proxy is
+    ``X-Forwarded-For`` read, from the right: each proxy appends the address it
+    saw, so the right-most entry that is not itself a trusted proxy is the
+    client; anything further left was written by the client and proves nothing.
+    A malformed entry stops the walk at the last good address.
+    """
+    trusted = list(trusted_proxies)
+
+    def is_trusted(text: str) -> bool:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return any(address in network for network in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        client = hop
+        if not is_trusted(hop):
+            break
+    return client

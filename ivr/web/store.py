@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 MAX_ROWS = 500
 
 
+# OWASP ASVS 2.1.1: user-set passwords of at least 12 characters.
+MIN_PASSWORD_LENGTH = 12
+
+
 class UserError(ValueError):
     """A user change that is not allowed; the message says why."""
 
@@ -50,8 +54,8 @@ class UserStore:
             raise UserError(f"unknown role {role!r}; use {', '.join(ROLES)}")
         if not username or len(username) > 64:
             raise UserError("a user name is 1 to 64 characters")
-        if len(password) < 10:
-            raise UserError("a password has at least 10 characters")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise UserError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
         if role == "agent" and not agent_id:
             raise UserError("an agent user needs the agent id from the config")
         user = WebUser(
@@ -102,8 +106,8 @@ class UserStore:
             return user
 
     def set_password(self, username: str, password: str) -> None:
-        if len(password) < 10:
-            raise UserError("a password has at least 10 characters")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise UserError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
         with self._sessions.begin() as session:
             user = session.scalar(select(WebUser).where(WebUser.username == username))
             if user is None:

@@ -122,7 +122,7 @@ function renderBoard(root, board, t) {
         }
         return el("tr", { class: "agent state-" + a.state, "data-interface": a.interface },
           el("td", {}, a.name), el("td", { class: "agent-state" },
-            (t[a.state] || a.state) + (a.paused && a.paused_reason ? " (" + a.paused_reason + ")" : "")),
+            (t[a.state] || a.state) + (a.paused && a.paused_reason ? " (" + (t[a.paused_reason] || a.paused_reason) + ")" : "")),
           el("td", {}, duration(a.seconds_in_state)), el("td", {}, a.calls_taken), actions);
       })));
     const sl = el("div", { class: "figures" },
@@ -168,7 +168,7 @@ function startAgent(root) {
     const me = await response.json();
     list.replaceChildren(...(me.queues.length ? me.queues.map((q) =>
       el("li", { "data-queue": q.queue, "data-state": q.state }, q.title + ": ",
-         el("b", {}, t[q.state] || q.state), q.paused && q.reason ? " (" + q.reason + ")" : ""))
+         el("b", {}, t[q.state] || q.state), q.paused && q.reason ? " (" + (t[q.reason] || q.reason) + ")" : ""))
       : [el("li", { class: "muted" }, t["Not in any queue"])]));
   };
   liveSocket(root.dataset.socket, async (message) => {
