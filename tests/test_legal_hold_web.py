@@ -5,54 +5,21 @@ is audited and lands in the case's history; the retention job then spares it."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from ivr.cases.models import CLOSED, Case
 from ivr.cases.service import CaseService
-from ivr.config import HotlineConfig
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
 from ivr.privacy.retention import run_retention
 from ivr.web.models import AuditEntry
-from ivr.web.store import UserStore
-from tests.test_web import PASSWORD, Console, FakeManager, _config
+from tests import test_web
+from tests.test_web import Console
 
-
-@pytest.fixture
-def config(tmp_path: Path) -> HotlineConfig:
-    return _config(tmp_path)
-
-
-@pytest.fixture
-def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    factory = make_session_factory(engine)
-    users = UserStore(factory)
-    users.add("quantri", PASSWORD, "admin")
-    users.add("giamsat", PASSWORD, "supervisor")
-    users.add("dtv1", PASSWORD, "agent", agent_id=config.agents[0].id)
-    yield factory
-    engine.dispose()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def console(config: HotlineConfig, sessions: Any) -> AsyncIterator[Console]:
-    running = Console(config, sessions, FakeManager(config))
-    await running.start()
-    try:
-        yield running
-    finally:
-        for client in running.clients:
-            await client.close()
-        assert running.server is not None
-        await running.server.close()
+# The console harness of tests/test_web.py (fixtures shared by name).
+config = test_web.config
+sessions = test_web.sessions
+console = test_web.console
 
 
 def _open_case(console: Console, uniqueid: str) -> str:

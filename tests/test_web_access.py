@@ -13,7 +13,7 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +26,18 @@ from sqlalchemy import select
 from ivr.cases.models import Case, Recording, Transcript, TranscriptionJob
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
 from ivr.db.models import Call, utc_now
 from ivr.web import store
 from ivr.web.access import AccessScope, mask_number
 from ivr.web.live import Client, LiveHub
 from ivr.web.models import AuditEntry, WebUser
-from ivr.web.store import UserStore
 from queue_manager.models import QueueCall
-from tests.test_web import PASSWORD, Console, FakeManager, _config
+from tests import test_web
+from tests.test_web import Console, FakeManager
+
+# The console harness of tests/test_web.py (fixtures shared by name).
+config = test_web.config
+sessions = test_web.sessions
 
 A_NUMBER = "+84912000111"  # A's caller
 B_NUMBER = "+84987000222"  # B's caller
@@ -89,25 +91,6 @@ class World:
     a_case: str  # opened by the supervisor on A's call
     b_case: str  # opened by B on B's call
     b_own_case: str  # opened by B without a call
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> HotlineConfig:
-    return _config(tmp_path)
-
-
-@pytest.fixture
-def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    factory = make_session_factory(engine)
-    users = UserStore(factory)
-    users.add("quantri", PASSWORD, "admin")
-    users.add("giamsat", PASSWORD, "supervisor")
-    users.add("dtv1", PASSWORD, "agent", agent_id=config.agents[0].id)
-    users.add("dtv2", PASSWORD, "agent", agent_id=config.agents[1].id)
-    yield factory
-    engine.dispose()
 
 
 def _answered_call(

@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.agi import variables as v
+from ivr.atomic_file import write_atomically
 from ivr.config.safe_text import UnsafeValue, refuse_line_breaks
 from ivr.config.schema import AsteriskAmi, HotlineConfig, Phone, Trunk
 
@@ -117,15 +117,7 @@ def write_rendered(
             if path.stat().st_mode & 0o777 != mode:
                 os.chmod(path, mode)
             continue
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)  # mode 0600
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.chmod(temporary, mode)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, text, mode, sync=False)
         written.append(path)
     return written
 

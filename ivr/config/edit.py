@@ -9,11 +9,11 @@ config to Asterisk and to the running services is :mod:`ivr.config.apply`.
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ivr.atomic_file import write_atomically
 from ivr.config.loader import ConfigError, ConfigProblem, format_field, load_config
 from ivr.config.schema import HotlineConfig, PathsSection
 from ivr.config.yaml_lines import FieldPath, load_with_lines, nearest_line
@@ -100,16 +100,7 @@ def save_config_text(path: Path, text: str, history_dir: Path, now: datetime) ->
         os.fchmod(copy, 0o600)  # also when a copy of that instant existed
         with os.fdopen(copy, "wb") as out:
             out.write(path.read_bytes())
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)  # 0600
     return backup
 
 

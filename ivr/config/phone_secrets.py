@@ -18,10 +18,10 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ivr.atomic_file import write_atomically
 from ivr.config.safe_text import check_secret
 from ivr.config.schema import HotlineConfig
 
@@ -96,14 +96,4 @@ def _read(path: Path) -> dict[str, str]:
 
 
 def _write(path: Path, stored: dict[str, str]) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(stored, out, indent=1, sort_keys=True)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, json.dumps(stored, indent=1, sort_keys=True) + "\n")  # 0600
