@@ -31,9 +31,10 @@ from ivr.web import store
 from ivr.web.access import AccessScope, mask_number
 from ivr.web.live import Client, LiveHub
 from ivr.web.models import AuditEntry, WebUser
+from ivr.web.store import UserError, UserStore
 from queue_manager.models import QueueCall
 from tests import test_web
-from tests.test_web import Console, FakeManager
+from tests.test_web import PASSWORD, Console, FakeManager
 
 # The console harness of tests/test_web.py (fixtures shared by name).
 config = test_web.config
@@ -483,3 +484,31 @@ async def test_admin_filters_and_exports_the_audit_log(world: World) -> None:
     assert (await supervisor.get("/admin/audit")).status == 403
     entries = _audit(console.sessions)
     assert ("quantri", "export", "audit.csv", "127.0.0.1") in entries
+
+
+@pytest.mark.db
+async def test_a_supervisor_of_one_hotline_reads_only_that_hotlines_calls_and_cases(
+    world: World,
+) -> None:
+    console = world.console
+    with console.sessions.begin() as session:  # B's call belongs to another hotline
+        session.query(Call).filter_by(uniqueid=world.b_call).update({"hotline_id": "khac"})
+        session.query(Case).filter_by(code=world.b_case).update({"hotline_id": "khac"})
+    UserStore(console.sessions).add("gs-btl", PASSWORD, "supervisor", hotline_id="bac-tu-liem")
+    with pytest.raises(UserError):  # only supervisors are limited to a hotline
+        UserStore(console.sessions).add("dtv9", PASSWORD, "agent", agent_id="x", hotline_id="y")
+    limited, _ = await console.signed_in("gs-btl")
+    calls = await (await limited.get("/api/v1/calls")).json()
+    assert world.a_call in {c["uniqueid"] for c in calls}
+    assert world.b_call not in {c["uniqueid"] for c in calls}
+    cases = await (await limited.get("/api/v1/cases")).json()
+    assert world.a_case in {c["code"] for c in cases}
+    assert world.b_case not in {c["code"] for c in cases}
+    for path in (f"/api/v1/calls/{world.b_call}", f"/cases/{world.b_case}",
+                 f"/recordings/{world.b_recording}"):  # fmt: skip
+        assert (await limited.get(path)).status == 403, path
+    assert (await limited.get(f"/api/v1/calls/{world.a_call}")).status == 200
+    # A supervisor without a hotline still reads every hotline.
+    everyone, _ = await console.signed_in("giamsat")
+    calls = await (await everyone.get("/api/v1/calls")).json()
+    assert {world.a_call, world.b_call} <= {c["uniqueid"] for c in calls}

@@ -6,9 +6,10 @@ scope says which *rows* those routes may show. Both are enforced on the server:
 lists filter in SQL (:meth:`AccessScope.call_condition`), single records are
 checked before anything is rendered, and a refusal is a 403 that is audited.
 
-- administrators and supervisors: every call and case of this deployment (one
-  deployment serves one authority's hotlines, so there is no per-hotline
-  restriction yet), with full numbers;
+- administrators: every call and case of this deployment, with full numbers;
+- supervisors: the calls and cases of their hotline (``web_users.hotline_id``),
+  or of every hotline when none is set, with full numbers (the wallboard and
+  statistics stay deployment-wide: queues belong to no hotline yet);
 - agents: the calls their agent answered (``queue_calls.agent_id``, or the
   call record's ``answered_by`` naming their phone), the cases they opened and
   the cases linked to those calls; plus the call ringing or answered at their
@@ -25,7 +26,7 @@ from sqlalchemy import ColumnElement, false, or_, select, true
 from ivr.cases.models import Case, CaseEvent
 from ivr.config.schema import HotlineConfig
 from ivr.db.models import Call
-from ivr.web.models import AGENT, WebUser
+from ivr.web.models import AGENT, SUPERVISOR, WebUser
 from queue_manager.models import QueueCall
 
 logger = logging.getLogger(__name__)
@@ -65,9 +66,12 @@ class AccessScope:
     role: str
     agent_id: str | None = None
     phone_interface: str = ""  # "PJSIP/<phone>" of the agent's phone
+    hotline_id: str | None = None  # a supervisor limited to one hotline
 
     @classmethod
     def of(cls, user: WebUser, config: HotlineConfig) -> AccessScope:
+        if user.role == SUPERVISOR and user.hotline_id:
+            return cls(user.username, user.role, hotline_id=user.hotline_id)
         if user.role != AGENT:
             return cls(user.username, user.role)
         agent = next((a for a in config.agents if a.id == user.agent_id), None)
@@ -81,7 +85,11 @@ class AccessScope:
 
     @property
     def sees_everything(self) -> bool:
-        return self.role != AGENT
+        return self.role != AGENT and self.hotline_id is None
+
+    @property
+    def is_agent(self) -> bool:
+        return self.role == AGENT
 
     @property
     def full_numbers(self) -> bool:
@@ -109,12 +117,18 @@ class AccessScope:
 
     def call_condition(self) -> ColumnElement[bool]:
         """The calls this user may read, as a WHERE condition on :class:`Call`."""
-        return true() if self.sees_everything else self.handled_calls()
+        if self.sees_everything:
+            return true()
+        if not self.is_agent:
+            return Call.hotline_id == self.hotline_id
+        return self.handled_calls()
 
     def case_condition(self) -> ColumnElement[bool]:
         """The cases this user may read, as a WHERE condition on :class:`Case`."""
         if self.sees_everything:
             return true()
+        if not self.is_agent:
+            return Case.hotline_id == self.hotline_id
         if self.agent_id is None:
             return false()
         opened = select(CaseEvent.case_id).where(

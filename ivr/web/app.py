@@ -809,7 +809,7 @@ async def open_case(request: web.Request) -> web.StreamResponse:
     user = _user(request)
     form = await _form_or_json(request)
     caller = normalise_caller(form.get("caller_number", ""))
-    hotline = state.config.hotlines[0].id
+    hotline = _scope(request).hotline_id or state.config.hotlines[0].id
     uniqueid = form.get("call_uniqueid", "").strip()[:64] or None
     # Linking a case to a call shows the call's recordings and transcript on
     # the case page: an agent may link only a call it is serving or handled.
@@ -926,9 +926,13 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     found = await db(store.recording, state.sessions, recording_id)
     if found is None:
         return error_page(request, 404, "Not found")
-    if user.role == AGENT and not state.config.web.agents_hear_all_recordings:
-        allowed = _serving(request, _scope(request), found.call_uniqueid) or await db(
-            store.recording_visible, state.sessions, _scope(request), found
+    scope = _scope(request)
+    # ``agents_hear_all_recordings`` widens an agent's ears, never a
+    # supervisor's hotline.
+    agent_hears_all = user.role == AGENT and state.config.web.agents_hear_all_recordings
+    if not scope.sees_everything and not agent_hears_all:
+        allowed = _serving(request, scope, found.call_uniqueid) or await db(
+            store.recording_visible, state.sessions, scope, found
         )
         if not allowed:
             return await _refuse(request, "listen_refused", f"recording {found.id}")
@@ -1052,6 +1056,7 @@ async def users_page(request: web.Request) -> web.StreamResponse:
     if request.path.startswith("/api/"):
         return web.json_response(
             [{"id": u.id, "username": u.username, "role": u.role, "agent_id": u.agent_id,
+              "hotline_id": u.hotline_id,
               "active": u.active} for u in users]
         )  # fmt: skip
     return render(request, "admin_users.html", users=users, agents=state.config.agents,
@@ -1064,10 +1069,14 @@ async def add_user(request: web.Request) -> web.StreamResponse:
     agent_id = form.get("agent_id") or None
     if agent_id and agent_id not in {a.id for a in state.config.agents}:
         return error_page(request, 400, "Bad request", f"unknown agent {agent_id}")
+    hotline_id = form.get("hotline_id") or None
+    if hotline_id and state.config.hotline(hotline_id) is None:
+        return error_page(request, 400, "Bad request", f"unknown hotline {hotline_id}")
     try:
         user = await db(
             state.users.add, form.get("username", ""), form.get("password", ""),
             form.get("role", ""), agent_id=agent_id, display_name=form.get("display_name", ""),
+            hotline_id=hotline_id,
         )  # fmt: skip
     except store.UserError as exc:
         if _is_api(request):

@@ -24,6 +24,9 @@ def add_users_parser(commands: Any, handler: Callable[[argparse.Namespace], int]
     sub.add_argument("--role", choices=ROLES, required=True)
     sub.add_argument("--agent", default=None, help="the agent id from the config (agents)")
     sub.add_argument("--name", default="", help="display name")
+    sub.add_argument(
+        "--hotline", default=None, help="a supervisor of one hotline: its id from the config"
+    )
     sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     sub.set_defaults(handler=handler)
     sub = actions.add_parser("passwd", help="set a user's password (ends its sessions)")
@@ -57,7 +60,10 @@ def run_users_command(config: HotlineConfig, args: argparse.Namespace) -> int:
         if args.users_command == "list":
             for user in users.all():
                 state = "active" if user.active else "disabled"
-                print(f"{user.username}\t{user.role}\t{user.agent_id or '-'}\t{state}")
+                print(
+                    f"{user.username}\t{user.role}\t{user.agent_id or '-'}\t"
+                    f"{user.hotline_id or '-'}\t{state}"
+                )
             return 0
         if args.users_command == "passwd":
             users.set_password(args.username, _password(args))
@@ -69,9 +75,12 @@ def run_users_command(config: HotlineConfig, args: argparse.Namespace) -> int:
         if args.agent and args.agent not in {a.id for a in config.agents}:
             print(f"error: no agent {args.agent!r} in the config", file=sys.stderr)
             return 2
+        if args.hotline and config.hotline(args.hotline) is None:
+            print(f"error: no hotline {args.hotline!r} in the config", file=sys.stderr)
+            return 2
         user = users.add(
             args.username, _password(args), args.role, agent_id=args.agent,
-            display_name=args.name,
+            display_name=args.name, hotline_id=args.hotline,
         )  # fmt: skip
         print(f"added {user.username} ({user.role})")
         return 0

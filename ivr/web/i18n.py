@@ -83,6 +83,9 @@ VI: dict[str, str] = {
     "Log in to my queues": "Vào hàng chờ",
     "Log out of my queues": "Rời hàng chờ",
     "Pause reason": "Lý do tạm nghỉ",
+    "Hotline": "Đường dây nóng",
+    "Hotline (supervisors)": "Đường dây nóng (giám sát viên)",
+    "All hotlines": "Tất cả đường dây nóng",
     "Unknown pause reason; choose one from the list ({codes}).": (
         "Lý do tạm nghỉ không hợp lệ; xin chọn trong danh sách ({codes})."
     ),

@@ -29,6 +29,10 @@ class WebUser(Base):
     display_name: Mapped[str] = mapped_column(String(128), default="")
     role: Mapped[str] = mapped_column(String(16))
     agent_id: Mapped[str | None] = mapped_column(String(64))
+    # A supervisor of one hotline reads only that hotline's calls and cases;
+    # None: every hotline of the deployment (administrators, or a supervisor
+    # where the deployment serves one authority).
+    hotline_id: Mapped[str | None] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)

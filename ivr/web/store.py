@@ -48,6 +48,7 @@ class UserStore:
         *,
         agent_id: str | None = None,
         display_name: str = "",
+        hotline_id: str | None = None,
     ) -> WebUser:
         username = username.strip().lower()
         if role not in ROLES:
@@ -58,11 +59,14 @@ class UserStore:
             raise UserError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
         if role == "agent" and not agent_id:
             raise UserError("an agent user needs the agent id from the config")
+        if hotline_id and role != "supervisor":
+            raise UserError("only a supervisor is limited to one hotline")
         user = WebUser(
             username=username,
             display_name=display_name or username,
             role=role,
             agent_id=agent_id or None,
+            hotline_id=hotline_id or None,
             password_hash=hash_password(password),
             active=True,
             session_epoch=0,
@@ -401,14 +405,14 @@ def call_visible(sessions: sessionmaker[Session], scope: AccessScope, uniqueid: 
     """May ``scope`` read this call (its page, recordings and transcript)?"""
     if scope.sees_everything:
         return True
-    if scope.agent_id is None:
+    if scope.is_agent and scope.agent_id is None:
         return False  # an agent user whose agent left the config
     with sessions() as session:
         found = session.scalar(
             select(Call.id).where(Call.uniqueid == uniqueid, scope.call_condition()).limit(1)
         )
-        if found is not None:
-            return True
+        if found is not None or not scope.is_agent:
+            return found is not None
         # The queue record can be written before the call record (the call log
         # does not hold up the call path).
         return (
