@@ -13,16 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts, number_prompts
 from ivr.prompts import (
     CatalogError,
     PromptBuildError,
     PromptCatalog,
     build_for_hotline,
     build_prompts,
-    day_month_prompts,
-    digit_prompts,
     load_catalog,
-    number_prompts,
     prompt_path,
 )
 
@@ -41,6 +39,7 @@ REQUIRED_NAMES = [
     "emergency_transfer", "open_case_offer", "department_prompt",
     *(f"digit_{d}" for d in range(10)),
 ]  # fmt: skip
+
 
 @pytest.fixture(scope="module")
 def espeak_ng() -> str:

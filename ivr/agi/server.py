@@ -25,9 +25,9 @@ from ivr.cases.desk import CaseDesk
 from ivr.config.schema import AsteriskSection, HotlineConfig
 from ivr.db.models import utc_now
 from ivr.flow.call_flow import HotlineFlow, survey_flow
+from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts
 from ivr.flow.steps import Route, RouteKind
 from ivr.phone import normalise_caller
-from ivr.prompts import day_month_prompts, digit_prompts
 
 logger = logging.getLogger(__name__)
 

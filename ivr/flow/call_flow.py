@@ -17,6 +17,7 @@ from ivr.config.references import menu_keys
 from ivr.config.schema import Area, Hotline, HotlineConfig, Menu
 from ivr.flow.routing import RoutingTable
 from ivr.flow.schedule import OpeningHours
+from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts, number_prompts
 from ivr.flow.steps import (
     CaseInfo,
     CasesFound,
@@ -65,8 +66,6 @@ def expected_wait_minutes(position: int, load: QueueLoadInfo) -> int:
 def queue_announcement(load: QueueLoadInfo, callback: bool) -> tuple[str, ...]:
     """"All operators are busy. You are number 3 in the queue. The expected wait is
     about 5 minutes. Press 1 to be called back." Nothing when an agent is free."""
-    from ivr.prompts import number_prompts
-
     if load.ready_agents > 0 and load.waiting == 0:
         return ()
     position = load.waiting + 1
@@ -93,8 +92,6 @@ def _hung_up(reply: Reply) -> bool:
 
 def case_status_prompts(case: CaseInfo) -> tuple[str, ...]:
     """"Phản ánh mã số 2 5 0 7 … đang được xử lý. Thời hạn trả lời … ngày 15 tháng 7"."""
-    from ivr.prompts import day_month_prompts, digit_prompts
-
     prompts = ["case_status_intro", *digit_prompts(case.code)]
     prompts.append(STATUS_PROMPTS.get(case.status, "case_status_in_progress"))
     if case.status in OPEN_STATUSES and case.due_date is not None:
