@@ -12,9 +12,9 @@ from typing import Any
 from ivr.agi.server import AllowedClients, HotlineAgi, allowed_client_entries, start_agi_server
 from ivr.call_log import CallLog
 from ivr.cases.desk import CaseDesk
-from ivr.config.apply import ConfigApplier
 from ivr.config.loader import ConfigError
 from ivr.config.schema import HotlineConfig
+from ivr.config_applier import ConfigApplier
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import utc_now

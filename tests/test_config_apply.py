@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ivr.config import ConfigError, HotlineConfig, load_config
-from ivr.config.apply import ConfigApplier
 from ivr.config.edit import restart_only_changes, save_config_text
+from ivr.config_applier import ConfigApplier
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bac-tu-liem.yaml"
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)

@@ -19,10 +19,10 @@ import pytest
 from ivr.asterisk.render import RenderOptions, render_all, render_pjsip, write_all
 from ivr.cli import main as hotline
 from ivr.config import ConfigError, load_config
-from ivr.config.apply import ConfigApplier
 from ivr.config.phone_secrets import generated_phone_secrets, phone_secret
 from ivr.config.safe_text import UnsafeValue, check_host, check_name, check_secret
 from ivr.config.secret_mask import MASK, mask_secrets, unmask_secrets
+from ivr.config_applier import ConfigApplier
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bac-tu-liem.yaml"
 NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)

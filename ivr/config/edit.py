@@ -3,7 +3,7 @@ the previous version kept.
 
 Used by the console's administration page and by ``hotline serve`` on SIGHUP
 (there the file was edited by hand and is only re-read). Applying the checked
-config to Asterisk and to the running services is :mod:`ivr.config.apply`.
+config to Asterisk and to the running services is :mod:`ivr.config_applier`.
 """
 
 from __future__ import annotations

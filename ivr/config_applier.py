@@ -1,5 +1,9 @@
 """Apply a changed config to the running hotline without dropping calls.
 
+It drives Asterisk (files, reloads) and every running part, so it sits beside
+the composition root (:mod:`ivr.service`), not in the config package, which
+only reads and checks files.
+
 Order: give masked secrets back their saved values (the console never sees
 them, see :mod:`ivr.config.secret_mask`) → check the text, refusing changes to
 paths, ``config_dir`` and the database (nothing is touched when it has an
