@@ -14,14 +14,12 @@ database, and a few wards pointed at SIPp answerers:
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from sqlalchemy import select
@@ -32,13 +30,12 @@ from ivr.config import HotlineConfig, load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.models import Call
 from ivr.routing_table import write_routing_table
+from ivr.sim.polling import wait_for as wait_for  # the one poll helper; tests import it here
 from tests.rig.postgres import fresh_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "bac-tu-liem.yaml"
 HOTLINE_NUMBER = "02437655555"
-
-T = TypeVar("T")
 
 
 def free_tcp_port() -> int:
@@ -140,17 +137,6 @@ class CallRecords:
 
     def dispose(self) -> None:
         self._engine.dispose()
-
-
-async def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def start_asterisk(base: Path, config_path: Path) -> tuple[AsteriskInstance, HotlineConfig]:
