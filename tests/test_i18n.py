@@ -4,6 +4,7 @@ translated with its placeholders intact, and the package ships the files."""
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import tomllib
@@ -120,3 +121,25 @@ def test_package_data_ships_the_catalogue() -> None:
     assert {PO, MO} <= shipped
     dependencies = " ".join(config["project"]["dependencies"])
     assert "Babel" in dependencies and "XlsxWriter" in dependencies
+
+
+def _error_page_texts() -> set[str]:
+    """The literal titles and messages handlers pass to ``error_page``."""
+    texts: set[str] = set()
+    for path in (ROOT / "ivr" / "web").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name != "error_page":
+                continue
+            values = [*node.args[2:], *(k.value for k in node.keywords)]
+            texts |= {v.value for v in values if isinstance(v, ast.Constant) and v.value}
+    return {text for text in texts if isinstance(text, str)}
+
+
+def test_every_error_page_text_has_its_vietnamese_form() -> None:
+    texts = _error_page_texts()
+    assert {"Access denied", "Your role does not allow this page."} <= texts
+    missing = sorted(text for text in texts if text not in VI)
+    assert not missing, f"no Vietnamese for {missing}: add N_() in ivr/web/i18n.py"

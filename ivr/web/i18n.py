@@ -44,10 +44,12 @@ BY_VALUE = (
     N_("Access denied"),
     N_("Bad request"),
     N_("Not found"),
+    N_("Unavailable"),
     # error_page messages
     N_("Your role does not allow this page."),
     N_("The form has expired; reload the page and try again."),
     N_("This process does not own the config."),
+    N_("The agent is not on a call."),
     # agent states (queue_manager's live model)
     N_("idle"),
     N_("ringing"),
