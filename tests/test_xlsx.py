@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 import xlsxwriter.core
 
-from ivr.web.xlsx import workbook
+from ivr.web.xlsx import Cell, workbook
 
 
 def _rows(body: bytes) -> list[tuple[Any, ...]]:
@@ -53,7 +53,7 @@ def test_sheet_names_excel_refuses_are_mended_not_fatal() -> None:
 def test_the_same_rows_give_the_same_bytes_whatever_the_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rows = [["HN-001", 3, datetime(2024, 5, 17, 8, 30)]]
+    rows: list[list[Cell]] = [["HN-001", 3, datetime(2024, 5, 17, 8, 30)]]
     first = workbook(["code", "calls", "at"], rows)
 
     class Clock(type):

@@ -82,7 +82,12 @@ def _load(language: str) -> tuple[Translations, Mapping[str, str]]:
     data = (LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.mo").read_bytes()
     translations = Translations(io.BytesIO(data), domain=DOMAIN)
     catalog = read_mo(io.BytesIO(data))
-    table = {m.id: m.string for m in catalog if m.id and isinstance(m.id, str) and m.string}
+    # No plural forms are used, so every id and translation is a plain str.
+    table = {
+        m.id: m.string
+        for m in catalog
+        if m.id and isinstance(m.id, str) and m.string and isinstance(m.string, str)
+    }
     return translations, MappingProxyType(table)
 
 
