@@ -6,15 +6,17 @@ exact channel a supervisor spies on."""
 from __future__ import annotations
 
 import ipaddress
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from ivr.asterisk.ami_gate import GatedManager, UnsafeAmiAction, check_action
-from ivr.web.app import _live_channel_of, _safe_next
+from ivr.web.auth import safe_next
 from ivr.web.security import client_address
 from ivr.web.session_store import SessionStore
 from ivr.web.store import UserStore
+from queue_manager.manager import QueueManager, live_channel_of
 from tests import test_web
 from tests.test_web import PASSWORD, Console
 
@@ -238,11 +240,11 @@ async def test_behind_a_proxy_one_guessers_failures_do_not_lock_out_the_staff(
      "/\r\nSet-Cookie: x=1", "/ /evil.example", "evil.example", ""],
 )  # fmt: skip
 def test_next_never_leaves_the_site(target: str) -> None:
-    assert _safe_next(target) == "/"
+    assert safe_next(target) == "/"
 
 
 def test_next_keeps_a_local_path_with_its_query() -> None:
-    assert _safe_next("/calls?caller=0912&day_from=2026-11-01") == (
+    assert safe_next("/calls?caller=0912&day_from=2026-11-01") == (
         "/calls?caller=0912&day_from=2026-11-01"
     )
 
@@ -276,5 +278,54 @@ async def test_listen_in_picks_the_agents_own_channel_not_a_longer_phone_id() ->
         [("PJSIP/dtv-10-0000000a", "6"), ("PJSIP/dtv-1-x-0000000c", "6"),
          ("PJSIP/dtv-1-0000000b", "6"), ("Local/dtv-1@x-00000001;1", "6")]
     )  # fmt: skip
-    assert await _live_channel_of(link, "dtv-1") == "PJSIP/dtv-1-0000000b"
-    assert await _live_channel_of(_ChannelsLink([("PJSIP/dtv-10-0000000a", "6")]), "dtv-1") is None
+    assert await live_channel_of(link, "dtv-1") == "PJSIP/dtv-1-0000000b"
+    assert await live_channel_of(_ChannelsLink([("PJSIP/dtv-10-0000000a", "6")]), "dtv-1") is None
+
+
+class _NodeLink(_ChannelsLink):
+    """A node where the agent's phone is a queue member; it keeps what it was sent."""
+
+    def __init__(self, channels: list[tuple[str, str]], interface: str) -> None:
+        super().__init__(channels)
+        self.model = SimpleNamespace(queues={"q": SimpleNamespace(members={interface: None})})
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, action: dict[str, Any], as_list: bool = False) -> list[Any]:
+        self.sent.append(dict(action))
+        if action["Action"] == "CoreShowChannels":
+            return await super().send(action, as_list)
+        return [{"Response": "Success"}]
+
+
+def _spying_manager(config: Any, channels: list[tuple[str, str]]) -> tuple[Any, _NodeLink]:
+    manager = QueueManager(config)
+    link = _NodeLink(channels, f"PJSIP/{config.agents[0].phone}")
+    manager.links = {"node": link}
+    return manager, link
+
+
+async def test_listen_in_rings_the_supervisor_and_spies_on_the_exact_channel(config: Any) -> None:
+    agent, phone = config.agents[0], config.phones[-1].id
+    own = f"PJSIP/{agent.phone}-0000000b"
+    manager, link = _spying_manager(config, [(f"PJSIP/{agent.phone}0-0000000a", "6"), (own, "6")])
+    assert await manager.spy(agent.id, phone, "whisper") == own
+    assert link.sent == [
+        {"Action": "CoreShowChannels"},
+        {"Action": "Originate", "Channel": f"PJSIP/{phone}", "Context": "hotline-spy",
+         "Exten": agent.phone, "Priority": "1", "CallerID": f"whisper <{agent.phone}>",
+         "Variable": ["HL_SPY_OPTS=w", f"HL_SPY_CHANNEL={own}"], "Async": "true"},
+    ]  # fmt: skip
+
+
+async def test_listen_in_originates_nothing_without_a_call_or_with_a_foreign_value(
+    config: Any,
+) -> None:
+    agent, phone = config.agents[0], config.phones[-1].id
+    manager, link = _spying_manager(config, [])
+    assert await manager.spy(agent.id, phone, "listen") is None
+    assert link.sent == [{"Action": "CoreShowChannels"}]
+    with pytest.raises(ValueError):
+        await manager.spy(agent.id, phone, "shout")
+    with pytest.raises(KeyError):
+        await manager.spy(agent.id, HOSTILE, "listen")
+    assert link.sent == [{"Action": "CoreShowChannels"}]

@@ -8,6 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiohttp import web
+
+from ivr.web.state import PUBLIC, Route
+
 logger = logging.getLogger(__name__)
 
 _JSON = {"application/json": {"schema": {"type": "object"}}}
@@ -100,12 +104,15 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "get": _op("The config file's text, and whether this process can apply it", "admin"),
         "post": _op(
             "Check, save and apply a new config text {text}; 422 lists each problem with "
-            "file, line and field", "admin", body=True,
+            "file, line and field",
+            "admin",
+            body=True,
         ),
     },
     "/api/v1/jobs": {
-        "get": _op("Transcription jobs not done, failed first with the reason", "supervisor",
-                   many=True)
+        "get": _op(
+            "Transcription jobs not done, failed first with the reason", "supervisor", many=True
+        )
     },
 }
 
@@ -133,3 +140,10 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"session": []}],
         "paths": paths,
     }
+
+
+async def serve_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+ROUTES = [Route("GET", "/api/openapi.json", serve_openapi, PUBLIC, "openapi")]

@@ -1,25 +1,26 @@
 """What the console reads and writes in the database, as plain synchronous
 functions (handlers run them in a thread). No request objects in here, so the
-same functions serve the HTML pages, the JSON API and the CLI."""
+same functions serve the HTML pages, the JSON API and the CLI. The audit log
+is in :mod:`ivr.web.audit_store`, the statistics in :mod:`ivr.web.statistics_store`."""
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import case as when
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from ivr.cases.models import OPEN_STATUSES, Case, Recording, Transcript
+from ivr.cases.models import OPEN_STATUSES, Case, Recording, Transcript, TranscriptionJob
 from ivr.db.models import Call, utc_now
 from ivr.phone import normalise_caller
 from ivr.web.access import AccessScope
-from ivr.web.models import ROLES, AuditEntry, WebUser
+from ivr.web.models import ROLES, WebUser
 from ivr.web.security import DUMMY_HASH, hash_password, verify_password
 from queue_manager.models import QueueCall
 
@@ -120,86 +121,6 @@ class UserStore:
             user.session_epoch += 1
 
 
-def audit(
-    sessions: sessionmaker[Session],
-    actor: str,
-    action: str,
-    target: str = "",
-    detail: str = "",
-    address: str = "",
-) -> None:
-    with sessions.begin() as session:
-        session.add(
-            AuditEntry(
-                at=utc_now(), actor=actor, action=action, target=target[:255],
-                detail=detail, address=address[:64],
-            )
-        )  # fmt: skip
-
-
-AUDIT_EXPORT_ROWS = 100_000
-
-
-@dataclass
-class AuditFilters:
-    """Filters of the audit log page, its API and its CSV export."""
-
-    actor: str = ""
-    action: str = ""
-    day_from: date | None = None
-    day_to: date | None = None
-
-    @classmethod
-    def parse(cls, query: Any) -> AuditFilters:
-        common = Filters.parse(query)
-        return cls(
-            actor=str(query.get("actor", "")).strip().lower()[:64],
-            action=str(query.get("action", "")).strip()[:32],
-            day_from=common.day_from,
-            day_to=common.day_to,
-        )
-
-    def as_query(self) -> dict[str, str]:
-        out = {k: v for k, v in (("actor", self.actor), ("action", self.action)) if v}
-        if self.day_from:
-            out["from"] = self.day_from.isoformat()
-        if self.day_to:
-            out["to"] = self.day_to.isoformat()
-        return out
-
-
-def audit_entries(
-    sessions: sessionmaker[Session],
-    limit: int = 200,
-    filters: AuditFilters | None = None,
-    zone: ZoneInfo | None = None,
-) -> list[AuditEntry]:
-    """The newest entries first, narrowed by actor, action and days (in ``zone``)."""
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-    if filters is not None:
-        if filters.actor:
-            query = query.where(AuditEntry.actor == filters.actor)
-        if filters.action:
-            query = query.where(AuditEntry.action == filters.action)
-        start, end = _bounds(
-            Filters(day_from=filters.day_from, day_to=filters.day_to), zone or ZoneInfo("UTC")
-        )
-        if start:
-            query = query.where(AuditEntry.at >= start)
-        if end:
-            query = query.where(AuditEntry.at < end)
-    with sessions() as session:
-        return list(session.scalars(query))
-
-
-def audit_actions(sessions: sessionmaker[Session]) -> list[str]:
-    """The actions the log holds, for the filter's choices."""
-    with sessions() as session:
-        return list(
-            session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
-        )
-
-
 # --- calls and cases --------------------------------------------------------------
 
 
@@ -241,7 +162,7 @@ class Filters:
         return out
 
 
-def _bounds(filters: Filters, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+def day_bounds(filters: Filters, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
     start = (
         datetime.combine(filters.day_from, time(), zone).astimezone(UTC)
         if filters.day_from
@@ -270,7 +191,7 @@ def search_calls(
     query = select(Call).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
     if scope is not None:
         query = query.where(scope.call_condition())
-    start, end = _bounds(filters, zone)
+    start, end = day_bounds(filters, zone)
     if start:
         query = query.where(Call.started_at >= start)
     if end:
@@ -302,7 +223,7 @@ def search_cases(
     query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit)
     if scope is not None:
         query = query.where(scope.case_condition())
-    start, end = _bounds(filters, zone)
+    start, end = day_bounds(filters, zone)
     if start:
         query = query.where(Case.received_at >= start)
     if end:
@@ -527,66 +448,18 @@ def caller_history(
     return history
 
 
-# --- statistics -------------------------------------------------------------------
+# --- transcription jobs -------------------------------------------------------------
 
 
-def statistics(
-    sessions: sessionmaker[Session], day_from: date, day_to: date, zone: ZoneInfo
-) -> dict[str, Any]:
-    """Counts for the statistics page, in the hotline's time zone.
-
-    Rows are grouped in Python: a few thousand calls a day is nothing, and it
-    keeps the queries the same on SQLite and PostgreSQL (no date functions)."""
-    start = datetime.combine(day_from, time(), zone).astimezone(UTC)
-    end = datetime.combine(day_to + timedelta(days=1), time(), zone).astimezone(UTC)
+def transcription_jobs(sessions: sessionmaker[Session], limit: int = 200) -> list[TranscriptionJob]:
+    """Jobs that need a person's eye first: failed, then waiting or running."""
+    order = when((TranscriptionJob.status == "failed", 0), else_=1)
     with sessions() as session:
-        calls = session.execute(
-            select(Call.started_at, Call.caller_number, Call.area_code, Call.outcome).where(
-                Call.started_at >= start, Call.started_at < end
+        return list(
+            session.scalars(
+                select(TranscriptionJob)
+                .where(TranscriptionJob.status != "done")
+                .order_by(order, TranscriptionJob.created_at.desc())
+                .limit(limit)
             )
-        ).all()
-        queue_calls = session.execute(
-            select(QueueCall.outcome, QueueCall.wait_seconds, QueueCall.queue).where(
-                QueueCall.joined_at >= start, QueueCall.joined_at < end
-            )
-        ).all()
-        cases = session.execute(
-            select(
-                Case.topic, Case.area_code, Case.responsible_unit, Case.status,
-                Case.due_date, Case.closed_at, Case.received_at,
-            ).where(Case.received_at >= start, Case.received_at < end)
-        ).all()  # fmt: skip
-    days = [day_from + timedelta(days=n) for n in range((day_to - day_from).days + 1)]
-    per_day = Counter(c.started_at.astimezone(zone).date() for c in calls)
-    per_hour = Counter(c.started_at.astimezone(zone).hour for c in calls)
-    answered = sum(1 for q in queue_calls if q.outcome == "answered")
-    abandoned = sum(1 for q in queue_calls if q.outcome in ("abandoned", "left", "lost"))
-    waits = [q.wait_seconds for q in queue_calls if q.outcome == "answered" and q.wait_seconds]
-    today = datetime.now(zone).date()
-    on_time: Counter[str] = Counter()
-    late: Counter[str] = Counter()
-    for case in cases:
-        unit = case.responsible_unit or "-"
-        done = case.closed_at.astimezone(zone).date() if case.closed_at else None
-        if (done or today) > case.due_date:
-            late[unit] += 1
-        elif done is not None:
-            on_time[unit] += 1
-    return {
-        "from": day_from.isoformat(),
-        "to": day_to.isoformat(),
-        "calls": len(calls),
-        "distinct_callers": len({c.caller_number for c in calls if c.caller_number}),
-        "per_day": [(d.isoformat(), per_day.get(d, 0)) for d in days],
-        "per_hour": [(h, per_hour.get(h, 0)) for h in range(24)],
-        "by_area": Counter(c.area_code or "-" for c in calls).most_common(),
-        "by_outcome": Counter(c.outcome for c in calls).most_common(),
-        "by_topic": Counter(c.topic or "-" for c in cases).most_common(),
-        "queue_answered": answered,
-        "queue_abandoned": abandoned,
-        "average_wait_seconds": round(sum(waits) / len(waits), 1) if waits else 0.0,
-        "cases": len(cases),
-        "cases_by_unit": sorted(
-            ((unit, on_time.get(unit, 0), late.get(unit, 0)) for unit in set(on_time) | set(late)),
-        ),
-    }
+        )

@@ -1,0 +1,127 @@
+"""What every part of the console shares: the application's state (a typed
+``AppKey``), what the middlewares put on each request, the role sets a route is
+registered with, and the accessors handlers use to reach them.
+
+Each feature module (:mod:`ivr.web.auth`, :mod:`ivr.web.wallboard`, …) lists
+its routes as :class:`Route` rows; :mod:`ivr.web.app` assembles them and its
+middleware refuses any route registered without roles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.cases.service import CaseService
+from ivr.config.schema import HotlineConfig
+from ivr.config_applier import ConfigApplier
+from ivr.web import audit_store, store
+from ivr.web.access import AccessScope
+from ivr.web.live import LiveHub
+from ivr.web.models import ADMIN, AGENT, SUPERVISOR, WebUser
+from ivr.web.security import LoginRateLimiter, SessionData, SessionSigner, client_address
+from ivr.web.session_store import SessionStore
+
+logger = logging.getLogger(__name__)
+
+# Who may use a route. PUBLIC is compared by identity in the middleware.
+PUBLIC: frozenset[str] = frozenset({"public"})
+STAFF = frozenset({ADMIN, SUPERVISOR, AGENT})
+WATCHERS = frozenset({ADMIN, SUPERVISOR})
+ADMINS = frozenset({ADMIN})
+AGENTS = frozenset({AGENT})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Route(NamedTuple):
+    """One route of a feature, with the roles that may use it."""
+
+    method: str
+    path: str
+    handler: Handler
+    roles: frozenset[str]
+    name: str
+
+
+@dataclass
+class WebState:
+    config: HotlineConfig
+    sessions: sessionmaker[Session]
+    signer: SessionSigner
+    users: store.UserStore
+    web_sessions: SessionStore
+    cases: CaseService
+    hub: LiveHub
+    queue_manager: Any | None  # queue_manager.manager.QueueManager
+    limiter: LoginRateLimiter  # failed sign-ins per (user name, client address)
+    address_limiter: LoginRateLimiter  # and per client address, for any user names
+    templates: jinja2.Environment
+    zone: ZoneInfo
+    recordings_root: Path
+    applier: ConfigApplier | None = None  # set when this process owns the config file
+    roles: dict[str, frozenset[str]] = field(default_factory=dict)  # route name → roles
+
+
+STATE = web.AppKey("hotline_state", WebState)
+# What the middlewares put on each request.
+USER = web.RequestKey("hotline_user", WebUser)
+SESSION = web.RequestKey("hotline_session", SessionData)
+LANGUAGE = web.RequestKey("hotline_language", str)
+LOGIN_CSRF = web.RequestKey("hotline_login_csrf", str)  # the login form's token
+
+
+async def db(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a synchronous database function off the event loop."""
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+def state_of(request: web.Request) -> WebState:
+    return request.app[STATE]
+
+
+def user_of(request: web.Request) -> WebUser:
+    """The signed-in user (the middleware let only them through)."""
+    user = request.get(USER)
+    if user is None:
+        raise web.HTTPUnauthorized()
+    return user
+
+
+def scope_of(request: web.Request) -> AccessScope:
+    """Which records this user may read (see ivr/web/access.py)."""
+    return AccessScope.of(user_of(request), state_of(request).config)
+
+
+def address_of(request: web.Request) -> str:
+    """The client's address: the peer, or, when the peer is a trusted reverse
+    proxy, the right-most X-Forwarded-For entry that is not a trusted proxy
+    (entries further left are whatever the client wrote)."""
+    return client_address(
+        request.remote or "", request.headers.getall("X-Forwarded-For", []),
+        state_of(request).config.web.trusted_proxies,
+    )  # fmt: skip
+
+
+def manager_of(request: web.Request) -> Any:
+    """The queue manager, or 503 when it runs in another process."""
+    manager = state_of(request).queue_manager
+    if manager is None:
+        raise web.HTTPServiceUnavailable(text="the queue manager does not run in this process")
+    return manager
+
+
+async def audit(request: web.Request, action: str, target: str = "", detail: str = "") -> None:
+    """An audit entry for what the signed-in user did or read: who, what, when,
+    from where."""
+    await db(audit_store.audit, state_of(request).sessions, user_of(request).username, action,
+             target, detail=detail, address=address_of(request))  # fmt: skip
