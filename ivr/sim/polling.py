@@ -10,20 +10,32 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, overload
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
+@overload
 async def wait_for(
-    probe: Callable[[], T | Awaitable[T | None] | None],
+    probe: Callable[[], Awaitable[T | None]], timeout: float, what: str, *, interval: float = ...
+) -> T: ...
+
+
+@overload
+async def wait_for(
+    probe: Callable[[], T | None], timeout: float, what: str, *, interval: float = ...
+) -> T: ...
+
+
+async def wait_for(
+    probe: Callable[[], Any],
     timeout: float,
     what: str,
     *,
     interval: float = 0.05,
-) -> T:
+) -> Any:
     """Call ``probe`` (plain or async) every ``interval`` seconds until it returns
     something true, and return that; ``TimeoutError`` naming ``what`` once
     ``timeout`` seconds have passed.
@@ -40,7 +52,7 @@ async def wait_for(
         if inspect.isawaitable(value):
             value = await value
         if value:
-            return cast(T, value)
+            return value
         if expired:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
