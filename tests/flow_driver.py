@@ -1,29 +1,41 @@
-"""Drives a call flow with scripted caller input, recording every step (no PBX)."""
+"""Drives a call flow through the real AGI executor (:func:`execute_flow`) against
+a fake Asterisk (:class:`~tests.rig.agi_peer.AgiPeer`) with scripted caller
+input, recording what the flow asked for and what the caller heard (no PBX)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+import asyncio
+import re
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
-from ivr.flow.steps import (
-    CaseInfo,
-    CasesFound,
-    Collect,
-    FindCases,
-    Input,
-    Mark,
-    Play,
-    QueueLoad,
-    QueueLoadInfo,
-)
+from ivr.agi.channel import AgiChannel
+from ivr.agi.executor import PromptFiles, execute_flow
+from ivr.flow.steps import CaseInfo, FindCases, Input, QueueLoadInfo
+from tests.rig.agi_peer import AgiPeer
 
 T = TypeVar("T")
+
+_FUNCTION = re.compile(r"\$\{(\w+)(?:\((.*)\))?\}")
+
+
+class EveryPrompt(PromptFiles):
+    """Every prompt is installed, and its "path" is its name: what the caller
+    heard reads as prompt names."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("prompts"), "vi")
+
+    def path(self, name: str) -> str | None:
+        return name
 
 
 @dataclass
 class ScriptedCaller:
-    """Answers Play with ``barge_in`` keys (once) and Collect with ``answers`` in order.
+    """Presses ``barge_in`` keys during the first playback that allows it, and
+    answers each prompt that reads keys with ``answers`` in order.
 
     Running out of answers means the caller hung up.
     """
@@ -34,56 +46,71 @@ class ScriptedCaller:
     caller_cases: list[CaseInfo] = field(default_factory=list)  # open cases of the caller
     # How busy queues are; by default an agent is free, so nothing is announced.
     queue_load: QueueLoadInfo = field(default_factory=lambda: QueueLoadInfo(0, 1, 1, 0))
-    steps: list[Play | Collect | Mark | FindCases] = field(default_factory=list)
+    steps: list[Any] = field(default_factory=list)  # what the flow yielded, in order
+    marks: list[str] = field(default_factory=list)  # where the executor said the caller is
+    peer: AgiPeer | None = None  # the AGI session of the last run
 
     def run(self, flow: Generator[Any, Any, T]) -> T:
-        answers = iter(self.answers)
+        """Run ``flow`` to its end (for synchronous tests)."""
+        return asyncio.run(self.play(flow))
+
+    async def play(self, flow: Generator[Any, Any, T]) -> T:
+        self.peer = AgiPeer(
+            {"agi_uniqueid": "1795420947.1"},
+            self.answers,
+            barge_in=self.barge_in,
+            evaluate=self._queue_function,
+        )
+        return await execute_flow(
+            self._recorded(flow), AgiChannel(self.peer), EveryPrompt(), self._mark, self
+        )
+
+    def _recorded(self, flow: Generator[Any, Any, T]) -> Generator[Any, Any, T]:
+        """``flow`` unchanged, with each step it yields noted in :attr:`steps`."""
         step = flow.send(None)
         while True:
             self.steps.append(step)
-            reply: Input | None
-            if isinstance(step, Mark):
-                reply = None
-            elif isinstance(step, QueueLoad):
-                reply = self.queue_load
-            elif isinstance(step, FindCases):
-                if step.code is not None:
-                    found = self.cases.get(step.code)
-                    reply = CasesFound((found,) if found else ())
-                else:
-                    reply = CasesFound(tuple(self.caller_cases))
-            elif isinstance(step, Play):
-                barge = step.interruptible and self.barge_in
-                reply = Input.keys(self.barge_in) if barge else Input.none()
-                if step.interruptible:
-                    self.barge_in = ""
-            elif step.already and len(step.already) >= step.max_digits:
-                reply = Input.keys(step.already)  # as the AGI executor: nothing more to read
-            else:
-                reply = next(answers, Input.hangup())
+            reply = yield step
             try:
                 step = flow.send(reply)
             except StopIteration as stop:
-                return stop.value
+                result: T = stop.value
+                return result
+
+    async def _mark(self, step: str) -> None:
+        self.marks.append(step)
+
+    async def find(self, request: FindCases) -> tuple[CaseInfo, ...]:
+        """The case directory the executor asks (see ``CaseDirectory``)."""
+        if request.code is not None:
+            found = self.cases.get(request.code)
+            return (found,) if found else ()
+        return tuple(self.caller_cases)
+
+    def _queue_function(self, expression: str) -> str | None:
+        """Asterisk's queue functions, as ``queue_load`` reads them, for any queue."""
+        match = _FUNCTION.fullmatch(expression)
+        if match is None:
+            return None
+        name, args = match.group(1), (match.group(2) or "").split(",")
+        load = self.queue_load
+        if name == "QUEUE_WAITING_COUNT":
+            return str(load.waiting)
+        if name == "QUEUE_MEMBER" and args[-1] == "free":
+            return str(load.ready_agents)
+        if name == "QUEUE_MEMBER" and args[-1] == "logged":
+            return str(load.agents)
+        if name == "QUEUEHOLDTIME":
+            return str(load.average_hold_seconds)
+        if name == "QUEUE_VARIABLES":
+            return ""
+        return None
 
     @property
     def prompts_heard(self) -> list[str]:
-        heard: list[str] = []
-        for step in self.steps:
-            if isinstance(step, Play):
-                heard += step.prompts
-            elif isinstance(step, Collect) and not step.already:
-                heard.append(step.prompt)
-        return heard
-
-    @property
-    def marks(self) -> list[str]:
-        return [step.step for step in self.steps if isinstance(step, Mark)]
+        """Prompts played to the caller, in order (a barge-in cuts a Play short)."""
+        return list(self.peer.played) if self.peer is not None else []
 
 
 def keys(*sequence: str) -> list[Input]:
     return [Input.keys(s) if s else Input.none() for s in sequence]
-
-
-def as_list(values: Iterable[str]) -> list[str]:
-    return list(values)
