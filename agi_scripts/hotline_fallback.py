@@ -4,9 +4,14 @@
 The dialplan runs it as ``AGI(<venv python>,<this file>,<dialed>,<routing.json>)``.
 It needs no server, no database and no config schema: it reads the routing
 table that ``hotline asterisk-config`` rendered, asks for a ward code, and sets
-the same channel variables as the FastAGI server (names from
-ivr/agi/variables.py, repeated here so the script stays standalone). Anything
-it cannot do ends in the operator queue.
+the same channel variables as the FastAGI server. Anything it cannot do ends
+in the operator queue.
+
+The names and values it shares with the dialplan are copies of
+``ivr/contracts/channel_variables.py`` and ``ivr/contracts/statuses.py``: the
+script imports nothing from the project, so it still routes calls when the
+project's own code cannot start. ``tests/test_contracts.py`` keeps the copies
+equal to the contract.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 from asterisk.agi import AGI  # type: ignore[import-untyped]
 
 ROUTE, QUEUE, TARGETS, FINAL = "HL_ROUTE", "HL_QUEUE", "HL_TARGETS", "HL_FINAL"
+TARGET_SEPARATOR, FIELD_SEPARATOR = "^", "|"
+DIAL_ROUTE, QUEUE_ROUTE = "dial", "queue"  # RouteKind values
 ATTEMPTS = 3
 
 
@@ -32,12 +39,15 @@ def route_ward(agi: Any, hotline: dict[str, Any]) -> bool:
             # "<dial>|<ring>|<label>" per target joined by "^", as the server does
             agi.set_variable(
                 TARGETS,
-                "^".join(f"{t['dial']}|{t['ring']}|{t['label']}" for t in shortcut["targets"]),
+                TARGET_SEPARATOR.join(
+                    f"{t['dial']}{FIELD_SEPARATOR}{t['ring']}{FIELD_SEPARATOR}{t['label']}"
+                    for t in shortcut["targets"]
+                ),
             )
             if shortcut.get("final_queue"):
-                agi.set_variable(FINAL, "queue")
+                agi.set_variable(FINAL, QUEUE_ROUTE)
                 agi.set_variable(QUEUE, shortcut["final_queue"])
-            agi.set_variable(ROUTE, "dial")
+            agi.set_variable(ROUTE, DIAL_ROUTE)
             return True
     return False
 
@@ -64,7 +74,7 @@ def main(argv: list[str]) -> int:
         except Exception:
             return 1
     agi.set_variable(QUEUE, failure_queue)
-    agi.set_variable(ROUTE, "queue")
+    agi.set_variable(ROUTE, QUEUE_ROUTE)
     return 0
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.contracts.statuses import CallOutcome, RouteKind
 from ivr.db.engine import insert_ignoring_duplicates
 from ivr.db.models import Call
 from ivr.phone import normalise_caller
@@ -64,18 +65,18 @@ class CallEnd:
 
 
 def outcome_of(end: CallEnd) -> str:
-    """One word for reports: answered, no_answer, busy, abandoned_in_ivr, ..."""
+    """One word for reports (:class:`CallOutcome`), or the route the call ended on."""
     if end.answered_by or end.queue_member or end.answered_epoch is not None:
-        return "answered"
+        return CallOutcome.ANSWERED
     if not end.route:
-        return "abandoned_in_ivr"
+        return CallOutcome.ABANDONED_IN_IVR
     if end.dial_status in ("NOANSWER", "CANCEL"):
-        return "no_answer" if end.dial_status == "NOANSWER" else "abandoned"
+        return CallOutcome.NO_ANSWER if end.dial_status == "NOANSWER" else CallOutcome.ABANDONED
     if end.dial_status in ("BUSY", "CONGESTION", "CHANUNAVAIL"):
-        return end.dial_status.lower()
-    if end.route == "queue":
-        return "abandoned_in_queue"
-    return end.route or "ended"
+        return CallOutcome(end.dial_status.lower())
+    if end.route == RouteKind.QUEUE:
+        return CallOutcome.ABANDONED_IN_QUEUE
+    return end.route or CallOutcome.ENDED
 
 
 class CallLogFull(RuntimeError):
@@ -424,7 +425,7 @@ class CallLog:
             "keys_pressed": "",
             "last_step": "entry",
             "started_at": start.started_at,
-            "outcome": "in_progress",
+            "outcome": CallOutcome.IN_PROGRESS,
             "notes": "",
         }
         # ON CONFLICT DO NOTHING: a re-entry for the same channel keeps its row,
@@ -455,7 +456,7 @@ class CallLog:
             logger.warning("call-ended for unknown call %s", end.uniqueid)
 
 
-INTERRUPTED = "interrupted"
+INTERRUPTED = CallOutcome.INTERRUPTED
 
 
 def close_stale_calls(
@@ -471,7 +472,7 @@ def close_stale_calls(
     with what the dialplan saw."""
     statement = (
         update(_CALLS)
-        .where(_CALLS.c.outcome == "in_progress", _CALLS.c.started_at < started_before)
+        .where(_CALLS.c.outcome == CallOutcome.IN_PROGRESS, _CALLS.c.started_at < started_before)
         .values(
             outcome=INTERRUPTED,
             ended_at=func.coalesce(_CALLS.c.answered_at, _CALLS.c.started_at),

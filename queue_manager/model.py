@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,15 +31,41 @@ DEVICE_INVALID, DEVICE_UNAVAILABLE, DEVICE_RINGING, DEVICE_RINGINUSE, DEVICE_ONH
 _TALKING_DEVICE = frozenset({DEVICE_INUSE, DEVICE_BUSY, DEVICE_ONHOLD})
 _RINGING_DEVICE = frozenset({DEVICE_RINGING, DEVICE_RINGINUSE})
 
-# Agent states shown to supervisors.
-IDLE, RINGING, TALKING, PAUSED, WRAPUP, UNAVAILABLE = (
-    "idle",
-    "ringing",
-    "talking",
-    "paused",
-    "wrapup",
-    "unavailable",
-)
+
+class AgentState(StrEnum):
+    """An agent's state as supervisors see it (the wallboard, the API)."""
+
+    IDLE = "idle"
+    RINGING = "ringing"
+    TALKING = "talking"
+    PAUSED = "paused"
+    WRAPUP = "wrapup"
+    UNAVAILABLE = "unavailable"
+
+
+# The names the console and tests have imported from here.
+IDLE, RINGING, TALKING = AgentState.IDLE, AgentState.RINGING, AgentState.TALKING
+PAUSED, WRAPUP, UNAVAILABLE = AgentState.PAUSED, AgentState.WRAPUP, AgentState.UNAVAILABLE
+
+
+class ChangeKind(StrEnum):
+    """What a :class:`Change` reports. Subscribers dispatch on it (the
+    statistics recorder through a table checked to cover every kind)."""
+
+    CALLER_JOINED = "caller_joined"
+    CALLER_LEFT = "caller_left"  # left the queue unanswered (timeout, key 1)
+    CALLER_ABANDONED = "caller_abandoned"  # hung up while waiting
+    CALLER_LOST = "caller_lost"  # gone from the queue at a resync
+    AGENT_RINGING = "agent_ringing"
+    AGENT_RING_NO_ANSWER = "agent_ring_no_answer"
+    CALL_ANSWERED = "call_answered"
+    CALL_COMPLETED = "call_completed"
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+    MEMBER_PAUSED = "member_paused"
+    MEMBER_UNPAUSED = "member_unpaused"
+    MEMBER_STATE = "member_state"
+    RESYNCED = "resynced"  # the whole picture was replaced
 
 
 class MalformedEvent(ValueError):
@@ -49,7 +76,7 @@ class MalformedEvent(ValueError):
 class Change:
     """One thing that changed. ``kind`` names it (``caller_joined``, ``member_paused``…)."""
 
-    kind: str
+    kind: ChangeKind
     node: str
     queue: str
     at: float  # epoch seconds (Asterisk's event time when it sent one)
@@ -83,7 +110,7 @@ class Member:
     calls_taken: int = 0
     wrapup_seconds: int = 0
 
-    def state(self, now: float) -> str:
+    def state(self, now: float) -> AgentState:
         if self.ringing_for is not None or self.device in _RINGING_DEVICE:
             return RINGING
         if self.talking_to is not None or self.in_call or self.device in _TALKING_DEVICE:
@@ -189,7 +216,7 @@ class LiveModel:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
 
-    def _emit(self, kind: str, queue: str, at: float, **data: Any) -> None:
+    def _emit(self, kind: ChangeKind, queue: str, at: float, **data: Any) -> None:
         if not self._subscribers:
             return
         change = Change(kind, self.node, queue, at, data)
@@ -247,7 +274,7 @@ class LiveModel:
             position,
         )
         self._emit(
-            "caller_joined",
+            ChangeKind.CALLER_JOINED,
             queue.name,
             at,
             uniqueid=uniqueid,
@@ -277,7 +304,7 @@ class LiveModel:
             totals = self._totals(queue, at)
             totals.longest_wait = max(totals.longest_wait, at - caller.joined_at)
         self._emit(
-            "caller_left",
+            ChangeKind.CALLER_LEFT,
             queue.name,
             at,
             uniqueid=uniqueid,
@@ -294,7 +321,7 @@ class LiveModel:
         totals.abandoned += 1
         totals.longest_wait = max(totals.longest_wait, waited)
         self._emit(
-            "caller_abandoned",
+            ChangeKind.CALLER_ABANDONED,
             queue.name,
             at,
             uniqueid=uniqueid,
@@ -328,7 +355,7 @@ class LiveModel:
         if caller is not None:
             caller.ringing.add(member.interface)
         self._emit(
-            "agent_ringing",
+            ChangeKind.AGENT_RINGING,
             queue.name,
             at,
             interface=member.interface,
@@ -347,7 +374,7 @@ class LiveModel:
             caller.ringing.discard(member.interface)
         if event.get("Event") == "AgentRingNoAnswer":
             self._emit(
-                "agent_ring_no_answer",
+                ChangeKind.AGENT_RING_NO_ANSWER,
                 queue.name,
                 at,
                 interface=member.interface,
@@ -377,7 +404,7 @@ class LiveModel:
         if hold <= queue.service_level_seconds:
             totals.answered_in_sl += 1
         self._emit(
-            "call_answered",
+            ChangeKind.CALL_ANSWERED,
             queue.name,
             at,
             interface=member.interface,
@@ -397,7 +424,7 @@ class LiveModel:
         member.last_call_end = at
         member.calls_taken += 1
         self._emit(
-            "call_completed",
+            ChangeKind.CALL_COMPLETED,
             queue.name,
             at,
             interface=member.interface,
@@ -430,7 +457,7 @@ class LiveModel:
         self._fill_member(member, event)
         queue.members[interface] = member
         self._emit(
-            "member_added",
+            ChangeKind.MEMBER_ADDED,
             queue.name,
             at,
             interface=interface,
@@ -439,7 +466,7 @@ class LiveModel:
         )
         if member.paused:  # added paused (a pause restored): as the resync reports it
             self._emit(
-                "member_paused",
+                ChangeKind.MEMBER_PAUSED,
                 queue.name,
                 at,
                 interface=interface,
@@ -452,7 +479,7 @@ class LiveModel:
         interface = _req(event, "Interface")
         member = queue.members.pop(interface, None)
         self._emit(
-            "member_removed",
+            ChangeKind.MEMBER_REMOVED,
             queue.name,
             at,
             interface=interface,
@@ -467,7 +494,7 @@ class LiveModel:
         after = member.state(at)
         if after != before:
             self._emit(
-                "member_state",
+                ChangeKind.MEMBER_STATE,
                 queue.name,
                 at,
                 interface=member.interface,
@@ -480,7 +507,7 @@ class LiveModel:
         member = self._member_of(queue, event)
         self._fill_member(member, event)
         self._emit(
-            "member_paused" if member.paused else "member_unpaused",
+            ChangeKind.MEMBER_PAUSED if member.paused else ChangeKind.MEMBER_UNPAUSED,
             queue.name,
             at,
             interface=member.interface,
@@ -541,7 +568,7 @@ class LiveModel:
         self.queues = fresh
         self.synced = True
         self._emit_resync_differences(old, fresh, now)
-        self._emit("resynced", "", now)
+        self._emit(ChangeKind.RESYNCED, "", now)
 
     def _emit_resync_differences(
         self, old: dict[str, QueueState], fresh: dict[str, QueueState], now: float
@@ -558,7 +585,7 @@ class LiveModel:
                     # unseen: gone while we were not listening (an Asterisk restart
                     # loses dynamic members), not removed by anyone's decision
                     self._emit(
-                        "member_removed",
+                        ChangeKind.MEMBER_REMOVED,
                         name,
                         now,
                         interface=interface,
@@ -569,7 +596,7 @@ class LiveModel:
                 previous = old_members.get(interface)
                 if previous is None:
                     self._emit(
-                        "member_added",
+                        ChangeKind.MEMBER_ADDED,
                         name,
                         now,
                         interface=interface,
@@ -578,7 +605,7 @@ class LiveModel:
                     )
                 if member.paused and (previous is None or not previous.paused):
                     self._emit(
-                        "member_paused",
+                        ChangeKind.MEMBER_PAUSED,
                         name,
                         now,
                         interface=interface,
@@ -587,7 +614,7 @@ class LiveModel:
                     )
                 elif not member.paused and previous is not None and previous.paused:
                     self._emit(
-                        "member_unpaused",
+                        ChangeKind.MEMBER_UNPAUSED,
                         name,
                         now,
                         interface=interface,
@@ -598,7 +625,7 @@ class LiveModel:
             new_callers = after.callers if after else {}
             for uniqueid in old_callers:
                 if uniqueid not in new_callers:
-                    self._emit("caller_lost", name, now, uniqueid=uniqueid)
+                    self._emit(ChangeKind.CALLER_LOST, name, now, uniqueid=uniqueid)
 
     # -- reading -----------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from queue_manager.model import Change
+from ivr.contracts.statuses import QueueCallOutcome
+from queue_manager.model import Change, ChangeKind
 from queue_manager.models import AgentPause, AgentSession, QueueCall, QueueLogEntry
 
 logger = logging.getLogger(__name__)
@@ -116,9 +117,9 @@ class StatsRecorder:
     def _write(self, batch: list[Change]) -> None:
         with self.sessions.begin() as session:
             for change in batch:
-                handler = getattr(self, f"_on_{change.kind}", None)
+                handler = HANDLERS.get(change.kind)
                 if handler is not None:
-                    handler(session, change)
+                    handler(self, session, change)
 
     def _log(
         self,
@@ -172,15 +173,15 @@ class StatsRecorder:
                     "queues_visited": 1,
                     "shift_id": self.shift_of(at),
                     "joined_at": at,
-                    "outcome": "waiting",
+                    "outcome": QueueCallOutcome.WAITING,
                     "rings_unanswered": 0,
                 },
             )
-        elif call.queue != change.queue or call.outcome == "left":
+        elif call.queue != change.queue or call.outcome == QueueCallOutcome.LEFT:
             # The same channel moved on to another queue: still one call.
             call.queue = change.queue
             call.queues_visited += 1
-            call.outcome = "waiting"
+            call.outcome = QueueCallOutcome.WAITING
             call.ended_at = None
 
     def _on_agent_ring_no_answer(self, session: Session, change: Change) -> None:
@@ -200,7 +201,7 @@ class StatsRecorder:
         if call is not None and call.answered_at is None:
             call.answered_at = _utc(change.at)
             call.queue = change.queue
-            call.outcome = "answered"
+            call.outcome = QueueCallOutcome.ANSWERED
             call.wait_seconds = float(d["waited"])
             call.agent_interface = d["interface"]
             call.agent_id = self.agent_of.get(d["interface"])
@@ -219,7 +220,7 @@ class StatsRecorder:
         if call is not None:
             call.ended_at = _utc(change.at)
             call.talk_seconds = float(d["talked"])
-            call.outcome = "answered"
+            call.outcome = QueueCallOutcome.ANSWERED
         event = _COMPLETE_EVENTS.get(str(d.get("reason", "")).lower(), "COMPLETECALLER")
         self._log(
             session,
@@ -234,7 +235,7 @@ class StatsRecorder:
         d = change.data
         call = self._call(session, change)
         if call is not None and call.answered_at is None:
-            call.outcome = "abandoned"
+            call.outcome = QueueCallOutcome.ABANDONED
             call.ended_at = _utc(change.at)
             call.wait_seconds = float(d["waited"])
         self._log(
@@ -248,15 +249,17 @@ class StatsRecorder:
     def _on_caller_left(self, session: Session, change: Change) -> None:
         d = change.data
         call = self._call(session, change)
-        if call is not None and call.outcome == "waiting":
-            call.outcome = "left"  # an abandon, arriving in either order, overrides this
+        if call is not None and call.outcome == QueueCallOutcome.WAITING:
+            # an abandon, arriving in either order, overrides this
+            call.outcome = QueueCallOutcome.LEFT
             call.ended_at = _utc(change.at)
             call.wait_seconds = round(float(d["waited"]), 1)
 
     def _on_caller_lost(self, session: Session, change: Change) -> None:
         call = self._call(session, change)
-        if call is not None and call.outcome in ("waiting", "answered") and call.ended_at is None:
-            call.outcome = "lost" if call.outcome == "waiting" else call.outcome
+        waiting, answered = QueueCallOutcome.WAITING, QueueCallOutcome.ANSWERED
+        if call is not None and call.outcome in (waiting, answered) and call.ended_at is None:
+            call.outcome = QueueCallOutcome.LOST if call.outcome == waiting else call.outcome
             call.ended_at = _utc(change.at)
 
     def _on_member_added(self, session: Session, change: Change) -> None:
@@ -330,3 +333,28 @@ class StatsRecorder:
             .values(unpaused_at=_utc(change.at))
         )
         self._log(session, change, "UNPAUSE", agent=d["member"], data=(d.get("reason", ""),))
+
+
+Handler = Callable[[StatsRecorder, Session, Change], None]
+
+# Which change writes what. Every kind is either handled or named as ignored:
+# tests/test_contracts.py fails when a ChangeKind is in neither, so a new kind
+# (or a renamed one) cannot silently drop figures.
+HANDLERS: dict[ChangeKind, Handler] = {
+    ChangeKind.CALLER_JOINED: StatsRecorder._on_caller_joined,
+    ChangeKind.AGENT_RING_NO_ANSWER: StatsRecorder._on_agent_ring_no_answer,
+    ChangeKind.CALL_ANSWERED: StatsRecorder._on_call_answered,
+    ChangeKind.CALL_COMPLETED: StatsRecorder._on_call_completed,
+    ChangeKind.CALLER_ABANDONED: StatsRecorder._on_caller_abandoned,
+    ChangeKind.CALLER_LEFT: StatsRecorder._on_caller_left,
+    ChangeKind.CALLER_LOST: StatsRecorder._on_caller_lost,
+    ChangeKind.MEMBER_ADDED: StatsRecorder._on_member_added,
+    ChangeKind.MEMBER_REMOVED: StatsRecorder._on_member_removed,
+    ChangeKind.MEMBER_PAUSED: StatsRecorder._on_member_paused,
+    ChangeKind.MEMBER_UNPAUSED: StatsRecorder._on_member_unpaused,
+}
+# Live-only changes: nothing to keep (ringing is logged as CONNECT or
+# RINGNOANSWER when it ends; device states and resyncs are not history).
+IGNORED: frozenset[ChangeKind] = frozenset(
+    {ChangeKind.AGENT_RINGING, ChangeKind.MEMBER_STATE, ChangeKind.RESYNCED}
+)

@@ -26,7 +26,7 @@ class AgiTransport(Protocol):
 
 # Characters MSet's argument parser would take as separators, quotes or
 # brackets, "$" that EXEC would expand (and AGI line ends).
-_MSET_UNSAFE = frozenset('$,"\\\'()[]{}\n\r')
+_MSET_UNSAFE = frozenset("$,\"\\'()[]{}\n\r")
 
 
 def _quote(text: str) -> str:

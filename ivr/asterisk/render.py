@@ -1,10 +1,11 @@
 """Render Asterisk's configuration from the Hotline config.
 
 The dialplan only bridges: every decision comes from the FastAGI server as
-channel variables (names from :mod:`ivr.agi.variables`). When the server is
-unreachable or fails, ``AGISTATUS`` sends the call to the classic AGI script in
-``agi_scripts/`` and, failing that, to the hotline's operator queue, so no call
-dead-ends.
+channel variables (names from :mod:`ivr.contracts.channel_variables`; the
+``AGI(...)`` lines from the script table in :mod:`ivr.contracts.agi_scripts`).
+When the server is unreachable or fails, ``AGISTATUS`` sends the call to the
+classic AGI script in ``agi_scripts/`` and, failing that, to the hotline's
+operator queue, so no call dead-ends.
 
 Every config value reaches these files through :func:`_safe` (no CR, LF or
 NUL, whatever the schema let through: see :mod:`ivr.config.safe_text`), and
@@ -20,11 +21,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ivr.agi import variables as v
 from ivr.atomic_file import write_atomically
 from ivr.config.safe_text import UnsafeValue, refuse_line_breaks
 from ivr.config.schema import AsteriskAmi, HotlineConfig, Phone, Trunk
+from ivr.contracts import agi_scripts as scripts
+from ivr.contracts import channel_variables as v
+from ivr.contracts.agi_scripts import AgiScript
 
 logger = logging.getLogger(__name__)
 
@@ -198,15 +202,36 @@ def _phone(phone: Phone, secret: str) -> str:
 # --- dialplan -------------------------------------------------------------------
 
 
+def _var(name: str) -> str:
+    """The dialplan expression reading channel variable ``name``."""
+    return f"${{{name}}}"
+
+
+def agi_call(script: AgiScript[Any], **arguments: str) -> str:
+    """``AGI(${HL_AGI}/<name>,<arg>,…)`` for a FastAGI script of the table,
+    each argument's dialplan expression given by its name: the arguments go in
+    the table's order, and a name the script does not take, or one it takes
+    left out, fails here when the dialplan is rendered, never on a live call."""
+    missing = [name for name in script.arguments if name not in arguments]
+    unknown = [name for name in arguments if name not in script.arguments]
+    if missing or unknown:
+        raise ValueError(
+            f"AGI script {script.name}: arguments {list(script.arguments)}; "
+            f"missing {missing}, unknown {unknown}"
+        )
+    values = ",".join(arguments[name] for name in script.arguments)
+    return f"AGI({_var(v.AGI_URL)}/{script.name},{values})"
+
+
 def render_extensions(config: HotlineConfig) -> str:
     agi = config.asterisk.agi
     lines = [
         "[general]\nstatic=yes\nwriteprotect=yes\nclearglobalvars=yes\n",
         "[globals]",
-        f"HL_AGI=agi://{_host_port(agi.host, agi.port)}",
+        f"{v.AGI_URL}=agi://{_host_port(agi.host, agi.port)}",
     ]
     for queue in config.queues:
-        lines.append(f"HL_MAXWAIT_{_safe(queue.id, 'queues')}={queue.max_wait_seconds}")
+        lines.append(f"{v.MAXWAIT_PREFIX}{_safe(queue.id, 'queues')}={queue.max_wait_seconds}")
     lines.append("")
 
     lines.append("; Citizens' calls: one extension per published hotline number.")
@@ -219,9 +244,9 @@ def render_extensions(config: HotlineConfig) -> str:
             number = _safe(number, where)
             lines += [
                 f"exten => {number},1,NoOp(Hotline {hotline_id}: ${{EXTEN}} from ${{CALLERID(all)}})",
-                " same => n,Set(HL_DIALED=${EXTEN})",
-                f" same => n,Set(HL_HOTLINE={hotline_id})",
-                f" same => n,Set(HL_FAILURE_QUEUE={failure_queue})",
+                f" same => n,Set({v.DIALED}=${{EXTEN}})",
+                f" same => n,Set({v.HOTLINE}={hotline_id})",
+                f" same => n,Set({v.FAILURE_QUEUE}={failure_queue})",
                 f" same => n,Set(CHANNEL(language)={_safe(hotline.language, where)})",
                 " same => n,Goto(hotline-entry,s,1)",
             ]
@@ -268,6 +293,8 @@ def _entry_context(config: HotlineConfig) -> str:
     zone = _safe(config.timezone, "timezone")
     rec_base = f"{recordings}/${{STRFTIME(${{EPOCH}},{zone},%Y/%m/%d)}}/${{UNIQUEID}}"
     rec_line = f" same => n,Set(__{v.REC_BASE}={rec_base})\n" if config.recording.enabled else ""
+    dialed = _var(v.DIALED)
+    ask_server = agi_call(scripts.ENTRY, dialed=dialed, linkedid="${CHANNEL(linkedid)}")
     return f"""; Ask the FastAGI server; if it is unreachable or fails, ask the classic
 ; AGI script (it reads the rendered routing table); if that fails too, the
 ; operator queue answers.
@@ -275,23 +302,37 @@ def _entry_context(config: HotlineConfig) -> str:
 exten => s,1,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
 {rec_line} same => n,Answer()
  same => n,Set({v.STEP}=entry)
- same => n,AGI(${{HL_AGI}}/{v.ENTRY_SCRIPT},${{HL_DIALED}},${{CHANNEL(linkedid)}})
+ same => n,{ask_server}
  same => n,GotoIf($["${{AGISTATUS}}" != "SUCCESS"]?fallback)
  same => n,GotoIf($["${{{v.ROUTE}}}" = ""]?fallback)
  same => n,Goto(hotline-route,${{{v.ROUTE}}},1)
  same => n(fallback),NoOp(FastAGI unavailable (AGISTATUS=${{AGISTATUS}}), trying the classic AGI script)
  same => n,Set({v.STEP}=fallback-script)
  same => n,Set({v.ROUTE}=)
- same => n,AGI({script},${{HL_DIALED}},{table})
+ same => n,AGI({script},{dialed},{table})
  same => n,GotoIf($["${{AGISTATUS}}" = "SUCCESS" & "${{{v.ROUTE}}}" != ""]?hotline-route,${{{v.ROUTE}}},1)
  same => n,Goto(hotline-route,{v.FAILURE_ROUTE},1)
 """
 
 
 def _route_context(config: HotlineConfig) -> str:
-    i = "HL_I"
+    i = v.TARGET_INDEX
     prompts = _safe(config.resolve_path(config.paths.prompts), "paths.prompts")
     recording = config.recording
+    hotline, uniqueid = _var(v.HOTLINE), "${UNIQUEID}"
+    failure_queue = _var(v.FAILURE_QUEUE)
+    survey = agi_call(scripts.SURVEY, uniqueid=uniqueid, hotline=hotline)
+    voicemail_saved = agi_call(
+        scripts.VOICEMAIL_SAVED, uniqueid=uniqueid, rec_base=_var(v.REC_BASE), hotline=hotline
+    )
+    callback_requested = agi_call(
+        scripts.CALLBACK_REQUESTED,
+        uniqueid=uniqueid,
+        queue=_var(v.QUEUE),
+        joined=_var(v.QUEUE_JOINED),
+        hotline=hotline,
+    )
+    callback_answered = agi_call(scripts.CALLBACK_ANSWERED, callback_id=_var(v.CALLBACK_ID))
     return f"""; Bridging only: the decisions were made by the FastAGI server.
 [hotline-route]
 exten => dial,1,Set({i}=1)
@@ -309,10 +350,10 @@ exten => dial,1,Set({i}=1)
 
 exten => queue,1,Set({v.STEP}=queue:${{{v.QUEUE}}})
  same => n,Set({v.QUEUE_JOINED}=${{STRFTIME(,,%s.%3q)}})
- same => n,Queue(${{{v.QUEUE}}},ct,,,${{HL_MAXWAIT_${{{v.QUEUE}}}}},,hotline-answered)
+ same => n,Queue(${{{v.QUEUE}}},ct,,,${{{v.MAXWAIT_PREFIX}${{{v.QUEUE}}}}},,hotline-answered)
  same => n,GotoIf($["${{MEMBERINTERFACE}}" = ""]?end)
  ; the agent hung up first ("c"): the caller rates the call
- same => n,AGI(${{HL_AGI}}/{v.SURVEY_SCRIPT},${{UNIQUEID}},${{HL_HOTLINE}})
+ same => n,{survey}
  same => n(end),Hangup()
 
 ; A message that becomes a case: our own beep (Asterisk's sound packs are not
@@ -323,20 +364,20 @@ exten => voicemail,1,Set({v.STEP}=voicemail)
  same => n,Playback({prompts}/${{CHANNEL(language)}}/voicemail_intro)
  same => n,Playback({prompts}/${{CHANNEL(language)}}/beep)
  same => n,Record(${{{v.REC_BASE}}}-voicemail.wav,{recording.voicemail_silence_seconds},{recording.voicemail_max_seconds},kq)
- same => n,AGI(${{HL_AGI}}/{v.VOICEMAIL_SAVED_SCRIPT},${{UNIQUEID}},${{{v.REC_BASE}}},${{HL_HOTLINE}})
+ same => n,{voicemail_saved}
  same => n,Hangup()
 
 exten => hangup,1,Hangup()
 
-exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:${{HL_FAILURE_QUEUE}})
+exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:{failure_queue})
  same => n,Set({v.ROUTE}={v.FAILURE_ROUTE})
- same => n,Queue(${{HL_FAILURE_QUEUE}},t,,,,,hotline-answered)
+ same => n,Queue({failure_queue},t,,,,,hotline-answered)
  same => n,Hangup()
 
 ; Key 1 while waiting (queues.conf context=): a call back that keeps the place.
 [hotline-queue-exit]
 exten => 1,1,Set({v.STEP}=callback:${{{v.QUEUE}}})
- same => n,AGI(${{HL_AGI}}/{v.CALLBACK_REQUESTED_SCRIPT},${{UNIQUEID}},${{{v.QUEUE}}},${{{v.QUEUE_JOINED}}},${{HL_HOTLINE}})
+ same => n,{callback_requested}
  same => n,GotoIf($["${{{v.CALLBACK}}}" = "1"]?done)
  same => n,Goto(hotline-route,queue,1)
  same => n(done),Hangup()
@@ -345,8 +386,8 @@ exten => 1,1,Set({v.STEP}=callback:${{{v.QUEUE}}})
 ; answers: first in line (position 1) for the next free agent.
 [hotline-callback]
 exten => s,1,Set({v.STEP}=callback:${{{v.QUEUE}}})
- same => n,Set(CALLERID(num)=${{HL_CALLBACK_NUMBER}})
- same => n,AGI(${{HL_AGI}}/{v.CALLBACK_ANSWERED_SCRIPT},${{HL_CALLBACK_ID}})
+ same => n,Set(CALLERID(num)={_var(v.CALLBACK_NUMBER)})
+ same => n,{callback_answered}
  same => n,Queue(${{{v.QUEUE}}},t,,,,,hotline-answered,,1)
  same => n,Hangup()
 
@@ -367,9 +408,19 @@ def _hangup_context(config: HotlineConfig) -> str:
     # The label of the target dialled last; the server keeps it only when
     # DIALSTATUS says that target answered (labels hold ':' so no IF() here).
     answered = f"${{CUT({v.TARGET},{v.FIELD_SEPARATOR},3)}}"
+    ended = agi_call(
+        scripts.CALL_ENDED,
+        uniqueid="${UNIQUEID}",
+        route=_var(v.ROUTE),
+        answered=answered,
+        dial_status="${DIALSTATUS}",
+        answer_epoch=_var(v.ANSWER_EPOCH),
+        queue_member="${MEMBERINTERFACE}",
+        rec_base=_var(v.REC_BASE),
+    )
     return f"""; Runs after every hotline call, whoever hung up: closes the call record.
 [hotline-hangup]
-exten => s,1,AGI(${{HL_AGI}}/{v.ENDED_SCRIPT},${{UNIQUEID}},${{{v.ROUTE}}},{answered},${{DIALSTATUS}},${{{v.ANSWER_EPOCH}}},${{MEMBERINTERFACE}},${{{v.REC_BASE}}})
+exten => s,1,{ended}
  same => n,Return()
 """
 

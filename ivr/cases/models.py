@@ -12,18 +12,20 @@ from datetime import date, datetime
 from sqlalchemy import Date, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ivr.contracts.statuses import OPEN_CASE_STATUSES, CaseStatus
 from ivr.db.models import Base, UtcDateTime, utc_now
 
-# Statuses, in the order a case normally moves (iHanoi's words in comments).
-RECEIVED = "received"  # chờ tiếp nhận
-CLASSIFIED = "classified"  # chờ xử lý
-ASSIGNED = "assigned"  # chuyển xử lý
-IN_PROGRESS = "in_progress"  # đang xử lý
-ANSWERED = "answered"  # đã xử lý
-CLOSED = "closed"
-REJECTED = "rejected"  # từ chối (out of scope, with a reason)
-STATUSES = (RECEIVED, CLASSIFIED, ASSIGNED, IN_PROGRESS, ANSWERED, CLOSED, REJECTED)
-OPEN_STATUSES = (RECEIVED, CLASSIFIED, ASSIGNED, IN_PROGRESS)
+# Statuses are defined once, in ivr.contracts.statuses; these names stay for the
+# modules that import them from here (the service, the console, retention).
+RECEIVED = CaseStatus.RECEIVED
+CLASSIFIED = CaseStatus.CLASSIFIED
+ASSIGNED = CaseStatus.ASSIGNED
+IN_PROGRESS = CaseStatus.IN_PROGRESS
+ANSWERED = CaseStatus.ANSWERED
+CLOSED = CaseStatus.CLOSED
+REJECTED = CaseStatus.REJECTED
+STATUSES = tuple(CaseStatus)  # in the order a case normally moves
+OPEN_STATUSES = OPEN_CASE_STATUSES
 
 
 class Case(Base):

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+# The route kinds are the contract with the dialplan; kept importable from here
+# because they are the flow's vocabulary too.
+from ivr.contracts.statuses import RouteKind as RouteKind
+
 
 @dataclass(frozen=True, slots=True)
 class Play:
@@ -102,15 +106,6 @@ class Input:
     @classmethod
     def hangup(cls) -> Input:
         return cls(InputKind.HANGUP)
-
-
-class RouteKind(StrEnum):
-    """The dialplan branch (``hotline-route`` context) that bridges the call."""
-
-    DIAL = "dial"  # ring targets in turn, then ``final``
-    QUEUE = "queue"
-    VOICEMAIL = "voicemail"
-    HANGUP = "hangup"
 
 
 @dataclass(frozen=True, slots=True)
