@@ -19,12 +19,12 @@ from ivr.web.state import (
     LANGUAGE,
     LOGIN_CSRF,
     PUBLIC,
-    SESSION,
     STAFF,
     Route,
     address_of,
     audit,
     db,
+    session_of,
     state_of,
     user_of,
 )
@@ -120,7 +120,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session on the server, not only in this browser: a copy of the
     cookie is refused from now on."""
-    await db(state_of(request).web_sessions.close, request[SESSION])
+    await db(state_of(request).web_sessions.close, session_of(request))
     await audit(request, "logout")
     response = web.HTTPFound("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -148,7 +148,7 @@ async def me_api(request: web.Request) -> web.Response:
     user = user_of(request)
     return web.json_response(
         {"username": user.username, "role": user.role, "agent_id": user.agent_id,
-         "csrf_token": state_of(request).signer.csrf_token(request[SESSION])}
+         "csrf_token": state_of(request).signer.csrf_token(session_of(request))}
     )  # fmt: skip
 
 

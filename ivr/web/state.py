@@ -74,8 +74,9 @@ class WebState:
 
 STATE = web.AppKey("hotline_state", WebState)
 # What the middlewares put on each request.
-USER = web.RequestKey("hotline_user", WebUser)
-SESSION = web.RequestKey("hotline_session", SessionData)
+# None on a request without a valid session (a public page, or refused).
+USER: web.RequestKey[WebUser | None] = web.RequestKey("hotline_user")
+SESSION: web.RequestKey[SessionData | None] = web.RequestKey("hotline_session")
 LANGUAGE = web.RequestKey("hotline_language", str)
 LOGIN_CSRF = web.RequestKey("hotline_login_csrf", str)  # the login form's token
 
@@ -95,6 +96,14 @@ def user_of(request: web.Request) -> WebUser:
     if user is None:
         raise web.HTTPUnauthorized()
     return user
+
+
+def session_of(request: web.Request) -> SessionData:
+    """The signed-in user's session (the middleware let only them through)."""
+    session = request.get(SESSION)
+    if session is None:
+        raise web.HTTPUnauthorized()
+    return session
 
 
 def scope_of(request: web.Request) -> AccessScope:
