@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config.destinations import Destination, DestinationKind
 from ivr.config.schema import HotlineConfig
+from ivr.contracts import channel_variables as v
 from ivr.db.models import utc_now
 from ivr.flow.routing import RoutingTable
 from queue_manager.model import IDLE, LiveModel
@@ -173,11 +174,11 @@ class CallbackDispatcher:
         ).targets[0]
         variables = ",".join(
             [
-                f"HL_QUEUE={request.queue}",
-                f"HL_CALLBACK_ID={request.id}",
-                f"HL_CALLBACK_NUMBER={national(request.caller_number)}",
-                f"HL_HOTLINE={hotline.id}",
-                f"HL_FAILURE_QUEUE={hotline.failure_destination.argument}",
+                f"{v.QUEUE}={request.queue}",
+                f"{v.CALLBACK_ID}={request.id}",
+                f"{v.CALLBACK_NUMBER}={national(request.caller_number)}",
+                f"{v.HOTLINE}={hotline.id}",
+                f"{v.FAILURE_QUEUE}={hotline.failure_destination.argument}",
                 f"CHANNEL(language)={hotline.language}",
             ]
         )

@@ -16,17 +16,19 @@ from typing import Any
 
 from panoramisk import fast_agi
 
-from ivr.agi import variables as v
 from ivr.agi.case_directory import CaseRecords
 from ivr.agi.channel import AgiChannel, CallerHungUp
 from ivr.agi.executor import PromptFiles, execute_flow
 from ivr.call_log import CallEnd, CallLog, CallStart
 from ivr.cases.desk import CaseDesk
 from ivr.config.schema import AsteriskSection, HotlineConfig
+from ivr.contracts import agi_scripts as scripts
+from ivr.contracts import channel_variables as v
+from ivr.contracts.statuses import RouteKind
 from ivr.db.models import utc_now
 from ivr.flow.call_flow import HotlineFlow, survey_flow
 from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts
-from ivr.flow.steps import Route, RouteKind
+from ivr.flow.steps import Route
 from ivr.phone import normalise_caller
 
 logger = logging.getLogger(__name__)
@@ -202,14 +204,21 @@ class HotlineAgi:
             self.case_desk.config = config
             self.case_desk.cases.use_config(config)
 
+    def handlers(self) -> dict[str, Callable[[fast_agi.Request], Awaitable[None]]]:
+        """Script name (:data:`ivr.contracts.agi_scripts.SCRIPTS`) → its handler."""
+        return {
+            scripts.ENTRY.name: self.entry,
+            scripts.CALL_ENDED.name: self.ended,
+            scripts.SURVEY.name: self.survey,
+            scripts.CALLBACK_REQUESTED.name: self.callback_requested,
+            scripts.CALLBACK_ANSWERED.name: self.callback_answered,
+            scripts.VOICEMAIL_SAVED.name: self.voicemail_saved,
+        }
+
     def application(self, allowed: AllowedClients | None = None) -> FastAgiApplication:
         app = FastAgiApplication(allowed)
-        app.add_route(v.ENTRY_SCRIPT, self.entry)
-        app.add_route(v.ENDED_SCRIPT, self.ended)
-        app.add_route(v.SURVEY_SCRIPT, self.survey)
-        app.add_route(v.CALLBACK_REQUESTED_SCRIPT, self.callback_requested)
-        app.add_route(v.CALLBACK_ANSWERED_SCRIPT, self.callback_answered)
-        app.add_route(v.VOICEMAIL_SAVED_SCRIPT, self.voicemail_saved)
+        for name, handler in self.handlers().items():
+            app.add_route(name, handler)
         return app
 
     async def entry(self, request: fast_agi.Request) -> None:
@@ -232,7 +241,8 @@ class HotlineAgi:
 
     async def _entry(self, channel: AgiChannel) -> None:
         env = channel.env
-        dialed = channel.arg(1) or env.get("agi_extension", "")
+        args = scripts.ENTRY.parse(channel.arg)
+        dialed = args.dialed or env.get("agi_extension", "")
         hotline = self.config.hotline_for_number(dialed) or self.config.hotlines[0]
         uniqueid = env.get("agi_uniqueid", "")
         started = utc_now()
@@ -242,7 +252,7 @@ class HotlineAgi:
         self.call_log.call_started(
             CallStart(
                 uniqueid=uniqueid,
-                linkedid=channel.arg(2) or uniqueid,
+                linkedid=args.linkedid or uniqueid,
                 hotline_id=hotline.id,
                 channel=env.get("agi_channel", ""),
                 caller_raw=env.get("agi_callerid", ""),
@@ -298,10 +308,11 @@ class HotlineAgi:
         A withheld or unusable number cannot be called back: the caller goes
         back into the queue (HL_CALLBACK stays unset)."""
         channel = AgiChannel(request)
-        uniqueid, queue = channel.arg(1), channel.arg(2)
-        hotline = self.config.hotline(channel.arg(4)) or self.config.hotlines[0]
+        args = scripts.CALLBACK_REQUESTED.parse(channel.arg)
+        uniqueid, queue = args.uniqueid, args.queue
+        hotline = self.config.hotline(args.hotline) or self.config.hotlines[0]
         caller = normalise_caller(channel.env.get("agi_callerid", ""))
-        joined = _epoch(channel.arg(3))
+        joined = _epoch(args.joined)
         if not caller.e164 or not caller.e164.startswith("+") or joined is None:
             return
         if self.case_desk is None:
@@ -312,7 +323,7 @@ class HotlineAgi:
             )
             prompts = self._prompts[hotline.id]
             await channel.set_variable(v.CALLBACK, "1")
-            await channel.set_variable(v.ROUTE, "callback")
+            await channel.set_variable(v.ROUTE, v.CALLBACK_ROUTE)
             for name in ("callback_confirmed", "case_code_intro", *digit_prompts(case)):
                 path = prompts.path(name)
                 if path:
@@ -352,17 +363,18 @@ class HotlineAgi:
     async def callback_answered(self, request: fast_agi.Request) -> None:
         from queue_manager.callbacks import mark_answered
 
-        channel = AgiChannel(request)
-        if self.case_desk is not None and channel.arg(1).isdigit():
+        args = scripts.CALLBACK_ANSWERED.parse(AgiChannel(request).arg)
+        if self.case_desk is not None and args.callback_id.isdigit():
             await asyncio.get_running_loop().run_in_executor(
-                self._db, mark_answered, self.case_desk.sessions, int(channel.arg(1))
+                self._db, mark_answered, self.case_desk.sessions, int(args.callback_id)
             )
 
     async def survey(self, request: fast_agi.Request) -> None:
         """After an agent hung up: the caller rates the call 1–5."""
         channel = AgiChannel(request)
-        uniqueid = channel.arg(1) or channel.env.get("agi_uniqueid", "")
-        hotline = self.config.hotline(channel.arg(2)) or self.config.hotlines[0]
+        args = scripts.SURVEY.parse(channel.arg)
+        uniqueid = args.uniqueid or channel.env.get("agi_uniqueid", "")
+        hotline = self.config.hotline(args.hotline) or self.config.hotlines[0]
         try:
             rating = await execute_flow(survey_flow(), channel, self._prompts[hotline.id])
         except CallerHungUp:
@@ -373,28 +385,29 @@ class HotlineAgi:
     async def ended(self, request: fast_agi.Request) -> None:
         """Hangup handler: close the call record with what the dialplan saw."""
         channel = AgiChannel(request)
-        uniqueid = channel.arg(1) or channel.env.get("agi_uniqueid", "")
-        dial_status = channel.arg(4)
-        answered = channel.arg(3) if dial_status == "ANSWER" else ""
+        args = scripts.CALL_ENDED.parse(channel.arg)
+        uniqueid = args.uniqueid or channel.env.get("agi_uniqueid", "")
+        dial_status = args.dial_status
+        answered = args.answered if dial_status == "ANSWER" else ""
         # Queued, not awaited: Asterisk's hangup handler (and the channel it
         # holds) is released at once, even while the database is away.
         self.call_log.call_ended(
             CallEnd(
                 uniqueid=uniqueid,
-                route=channel.arg(2),
+                route=args.route,
                 dial_status=dial_status,
-                answered_epoch=_epoch(channel.arg(5)),
+                answered_epoch=_epoch(args.answer_epoch),
                 answered_by=answered,
-                queue_member=channel.arg(6),
+                queue_member=args.queue_member,
                 ended_at=utc_now(),
             )
         )
         self.live.pop(uniqueid, None)
         if self.case_desk is not None:
-            # recordings and the transcription job (arg 7: the recording base)
+            # recordings and the transcription job
             self._background(
-                self.case_desk.call_ended(channel.arg(1), channel.arg(2), channel.arg(7)),
-                f"could not register recordings of {channel.arg(1)}",
+                self.case_desk.call_ended(args.uniqueid, args.route, args.rec_base),
+                f"could not register recordings of {args.uniqueid}",
             )
 
     def _background(self, work: Awaitable[Any], failure: str) -> None:
@@ -472,13 +485,14 @@ class HotlineAgi:
 
     async def voicemail_saved(self, request: fast_agi.Request) -> None:
         """The message is recorded: open its case and read the code back twice,
-        digit by digit, then the deadline (args: uniqueid, recording base, hotline)."""
+        digit by digit, then the deadline."""
         channel = AgiChannel(request)
+        args = scripts.VOICEMAIL_SAVED.parse(channel.arg)
         if self.case_desk is None:
             return
         try:
             case = await self.case_desk.voicemail_saved(
-                channel.arg(1), channel.arg(2), channel.arg(3), channel.env.get("agi_callerid", "")
+                args.uniqueid, args.rec_base, args.hotline, channel.env.get("agi_callerid", "")
             )
             if case is None:
                 return
@@ -494,9 +508,9 @@ class HotlineAgi:
                 if path:
                     await channel.stream_file(path)
         except CallerHungUp:
-            logger.info("caller hung up while hearing the case code (%s)", channel.arg(1))
+            logger.info("caller hung up while hearing the case code (%s)", args.uniqueid)
         except Exception:
-            logger.exception("voicemail-saved failed for %s", channel.arg(1))
+            logger.exception("voicemail-saved failed for %s", args.uniqueid)
 
 
 def _epoch(text: str) -> float | None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.cases.models import Case
 from ivr.cases.service import CaseService
 from ivr.config.schema import HotlineConfig
+from ivr.contracts.statuses import RouteKind
 from ivr.db.models import Call, utc_now
 from ivr.phone import normalise_caller
 from ivr.transcription.jobs import LEG_SUFFIXES, register_recordings
@@ -54,7 +55,7 @@ class CaseDesk:
     async def call_ended(self, uniqueid: str, route: str, rec_base: str) -> None:
         """After hangup: recordings and the transcription job; a voicemail whose
         caller hung up before the code was read still becomes a case."""
-        if rec_base and self._writer is not None and route != "voicemail":
+        if rec_base and self._writer is not None and route != RouteKind.VOICEMAIL:
             settle = self.config.transcription.settle_seconds
             found = await self._writer(register_recordings, uniqueid, rec_base, utc_now(), settle)
             if found:
@@ -70,7 +71,7 @@ class CaseDesk:
     def _call_ended(self, uniqueid: str, route: str, rec_base: str) -> None:
         if not rec_base:
             return
-        if route == "voicemail" and Path(rec_base + LEG_SUFFIXES["voicemail"]).is_file():
+        if route == RouteKind.VOICEMAIL and Path(rec_base + LEG_SUFFIXES["voicemail"]).is_file():
             self._voicemail_case(uniqueid, rec_base, "", "")
         settle = self.config.transcription.settle_seconds
         # A bare connection: this runs at every hangup and needs no ORM session.

@@ -15,6 +15,7 @@ from datetime import datetime
 from ivr.config.destinations import Destination, DestinationKind
 from ivr.config.references import menu_keys
 from ivr.config.schema import Area, Hotline, HotlineConfig, Menu
+from ivr.contracts.statuses import OPEN_CASE_STATUSES, CaseStatus
 from ivr.flow.routing import RoutingTable
 from ivr.flow.schedule import OpeningHours
 from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts, number_prompts
@@ -43,16 +44,15 @@ CASE_CODE_MAX_DIGITS = 12
 AREA_MENU_PROMPT = "area_menu"
 
 # Which sentence tells the caller where a case stands.
-STATUS_PROMPTS = {
-    "received": "case_status_received",
-    "classified": "case_status_received",
-    "assigned": "case_status_in_progress",
-    "in_progress": "case_status_in_progress",
-    "answered": "case_status_answered",
-    "closed": "case_status_answered",
-    "rejected": "case_status_rejected",
+STATUS_PROMPTS: dict[str, str] = {  # keyed by CaseStatus; rows hold plain str
+    CaseStatus.RECEIVED: "case_status_received",
+    CaseStatus.CLASSIFIED: "case_status_received",
+    CaseStatus.ASSIGNED: "case_status_in_progress",
+    CaseStatus.IN_PROGRESS: "case_status_in_progress",
+    CaseStatus.ANSWERED: "case_status_answered",
+    CaseStatus.CLOSED: "case_status_answered",
+    CaseStatus.REJECTED: "case_status_rejected",
 }
-OPEN_STATUSES = {"received", "classified", "assigned", "in_progress"}
 DEFAULT_CALL_SECONDS = 180  # per call, until Asterisk has measured the queue's own
 
 
@@ -94,7 +94,7 @@ def case_status_prompts(case: CaseInfo) -> tuple[str, ...]:
     """"Phản ánh mã số 2 5 0 7 … đang được xử lý. Thời hạn trả lời … ngày 15 tháng 7"."""
     prompts = ["case_status_intro", *digit_prompts(case.code)]
     prompts.append(STATUS_PROMPTS.get(case.status, "case_status_in_progress"))
-    if case.status in OPEN_STATUSES and case.due_date is not None:
+    if case.status in OPEN_CASE_STATUSES and case.due_date is not None:
         prompts += ["case_due_date_intro", *day_month_prompts(case.due_date)]
     return tuple(prompts)
 
