@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config.schema import Agent, HotlineConfig
+from ivr.contracts import channel_variables as v
 from queue_manager.ami import AmiError, AmiLink
 from queue_manager.model import Change, LiveModel
 from queue_manager.models import MemberOverride
@@ -47,6 +49,25 @@ def utc_clock() -> datetime:
 
 def agent_interface(agent: Agent) -> str:
     return f"PJSIP/{agent.phone}"
+
+
+# Listen-in modes and the ChanSpy options each one runs with.
+SPY_OPTIONS = {"listen": "", "whisper": "w", "barge": "B"}
+
+
+async def live_channel_of(link: AmiLink, phone: str) -> str | None:
+    """The phone's channel that is up now, by exact endpoint: Asterisk names
+    PJSIP channels ``PJSIP/<endpoint>-<8 hex digits>``, so ``dtv-1`` never
+    matches ``PJSIP/dtv-10-…``."""
+    answer = await link.send({"Action": "CoreShowChannels"}, as_list=True)
+    pattern = re.compile(rf"^PJSIP/{re.escape(phone)}-[0-9a-f]{{8}}$")
+    channels = [
+        (m.get("ChannelState") == "6", str(m.get("Channel", "")))
+        for m in answer
+        if m.get("Event") == "CoreShowChannel" and pattern.match(str(m.get("Channel", "")))
+    ]
+    # An answered channel (state 6, Up) first.
+    return max(channels)[1] if channels else None
 
 
 class UnknownPauseReason(ValueError):
@@ -389,6 +410,44 @@ class QueueManager:
             if not any(interface in q.members for q in link.model.queues.values()):
                 continue  # not a member there: nothing to pause
             await link.send(action)
+
+    async def spy(self, agent_id: str, phone: str, mode: str) -> str | None:
+        """Listen, whisper or barge in on the agent's call from ``phone`` (a phone
+        of the config): Asterisk rings ``phone`` and, when answered, runs ChanSpy
+        on the agent's live channel (context ``hotline-spy`` in the rendered
+        dialplan). Returns that channel, or None when the agent is on no call
+        (then nothing is originated)."""
+        agent = self._agent(agent_id)
+        if mode not in SPY_OPTIONS:
+            raise ValueError(f"unknown listen-in mode {mode!r}")
+        if phone not in {p.id for p in self.config.phones}:
+            raise KeyError(f"unknown phone {phone!r}")  # never free text in an AMI header
+        interface = agent_interface(agent)
+        link = next(
+            (
+                link
+                for link in self.links.values()
+                if any(interface in q.members for q in link.model.queues.values())
+            ),
+            next(iter(self.links.values())),
+        )
+        channel = await live_channel_of(link, agent.phone)
+        if channel is None:
+            return None
+        await link.send(
+            {
+                "Action": "Originate",
+                "Channel": f"PJSIP/{phone}",
+                "Context": "hotline-spy",
+                "Exten": agent.phone,
+                "Priority": "1",
+                "CallerID": f"{mode} <{agent.phone}>",
+                # One header line per variable (panoramisk writes a list that way).
+                "Variable": [f"{v.SPY_OPTS}={SPY_OPTIONS[mode]}", f"{v.SPY_CHANNEL}={channel}"],
+                "Async": "true",
+            }
+        )
+        return channel
 
     async def _set_overrides(
         self, agent_id: str, queues: list[str], present: bool, by: str

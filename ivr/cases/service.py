@@ -274,6 +274,20 @@ class CaseService:
             )  # fmt: skip
         return self._reload(case.id)
 
+    def set_summary(self, code: str, summary: str, actor: str) -> None:
+        """The written summary; a history event records its length when it changes."""
+        with self._sessions.begin() as session:
+            case = self._lock_case(session, code)
+            if case.summary == summary:
+                return
+            now = self._clock()
+            case.summary = summary
+            case.updated_at = now
+            session.add(
+                CaseEvent(case_id=case.id, at=now, actor=actor, action="summary",
+                          note=f"{len(summary)} characters")
+            )  # fmt: skip
+
     def attach_transcript(self, session: Session, call_uniqueid: str, text: str) -> None:
         """Inside the worker's transaction: copy a call's transcript to its case."""
         case = session.scalar(select(Case).where(Case.call_uniqueid == call_uniqueid))
