@@ -27,12 +27,12 @@ from ivr.config.schema import HotlineConfig
 from ivr.contracts import channel_variables as v
 from ivr.db.models import utc_now
 from ivr.flow.routing import RoutingTable
+from ivr.queue_records.callbacks import DIALING, FAILED, PENDING
+from ivr.queue_records.models import CallbackRequest
 from queue_manager.model import IDLE, LiveModel
-from queue_manager.models import CallbackRequest
 
 logger = logging.getLogger(__name__)
 
-PENDING, DIALING, DONE, FAILED = "pending", "dialing", "done", "failed"
 RING_SECONDS = 30  # how long the citizen's phone rings per attempt
 
 
@@ -210,12 +210,3 @@ class CallbackDispatcher:
                 .values(status=PENDING, last_result=reason)
             )
 
-
-def mark_answered(sessions: sessionmaker[Session], request_id: int) -> None:
-    """The citizen picked up the call back (called from the dialplan via FastAGI)."""
-    with sessions.begin() as session:
-        session.execute(
-            update(CallbackRequest)
-            .where(CallbackRequest.id == request_id)
-            .values(status=DONE, last_result="answered")
-        )

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config.schema import Agent, HotlineConfig
 from ivr.contracts import channel_variables as v
+from ivr.queue_records.models import MemberOverride
 from queue_manager.ami import AmiError, AmiLink
 from queue_manager.model import Change, LiveModel
-from queue_manager.models import MemberOverride
 from queue_manager.roster import (
     current_shift_end,
     next_boundary,

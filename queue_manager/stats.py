@@ -20,8 +20,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.contracts.statuses import QueueCallOutcome
+from ivr.queue_records.models import AgentPause, AgentSession, QueueCall, QueueLogEntry
 from queue_manager.model import Change, ChangeKind
-from queue_manager.models import AgentPause, AgentSession, QueueCall, QueueLogEntry
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import Call
 from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts
-from queue_manager.models import CallbackRequest
+from ivr.queue_records.models import CallbackRequest
 from tests.flow_driver import keys
 from tests.rig.agi_peer import AgiPeer
 from tests.rig.stack import EXAMPLE, REPO

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from ivr.asterisk.instance import AsteriskInstance
 from ivr.config import HotlineConfig
 from ivr.db.engine import make_engine, make_session_factory
+from ivr.queue_records.models import CallbackRequest
 from ivr.service import RunningServices, start_services
 from ivr.sim.sipp import Dtmf, Pause, SippAnswerer, SippCaller
-from queue_manager.models import CallbackRequest
 from tests.rig.stack import HOTLINE_NUMBER, Ports, start_asterisk, wait_for, write_test_config
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.db]

@@ -13,9 +13,9 @@ from ivr.config import HotlineConfig, load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import utc_now
+from ivr.queue_records.models import CallbackRequest
 from queue_manager.callbacks import CallbackDispatcher, national
 from queue_manager.model import DailyTotals, LiveModel, Member, QueueState, WaitingCaller
-from queue_manager.models import CallbackRequest
 from tests.rig.postgres import fresh_database_url
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bac-tu-liem.yaml"

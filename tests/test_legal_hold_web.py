@@ -9,10 +9,10 @@ import re
 import pytest
 from sqlalchemy import select
 
+from ivr.audit import AuditEntry
 from ivr.cases.models import CLOSED, Case
 from ivr.cases.service import CaseService
 from ivr.privacy.retention import run_retention
-from ivr.web.models import AuditEntry
 from tests import test_web
 from tests.test_web import Console
 

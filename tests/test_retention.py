@@ -21,6 +21,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from ivr.audit import AuditEntry
 from ivr.cases.models import (
     CLOSED,
     IN_PROGRESS,
@@ -37,9 +38,8 @@ from ivr.db.migrate import upgrade
 from ivr.db.models import Call, utc_now
 from ivr.privacy.pseudonym import load_key, pseudonym
 from ivr.privacy.schedule import run_and_audit
+from ivr.queue_records.models import CallbackRequest, QueueCall, QueueLogEntry
 from ivr.service import start_services
-from ivr.web.models import AuditEntry
-from queue_manager.models import CallbackRequest, QueueCall, QueueLogEntry
 from tests.rig.postgres import fresh_database_url
 from tests.rig.stack import EXAMPLE, REPO
 

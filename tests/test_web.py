@@ -24,6 +24,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from ivr.audit import AuditEntry
 from ivr.cases.models import Recording
 from ivr.config import HotlineConfig, load_config
 from ivr.db.engine import make_engine, make_session_factory
@@ -32,7 +33,6 @@ from ivr.db.models import Call, utc_now
 from ivr.web.app import create_app
 from ivr.web.i18n import VI
 from ivr.web.live import LiveHub
-from ivr.web.models import AuditEntry
 from ivr.web.openapi import PATHS
 from ivr.web.security import LoginRateLimiter, SessionSigner, hash_password, verify_password
 from ivr.web.store import UserStore
@@ -552,8 +552,8 @@ async def test_case_page_shows_the_dialogue_and_search_finds_its_words(
     console: Console, sessions: Any
 ) -> None:
     from ivr.cases.models import Case, Transcript, TranscriptionJob
+    from ivr.queue_records.models import QueueCall
     from ivr.transcription.recognizer import Turn, dialogue_json, dialogue_text
-    from queue_manager.models import QueueCall
 
     # dtv1 answered the call (an agent may link a case only to its own calls).
     with sessions.begin() as session:

@@ -23,16 +23,17 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from ivr.audit import AuditEntry
 from ivr.cases.models import Case, Recording, Transcript, TranscriptionJob
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig
 from ivr.db.models import Call, utc_now
+from ivr.queue_records.models import QueueCall
 from ivr.web import store
 from ivr.web.access import AccessScope, mask_number
 from ivr.web.live import Client, LiveHub
-from ivr.web.models import AuditEntry, WebUser
+from ivr.web.models import WebUser
 from ivr.web.store import UserError, UserStore
-from queue_manager.models import QueueCall
 from tests import test_web
 from tests.test_web import PASSWORD, Console, FakeManager
 

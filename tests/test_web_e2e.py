@@ -477,7 +477,7 @@ async def test_supervisor_whispers_then_barges_into_a_live_agent_call(rig: Conso
         link.record = None
     from sqlalchemy import select
 
-    from ivr.web.models import AuditEntry
+    from ivr.audit import AuditEntry
 
     with rig.sessions() as session:
         entries = [(e.actor, e.action, e.target, e.detail) for e in session.scalars(

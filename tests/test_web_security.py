@@ -224,7 +224,7 @@ async def test_behind_a_proxy_one_guessers_failures_do_not_lock_out_the_staff(
     assert await sign_in("dtv1", PASSWORD, "198.51.100.66") == 429  # that guesser waits
     assert await sign_in("dtv1", PASSWORD, "198.51.100.10") == 302  # the agent does not
     assert await sign_in("giamsat", PASSWORD, "198.51.100.11") == 302
-    from ivr.web.models import AuditEntry
+    from ivr.audit import AuditEntry
 
     with console.sessions() as session:
         addresses = {e.address for e in session.query(AuditEntry).filter_by(action="login_failed")}

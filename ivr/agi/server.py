@@ -30,6 +30,7 @@ from ivr.flow.call_flow import HotlineFlow, survey_flow
 from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts
 from ivr.flow.steps import Route
 from ivr.phone import normalise_caller
+from ivr.queue_records import callbacks as callback_requests
 
 logger = logging.getLogger(__name__)
 
@@ -336,8 +337,6 @@ class HotlineAgi:
     def _open_callback(
         self, uniqueid: str, queue: str, hotline_id: str, caller: str, joined: float
     ) -> str:
-        from queue_manager.models import CallbackRequest
-
         assert self.case_desk is not None
         case = self.case_desk.cases.open_case(
             channel="callback",
@@ -348,25 +347,20 @@ class HotlineAgi:
             actor="ivr",
         )
         with self.case_desk.sessions.begin() as session:
-            session.add(
-                CallbackRequest(
-                    queue=queue,
-                    hotline_id=hotline_id,
-                    caller_number=caller,
-                    call_uniqueid=uniqueid,
-                    case_code=case.code,
-                    joined_at=joined,
-                )
-            )
+            callback_requests.add_request(
+                session, queue=queue, hotline_id=hotline_id, caller_number=caller,
+                call_uniqueid=uniqueid, case_code=case.code, joined_at=joined,
+            )  # fmt: skip
         return case.code
 
     async def callback_answered(self, request: fast_agi.Request) -> None:
-        from queue_manager.callbacks import mark_answered
-
         args = scripts.CALLBACK_ANSWERED.parse(AgiChannel(request).arg)
         if self.case_desk is not None and args.callback_id.isdigit():
             await asyncio.get_running_loop().run_in_executor(
-                self._db, mark_answered, self.case_desk.sessions, int(args.callback_id)
+                self._db,
+                callback_requests.mark_answered,
+                self.case_desk.sessions,
+                int(args.callback_id),
             )
 
     async def survey(self, request: fast_agi.Request) -> None:

@@ -9,9 +9,10 @@ from ivr.db.models import Base
 
 MODEL_MODULES = (
     "ivr.db.models",
-    "queue_manager.models",
+    "ivr.queue_records.models",
     "ivr.cases.models",
     "ivr.web.models",
+    "ivr.audit",
 )
 
 for _module in MODEL_MODULES:

@@ -50,7 +50,7 @@ from ivr.config.schema import HotlineConfig
 from ivr.db.models import Call, utc_now
 from ivr.phone import normalise_caller
 from ivr.privacy.pseudonym import PREFIX, load_key, pseudonym
-from queue_manager.models import CallbackRequest, QueueCall, QueueLogEntry
+from ivr.queue_records.models import CallbackRequest, QueueCall, QueueLogEntry
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.audit import AuditEntry
 from ivr.config.schema import HotlineConfig
 from ivr.db.models import utc_now
 from ivr.privacy.retention import ACTOR, RetentionReport, run_retention
-from ivr.web.models import AuditEntry
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from sqlalchemy import ColumnElement, false, or_, select, true
 from ivr.cases.models import Case, CaseEvent
 from ivr.config.schema import HotlineConfig
 from ivr.db.models import Call
+from ivr.queue_records.models import QueueCall
 from ivr.web.models import AGENT, SUPERVISOR, WebUser
-from queue_manager.models import QueueCall
 
 logger = logging.getLogger(__name__)
 

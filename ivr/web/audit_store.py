@@ -13,28 +13,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.db.models import utc_now
-from ivr.web.models import AuditEntry
+from ivr.audit import AuditEntry
+from ivr.audit import record as audit
 from ivr.web.store import Filters, day_bounds
 
 logger = logging.getLogger(__name__)
 
 
-def audit(
-    sessions: sessionmaker[Session],
-    actor: str,
-    action: str,
-    target: str = "",
-    detail: str = "",
-    address: str = "",
-) -> None:
-    with sessions.begin() as session:
-        session.add(
-            AuditEntry(
-                at=utc_now(), actor=actor, action=action, target=target[:255],
-                detail=detail, address=address[:64],
-            )
-        )  # fmt: skip
+__all__ = ["AuditFilters", "audit", "audit_actions", "audit_entries"]
 
 
 AUDIT_EXPORT_ROWS = 100_000

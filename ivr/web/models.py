@@ -1,4 +1,4 @@
-"""Tables of the web console: its users and the audit log.
+"""Tables of the web console: its users and their sessions (the audit log it writes is :mod:`ivr.audit`).
 
 A session is a signed cookie (see :mod:`ivr.web.security`) *and* a row in
 ``web_sessions``: the cookie alone is never enough, so signing out ends a
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.db.models import Base, UtcDateTime, utc_now
@@ -39,21 +39,6 @@ class WebUser(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-
-
-class AuditEntry(Base):
-    """Who did what to which record: listening, downloads, exports, supervisor
-    actions, logins. Written in the same request as the action it records."""
-
-    __tablename__ = "web_audit_log"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now, index=True)
-    actor: Mapped[str] = mapped_column(String(64), index=True)
-    action: Mapped[str] = mapped_column(String(32), index=True)  # listen, download, export, …
-    target: Mapped[str] = mapped_column(String(255), default="")
-    detail: Mapped[str] = mapped_column(Text, default="")
-    address: Mapped[str] = mapped_column(String(64), default="")
 
 
 class WebSession(Base):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.models import Case
 from ivr.db.models import Call
-from queue_manager.models import QueueCall
+from ivr.queue_records.models import QueueCall
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from ivr.cases.models import OPEN_STATUSES, Case, Recording, Transcript, TranscriptionJob
 from ivr.db.models import Call, utc_now
 from ivr.phone import normalise_caller
+from ivr.queue_records.models import QueueCall
 from ivr.web.access import AccessScope
 from ivr.web.models import ROLES, WebUser
 from ivr.web.security import DUMMY_HASH, hash_password, verify_password
-from queue_manager.models import QueueCall
 
 logger = logging.getLogger(__name__)
 

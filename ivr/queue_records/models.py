@@ -1,4 +1,9 @@
-"""Tables of queue and agent statistics (see issue 4). Times are UTC.
+"""Tables of queue and agent records: who waited, who answered, pauses, the
+queue log, roster overrides and call-back requests. Times are UTC.
+
+They are domain data, not the AMI adapter's: the queue manager writes most of
+them, the FastAGI server writes call-back requests, the console and the
+statistics read them, retention anonymises them; all import them from here.
 
 Rows are keyed by what Asterisk says (node, channel uniqueid, event time), so
 two queue managers watching the same node write the same rows and the second

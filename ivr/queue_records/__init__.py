@@ -1,0 +1,1 @@
+"""Queue and agent records (tables and the functions that change them)."""
