@@ -387,7 +387,8 @@ class CallLog:
         )
 
     def rated(self, uniqueid: str, rating: int) -> asyncio.Future[None]:
-        """The caller's survey answer, on the call and on the case opened from it."""
+        """The caller's survey answer, on the call (the case opened from it is
+        the case desk's: :meth:`ivr.cases.desk.CaseDesk.rated`)."""
         return self._writer.submit(self._rate, uniqueid, rating)
 
     def call_ended(self, end: CallEnd) -> asyncio.Future[None]:
@@ -401,13 +402,8 @@ class CallLog:
 
     @staticmethod
     def _rate(connection: Connection, uniqueid: str, rating: int) -> None:
-        from ivr.cases.models import Case
-
         connection.execute(
             update(Call).where(Call.uniqueid == uniqueid).values(satisfaction=rating)
-        )
-        connection.execute(
-            update(Case).where(Case.call_uniqueid == uniqueid).values(satisfaction=rating)
         )
 
     @staticmethod

@@ -375,6 +375,8 @@ class HotlineAgi:
             return
         if rating is not None:
             self.call_log.rated(uniqueid, rating)  # queued; the caller need not wait
+            if self.case_desk is not None:
+                self.case_desk.rated(uniqueid, rating)
 
     async def ended(self, request: fast_agi.Request) -> None:
         """Hangup handler: close the call record with what the dialplan saw."""

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.models import Case
@@ -63,6 +63,12 @@ class CaseDesk:
             return
         await self._run(self._call_ended, uniqueid, route, rec_base)
 
+    def rated(self, uniqueid: str, rating: int) -> None:
+        """The survey answer on the case opened from the call, through the call
+        log's writer like the call's own rating (the caller never waits)."""
+        if self._writer is not None:
+            self._writer(_rate_case_of_call, uniqueid, rating)
+
     async def voicemail_saved(
         self, uniqueid: str, rec_base: str, hotline_id: str, caller_raw: str
     ) -> Case | None:
@@ -104,3 +110,9 @@ class CaseDesk:
             call_uniqueid=uniqueid,
             actor="ivr",
         )
+
+
+def _rate_case_of_call(connection: Connection, uniqueid: str, rating: int) -> None:
+    connection.execute(
+        update(Case).where(Case.call_uniqueid == uniqueid).values(satisfaction=rating)
+    )
