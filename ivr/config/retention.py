@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Days = int | None
-_DAYS = {"ge": 0, "le": 36500}
 DEFAULT_AUDIO_DAYS = 365
 
 
@@ -36,15 +35,15 @@ class RetentionSection(BaseModel):
 
     # Audio files of calls and voicemail (the row stays, marked deleted).
     # Absent: ``recording.retention_days`` (the older spelling) or 365.
-    audio_days: Days = Field(DEFAULT_AUDIO_DAYS, **_DAYS)
+    audio_days: Days = Field(DEFAULT_AUDIO_DAYS, ge=0, le=36500)
     # Text and word timings of transcripts (the row stays for statistics).
-    transcript_days: Days = Field(730, **_DAYS)
+    transcript_days: Days = Field(730, ge=0, le=36500)
     # Citizens' numbers in calls, queue statistics, call backs and SMS rows;
     # a closed case's number counts from its closing.
-    caller_number_days: Days = Field(730, **_DAYS)
+    caller_number_days: Days = Field(730, ge=0, le=36500)
     # Summary, transcript copy, caller's name, answer and notes of a case,
     # counted from its closing; open cases keep theirs.
-    case_text_days: Days = Field(1825, **_DAYS)
+    case_text_days: Days = Field(1825, ge=0, le=36500)
     # pseudonym: a keyed hash (HMAC-SHA256) replaces the number, so repeat and
     # distinct-caller counts still work and nobody without the key can test a
     # guessed number; erase: the number is removed (NULL or empty).

@@ -40,7 +40,8 @@ from ivr.config.web import WebSection
 
 _ID = r"^[a-z0-9][a-z0-9_-]*$"
 _DIGITS = r"^[0-9*#]+$"
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _to_destination(value: Any) -> Destination:
@@ -328,7 +329,7 @@ class RosterEntry(Strict):
     shift: Identifier
     queue: Identifier
     agents: list[Identifier]
-    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(_WEEKDAYS)
+    weekdays: list[Weekday] = list(_WEEKDAYS)
 
 
 class RosterOverride(Strict):
