@@ -172,3 +172,53 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     uses_stack = "stack" in getattr(item, "fixturenames", ())
     if report.failed and _current_stack is not None and uses_stack:
         report.sections.append(("asterisk log", _current_stack.asterisk.log_tail(150)))
+
+
+# --- tiers ------------------------------------------------------------------------
+# Every test gets exactly one tier marker, so `pytest -m unit` is the fast tier
+# (`./hotline.sh check`), and the whole suite still runs everything:
+# - e2e: the real Asterisk or the browser (markers asterisk, browser);
+# - integration: one real part: a database (marker db), or a module below that
+#   runs espeak-ng, vosk or SIPp;
+# - unit: the rest, and a unit test that starts an external program fails.
+INTEGRATION_MODULES = frozenset(
+    {
+        "test_prompts",  # espeak-ng, sox
+        "test_sipp_rig",  # SIPp
+        "test_transcription",  # vosk
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if item.get_closest_marker("asterisk") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.e2e)
+        elif item.get_closest_marker("integration"):
+            continue  # marked by the test itself (it runs one of our commands, say)
+        elif item.get_closest_marker("db") or module in INTEGRATION_MODULES:
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_program(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit test that starts an external program belongs to another tier."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    import asyncio
+    import subprocess
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(
+            f"a unit test started an external program ({args[0] if args else '?'}): "
+            "mark it db/asterisk/browser or list its module in INTEGRATION_MODULES"
+        )
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", refuse)
+    monkeypatch.setattr(asyncio, "create_subprocess_shell", refuse)

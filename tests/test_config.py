@@ -132,6 +132,7 @@ def test_failure_destination_must_be_a_queue(tmp_path: Path) -> None:
     assert "failure_destination: must be a queue" in error
 
 
+@pytest.mark.integration  # runs the hotline command as a process
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -155,6 +156,7 @@ def test_check_config_command_prints_one_error_and_fails(
     assert len(errors) == 1 and expected in errors[0] and str(path) in errors[0]
 
 
+@pytest.mark.integration  # runs the hotline command as a process
 def test_check_config_command_accepts_the_example() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "ivr.cli", "--config", str(EXAMPLE), "check-config"],
