@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ivr.sim.polling import wait_for  # noqa: E402
 from ivr.sim.sipp import (  # noqa: E402
     CallResult,
     Dtmf,
@@ -194,11 +196,13 @@ async def _routed_to_chairman(database_url: str, caller_ids: list[str], expected
             closed_calls = select(func.count()).where(
                 Call.caller_raw.in_(caller_ids), Call.ended_at.is_not(None)
             )
-            for _ in range(600):
-                if (connection.scalar(closed_calls) or 0) >= expected:
-                    break
-                connection.rollback()  # a fresh snapshot for the next look
-                await asyncio.sleep(0.1)
+
+            def all_closed() -> bool:
+                connection.rollback()  # a fresh snapshot for each look
+                return (connection.scalar(closed_calls) or 0) >= expected
+
+            with contextlib.suppress(TimeoutError):  # then count what is there
+                await wait_for(all_closed, 60, f"{expected} closed records", interval=0.1)
             return int(
                 connection.scalar(
                     select(func.count()).where(
@@ -214,15 +218,15 @@ async def _routed_to_chairman(database_url: str, caller_ids: list[str], expected
 
 
 async def _wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    async def listening() -> bool:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
         except OSError:
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"FastAGI server did not listen on {port}")
+            return False
+        writer.close()
+        return True
+
+    await wait_for(listening, timeout, f"the FastAGI server to listen on {port}", interval=0.1)
 
 
 def main() -> None:

@@ -123,8 +123,7 @@ async def run(clients: int, events: int, interval: float) -> dict[str, float]:
             args=(f"http://127.0.0.1:{port}", clients, events, ready, results),
         )
         process.start()
-        while not ready.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(ready.wait)  # the clients' sockets are open
         await asyncio.sleep(0.5)
         for n in range(events):
             # A caller joins, the next event they leave: a board of realistic size.

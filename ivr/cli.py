@@ -40,18 +40,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_options(config: HotlineConfig):  # type: ignore[no-untyped-def]
-    from ivr.asterisk.render import RenderOptions
-
-    return RenderOptions.from_config(config)
-
-
 def cmd_asterisk_config(args: argparse.Namespace) -> int:
-    from ivr.asterisk.render import write_all
+    from ivr.asterisk.render import RenderOptions, write_all
     from ivr.routing_table import write_routing_table
 
     config = _load(args)
-    written = write_all(config, render_options(config), Path(args.out))
+    written = write_all(config, RenderOptions.from_config(config), Path(args.out))
     table = write_routing_table(config)
     for path in [*written, table]:
         print(path)

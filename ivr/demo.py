@@ -9,17 +9,19 @@ ward chairman's mobile "answers") and a citizen who dials the hotline, presses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
 from ivr.asterisk.instance import AsteriskInstance, find_asterisk
-from ivr.asterisk.render import write_all
+from ivr.asterisk.render import RenderOptions, write_all
 from ivr.config.schema import HotlineConfig
 from ivr.db.migrate import upgrade
 from ivr.prompt_setup import build_hotline_prompts
 from ivr.reports import format_call, recent_calls
 from ivr.routing_table import write_routing_table
 from ivr.service import start_services
+from ivr.sim.polling import wait_for
 from ivr.sim.sipp import Dtmf, Pause, SippAnswerer, SippCaller
 
 logger = logging.getLogger(__name__)
@@ -33,8 +35,6 @@ def _say(text: str) -> None:
 
 
 async def run_demo(config: HotlineConfig, keep_running: bool = False) -> int:
-    from ivr.cli import render_options
-
     base = config.resolve_path(Path("../var/demo"))
     base.mkdir(parents=True, exist_ok=True)
     hotline = config.hotlines[0]
@@ -47,7 +47,7 @@ async def run_demo(config: HotlineConfig, keep_running: bool = False) -> int:
     await asyncio.to_thread(upgrade, config.database_url)
 
     asterisk = AsteriskInstance(base / "asterisk")
-    write_all(config, render_options(config), asterisk.etc)
+    write_all(config, RenderOptions.from_config(config), asterisk.etc)
     write_routing_table(config)
     carrier = SippAnswerer(base / "sipp", "carrier", mode="answer", hold_ms=4000, port=trunk.port)
     services = None
@@ -103,10 +103,12 @@ async def run_demo(config: HotlineConfig, keep_running: bool = False) -> int:
 
 
 async def _wait_closed(config: HotlineConfig, timeout: float = 15) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
+    """Until the hangup handler has closed the newest call record; the demo
+    prints whatever is there after ``timeout`` seconds."""
+
+    def closed() -> bool:
         calls = recent_calls(config, limit=1)
-        if calls and calls[0].ended_at is not None:
-            return
-        await asyncio.sleep(0.1)
+        return bool(calls) and calls[0].ended_at is not None
+
+    with contextlib.suppress(TimeoutError):
+        await wait_for(closed, timeout, "the call record to close", interval=0.1)

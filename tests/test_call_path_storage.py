@@ -30,7 +30,7 @@ from ivr.db.migrate import upgrade
 from ivr.db.models import Call
 from ivr.service import start_services
 from tests.rig.postgres import backend, fresh_database_url
-from tests.rig.stack import EXAMPLE, free_tcp_port
+from tests.rig.stack import EXAMPLE, free_tcp_port, wait_for
 
 WARD_CALLER = "0912345678"
 
@@ -168,8 +168,8 @@ async def test_writer_holds_writes_through_an_outage_and_keeps_their_order(
                 futures.append(log.call_ended(CallEnd(uniqueid, "dial", "ANSWER", None,
                                                       "chairman:dong-ngac", "",
                                                       datetime.now(UTC))))  # fmt: skip
-            while log._writer.outages == 0:  # the writer has met the lock …
-                await asyncio.sleep(0.05)
+            # The writer has met the lock …
+            await wait_for(lambda: log._writer.outages > 0, 20, "the writer to meet the lock")
             await asyncio.sleep(0.5)  # … and retried a few times under it
             assert log.pending == 60
         await asyncio.gather(*futures)  # nothing failed, nothing dropped
@@ -195,8 +195,7 @@ async def test_close_waits_for_the_database_and_writes_everything(tmp_path: Path
     try:
         for n in range(5):
             log.call_started(start(f"s{n}"))
-        while log._writer.outages == 0:
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: log._writer.outages > 0, 20, "the writer to meet the lock")
         closing = asyncio.ensure_future(asyncio.to_thread(log.close, 30.0))
         await asyncio.sleep(0.3)
         assert not closing.done()  # still waiting for the database
@@ -350,11 +349,7 @@ async def test_records_left_in_progress_by_a_crash_are_closed_at_start(tmp_path:
                 calls = {c.uniqueid: c for c in session.scalars(select(Call))}
             return calls if calls["crashed"].outcome != "in_progress" else {}
 
-        for _ in range(200):
-            calls = closed()
-            if calls:
-                break
-            await asyncio.sleep(0.05)
+        calls = await wait_for(closed, 10, "the stale records to be closed")
     finally:
         await services.close()
     assert calls["crashed"].outcome == "interrupted"

@@ -16,7 +16,6 @@ import asyncio
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -26,7 +25,7 @@ from ivr.service import RunningServices
 from ivr.sim.sipp import Dtmf, Pause
 from tests.conftest import Stack
 from tests.rig.postgres import backend
-from tests.rig.stack import REPO
+from tests.rig.stack import REPO, wait_for
 from tests.rig.stall import stalled_database
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.db]
@@ -87,6 +86,8 @@ async def _serve(stack: Stack) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
     async def listening() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"hotline serve exited ({process.returncode})")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", stack.ports.agi)
         except OSError:
@@ -94,15 +95,14 @@ async def _serve(stack: Stack) -> subprocess.Popen[bytes]:
         writer.close()
         return True
 
-    deadline = time.monotonic() + 30
-    while not await listening():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(
-                "hotline serve did not start:\n"
-                + (stack.workdir / "serve-sigterm.log").read_text(errors="replace")
-            )
-        await asyncio.sleep(0.1)
+    try:
+        await wait_for(listening, 30, "hotline serve to listen", interval=0.1)
+    except (RuntimeError, TimeoutError):
+        process.kill()
+        raise RuntimeError(
+            "hotline serve did not start:\n"
+            + (stack.workdir / "serve-sigterm.log").read_text(errors="replace")
+        ) from None
     return process
 
 

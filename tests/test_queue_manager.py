@@ -17,9 +17,9 @@ from ivr.asterisk.render import render_manager, render_queues
 from ivr.config import ConfigError, HotlineConfig, load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
+from ivr.queue_records.models import AgentPause, AgentSession, QueueCall, QueueLogEntry
 from queue_manager.manager import MemberAction, Override, desired_members, plan_membership
 from queue_manager.model import Change, LiveModel
-from queue_manager.models import AgentPause, AgentSession, QueueCall, QueueLogEntry
 from queue_manager.roster import next_boundary, rostered_agents, shift_windows_at
 from queue_manager.stats import StatsRecorder
 from tests.rig.stack import EXAMPLE
@@ -397,8 +397,8 @@ def test_auto_pause_and_nodes_in_the_config(config: HotlineConfig, tmp_path: Pat
 
     varied = load_config(_variant(tmp_path, tweak_ok))
     assert [n.host for n in varied.asterisk.ami.node_list()] == ["10.0.0.1", "10.0.0.2"]
-    from ivr.cli import render_options
+    from ivr.asterisk.render import RenderOptions
 
-    queues = render_queues(varied, render_options(varied))
+    queues = render_queues(varied, RenderOptions.from_config(varied))
     operator = queues.split("[operator]")[1].split("\n[")[0]
     assert "autopause=yes" in operator

@@ -25,10 +25,10 @@ from sqlalchemy import select
 from ivr.asterisk.instance import AsteriskInstance
 from ivr.config import HotlineConfig
 from ivr.db.engine import make_engine, make_session_factory
+from ivr.queue_records.models import AgentPause, QueueCall, QueueLogEntry
 from ivr.service import RunningServices, start_services
 from ivr.sim.sipp import CallResult, Dtmf, Pause, SippAnswerer, SippCaller
 from queue_manager.manager import QueueManager
-from queue_manager.models import AgentPause, QueueCall, QueueLogEntry
 from tests.rig.stack import HOTLINE_NUMBER, REPO, Ports, free_udp_port, start_asterisk, wait_for
 from tests.rig.stack import write_test_config as write_config
 
@@ -210,14 +210,10 @@ async def converged(
             return None
         return mine if mine == asterisk else None
 
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        view = await probe()
-        if view is not None:
-            return view
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"model and `queue show {queue}` differ: {last}")
-        await asyncio.sleep(0.1)
+    try:
+        return await wait_for(probe, timeout, f"queue {queue} to converge", interval=0.1)
+    except TimeoutError:
+        raise AssertionError(f"model and `queue show {queue}` differ: {last}") from None
 
 
 async def wait_model(rig: QueueRig, probe: Any, what: str, timeout: float = 15) -> Any:

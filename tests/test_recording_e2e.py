@@ -159,12 +159,10 @@ async def test_caller_speaks_to_an_agent_and_the_case_shows_the_callers_words(
     model = await asyncio.to_thread(load_model, model_path)
     worker = TranscriptionWorker(stack.sessions, stack.config, model, name="e2e")
     await wait_for(lambda: job() and job().available_at, 5, "the job to be available")  # type: ignore[union-attr]
-    outcome = None
-    for _ in range(50):  # the job becomes claimable after settle_seconds
-        outcome = await asyncio.to_thread(worker.run_once)
-        if outcome is not None:
-            break
-        await asyncio.sleep(0.1)
+    # The job becomes claimable settle_seconds after the hangup.
+    outcome = await wait_for(
+        lambda: asyncio.to_thread(worker.run_once), 10, "a worker to claim the job", interval=0.1
+    )
     assert outcome is not None and outcome.status == "done", outcome
 
     with stack.sessions() as session:

@@ -5,12 +5,12 @@ point: the pipeline must give exactly what bare vosk gives for the same audio.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import wave
 from collections.abc import Iterator
 from datetime import timedelta
@@ -43,7 +43,7 @@ from ivr.transcription.recognizer import (
 )
 from ivr.transcription.worker import TranscriptionWorker
 from tests.rig.postgres import fresh_database_url
-from tests.rig.stack import EXAMPLE, REPO
+from tests.rig.stack import EXAMPLE, REPO, wait_for
 
 SENTENCE = (
     "Xin chào, tôi muốn phản ánh về việc cấp giấy chứng nhận quyền sử dụng đất "
@@ -287,11 +287,7 @@ def test_sigkilled_worker_loses_nothing_and_one_transcript_is_stored(
 
 def wait_until(probe: Any, timeout: float, what: str) -> None:
     """Poll the database (another process writes it) until ``probe`` holds."""
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    asyncio.run(wait_for(probe, timeout, what))
 
 
 @pytest.mark.db
