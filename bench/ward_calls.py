@@ -82,8 +82,9 @@ async def run(
     stall_db: float = 0.0,
 ) -> None:
     base = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
-    chairman = SippAnswerer(base / "sipp", "t-chair", mode="answer", hold_ms=hold_ms,
-                            play_audio=False)
+    chairman = SippAnswerer(
+        base / "sipp", "t-chair", mode="answer", hold_ms=hold_ms, play_audio=False
+    )
     await chairman.start()
     ports = Ports()
 
@@ -91,9 +92,17 @@ async def run(
         data["hotlines"][0]["announce_selection"] = False
 
     config_path = write_test_config(
-        base, ports, {"t-chair": chairman.contact, "t-chair-silent": chairman.contact,
-                      "t-vice": chairman.contact, "t-agent": chairman.contact},
-        quick_prompts(base / "prompts"), trunk_port=chairman.port, tweak=no_announcement,
+        base,
+        ports,
+        {
+            "t-chair": chairman.contact,
+            "t-chair-silent": chairman.contact,
+            "t-vice": chairman.contact,
+            "t-agent": chairman.contact,
+        },
+        quick_prompts(base / "prompts"),
+        trunk_port=chairman.port,
+        tweak=no_announcement,
     )
     asterisk, config = start_asterisk(base, config_path)
     assert asterisk.process is not None
@@ -102,15 +111,20 @@ async def run(
         command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "ivr.cli"]
     server = subprocess.Popen(
         [*command, "--config", str(config_path), "serve", "--only", "agi"],
-        stdout=subprocess.DEVNULL, stderr=(base / "server.log").open("wb"),
+        stdout=subprocess.DEVNULL,
+        stderr=(base / "server.log").open("wb"),
     )
     try:
         await _wait_port(ports.agi)
-        print(f"Asterisk {asterisk.rx('core show version').split()[1]}, "
-              f"{os.cpu_count()} cores; {calls} calls per rate; chairman holds {hold_ms} ms")
-        print(f"{'rate':>6} {'db stall':>8} {'placed':>7} {'ok':>5} {'failed':>6} {'calls/s':>8} "
-              f"{'ast ms/call':>11} {'agi ms/call':>11} {'agi/ast':>8} "
-              f"{'key→ring p50':>12} {'p99':>8}")
+        print(
+            f"Asterisk {asterisk.rx('core show version').split()[1]}, "
+            f"{os.cpu_count()} cores; {calls} calls per rate; chairman holds {hold_ms} ms"
+        )
+        print(
+            f"{'rate':>6} {'db stall':>8} {'placed':>7} {'ok':>5} {'failed':>6} {'calls/s':>8} "
+            f"{'ast ms/call':>11} {'agi ms/call':>11} {'agi/ast':>8} "
+            f"{'key→ring p50':>12} {'p99':>8}"
+        )
         stalls = [0.0, stall_db] if stall_db else [0.0]
         passes = [(rate, stall) for rate in rates for stall in stalls]
         for number, (rate, stall) in enumerate(passes):
@@ -119,11 +133,15 @@ async def run(
             caller_ids = [f"0913{number:02d}{n:04d}" for n in range(calls)]
             started = time.monotonic()
             load = SippCaller(base / "calls").run_load(
-                target=f"127.0.0.1:{ports.sip}", number=HOTLINE_NUMBER, calls=calls,
-                rate_cps=rate, steps=[Pause(500), Dtmf("5"), Pause(200), Dtmf("03")],
+                target=f"127.0.0.1:{ports.sip}",
+                number=HOTLINE_NUMBER,
+                calls=calls,
+                rate_cps=rate,
+                steps=[Pause(500), Dtmf("5"), Pause(200), Dtmf("03")],
                 hangup_after_ms=None,
                 caller_ids=caller_ids,
-                timeout_s=calls / rate + 120, call_timeout_s=40,
+                timeout_s=calls / rate + 120,
+                call_timeout_s=40,
             )
             if stall:
                 result, _ = await asyncio.gather(load, _stall(config.database_url, stall))
@@ -146,8 +164,12 @@ async def run(
                 f"{failed:>6} {(ok - 1) / span:>8.1f} "
                 f"{1000 * ast_cpu / max(ok, 1):>11.2f} {1000 * agi_cpu / max(ok, 1):>11.2f} "
                 f"{agi_cpu / ast_cpu if ast_cpu else float('nan'):>8.2f} "
-                + (f"{1000 * percentile(latencies, 0.5):>10.1f}ms "
-                   f"{1000 * percentile(latencies, 0.99):>6.1f}ms" if latencies else "n/a"),
+                + (
+                    f"{1000 * percentile(latencies, 0.5):>10.1f}ms "
+                    f"{1000 * percentile(latencies, 0.99):>6.1f}ms"
+                    if latencies
+                    else "n/a"
+                ),
                 flush=True,
             )
     finally:

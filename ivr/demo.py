@@ -55,10 +55,7 @@ async def run_demo(config: HotlineConfig, keep_running: bool = False) -> int:
         await carrier.start()
         _say(f"carrier SIP answerer on 127.0.0.1:{carrier.port} (trunk {trunk.id!r})")
         await asyncio.to_thread(asterisk.start)
-        _say(
-            f"Asterisk is up (SIP 127.0.0.1:{config.asterisk.sip.port}, "
-            f"config in {asterisk.etc})"
-        )
+        _say(f"Asterisk is up (SIP 127.0.0.1:{config.asterisk.sip.port}, config in {asterisk.etc})")
         services = await start_services(config, migrate=False)
         _say(f"FastAGI server on {config.asterisk.agi.host}:{services.agi_port}")
 

@@ -59,8 +59,10 @@ def write_beep(path: Path, seconds: float = 0.3, frequency: float = 1000.0) -> P
     rate = 8000
     samples = array(
         "h",
-        (int(0.4 * 32767 * math.sin(2 * math.pi * frequency * n / rate))
-         for n in range(int(rate * seconds))),
+        (
+            int(0.4 * 32767 * math.sin(2 * math.pi * frequency * n / rate))
+            for n in range(int(rate * seconds))
+        ),
     )
     return write_pcm_wav(path, samples, rate)
 

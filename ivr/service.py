@@ -99,9 +99,7 @@ async def start_services(
     if "web" in parts and config.web.enabled:
         from ivr.web.app import start_web
 
-        web_runner = await start_web(
-            config, sessions, queue_manager=queue_manager, applier=applier
-        )
+        web_runner = await start_web(config, sessions, queue_manager=queue_manager, applier=applier)
     # Retention (audio, transcripts, numbers, case text) runs once per
     # deployment: in the process with the web part, model or no model.
     retention = RetentionSchedule(sessions, config) if "web" in parts else None

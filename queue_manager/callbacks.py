@@ -209,4 +209,3 @@ class CallbackDispatcher:
                 .where(CallbackRequest.id == request_id)
                 .values(status=PENDING, last_result=reason)
             )
-

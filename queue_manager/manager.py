@@ -231,9 +231,7 @@ class QueueManager:
             # Call backs are originated on the first node (one dialler per manager;
             # claims in the database keep several managers from dialling twice).
             first = next(iter(self.links.values()))
-            self.callbacks = CallbackDispatcher(
-                self.config, self.sessions, self.models, first.send
-            )
+            self.callbacks = CallbackDispatcher(self.config, self.sessions, self.models, first.send)
             self.callbacks.start()
 
     async def close(self) -> None:

@@ -78,7 +78,9 @@ async def rig(
         data["asterisk"]["config_dir"] = str(tmp_path / "asterisk" / "etc")
         data["paths"]["config_history"] = str(tmp_path / "config-history")
         data["web"] = {
-            "port": web_port, "cookie_secure": False, "secret_file": str(tmp_path / "secret")
+            "port": web_port,
+            "cookie_secure": False,
+            "secret_file": str(tmp_path / "secret"),
         }
 
     config_path = write_test_config(

@@ -148,8 +148,17 @@ def test_case_status_reads_code_status_and_due_date(flow: HotlineFlow) -> None:
     result = run_as(flow, caller)
     heard = caller.prompts_heard
     spoken = heard[heard.index("case_status_intro") :]
-    assert spoken[:9] == ["case_status_intro", "digit_2", "digit_5", "digit_0", "digit_7",
-                          "digit_1", "digit_2", "digit_3", "digit_4"]
+    assert spoken[:9] == [
+        "case_status_intro",
+        "digit_2",
+        "digit_5",
+        "digit_0",
+        "digit_7",
+        "digit_1",
+        "digit_2",
+        "digit_3",
+        "digit_4",
+    ]
     assert "case_status_in_progress" in spoken
     # "ngày mười lăm tháng mười hai"
     assert spoken[spoken.index("case_due_date_intro") + 1 :][:2] == ["number_ten", "number_lam"]
@@ -176,8 +185,8 @@ def test_caller_with_an_open_case_is_offered_it_first(flow: HotlineFlow) -> None
     caller = ScriptedCaller(keys("1", "0"), caller_cases=[open_case])
     result = run_as(flow, caller)
     heard = caller.prompts_heard
-    assert heard.index("open_case_offer") < heard.index("case_status_intro") < heard.index(
-        "main_menu"
+    assert (
+        heard.index("open_case_offer") < heard.index("case_status_intro") < heard.index("main_menu")
     )
     assert "case_status_received" in heard
     assert result.route is not None and result.route.queue == "operator"
@@ -267,8 +276,10 @@ def test_any_depth_area_tree_becomes_nested_menus(config: HotlineConfig) -> None
             "areas": areas,
             "hotlines": [
                 hotline.model_copy(
-                    update={"menus": {**hotline.menus, "province": province_menu},
-                            "main_menu": "province"}
+                    update={
+                        "menus": {**hotline.menus, "province": province_menu},
+                        "main_menu": "province",
+                    }
                 )
             ],
         }
@@ -294,8 +305,14 @@ def test_busy_queue_announces_position_wait_and_the_callback_key(flow: HotlineFl
     assert result.route is not None and result.route.queue == "operator"
     # 3rd in line, 3 calls × 2 min shared by 2 agents = 3 minutes
     assert result.route.announce == (
-        "queue_all_busy", "queue_position_intro", "digit_3", "queue_position_outro",
-        "queue_wait_intro", "digit_3", "minutes", "queue_callback_offer",
+        "queue_all_busy",
+        "queue_position_intro",
+        "digit_3",
+        "queue_position_outro",
+        "queue_wait_intro",
+        "digit_3",
+        "minutes",
+        "queue_callback_offer",
     )
 
 

@@ -75,8 +75,15 @@ async def test_nobody_answers_so_a_message_becomes_a_case(
     # ward 05: the chairman rings 3 s, then the caller speaks after the beep and presses #
     result = await stack.call(
         caller_number,
-        [Pause(600), Dtmf("5"), Pause(600), Dtmf("05"), Pause(4500), PlayAudio(AUDIO_PCAP),
-         Dtmf("#")],
+        [
+            Pause(600),
+            Dtmf("5"),
+            Pause(600),
+            Dtmf("05"),
+            Pause(4500),
+            PlayAudio(AUDIO_PCAP),
+            Dtmf("#"),
+        ],
         hangup_after_ms=4000,
     )
     assert result.answered, result.log_text
@@ -129,7 +136,8 @@ async def test_queue_out_of_hours_plays_the_hours_and_takes_a_message(
     """Key 1 (procedures) on a Sunday: that queue keeps office hours."""
     before = log_size(stack)
     result = await stack.call(
-        caller_number, [Pause(600), Dtmf("1"), Pause(2500), Dtmf("#")],
+        caller_number,
+        [Pause(600), Dtmf("1"), Pause(2500), Dtmf("#")],
         hangup_after_ms=3000,
     )
     assert result.answered, result.log_text
@@ -178,7 +186,9 @@ async def test_case_status_by_phone_reads_the_right_case(
     cases = CaseService(sessions, stack.config)
     other = cases.open_case(channel="web", hotline_id="bac-tu-liem", caller_number=None)
     case = cases.open_case(
-        channel="phone", hotline_id="bac-tu-liem", caller_number="+84900000000",
+        channel="phone",
+        hotline_id="bac-tu-liem",
+        caller_number="+84900000000",
         summary="Đèn đường hỏng",
     )
     cases.change_status(case.code, "classified", actor="test")
@@ -236,16 +246,24 @@ async def test_caller_rates_the_agent_call_after_the_agent_hangs_up(
     agent.reset()
     before = log_size(stack)
     result = await stack.call(
-        caller_number, [Pause(600), Dtmf("0"), Pause(3500), Dtmf("4")],
+        caller_number,
+        [Pause(600), Dtmf("0"), Pause(3500), Dtmf("4")],
         hangup_after_ms=1500,
     )
     assert result.answered, result.log_text
     assert agent.answered_count == 1
     record = await stack.records.wait_closed(e164(caller_number))
     await wait_for(
-        lambda: next(iter(c.satisfaction for c in stack.records.by_caller(e164(caller_number))
-                          if c.satisfaction), None),
-        10, "the rating on the call",
+        lambda: next(
+            iter(
+                c.satisfaction
+                for c in stack.records.by_caller(e164(caller_number))
+                if c.satisfaction
+            ),
+            None,
+        ),
+        10,
+        "the rating on the call",
     )
     rated = stack.records.by_caller(e164(caller_number))[0]
     assert rated.satisfaction == 4 and record.outcome == "answered"

@@ -21,8 +21,15 @@ pytestmark = pytest.mark.db
 
 
 def start(uniqueid: str) -> CallStart:
-    return CallStart(uniqueid, uniqueid, "bac-tu-liem", "PJSIP/pstn-1", "0912345678",
-                     "02437655555", datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
+    return CallStart(
+        uniqueid,
+        uniqueid,
+        "bac-tu-liem",
+        "PJSIP/pstn-1",
+        "0912345678",
+        "02437655555",
+        datetime(2026, 11, 23, 3, 0, tzinfo=UTC),
+    )
 
 
 async def test_concurrent_calls_are_all_written_and_closed(tmp_path: Path) -> None:
@@ -35,10 +42,25 @@ async def test_concurrent_calls_are_all_written_and_closed(tmp_path: Path) -> No
         assert len(set(ids)) == 50
         assert await log.call_started(start("u7")) == ids[7]  # re-entry: same row
         await asyncio.gather(
-            *(log.call_routed(f"u{n}", keys="5,03", last_step="route:dial", area_code="x",
-                              route_kind="dial", route_target="t") for n in range(50)),
-            *(log.call_ended(CallEnd(f"u{n}", "dial", "ANSWER", 1795420000.5, "chairman:x", "",
-                                     datetime.now(UTC))) for n in range(50)),
+            *(
+                log.call_routed(
+                    f"u{n}",
+                    keys="5,03",
+                    last_step="route:dial",
+                    area_code="x",
+                    route_kind="dial",
+                    route_target="t",
+                )
+                for n in range(50)
+            ),
+            *(
+                log.call_ended(
+                    CallEnd(
+                        f"u{n}", "dial", "ANSWER", 1795420000.5, "chairman:x", "", datetime.now(UTC)
+                    )
+                )
+                for n in range(50)
+            ),
         )
     finally:
         log.close()

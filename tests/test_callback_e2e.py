@@ -56,9 +56,17 @@ async def rig(
     await carrier.start()
     ports = Ports()
     path = write_test_config(
-        base, ports, {"t-agent": agent.contact, "t-chair": agent.contact,
-                      "t-chair-silent": agent.contact, "t-vice": agent.contact},
-        quick_prompts, trunk_port=carrier.port, tweak=_tweak,
+        base,
+        ports,
+        {
+            "t-agent": agent.contact,
+            "t-chair": agent.contact,
+            "t-chair-silent": agent.contact,
+            "t-vice": agent.contact,
+        },
+        quick_prompts,
+        trunk_port=carrier.port,
+        tweak=_tweak,
     )
     asterisk, config = start_asterisk(base, path)
     services = await start_services(config, parts=frozenset({"agi", "ami"}))
@@ -84,15 +92,23 @@ async def test_caller_keeps_their_place_and_is_called_back_when_an_agent_is_free
     target = f"127.0.0.1:{rig.ports.sip}"
     # The first caller takes the only agent for 16 s.
     busy = asyncio.create_task(
-        caller.call(target=target, number=HOTLINE_NUMBER, caller_id=first,
-                    steps=[Pause(600), Dtmf("0")], timeout_s=40)
+        caller.call(
+            target=target,
+            number=HOTLINE_NUMBER,
+            caller_id=first,
+            steps=[Pause(600), Dtmf("0")],
+            timeout_s=40,
+        )
     )
     await rig.agent.wait_rung(1, timeout=15)
     # The second hears that all are busy, presses 1 while waiting, hears the
     # confirmation and its case code, and the IVR hangs up.
     waiting = await caller.call(
-        target=target, number=HOTLINE_NUMBER, caller_id=second,
-        steps=[Pause(600), Dtmf("0"), Pause(4000), Dtmf("1")], timeout_s=40,
+        target=target,
+        number=HOTLINE_NUMBER,
+        caller_id=second,
+        steps=[Pause(600), Dtmf("0"), Pause(4000), Dtmf("1")],
+        timeout_s=40,
     )
     assert waiting.answered and waiting.hung_up_by == "remote", waiting.log_text
     sessions = make_session_factory(make_engine(rig.config.database_url))

@@ -91,9 +91,7 @@ def test_unknown_ward_in_a_fallback(tmp_path: Path) -> None:
 
 
 def test_missing_required_field(tmp_path: Path) -> None:
-    text = EXAMPLE.read_text(encoding="utf-8").replace(
-        "    unit_name: quận Bắc Từ Liêm\n", ""
-    )
+    text = EXAMPLE.read_text(encoding="utf-8").replace("    unit_name: quận Bắc Từ Liêm\n", "")
     error = _single_error(_write(tmp_path, text))
     assert "hotlines[0].unit_name: required field is missing" in error
 

@@ -46,7 +46,11 @@ def extensions(lines: list[str]) -> set[str]:
 def test_each_extension_lives_in_its_context(files: dict[str, str]) -> None:
     contexts = sections(files["extensions.conf"])
     assert extensions(contexts["hotline-route"]) == {
-        "dial", "queue", "voicemail", "hangup", "failure"
+        "dial",
+        "queue",
+        "voicemail",
+        "hangup",
+        "failure",
     }
     assert extensions(contexts["hotline-answered"]) == {"s"}
     assert extensions(contexts["hotline-entry"]) == {"s"}

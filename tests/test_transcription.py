@@ -151,7 +151,9 @@ def test_dialogue_orders_turns_by_time_and_labels_speakers() -> None:
     agent = LegTranscript("agent", [Word("c", 2.0, 2.4, 1), Word("d", 2.5, 3.0, 1)], 8, 8)
     turns = merge_dialogue([agent, caller])
     assert [(t.speaker, t.text) for t in turns] == [
-        ("caller", "a b"), ("agent", "c d"), ("caller", "e")
+        ("caller", "a b"),
+        ("agent", "c d"),
+        ("caller", "e"),
     ]
 
 

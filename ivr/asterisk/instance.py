@@ -76,8 +76,15 @@ class AsteriskInstance:
 
     def write_asterisk_conf(self) -> None:
         data_dir = self.base / "data"
-        for folder in (self.etc, self.log_dir, data_dir, self.base / "run", self.base / "spool",
-                       self.base / "lib", self.base / "keys"):
+        for folder in (
+            self.etc,
+            self.log_dir,
+            data_dir,
+            self.base / "run",
+            self.base / "spool",
+            self.base / "lib",
+            self.base / "keys",
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         self.conf_file.write_text(
             "[directories]\n"

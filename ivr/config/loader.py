@@ -88,9 +88,7 @@ def _explain(exc: ValidationError, data: Any) -> list[tuple[FieldPath, str]]:
     one); we fold the pair into a single "did you mean" message.
     """
     errors = exc.errors(include_url=False)
-    missing = {
-        tuple(e["loc"][:-1]): str(e["loc"][-1]) for e in errors if e["type"] == "missing"
-    }
+    missing = {tuple(e["loc"][:-1]): str(e["loc"][-1]) for e in errors if e["type"] == "missing"}
     folded: set[FieldPath] = set()
     explained: list[tuple[FieldPath, str]] = []
     for error in errors:

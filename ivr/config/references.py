@@ -53,9 +53,7 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
             )
     for index, queue in enumerate(config.queues):
         if queue.schedule is not None and queue.schedule not in schedule_ids:
-            problems.append(
-                (("queues", index, "schedule"), f"unknown schedule {queue.schedule!r}")
-            )
+            problems.append((("queues", index, "schedule"), f"unknown schedule {queue.schedule!r}"))
         for member_index, member in enumerate(queue.members):
             if member not in agent_ids:
                 problems.append(
@@ -72,9 +70,7 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
                 problems.append(((*here, "queue"), f"unknown queue {entry.queue!r}"))
             for agent_index, agent_id in enumerate(entry.agents):
                 if agent_id not in agent_ids:
-                    problems.append(
-                        ((*here, "agents", agent_index), f"unknown agent {agent_id!r}")
-                    )
+                    problems.append(((*here, "agents", agent_index), f"unknown agent {agent_id!r}"))
 
     for index, hotline in enumerate(config.hotlines):
         here = ("hotlines", index)

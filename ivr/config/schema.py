@@ -295,9 +295,7 @@ class Hotline(Strict):
 class Queue(Strict):
     id: Identifier
     title: SafeTitle = Field(min_length=1)
-    strategy: Literal["ringall", "leastrecent", "fewestcalls", "rrmemory", "linear"] = (
-        "leastrecent"
-    )
+    strategy: Literal["ringall", "leastrecent", "fewestcalls", "rrmemory", "linear"] = "leastrecent"
     ring_seconds: int = Field(15, ge=3, le=120)
     wrapup_seconds: int = Field(10, ge=0, le=600)
     service_level_seconds: int = Field(30, ge=5, le=600)

@@ -64,7 +64,7 @@ def expected_wait_minutes(position: int, load: QueueLoadInfo) -> int:
 
 
 def queue_announcement(load: QueueLoadInfo, callback: bool) -> tuple[str, ...]:
-    """"All operators are busy. You are number 3 in the queue. The expected wait is
+    """ "All operators are busy. You are number 3 in the queue. The expected wait is
     about 5 minutes. Press 1 to be called back." Nothing when an agent is free."""
     if load.ready_agents > 0 and load.waiting == 0:
         return ()
@@ -91,7 +91,7 @@ def _hung_up(reply: Reply) -> bool:
 
 
 def case_status_prompts(case: CaseInfo) -> tuple[str, ...]:
-    """"Phản ánh mã số 2 5 0 7 … đang được xử lý. Thời hạn trả lời … ngày 15 tháng 7"."""
+    """ "Phản ánh mã số 2 5 0 7 … đang được xử lý. Thời hạn trả lời … ngày 15 tháng 7"."""
     prompts = ["case_status_intro", *digit_prompts(case.code)]
     prompts.append(STATUS_PROMPTS.get(case.status, "case_status_in_progress"))
     if case.status in OPEN_CASE_STATUSES and case.due_date is not None:
@@ -161,13 +161,18 @@ class HotlineFlow:
                 area = self.routing.area(destination.argument)
                 assert area is not None
                 chosen = yield from self._menu(
-                    self._area_menu(area), f"area:{area.code}", self._area_keys(area), state,
+                    self._area_menu(area),
+                    f"area:{area.code}",
+                    self._area_keys(area),
+                    state,
                     barge_in,
                 )
             elif kind is DestinationKind.PROMPT:
                 reply = yield Play((destination.argument,))
-                chosen = None if _hung_up(reply) else Destination(
-                    DestinationKind.MENU, current_menu or hotline.main_menu
+                chosen = (
+                    None
+                    if _hung_up(reply)
+                    else Destination(DestinationKind.MENU, current_menu or hotline.main_menu)
                 )
             elif kind is DestinationKind.CASE_STATUS:
                 chosen = yield from self._case_lookup(state)
@@ -258,8 +263,10 @@ class HotlineFlow:
 
     def _is_area_menu(self, code: str) -> bool:
         area = self.routing.area(code)
-        return area is not None and area.chairman is None and any(
-            child.shortcut for child in area.children
+        return (
+            area is not None
+            and area.chairman is None
+            and any(child.shortcut for child in area.children)
         )
 
     def _area_menu(self, area: Area) -> Menu:

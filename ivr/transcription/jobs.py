@@ -57,8 +57,8 @@ def register_recordings(
         for kind, suffix in LEG_SUFFIXES.items()
         if Path(base + suffix).is_file()
     }
-    dialect = session.get_bind().dialect.name if isinstance(session, Session) else (
-        session.dialect.name
+    dialect = (
+        session.get_bind().dialect.name if isinstance(session, Session) else (session.dialect.name)
     )
     if files:
         # Tables, not ORM classes, and values as parameters: the statement is

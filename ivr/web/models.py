@@ -1,4 +1,5 @@
-"""Tables of the web console: its users and their sessions (the audit log it writes is :mod:`ivr.audit`).
+"""Tables of the web console: its users and their sessions (the audit log it
+writes is :mod:`ivr.audit`).
 
 A session is a signed cookie (see :mod:`ivr.web.security`) *and* a row in
 ``web_sessions``: the cookie alone is never enough, so signing out ends a
