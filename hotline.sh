@@ -3,6 +3,7 @@
 #   ./hotline.sh demo   set up everything, run the stack on the example config
 #                       and place a demo call to a ward chairman
 #   ./hotline.sh test   set up everything and run the whole test suite
+#   ./hotline.sh check  quick: the linters and the unit tier (no Asterisk needed)
 # Set-up is idempotent: Debian packages, Asterisk (system >= 20 or a cached
 # build from Debian's source package), the Python venv, the voice prompts.
 set -euo pipefail
@@ -50,7 +51,28 @@ setup() {
     .venv/bin/hotline prompts build >&2
 }
 
+# The linters CI runs before the tests: style, formatting, the layer
+# contracts (.importlinter) and types where they are complete (pyproject).
+lint() {
+    local py=.venv/bin
+    log "ruff check, ruff format --check, lint-imports, mypy"
+    "$py/ruff" check . &&
+        "$py/ruff" format --check . &&
+        "$py/lint-imports" &&
+        "$py/mypy" ivr/flow ivr/config ivr/contracts
+}
+
 case "${1:-}" in
+    lint)
+        setup_venv
+        lint
+        ;;
+    check)
+        # Quick: lint, then the unit tier (no external program, seconds).
+        setup_venv
+        lint
+        exec .venv/bin/python -m pytest -q -m unit "${@:2}"
+        ;;
     demo)
         setup
         exec .venv/bin/hotline demo "${@:2}"
@@ -74,7 +96,7 @@ case "${1:-}" in
         setup
         ;;
     *)
-        echo "usage: $0 demo|test|setup [args]" >&2
+        echo "usage: $0 demo|test|check|lint|setup [args]" >&2
         exit 2
         ;;
 esac
