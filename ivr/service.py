@@ -9,7 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ivr.agi.server import AllowedClients, HotlineAgi, allowed_client_entries, start_agi_server
+from ivr.agi.listener import AllowedClients, allowed_client_entries
+from ivr.agi.server import HotlineAgi, start_agi_server
 from ivr.call_log import CallLog
 from ivr.cases.desk import CaseDesk
 from ivr.config.loader import ConfigError

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,9 +22,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config.schema import Agent, HotlineConfig
-from ivr.contracts import channel_variables as v
 from ivr.queue_records.models import MemberOverride
 from queue_manager.ami import AmiError, AmiLink
+from queue_manager.listen_in import SPY_OPTIONS, originate_spy
 from queue_manager.model import Change, LiveModel
 from queue_manager.roster import (
     current_shift_end,
@@ -49,25 +48,6 @@ def utc_clock() -> datetime:
 
 def agent_interface(agent: Agent) -> str:
     return f"PJSIP/{agent.phone}"
-
-
-# Listen-in modes and the ChanSpy options each one runs with.
-SPY_OPTIONS = {"listen": "", "whisper": "w", "barge": "B"}
-
-
-async def live_channel_of(link: AmiLink, phone: str) -> str | None:
-    """The phone's channel that is up now, by exact endpoint: Asterisk names
-    PJSIP channels ``PJSIP/<endpoint>-<8 hex digits>``, so ``dtv-1`` never
-    matches ``PJSIP/dtv-10-…``."""
-    answer = await link.send({"Action": "CoreShowChannels"}, as_list=True)
-    pattern = re.compile(rf"^PJSIP/{re.escape(phone)}-[0-9a-f]{{8}}$")
-    channels = [
-        (m.get("ChannelState") == "6", str(m.get("Channel", "")))
-        for m in answer
-        if m.get("Event") == "CoreShowChannel" and pattern.match(str(m.get("Channel", "")))
-    ]
-    # An answered channel (state 6, Up) first.
-    return max(channels)[1] if channels else None
 
 
 class UnknownPauseReason(ValueError):
@@ -429,23 +409,7 @@ class QueueManager:
             ),
             next(iter(self.links.values())),
         )
-        channel = await live_channel_of(link, agent.phone)
-        if channel is None:
-            return None
-        await link.send(
-            {
-                "Action": "Originate",
-                "Channel": f"PJSIP/{phone}",
-                "Context": "hotline-spy",
-                "Exten": agent.phone,
-                "Priority": "1",
-                "CallerID": f"{mode} <{agent.phone}>",
-                # One header line per variable (panoramisk writes a list that way).
-                "Variable": [f"{v.SPY_OPTS}={SPY_OPTIONS[mode]}", f"{v.SPY_CHANNEL}={channel}"],
-                "Async": "true",
-            }
-        )
-        return channel
+        return await originate_spy(link, agent.phone, phone, mode)
 
     async def _set_overrides(
         self, agent_id: str, queues: list[str], present: bool, by: str

@@ -21,10 +21,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from ivr.agi import variables as v
-from ivr.agi.server import AllowedClients, HotlineAgi, allowed_client_entries, start_agi_server
+from ivr.agi.listener import AllowedClients, allowed_client_entries
+from ivr.agi.server import HotlineAgi, start_agi_server
 from ivr.call_log import CallEnd, CallLog, CallLogFull, CallStart
 from ivr.config import HotlineConfig, load_config
+from ivr.contracts import agi_scripts as scripts
+from ivr.contracts import channel_variables as v
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import Call
@@ -73,7 +75,7 @@ def config_with(tmp_path: Path, **agi: Any) -> HotlineConfig:
 class FakeAgiRequest:
     """One AGI session: answers GET DATA with the caller's keys, records the rest."""
 
-    def __init__(self, uniqueid: str, keys: list[str], script: str = v.ENTRY_SCRIPT,
+    def __init__(self, uniqueid: str, keys: list[str], script: str = scripts.ENTRY.name,
                  args: tuple[str, ...] = ("02437655555",)) -> None:  # fmt: skip
         self.headers = {"agi_uniqueid": uniqueid, "agi_callerid": WARD_CALLER,
                         "agi_channel": "PJSIP/pstn-00000001", "agi_network_script": script,
@@ -253,7 +255,8 @@ class RecordingCallLog:
 async def _hangup_request(port: int, uniqueid: str) -> bytes:
     """Send the hangup handler's AGI request; what the server answers."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    env = (f"agi_network: yes\nagi_network_script: {v.ENDED_SCRIPT}\nagi_uniqueid: {uniqueid}\n"
+    env = (f"agi_network: yes\nagi_network_script: {scripts.CALL_ENDED.name}\n"
+           f"agi_uniqueid: {uniqueid}\n"
            f"agi_arg_1: {uniqueid}\nagi_arg_2: dial\nagi_arg_4: NOANSWER\n\n")  # fmt: skip
     writer.write(env.encode())
     await writer.drain()

@@ -16,7 +16,8 @@ from ivr.web.auth import safe_next
 from ivr.web.security import client_address
 from ivr.web.session_store import SessionStore
 from ivr.web.store import UserStore
-from queue_manager.manager import QueueManager, live_channel_of
+from queue_manager.listen_in import live_channel_of
+from queue_manager.manager import QueueManager
 from tests import test_web
 from tests.test_web import PASSWORD, Console
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from ivr.config.pause_reasons import SUPERVISOR_PAUSE
 from ivr.web.rendering import done, error_page, form_or_json, render, unknown_pause_reason
 from ivr.web.state import WATCHERS, Route, audit, manager_of, state_of, user_of
-from queue_manager.manager import SPY_OPTIONS
+from queue_manager.listen_in import SPY_OPTIONS
 
 logger = logging.getLogger(__name__)
 
