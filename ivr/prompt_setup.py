@@ -17,6 +17,8 @@ OVERRIDES = Path(__file__).resolve().parents[1] / "prompts" / "custom"
 
 def build_hotline_prompts(config: HotlineConfig, force: bool = False) -> list[Path]:
     """Synthesize the catalog for each hotline's language, plus music on hold."""
+    # pydub and the synthesizer load only when prompts are built, not with
+    # every command that imports this module.
     from ivr.prompts import build_for_hotline
 
     root = config.resolve_path(config.paths.prompts)

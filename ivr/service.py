@@ -98,6 +98,8 @@ async def start_services(
             applier.targets.append(queue_manager)
     web_runner = None
     if "web" in parts and config.web.enabled:
+        # Loaded only here: a FastAGI-only process (--only agi) starts without
+        # the console's aiohttp app, templates and catalogue.
         from ivr.web.app import start_web
 
         web_runner = await start_web(config, sessions, queue_manager=queue_manager, applier=applier)

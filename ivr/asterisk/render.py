@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.atomic_file import write_atomically
+from ivr.config.phone_secrets import generated_phone_secrets
 from ivr.config.safe_text import UnsafeValue, refuse_line_breaks
 from ivr.config.schema import AsteriskAmi, HotlineConfig, Phone, Trunk
 from ivr.contracts import agi_scripts as scripts
@@ -65,8 +66,6 @@ class RenderOptions:
     def from_config(cls, config: HotlineConfig) -> RenderOptions:
         """Asterisk on the same host: the config's own folders; the phones'
         generated secrets from (or into) ``paths.phone_secrets``."""
-        from ivr.config.phone_secrets import generated_phone_secrets
-
         prompts = config.resolve_path(config.paths.prompts)
         return cls(
             prompts,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ivr.config.destinations import Destination, DestinationKind
-from ivr.config.schema import Area, Hotline, HotlineConfig
+from ivr.config.schema import Area, Hotline, HotlineConfig, iter_areas
 from ivr.flow.steps import DialTarget, Route, RouteKind
 
 
@@ -15,8 +15,6 @@ class RoutingTable:
     """
 
     def __init__(self, config: HotlineConfig) -> None:
-        from ivr.config.schema import iter_areas
-
         self._config = config
         self._areas: dict[str, Area] = {a.code: a for a in iter_areas(config.areas)}
         self._trunks = {t.id: t for t in config.trunks}

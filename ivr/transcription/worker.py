@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.models import Case, CaseEvent, Recording, Transcript, TranscriptionJob
 from ivr.config.schema import HotlineConfig
+from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.models import utc_now
 from ivr.transcription.audio import UndecodableAudio, load_pcm
 from ivr.transcription.jobs import (
@@ -185,8 +186,6 @@ class TranscriptionWorker:
 
 
 def open_worker(config: HotlineConfig, name: str | None = None) -> TranscriptionWorker:
-    from ivr.db.engine import make_engine, make_session_factory
-
     model_path = config.transcription.resolved_model_path()
     if model_path is None:
         raise SystemExit(
