@@ -1,8 +1,10 @@
 """One AMI connection per Asterisk node, kept alive and resynchronised.
 
-panoramisk's :class:`Manager` parses the protocol and matches responses to
-actions; the supervision around it is ours: panoramisk reconnects at a fixed
-interval and its keep-alive never notices a silent peer, so :class:`AmiLink`
+panoramisk's :class:`Manager` matches responses to actions; the reader that
+turns bytes into messages is ours (:mod:`ivr.asterisk.ami_protocol`: whole
+UTF-8 characters, bad input counted and skipped), and so is the supervision:
+panoramisk reconnects at a fixed interval and its keep-alive never notices a
+silent peer, so :class:`AmiLink`
 connects itself, backs off exponentially, pings with a deadline, and after
 every login asks ``QueueStatus`` and hands the answer to the live model before
 anything else (roster, pauses) is done on that node.
@@ -19,10 +21,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import IO, Any
 
 from panoramisk import Manager
-from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from ivr.asterisk.ami_gate import GatedManager, UnsafeAmiAction
+from ivr.asterisk.ami_protocol import AmiProtocol, AmiStreamCounters
 from queue_manager.model import LiveModel
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ class AmiLink:
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._buffer: list[dict[str, Any]] | None = None  # events held during a resync
+        # What the reader received and skipped, over every session of this link.
+        self.counters = AmiStreamCounters()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -138,9 +142,10 @@ class AmiLink:
             loop=loop,
             forgetable_actions=(),
         )
+        manager.counters = self.counters
         manager.register_event("*", self._on_event)
         transport_protocol = await asyncio.wait_for(
-            loop.create_connection(AMIProtocol, self.host, self.port), self.action_timeout
+            loop.create_connection(AmiProtocol, self.host, self.port), self.action_timeout
         )
         made: asyncio.Future[Any] = loop.create_future()
         made.set_result(transport_protocol)

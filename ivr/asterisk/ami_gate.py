@@ -11,17 +11,23 @@ the last line, not the only one.
 
 Both panoramisk managers the project uses (the queue manager's links and the
 reload-only connection) subclass :class:`GatedManager`, so the check sits in
-the one method that turns an action into bytes.
+the one method that turns an action into bytes. The same class isolates event
+callbacks: in panoramisk 1.4 an exception escaping one ends the reader and so
+the connection; here it is logged and counted, and the link reads on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from panoramisk import Manager
+from panoramisk.message import Message
+
+from ivr.asterisk.ami_protocol import AmiProtocol, AmiStreamCounters
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +84,46 @@ def check_action(action: Mapping[str, Any]) -> None:
             _check_value(name, item)
 
 
-class GatedManager(Manager):  # type: ignore[misc]
-    """panoramisk's Manager whose every action passes :func:`check_action`."""
+class GatedManager(Manager):
+    """panoramisk's Manager whose every action passes :func:`check_action`, whose
+    reader is :class:`~ivr.asterisk.ami_protocol.AmiProtocol`, and whose event
+    callbacks cannot end the link. ``counters`` add up over reconnects."""
+
+    def __init__(self, **config: Any) -> None:
+        config.setdefault("protocol_factory", AmiProtocol)
+        super().__init__(**config)
+        self.counters = AmiStreamCounters()
+
+    def connection_made(self, f: Any) -> None:
+        super().connection_made(f)
+        if isinstance(self.protocol, AmiProtocol):
+            self.protocol.counters = self.counters
+
+    def dispatch(self, event: Message) -> list[str]:
+        """panoramisk's dispatch with every callback isolated."""
+        matches = []
+        event.manager = self
+        for pattern, regexp in self.patterns:
+            if regexp.match(event.event) is None:
+                continue
+            matches.append(pattern)
+            for callback in self.callbacks[pattern]:
+                try:
+                    ret = callback(self, event)
+                except Exception:
+                    self.counters.callback_errors += 1
+                    logger.exception("AMI event callback %r failed on %s", callback, event.event)
+                    continue
+                if asyncio.iscoroutine(ret) or isinstance(ret, asyncio.Future):
+                    task = asyncio.ensure_future(ret, loop=self.loop)
+                    task.add_done_callback(self._callback_done)
+        return matches
+
+    def _callback_done(self, task: asyncio.Future[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self.counters.callback_errors += 1
+        logger.error("AMI event callback failed", exc_info=task.exception())
 
     def send_action(  # type: ignore[no-untyped-def]
         self, action: Mapping[str, Any], as_list: bool | None = None, **kwargs: Any
