@@ -10,9 +10,11 @@ import logging
 import socket
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from panoramisk import fast_agi
 
+from ivr.agi.channel import AgiRequest
 from ivr.config.schema import AsteriskSection
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,13 @@ class FastAgiApplication(fast_agi.Application):  # type: ignore[misc]
     header_timeout = 10.0
 
     def __init__(self, allowed: AllowedClients | None = None) -> None:
-        super().__init__()
+        # Not panoramisk's __init__: it falls back to asyncio.get_event_loop(),
+        # which raises outside a running loop from Python 3.14; it only stores
+        # the loop, which nothing reads. These are the attributes it sets.
+        dict.__init__(self)
+        self.default_encoding = "utf-8"
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._route: dict[str, Any] = {}
         self.allowed = allowed  # None: any peer (tests that bind loopback only)
         self.refused: Counter[str] = Counter()  # peer address → connections refused
 
@@ -124,7 +132,7 @@ class FastAgiApplication(fast_agi.Application):  # type: ignore[misc]
             logger.error("no FastAGI route for %r", script)
             writer.close()
             return
-        request = fast_agi.Request(
+        request = AgiRequest(
             app=self,
             headers=headers,
             reader=reader,

@@ -19,6 +19,7 @@ the connection; here it is logged and counted, and the link reads on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Mapping
@@ -91,6 +92,11 @@ class GatedManager(Manager):
 
     def __init__(self, **config: Any) -> None:
         config.setdefault("protocol_factory", AmiProtocol)
+        if config.get("loop") is None:
+            # panoramisk falls back to asyncio.get_event_loop() when it needs a
+            # loop, which raises outside a running loop from Python 3.14.
+            with contextlib.suppress(RuntimeError):
+                config["loop"] = asyncio.get_running_loop()
         super().__init__(**config)
         self.counters = AmiStreamCounters()
 
