@@ -9,9 +9,11 @@ them, see :mod:`ivr.config.secret_mask`) → check the text, refusing changes to
 paths, ``config_dir`` and the database (nothing is touched when it has an
 error) → save it (mode 0600) with
 the previous version kept → routing table for the classic AGI fallback →
-Asterisk's files → module reloads over AMI → the running services take the new
-config (routing decisions, roster, console). Calls already up are not touched:
-a reload only changes what new calls see.
+Asterisk's files → module reloads over AMI → the new config becomes current in
+the process's one :class:`~ivr.config.source.ConfigSource`, which every running
+part reads (routing decisions, roster, console, cases, retention) and whose
+subscribers then react (the queue manager re-applies the roster). Calls already
+up are not touched: a reload only changes what new calls see.
 """
 
 from __future__ import annotations
@@ -22,23 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 from ivr.asterisk.reload import ReloadError, reload_modules, write_config_dir
 from ivr.config.edit import check_config_text, restart_only_changes, save_config_text
 from ivr.config.loader import load_config
 from ivr.config.schema import HotlineConfig
 from ivr.config.secret_mask import mask_secrets, unmask_secrets
+from ivr.config.source import ConfigSource
 from ivr.db.models import utc_now
 from ivr.routing_table import write_routing_table
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigTarget(Protocol):
-    """A running part that follows config changes."""
-
-    async def replace_config(self, config: HotlineConfig) -> None: ...
 
 
 @dataclass
@@ -58,21 +54,25 @@ class ConfigApplier:
 
     def __init__(
         self,
-        config: HotlineConfig,
-        targets: list[ConfigTarget] | None = None,
+        config: HotlineConfig | ConfigSource,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        if config.source is None:
+        self.config_source = ConfigSource.of(config)
+        if self.config_source.current.source is None:
             raise ValueError("a config read from a file is needed to apply changes")
-        self.config = config
-        self.targets: list[ConfigTarget] = list(targets or [])
         self.clock = clock
         self._lock = asyncio.Lock()
 
     @property
+    def config(self) -> HotlineConfig:
+        return self.config_source.current
+
+    @property
     def source(self) -> Path:
-        assert self.config.source is not None
-        return self.config.source
+        """The config file (the config itself is in ``config_source``)."""
+        path = self.config.source
+        assert path is not None
+        return path
 
     def current_text(self) -> str:
         """The file as saved, secrets included: never send it to a browser."""
@@ -122,11 +122,6 @@ class ConfigApplier:
             except (ReloadError, OSError, TimeoutError) as exc:
                 logger.warning("Asterisk was not reloaded: %s", exc)
                 result.warnings.append(f"Asterisk was not reloaded: {exc}")
-        for target in self.targets:
-            try:
-                await target.replace_config(new)
-            except Exception as exc:  # one part failing must not stop the others
-                logger.exception("%s did not take the new config", type(target).__name__)
-                result.warnings.append(f"{type(target).__name__}: {exc}")
-        self.config = new
+        # Last: the running parts see the new config once Asterisk has it.
+        result.warnings.extend(await self.config_source.replace(new))
         return result

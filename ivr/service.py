@@ -1,4 +1,10 @@
-"""``hotline serve``: the long-running parts in one asyncio process."""
+"""``hotline serve``: the long-running parts in one asyncio process.
+
+The composition root: :func:`start_services` makes the process's one
+:class:`~ivr.config.source.ConfigSource` (every part reads the config from it,
+and the :class:`~ivr.config_applier.ConfigApplier` replaces it) and its one
+:class:`~ivr.cases.service.CaseService` (the console and the FastAGI case desk
+share it), and hands them to every part it starts."""
 
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ from ivr.agi.listener import AllowedClients, allowed_client_entries
 from ivr.agi.server import HotlineAgi, start_agi_server
 from ivr.call_log import CallLog
 from ivr.cases.desk import CaseDesk
+from ivr.cases.service import CaseService
 from ivr.config.loader import ConfigError
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
 from ivr.config_applier import ConfigApplier
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
@@ -30,6 +38,8 @@ class RunningServices:
     """What :func:`start_services` started; ``close`` stops it all."""
 
     retention: RetentionSchedule | None = None  # the retention job's schedule (web part)
+    config_source: ConfigSource | None = None  # the one config every part reads
+    cases: CaseService | None = None  # the one case service (console and case desk)
 
     def __init__(
         self,
@@ -88,37 +98,39 @@ async def start_services(
     if migrate:
         await asyncio.to_thread(upgrade, config.database_url)
     sessions = make_session_factory(make_engine(config.database_url))
-    # Every part started here follows a config applied from the console or on SIGHUP.
-    applier = ConfigApplier(config) if config.source is not None else None
+    # The one config every part reads; a config applied from the console or on
+    # SIGHUP replaces it here and every part started below sees it.
+    source = ConfigSource(config)
+    applier = ConfigApplier(source) if config.source is not None else None
+    # One case service per process: the console and the FastAGI case desk.
+    cases = CaseService(sessions, source)
     queue_manager = None
     if "ami" in parts:
-        queue_manager = QueueManager(config, sessions)
+        queue_manager = QueueManager(source, sessions)
         await queue_manager.start()
-        if applier is not None:
-            applier.targets.append(queue_manager)
     web_runner = None
     if "web" in parts and config.web.enabled:
         # Loaded only here: a FastAGI-only process (--only agi) starts without
         # the console's aiohttp app, templates and catalogue.
         from ivr.web.app import start_web
 
-        web_runner = await start_web(config, sessions, queue_manager=queue_manager, applier=applier)
+        web_runner = await start_web(
+            source, sessions, queue_manager=queue_manager, applier=applier, case_service=cases
+        )
     # Retention (audio, transcripts, numbers, case text) runs once per
     # deployment: in the process with the web part, model or no model.
-    retention = RetentionSchedule(sessions, config) if "web" in parts else None
+    retention = RetentionSchedule(sessions, source) if "web" in parts else None
     if retention is not None:
         retention.start()
-        if applier is not None:
-            applier.targets.append(retention)
     if "agi" not in parts:
         services = RunningServices(None, None, queue_manager, web_runner, applier)
         services.retention = retention
+        services.config_source = source
+        services.cases = cases
         return services
     call_log = CallLog(sessions)
-    case_desk = CaseDesk(sessions, config, writer=call_log.submit)
-    agi = HotlineAgi(config, call_log, case_desk, clock=clock)
-    if applier is not None:
-        applier.targets.append(agi)
+    case_desk = CaseDesk(sessions, source, writer=call_log.submit, cases=cases)
+    agi = HotlineAgi(source, call_log, case_desk, clock=clock)
     agi.start_housekeeping(config.asterisk.agi.max_call_seconds)
     # Bound to loopback unless configured otherwise; whatever the bind, only the
     # Asterisk nodes may open a session (host names resolved once, here).
@@ -131,6 +143,8 @@ async def start_services(
     logger.info("FastAGI server listening on %s:%s", bind, port)
     services = RunningServices(server, call_log, queue_manager, web_runner, applier, agi)
     services.retention = retention
+    services.config_source = source
+    services.cases = cases
     return services
 
 

@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config.destinations import Destination, DestinationKind
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
 from ivr.contracts import channel_variables as v
+from ivr.db.executor import DbExecutor
 from ivr.db.models import utc_now
 from ivr.flow.routing import RoutingTable
 from ivr.queue_records.callbacks import DIALING, FAILED, PENDING
@@ -43,21 +45,36 @@ def national(e164: str) -> str:
 class CallbackDispatcher:
     def __init__(
         self,
-        config: HotlineConfig,
+        config: HotlineConfig | ConfigSource,
         sessions: sessionmaker[Session],
         models: dict[str, LiveModel],
         send: Callable[[dict[str, str]], object],
         clock: Callable[[], datetime] = utc_now,
         interval: float = 0.5,
+        db: DbExecutor | None = None,
     ) -> None:
-        self.config = config
+        self.config_source = ConfigSource.of(config)
+        # The queue manager's executor; a dispatcher built alone has its own thread.
+        self.db = db or DbExecutor("queue-callbacks", 1)
         self.sessions = sessions
         self.models = models
         self.send = send  # an AMI action sender (AmiLink.send of the node)
         self.clock = clock
         self.interval = interval
-        self.routing = RoutingTable(config)
+        self._routing_of: tuple[HotlineConfig, RoutingTable] | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def config(self) -> HotlineConfig:
+        return self.config_source.current
+
+    @property
+    def routing(self) -> RoutingTable:
+        """The routing table of the current config (built once per config)."""
+        config = self.config_source.current
+        if self._routing_of is None or self._routing_of[0] is not config:
+            self._routing_of = (config, RoutingTable(config))
+        return self._routing_of[1]
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="queue-callbacks")
@@ -79,16 +96,16 @@ class CallbackDispatcher:
     async def tick(self) -> list[int]:
         """One round: expire unanswered attempts, then dial whoever is due."""
         now = self.clock()
-        await asyncio.to_thread(self._expire_attempts, now)
-        due = await asyncio.to_thread(self._due, now)
+        await self.db.run(self._expire_attempts, now)
+        due = await self.db.run(self._due, now)
         dialled = []
         dialing: dict[str, int] = {}  # queue → call backs ringing, read once per tick
         for request in due:
             if request.queue not in dialing:
-                dialing[request.queue] = await asyncio.to_thread(self._dialing, request.queue)
+                dialing[request.queue] = await self.db.run(self._dialing, request.queue)
             if not self._may_call_back(request, dialing[request.queue]):
                 continue
-            if await asyncio.to_thread(self._claim, request.id, now):
+            if await self.db.run(self._claim, request.id, now):
                 dialing[request.queue] += 1
                 await self._originate(request)
                 dialled.append(request.id)
@@ -200,7 +217,7 @@ class CallbackDispatcher:
                 await result
         except Exception as exc:
             logger.warning("originate for callback %s failed: %s", request.id, exc)
-            await asyncio.to_thread(self._release, request.id, str(exc)[:64])
+            await self.db.run(self._release, request.id, str(exc)[:64])
 
     def _release(self, request_id: int, reason: str) -> None:
         with self.sessions.begin() as session:

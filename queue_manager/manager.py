@@ -22,6 +22,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config.schema import Agent, HotlineConfig
+from ivr.config.source import ConfigSource
+from ivr.db.executor import DbExecutor
 from ivr.queue_records.models import MemberOverride
 from queue_manager.ami import AmiError, AmiLink
 from queue_manager.listen_in import SPY_OPTIONS, originate_spy
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
     from queue_manager.callbacks import CallbackDispatcher
 
 logger = logging.getLogger(__name__)
+
+# Threads for the queue manager's database work (overrides, statistics,
+# call-back claims): a slow database holds these, never the event loop.
+QUEUE_DB_THREADS = 4
 
 Clock = Callable[[], datetime]
 
@@ -138,7 +144,7 @@ class QueueManager:
 
     def __init__(
         self,
-        config: HotlineConfig,
+        config: HotlineConfig | ConfigSource,
         sessions: sessionmaker[Session] | None = None,
         *,
         clock: Clock = utc_clock,
@@ -146,10 +152,15 @@ class QueueManager:
         backoff: tuple[float, float] = (0.5, 30.0),
         ping_interval: float = 10.0,
     ) -> None:
-        self.config = config
+        # Queues, agents and the roster are read from the process's config source
+        # when used; _config_changed re-applies them when a new config is applied.
+        self.config_source = ConfigSource.of(config)
+        self.config_source.subscribe(self._config_changed, "QueueManager")
+        config = self.config_source.current
         self.sessions = sessions
         self.clock = clock
-        self.agents = {agent.id: agent for agent in config.agents}
+        # Overrides, statistics and call-back claims, off the event loop.
+        self.db = DbExecutor("queue-db", QUEUE_DB_THREADS)
         settings = {q.id: (q.service_level_seconds, q.wrapup_seconds) for q in config.queues}
         ami = config.asterisk.ami
         self.models: dict[str, LiveModel] = {}
@@ -182,6 +193,7 @@ class QueueManager:
                 {agent_interface(a): a.id for a in config.agents},
                 # The shift by the manager's clock, the one that applies the roster.
                 shift_of=lambda _at: self._shift_at(self.clock()),
+                db=self.db,
             )
             for model in self.models.values():
                 model.subscribe(self.recorder.record)
@@ -211,7 +223,9 @@ class QueueManager:
             # Call backs are originated on the first node (one dialler per manager;
             # claims in the database keep several managers from dialling twice).
             first = next(iter(self.links.values()))
-            self.callbacks = CallbackDispatcher(self.config, self.sessions, self.models, first.send)
+            self.callbacks = CallbackDispatcher(
+                self.config_source, self.sessions, self.models, first.send, db=self.db
+            )
             self.callbacks.start()
 
     async def close(self) -> None:
@@ -225,20 +239,26 @@ class QueueManager:
             await link.close()
         if self.recorder is not None:
             await self.recorder.close()
+        # The last statistics are written (awaited above); nothing waits on the loop.
+        self.db.close(wait=False)
 
-    async def replace_config(self, config: HotlineConfig) -> None:
+    @property
+    def config(self) -> HotlineConfig:
+        return self.config_source.current
+
+    @property
+    def agents(self) -> dict[str, Agent]:
+        return {agent.id: agent for agent in self.config.agents}
+
+    async def _config_changed(self, config: HotlineConfig) -> None:
         """Queues, agents and the roster of a config applied while running: the
         picture is rebuilt from Asterisk (queues may have been added) and the
         roster applied at once. AMI nodes and credentials need a restart."""
-        self.config = config
-        self.agents = {agent.id: agent for agent in config.agents}
         settings = {q.id: (q.service_level_seconds, q.wrapup_seconds) for q in config.queues}
         for model in self.models.values():
             model.queue_settings = dict(settings)
         if self.recorder is not None:
             self.recorder.agent_of = {agent_interface(a): a.id for a in config.agents}
-        if self.callbacks is not None:
-            self.callbacks.config = config
         for link in self.links.values():
             if link.synced.is_set():
                 await link.resync()
@@ -419,9 +439,7 @@ class QueueManager:
         for queue in queues:
             self._overrides[(agent_id, queue)] = Override(agent_id, queue, present, until)
         if self.sessions is not None:
-            await asyncio.to_thread(
-                self._store_overrides, agent_id, queues, present, until, by, now
-            )
+            await self.db.run(self._store_overrides, agent_id, queues, present, until, by, now)
 
     def _store_overrides(
         self,
@@ -464,7 +482,7 @@ class QueueManager:
                     session.scalars(select(MemberOverride).where(MemberOverride.until > now))
                 )
 
-        rows = await asyncio.to_thread(load)
+        rows = await self.db.run(load)
         self._overrides = {}
         for row in rows:
             self._overrides[(row.agent_id, row.queue)] = Override(

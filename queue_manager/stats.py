@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.contracts.statuses import QueueCallOutcome
+from ivr.db.executor import DbExecutor
 from ivr.queue_records.models import AgentPause, AgentSession, QueueCall, QueueLogEntry
 from queue_manager.model import Change, ChangeKind
 
@@ -69,8 +70,11 @@ class StatsRecorder:
         agent_of: Mapping[str, str],
         shift_of: Callable[[datetime], str | None] = lambda _at: None,
         flush_interval: float = 0.5,
+        db: DbExecutor | None = None,
     ) -> None:
         self.sessions = sessions
+        # The queue manager's executor; a recorder built alone has its own thread.
+        self.db = db or DbExecutor("queue-stats", 1)
         self.agent_of = dict(agent_of)
         self.shift_of = shift_of
         self.flush_interval = flush_interval
@@ -107,7 +111,7 @@ class StatsRecorder:
             if not batch:
                 return
             try:
-                await asyncio.to_thread(self._write, batch)
+                await self.db.run(self._write, batch)
             except Exception:
                 self._pending[:0] = batch  # keep them for the next attempt
                 raise

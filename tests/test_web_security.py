@@ -206,7 +206,7 @@ async def test_behind_a_proxy_one_guessers_failures_do_not_lock_out_the_staff(
     web_cfg = state.config.web.model_copy(
         update={"trusted_proxies": [ipaddress.ip_network("127.0.0.0/8")]}
     )
-    state.config = state.config.model_copy(update={"web": web_cfg})
+    await state.config_source.replace(state.config.model_copy(update={"web": web_cfg}))
 
     async def sign_in(username: str, password: str, client_ip: str) -> int:
         client = await console.client()

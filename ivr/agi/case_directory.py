@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Executor
 
 from ivr.cases.service import CaseService
+from ivr.db.executor import DbExecutor
 from ivr.flow.steps import CaseInfo, FindCases
 
 logger = logging.getLogger(__name__)
@@ -15,26 +15,21 @@ logger = logging.getLogger(__name__)
 class CaseRecords:
     """:class:`ivr.agi.executor.CaseDirectory` over :class:`CaseService`.
 
-    Lookups run on ``executor`` (the IVR's own bounded pool, so a stalled
-    database can hold those threads but never the event loop or the default
-    executor) and are given up after ``timeout`` seconds. A failing or late
+    Lookups run on ``executor`` (the IVR's own bounded :class:`DbExecutor`, so a
+    stalled database can hold those threads but never the event loop or the
+    console's executor) and are given up after ``timeout`` seconds. A failing or late
     lookup answers "nothing found": the caller then hears "not found" and can
     reach an operator, which is better than a dropped call or a long silence.
     """
 
-    def __init__(
-        self, service: CaseService, executor: Executor | None = None, timeout: float = 4.0
-    ) -> None:
+    def __init__(self, service: CaseService, executor: DbExecutor, timeout: float = 4.0) -> None:
         self._service = service
         self._executor = executor
         self._timeout = timeout
 
     async def find(self, request: FindCases) -> tuple[CaseInfo, ...]:
-        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._executor, self._find, request), self._timeout
-            )
+            return await asyncio.wait_for(self._executor.run(self._find, request), self._timeout)
         except TimeoutError:
             logger.error("case lookup gave up after %.1f s (database slow or away)", self._timeout)
             return ()

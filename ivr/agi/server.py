@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,9 +19,11 @@ from ivr.agi.listener import AllowedClients, FastAgiApplication
 from ivr.call_log import CallEnd, CallLog, CallStart
 from ivr.cases.desk import CaseDesk
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
 from ivr.contracts import agi_scripts as scripts
 from ivr.contracts import channel_variables as v
 from ivr.contracts.statuses import RouteKind
+from ivr.db.executor import DbExecutor
 from ivr.db.models import utc_now
 from ivr.flow.call_flow import HotlineFlow, survey_flow
 from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 # Bounds the IVR's own database work (case lookups, call-back requests): a
 # stalled database can hold these threads, never the event loop nor the
-# default executor that everything else shares.
+# console's executor (a DbExecutor instance of its own).
 IVR_DB_THREADS = 4
 CASE_LOOKUP_SECONDS = 4.0  # then the caller hears "not found" and may reach an operator
 MAX_CALL_SECONDS = 2 * 3600  # a record "in progress" longer than this is a crash's leftover
@@ -46,24 +47,29 @@ class HotlineAgi:
 
     def __init__(
         self,
-        config: HotlineConfig,
+        config: HotlineConfig | ConfigSource,
         call_log: CallLog,
         case_desk: CaseDesk | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.config = config
+        # The process's config source: each call reads the config current when
+        # it arrives; calls in their flow finish on the config they started with.
+        self.config_source = ConfigSource.of(config)
         self.clock = clock  # decides opening hours; injectable for tests
-        self.flow = HotlineFlow(config)
         self.call_log = call_log
         self.case_desk = case_desk  # recordings, transcription jobs, voicemail cases
-        self._db = ThreadPoolExecutor(max_workers=IVR_DB_THREADS, thread_name_prefix="ivr-db")
+        self._db = DbExecutor("ivr-db", IVR_DB_THREADS)
         self._case_records = (
             CaseRecords(case_desk.cases, self._db, CASE_LOOKUP_SECONDS)
             if case_desk is not None
             else None
         )
-        prompts_root = config.resolve_path(config.paths.prompts)
-        self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
+        # The flow and the prompt folders built from one config, rebuilt when a
+        # call first sees a newer one (see _current).
+        self._derived_for: HotlineConfig | None = None
+        self.flow: HotlineFlow
+        self._prompts: dict[str, PromptFiles] = {}
+        self._current()
         self._pending: set[asyncio.Future[Any]] = set()
         # Calls whose entry we served and whose hangup handler has not come yet
         # (uniqueid → monotonic time): a stopping server waits for them, and the
@@ -72,16 +78,21 @@ class HotlineAgi:
         self.stopping = False  # set by drain(): new calls go to the dialplan's fallback
         self._housekeeping: asyncio.Task[None] | None = None
 
-    async def replace_config(self, config: HotlineConfig) -> None:
-        """New calls follow ``config``; calls in their flow finish on the old one
-        (each entry handler read its hotline when the call arrived)."""
-        prompts_root = config.resolve_path(config.paths.prompts)
-        self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
-        self.flow = HotlineFlow(config)
-        self.config = config
-        if self.case_desk is not None:
-            self.case_desk.config = config
-            self.case_desk.cases.use_config(config)
+    @property
+    def config(self) -> HotlineConfig:
+        return self.config_source.current
+
+    def _current(self) -> HotlineConfig:
+        """The current config, with the flow and prompt folders made from it
+        (rebuilt here, in one step with no await, so a handler never pairs a new
+        config with the old prompts)."""
+        config = self.config_source.current
+        if config is not self._derived_for:
+            prompts_root = config.resolve_path(config.paths.prompts)
+            self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
+            self.flow = HotlineFlow(config)
+            self._derived_for = config
+        return config
 
     def handlers(self) -> dict[str, Callable[[fast_agi.Request], Awaitable[None]]]:
         """Script name (:data:`ivr.contracts.agi_scripts.SCRIPTS`) → its handler."""
@@ -122,7 +133,8 @@ class HotlineAgi:
         env = channel.env
         args = scripts.ENTRY.parse(channel.arg)
         dialed = args.dialed or env.get("agi_extension", "")
-        hotline = self.config.hotline_for_number(dialed) or self.config.hotlines[0]
+        config = self._current()
+        hotline = config.hotline_for_number(dialed) or config.hotlines[0]
         uniqueid = env.get("agi_uniqueid", "")
         started = utc_now()
         # Queued, never awaited: the writer thread writes it (and the update
@@ -189,7 +201,8 @@ class HotlineAgi:
         channel = AgiChannel(request)
         args = scripts.CALLBACK_REQUESTED.parse(channel.arg)
         uniqueid, queue = args.uniqueid, args.queue
-        hotline = self.config.hotline(args.hotline) or self.config.hotlines[0]
+        config = self._current()
+        hotline = config.hotline(args.hotline) or config.hotlines[0]
         caller = normalise_caller(channel.env.get("agi_callerid", ""))
         joined = _epoch(args.joined)
         if not caller.e164 or not caller.e164.startswith("+") or joined is None:
@@ -197,8 +210,8 @@ class HotlineAgi:
         if self.case_desk is None:
             return
         try:
-            case = await asyncio.get_running_loop().run_in_executor(
-                self._db, self._open_callback, uniqueid, queue, hotline.id, caller.e164, joined
+            case = await self._db.run(
+                self._open_callback, uniqueid, queue, hotline.id, caller.e164, joined
             )
             prompts = self._prompts[hotline.id]
             await channel.set_variable(v.CALLBACK, "1")
@@ -234,8 +247,7 @@ class HotlineAgi:
     async def callback_answered(self, request: fast_agi.Request) -> None:
         args = scripts.CALLBACK_ANSWERED.parse(AgiChannel(request).arg)
         if self.case_desk is not None and args.callback_id.isdigit():
-            await asyncio.get_running_loop().run_in_executor(
-                self._db,
+            await self._db.run(
                 callback_requests.mark_answered,
                 self.case_desk.sessions,
                 int(args.callback_id),
@@ -246,7 +258,8 @@ class HotlineAgi:
         channel = AgiChannel(request)
         args = scripts.SURVEY.parse(channel.arg)
         uniqueid = args.uniqueid or channel.env.get("agi_uniqueid", "")
-        hotline = self.config.hotline(args.hotline) or self.config.hotlines[0]
+        config = self._current()
+        hotline = config.hotline(args.hotline) or config.hotlines[0]
         try:
             rating = await execute_flow(survey_flow(), channel, self._prompts[hotline.id])
         except CallerHungUp:
@@ -355,7 +368,8 @@ class HotlineAgi:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
-        self._db.shutdown(wait=False, cancel_futures=True)
+        # Lookups nobody waits for any more are dropped; a stalled one is not awaited.
+        self._db.close(wait=False, cancel_pending=True)
 
     async def voicemail_saved(self, request: fast_agi.Request) -> None:
         """The message is recorded: open its case and read the code back twice,
@@ -371,7 +385,8 @@ class HotlineAgi:
             if case is None:
                 return
             await channel.set_variable(v.CASE_CODE, case.code)
-            hotline = self.config.hotline(case.hotline_id) or self.config.hotlines[0]
+            config = self._current()
+            hotline = config.hotline(case.hotline_id) or config.hotlines[0]
             prompts = self._prompts[hotline.id]
             digits = digit_prompts(case.code)
             due = day_month_prompts(case.due_date, hotline.language)

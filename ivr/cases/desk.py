@@ -1,16 +1,13 @@
 """What the FastAGI handlers ask of case records and recordings, off the loop.
 
-Synchronous database work runs on one thread of its own, like the call log,
-so the asyncio loop never blocks and SQLite sees one writer per process.
+Synchronous database work runs on a one-thread :class:`~ivr.db.executor.DbExecutor`
+of its own, so the asyncio loop never blocks and this work stays in order.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.cases.models import Case
 from ivr.cases.service import CaseService
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
 from ivr.contracts.statuses import RouteKind
+from ivr.db.executor import DbExecutor
 from ivr.db.models import Call, utc_now
 from ivr.phone import normalise_caller
 from ivr.transcription.jobs import LEG_SUFFIXES, register_recordings
@@ -34,23 +33,26 @@ class CaseDesk:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        config: HotlineConfig,
+        config: HotlineConfig | ConfigSource,
         writer: Callable[..., Awaitable[Any]] | None = None,
+        cases: CaseService | None = None,
     ) -> None:
         """``writer`` (the call log's batching writer) takes the rows written at
-        every hangup, so a busy hotline commits them in batches."""
+        every hangup, so a busy hotline commits them in batches. ``cases`` is the
+        process's case service (shared with the console); one is made when the
+        desk is built alone."""
         self.sessions = sessions
-        self.config = config
+        self.config_source = ConfigSource.of(config)
         self._writer = writer
-        self.cases = CaseService(sessions, config)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="case-desk")
+        self.cases = cases or CaseService(sessions, self.config_source)
+        self._db = DbExecutor("case-desk", 1)
 
-    async def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, partial(function, *args, **kwargs))
+    @property
+    def config(self) -> HotlineConfig:
+        return self.config_source.current
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        self._db.close(wait=True)
 
     async def call_ended(self, uniqueid: str, route: str, rec_base: str) -> None:
         """After hangup: recordings and the transcription job; a voicemail whose
@@ -61,7 +63,7 @@ class CaseDesk:
             if found:
                 logger.info("call %s: %d recording files registered", uniqueid, found)
             return
-        await self._run(self._call_ended, uniqueid, route, rec_base)
+        await self._db.run(self._call_ended, uniqueid, route, rec_base)
 
     def rated(self, uniqueid: str, rating: int) -> None:
         """The survey answer on the case opened from the call, through the call
@@ -72,7 +74,7 @@ class CaseDesk:
     async def voicemail_saved(
         self, uniqueid: str, rec_base: str, hotline_id: str, caller_raw: str
     ) -> Case | None:
-        return await self._run(self._voicemail_case, uniqueid, rec_base, hotline_id, caller_raw)
+        return await self._db.run(self._voicemail_case, uniqueid, rec_base, hotline_id, caller_raw)
 
     def _call_ended(self, uniqueid: str, route: str, rec_base: str) -> None:
         if not rec_base:

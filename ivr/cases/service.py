@@ -37,6 +37,7 @@ from ivr.cases.models import (
 )
 from ivr.cases.sms import OutgoingSms, SmsGateway, gateway_from_config
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
 from ivr.db.models import utc_now
 
 logger = logging.getLogger(__name__)
@@ -69,21 +70,37 @@ class CaseService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        config: HotlineConfig,
+        config: HotlineConfig | ConfigSource,
         clock: Callable[[], datetime] = utc_now,
         sms_gateway: SmsGateway | None = None,
     ) -> None:
         self._sessions = sessions
-        self._config = config
+        # Topics, due days and holidays follow a config applied while running:
+        # read from the source at each use. One service per process (the
+        # console and the FastAGI case desk share it, see ivr.service).
+        self.config_source = ConfigSource.of(config)
         self._clock = clock
-        self._zone = ZoneInfo(config.timezone)
-        self._calendar = WorkingCalendar(h.date for h in config.holidays)
-        self._sms = sms_gateway or gateway_from_config(config)
+        first = self.config_source.current
+        self._zone = ZoneInfo(first.timezone)
+        self._sms = sms_gateway or gateway_from_config(first)
+        # (config, its calendar) as one tuple: threads swap it in one assignment.
+        self._calendar_of: tuple[HotlineConfig, WorkingCalendar] = (
+            first,
+            WorkingCalendar(h.date for h in first.holidays),
+        )
 
-    def use_config(self, config: HotlineConfig) -> None:
-        """Topics, due days and holidays of a config applied while running."""
-        self._config = config
-        self._calendar = WorkingCalendar(h.date for h in config.holidays)
+    @property
+    def _config(self) -> HotlineConfig:
+        return self.config_source.current
+
+    @property
+    def _calendar(self) -> WorkingCalendar:
+        config = self.config_source.current
+        known, calendar = self._calendar_of
+        if known is not config:
+            calendar = WorkingCalendar(h.date for h in config.holidays)
+            self._calendar_of = (config, calendar)
+        return calendar
 
     # --- queries -------------------------------------------------------------
 

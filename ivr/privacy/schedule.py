@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.audit import AuditEntry
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
+from ivr.db.executor import DbExecutor
 from ivr.db.models import utc_now
 from ivr.privacy.retention import ACTOR, RetentionReport, run_retention
 
@@ -62,18 +64,21 @@ def run_and_audit(
 
 
 class RetentionSchedule:
-    """The job at start, then every ``retention.run_every_minutes``, in a
-    worker thread (the event loop never waits on it). ``close`` stops it; a
-    config applied while running takes effect at the next run."""
+    """The job at start, then every ``retention.run_every_minutes``, on a
+    database thread of its own (the event loop never waits on it). ``close``
+    stops it; a config applied while running (read from the process's config
+    source) takes effect at the next run."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        config: HotlineConfig,
+        config: HotlineConfig | ConfigSource,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.sessions = sessions
-        self.config = config
+        self.config_source = ConfigSource.of(config)
+        # One thread: runs never overlap, and a long one holds no other part's thread.
+        self.db = DbExecutor("retention", 1)
         self.clock = clock
         self.runs = 0
         self.last_report: RetentionReport | None = None
@@ -86,8 +91,9 @@ class RetentionSchedule:
             return
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
 
-    async def replace_config(self, config: HotlineConfig) -> None:
-        self.config = config
+    @property
+    def config(self) -> HotlineConfig:
+        return self.config_source.current
 
     async def wait_for_run(self, count: int = 1) -> RetentionReport:
         """Until ``count`` runs have finished (tests and callers that need the effect)."""
@@ -97,7 +103,7 @@ class RetentionSchedule:
         return self.last_report
 
     async def run_once(self) -> RetentionReport:
-        report = await asyncio.to_thread(
+        report = await self.db.run(
             run_and_audit, self.sessions, self.config, "scheduled", clock=self.clock
         )
         async with self._ran:
@@ -121,3 +127,5 @@ class RetentionSchedule:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # Not waiting on the loop: a run under way finishes in its thread.
+        self.db.close(wait=False)

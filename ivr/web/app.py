@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.service import CaseService
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
 from ivr.config_applier import ConfigApplier
 from ivr.web import admin, agent, audit_store, auth, calls, cases, openapi, stats, store, wallboard
 from ivr.web.auth import LANG_COOKIE, SESSION_COOKIE
@@ -137,20 +138,15 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 async def _live_console(app: web.Application) -> AsyncIterator[None]:
-    """While the console runs, the live hub follows the queue manager and the
-    console follows a config applied while running (one place for both starts
-    and both stops)."""
+    """While the console runs, the live hub follows the queue manager (one place
+    for its start and its stop). A config applied while running needs nothing
+    here: the console reads it from the process's config source."""
     state = app[STATE]
-    target = _WebConfigTarget(state)
     state.hub.start()
-    if state.applier is not None:
-        state.applier.targets.append(target)
     try:
         yield
     finally:
         await state.hub.close()
-        if state.applier is not None and target in state.applier.targets:
-            state.applier.targets.remove(target)
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -159,20 +155,8 @@ async def _close_sockets(app: web.Application) -> None:
     await app[STATE].hub.close()
 
 
-class _WebConfigTarget:
-    """The console's view of a config applied while running."""
-
-    def __init__(self, state: WebState) -> None:
-        self.state = state
-
-    async def replace_config(self, config: HotlineConfig) -> None:
-        self.state.config = config
-        self.state.cases.use_config(config)
-        self.state.hub.config = config
-
-
 def create_app(
-    config: HotlineConfig,
+    config: HotlineConfig | ConfigSource,
     sessions: sessionmaker[Session],
     *,
     secret: bytes,
@@ -181,7 +165,11 @@ def create_app(
     applier: ConfigApplier | None = None,
 ) -> web.Application:
     """The console. ``queue_manager`` feeds the wallboard and carries the agent
-    actions; without it (``--only web`` on another host) those answer 503."""
+    actions; without it (``--only web`` on another host) those answer 503.
+    ``config`` is the process's config source (or a config, given a source of
+    its own); ``case_service`` the process's one case service."""
+    source = ConfigSource.of(config)
+    config = source.current
     web_cfg = config.web
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -193,13 +181,13 @@ def create_app(
         value.astimezone(zone).strftime(fmt) if value else ""
     )
     state = WebState(
-        config=config,
+        config_source=source,
         sessions=sessions,
         signer=SessionSigner(secret, web_cfg.session_hours * 3600),
         users=store.UserStore(sessions),
         web_sessions=SessionStore(sessions),
-        cases=case_service or CaseService(sessions, config),
-        hub=LiveHub(config, queue_manager),
+        cases=case_service or CaseService(sessions, source),
+        hub=LiveHub(source, queue_manager),
         queue_manager=queue_manager,
         limiter=LoginRateLimiter(web_cfg.login_attempts, web_cfg.login_window_seconds),
         # One address may try a few names (a shared office PC), not a dictionary.
@@ -232,16 +220,22 @@ def create_app(
 
 
 async def start_web(
-    config: HotlineConfig,
+    config: HotlineConfig | ConfigSource,
     sessions: sessionmaker[Session],
     *,
     queue_manager: Any | None = None,
     port: int | None = None,
     applier: ConfigApplier | None = None,
+    case_service: CaseService | None = None,
 ) -> web.AppRunner:
     """Start the console on ``config.web.bind:port``; ``runner.cleanup()`` stops it."""
+    source = ConfigSource.of(config)
+    config = source.current
     secret = load_secret(config.web.secret_env, config.resolve_path(config.web.secret_file))
-    app = create_app(config, sessions, secret=secret, queue_manager=queue_manager, applier=applier)
+    app = create_app(
+        source, sessions, secret=secret, queue_manager=queue_manager,
+        case_service=case_service, applier=applier,
+    )  # fmt: skip
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(

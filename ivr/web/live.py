@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from aiohttp import WSCloseCode, web
 
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
 from queue_manager.model import Change
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,10 @@ class Client:
 
 
 class LiveHub:
-    def __init__(self, config: HotlineConfig, source: LiveSource | None) -> None:
-        self.config = config
+    def __init__(self, config: HotlineConfig | ConfigSource, source: LiveSource | None) -> None:
+        # Titles, agents and wallboard settings are read at each frame from the
+        # process's config source, so a config applied while running shows at once.
+        self.config_source = ConfigSource.of(config)
         self.source = source
         self.clients: set[Client] = set()
         self._dirty = False
@@ -98,6 +101,10 @@ class LiveHub:
         self.last_event_at = 0.0  # time.time() of the change behind the latest frame
         self.frames_sent = 0
         self._closing: set[asyncio.Future[bool]] = set()
+
+    @property
+    def config(self) -> HotlineConfig:
+        return self.config_source.current
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -9,12 +9,12 @@ middleware refuses any route registered without roles.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.service import CaseService
 from ivr.config.schema import HotlineConfig
+from ivr.config.source import ConfigSource
 from ivr.config_applier import ConfigApplier
+from ivr.db.executor import DbExecutor
 from ivr.web import audit_store, store
 from ivr.web.access import AccessScope
 from ivr.web.live import LiveHub
@@ -55,7 +57,7 @@ class Route(NamedTuple):
 
 @dataclass
 class WebState:
-    config: HotlineConfig
+    config_source: ConfigSource  # the process's one config source (see ivr.service)
     sessions: sessionmaker[Session]
     signer: SessionSigner
     users: store.UserStore
@@ -71,6 +73,11 @@ class WebState:
     applier: ConfigApplier | None = None  # set when this process owns the config file
     roles: dict[str, frozenset[str]] = field(default_factory=dict)  # route name → roles
 
+    @property
+    def config(self) -> HotlineConfig:
+        """The config current now (a config applied while running is seen at once)."""
+        return self.config_source.current
+
 
 STATE = web.AppKey("hotline_state", WebState)
 # What the middlewares put on each request.
@@ -81,9 +88,20 @@ LANGUAGE = web.RequestKey("hotline_language", str)
 LOGIN_CSRF = web.RequestKey("hotline_login_csrf", str)  # the login form's token
 
 
-async def db(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# The console's database threads, apart from the FastAGI server's (a stalled
+# database can hold the IVR's threads but never these). As many as asyncio's
+# default executor had, which the console used before. Shared by every app in
+# the process and never closed: idle threads cost nothing and a test may build
+# many apps.
+WEB_DB = DbExecutor("web-db", min(32, (os.cpu_count() or 1) + 4))
+
+
+async def db(function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a synchronous database function off the event loop."""
-    return await asyncio.to_thread(function, *args, **kwargs)
+    return await WEB_DB.run(function, *args, **kwargs)
 
 
 def state_of(request: web.Request) -> WebState:
