@@ -4,6 +4,9 @@
 #                       and place a demo call to a ward chairman
 #   ./hotline.sh test   set up everything and run the whole test suite
 #   ./hotline.sh check  quick: the linters and the unit tier (no Asterisk needed)
+#   ./hotline.sh unit-py313  the unit tier on Python 3.13 in .venv313 (CI runs it)
+# Supported: Debian 12 (Python 3.11) and Debian 13 (Python 3.13); the package
+# names below are the same on both.
 # Set-up is idempotent: Debian packages, Asterisk (system >= 20 or a cached
 # build from Debian's source package), the Python venv, the voice prompts.
 set -euo pipefail
@@ -14,6 +17,27 @@ log() { printf '[hotline.sh] %s\n' "$*" >&2; }
 
 apt_packages=(python3 python3-venv python3-dev sip-tester espeak-ng sox ffmpeg
               postgresql chromium build-essential pkg-config)
+
+# Debian 12 ships Python 3.11, Debian 13 Python 3.13; the code needs 3.11
+# (StrEnum, TaskGroup, tomllib). Anything else is tried, with a warning.
+check_system() {
+    local id="" version=""
+    if [[ -r /etc/os-release ]]; then
+        id=$(. /etc/os-release && echo "${ID:-}")
+        version=$(. /etc/os-release && echo "${VERSION_ID:-}")
+    fi
+    if [[ $id != debian || ! $version =~ ^(12|13)$ ]]; then
+        log "warning: tested on Debian 12 and 13 only; this is ${id:-unknown} ${version:-?}"
+    fi
+    if ! command -v python3 >/dev/null; then
+        log "python3 not found"
+        return 1
+    fi
+    if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        log "$(python3 -V 2>&1) is too old: Hotline needs Python 3.11 or newer (Debian 12 or 13)"
+        return 1
+    fi
+}
 
 install_debian_packages() {
     local missing=() pkg
@@ -32,6 +56,7 @@ install_debian_packages() {
 setup_venv() {
     local stamp=.venv/.hotline-installed
     if [[ ! -x .venv/bin/python ]]; then
+        check_system
         log "creating the Python venv"
         python3 -m venv .venv
     fi
@@ -43,7 +68,53 @@ setup_venv() {
     fi
 }
 
+# The second Python CI tests: 3.13 (Debian 13's) next to the venv's 3.11
+# (Debian 12's), or the other way round. HOTLINE_PY313 names the interpreter;
+# else python3.13 on PATH, else pyenv's.
+python313() {
+    local candidate
+    for candidate in "${HOTLINE_PY313:-}" "$(command -v python3.13 || true)" \
+        "$HOME"/.pyenv/versions/3.13*/bin/python3.13; do
+        # (a pyenv shim is on PATH yet may refuse to run: try each one)
+        if [[ -n $candidate && -x $candidate ]] &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+setup_venv313() {
+    local python stamp=.venv313/.hotline-installed
+    if [[ ! -x .venv313/bin/python ]]; then
+        python=$(python313) || {
+            log "no Python 3.13 found (install python3.13 or set HOTLINE_PY313)"
+            return 1
+        }
+        log "creating the Python 3.13 venv .venv313 with $python"
+        "$python" -m venv .venv313
+    fi
+    if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+        log "installing the project and its test tools into .venv313"
+        .venv313/bin/pip install -q -e '.[test]' >&2
+        touch "$stamp"
+    fi
+}
+
+# The unit tier (no external program) on Python 3.13.
+unit_tier_py313() {
+    if .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+        log ".venv is Python 3.13 already (Debian 13): its test run covers 3.13"
+        return 0
+    fi
+    setup_venv313
+    log "the unit tier on $(.venv313/bin/python -V)"
+    .venv313/bin/python -m pytest -q -m unit -p no:cacheprovider "$@"
+}
+
 setup() {
+    check_system
     install_debian_packages
     log "provisioning Asterisk (first time: a ~5 minute build, then cached)"
     bash asterisk-docker/provision-asterisk.sh >/dev/null
@@ -73,6 +144,9 @@ case "${1:-}" in
         lint
         exec .venv/bin/python -m pytest -q -m unit "${@:2}"
         ;;
+    unit-py313)
+        unit_tier_py313 "${@:2}"
+        ;;
     demo)
         setup
         exec .venv/bin/hotline demo "${@:2}"
@@ -96,7 +170,7 @@ case "${1:-}" in
         setup
         ;;
     *)
-        echo "usage: $0 demo|test|check|lint|setup [args]" >&2
+        echo "usage: $0 demo|test|check|lint|unit-py313|setup [args]" >&2
         exit 2
         ;;
 esac
