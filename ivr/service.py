@@ -102,8 +102,8 @@ async def start_services(
     # SIGHUP replaces it here and every part started below sees it.
     source = ConfigSource(config)
     applier = ConfigApplier(source) if config.source is not None else None
-    # One case service per process: the console and the FastAGI case desk.
-    cases = CaseService(sessions, source)
+    # One case service per process: the console and the FastAGI case desk share it.
+    cases = CaseService(sessions, source) if parts & {"agi", "web"} else None
     queue_manager = None
     if "ami" in parts:
         queue_manager = QueueManager(source, sessions)

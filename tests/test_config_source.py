@@ -17,7 +17,7 @@ from ivr.config import HotlineConfig, load_config
 from ivr.config.source import ConfigSource
 from ivr.db.executor import DbExecutor
 from ivr.service import RunningServices, start_services
-from ivr.web.state import STATE
+from ivr.web.state import STATE, WEB_DB
 from tests.rig.stack import EXAMPLE, free_tcp_port
 
 # --- the config source ------------------------------------------------------------
@@ -139,6 +139,26 @@ async def test_a_config_applied_is_seen_by_every_part(
     # What the parts derive from the config follows it too.
     assert manager.callbacks.routing._config is new
     assert manager.agents == {agent.id: agent for agent in new.agents}
+
+
+async def test_the_ivr_keeps_database_threads_of_its_own(
+    everything: tuple[RunningServices, list[CaseService]],
+) -> None:
+    """A stalled database can hold the IVR's 4 threads, never the console's (and
+    the other way round); a case lookup still gives up after 4 s."""
+    services, _ = everything
+    agi = services.agi
+    assert agi is not None and agi.case_desk is not None and agi._case_records is not None
+    executors = {
+        "ivr": agi._db,
+        "case desk": agi.case_desk._db,
+        "console": WEB_DB,
+        "queue manager": services.queue_manager.db if services.queue_manager else None,
+        "retention": services.retention.db if services.retention else None,
+    }
+    assert len({id(e) for e in executors.values() if e is not None}) == 5
+    assert (agi._db.name, agi._db.max_workers) == ("ivr-db", 4)
+    assert agi._case_records._executor is agi._db and agi._case_records._timeout == 4.0
 
 
 # --- the database executor ---------------------------------------------------------
