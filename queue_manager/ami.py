@@ -24,7 +24,7 @@ from panoramisk import Manager
 from panoramisk.message import Message
 
 from ivr.asterisk.ami_gate import GatedManager, UnsafeAmiAction
-from ivr.asterisk.ami_protocol import AmiProtocol, AmiStreamCounters
+from ivr.asterisk.ami_protocol import AmiMessage, AmiProtocol, AmiStreamCounters
 from queue_manager.model import LiveModel
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,9 @@ class AmiLink:
     # -- events and actions -----------------------------------------------------------
 
     def _on_event(self, _manager: Manager, message: Message) -> None:
-        event = dict(message.items())  # plain dict: the model reads Asterisk's header names
+        # A plain dict: the model reads Asterisk's header names. Our reader's
+        # messages carry it already (the edge's hot path).
+        event = message.fields if isinstance(message, AmiMessage) else dict(message.items())
         if self.record is not None:
             self.record.write(json.dumps(event, ensure_ascii=False) + "\n")
         if self._buffer is not None:

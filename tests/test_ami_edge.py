@@ -327,3 +327,22 @@ def test_the_banner_split_across_reads_is_still_taken_off() -> None:
         got, counters = feed(split_at(stream, [cut]))
         assert got == BEFORE[:1]
         assert counters.lines_without_colon == 0
+
+
+async def test_bytes_that_arrive_before_the_manager_takes_the_protocol_are_held() -> None:
+    # The link awaits create_connection before it hands the protocol to its
+    # manager; events read in between used to meet a protocol without factory.
+    manager = GatedManager(loop=asyncio.get_running_loop(), ping_delay=10**6)
+    seen: list[str] = []
+    manager.register_event("*", lambda _m, message: seen.append(message["Queue"]))
+    protocol = AmiProtocol()
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(BANNER + wire(BEFORE[0]))
+    made: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    made.set_result((transport, protocol))
+    manager.connection_made(made)
+    protocol.data_received(wire(AFTER[1]))
+    assert seen == ["operator", "field"]
+    assert manager.counters.handler_errors == 0
+    manager.close()

@@ -104,6 +104,9 @@ class GatedManager(Manager):
         super().connection_made(f)
         if isinstance(self.protocol, AmiProtocol):
             self.protocol.counters = self.counters
+            # Bytes may arrive between the connection and this call (the link
+            # awaits create_connection first): the reader held them.
+            self.protocol.attached()
 
     def dispatch(self, event: Message) -> list[str]:
         """panoramisk's dispatch with every callback isolated."""
