@@ -238,3 +238,79 @@ def test_a_hangup_at_every_point_of_a_flow_in_every_chunking_keeps_replies_paire
     where = "before" if before_reply else "after"
     print(f"\nhang-up {where} reply {hangup_at}: {tried} chunkings of each reply")
     record_property("chunkings_tried", tried)
+
+
+# --- the request: the AGI environment in any chunking -------------------------------
+
+REQUEST_ENV = {
+    "agi_network": "yes",
+    "agi_network_script": "entry",
+    "agi_request": "agi://127.0.0.1:4573/entry",
+    "agi_channel": "PJSIP/pstn-00000001",
+    "agi_uniqueid": "1700000000.1",
+    "agi_callerid": "0912345678",
+    "agi_calleridname": "Nguyễn Thị Hà",
+    "agi_arg_1": "bac-tu-liem",
+}
+
+
+class ChunkedAsterisk:
+    """Writes the AGI environment in the given pieces, then answers commands."""
+
+    def __init__(self, reader: asyncio.StreamReader, pieces: list[bytes]) -> None:
+        self.reader = reader
+        for piece in pieces:
+            reader.feed_data(piece)
+        self.commands: list[str] = []
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        self.commands.append(data.decode())
+        self.reader.feed_data(b"HANGUP\n200 result=-1\n")  # hung up during the first
+
+    async def drain(self) -> None:
+        await asyncio.sleep(0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_agi_environment_in_any_chunking_reaches_the_route_whole(
+    record_property: Any,
+) -> None:
+    head = "".join(f"{k}: {v}\n" for k, v in REQUEST_ENV.items()).encode() + b"\n"
+    tried = 0
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.integers(0, len(head)), max_size=30))
+    def chunked(cuts: list[int]) -> None:
+        nonlocal tried
+        tried += 1
+        seen: list[Any] = []
+
+        async def entry(request: AgiRequest) -> None:
+            channel = AgiChannel(request)
+            try:
+                await channel.stream_file("/prompts/welcome")
+            except CallerHungUp:
+                seen.append(("hangup", dict(request.headers)))
+
+        async def run() -> ChunkedAsterisk:
+            app = FastAgiApplication()
+            app.add_route("entry", entry)
+            reader = asyncio.StreamReader()
+            points = sorted({0, len(head), *cuts})
+            asterisk = ChunkedAsterisk(reader, [head[a:b] for a, b in itertools.pairwise(points)])
+            await app.handler(reader, asterisk)  # type: ignore[arg-type]
+            return asterisk
+
+        asterisk = asyncio.run(run())
+        assert seen == [("hangup", REQUEST_ENV)]
+        assert asterisk.closed
+
+    chunked()
+    print(f"\n{tried} chunkings of a FastAGI request")
+    record_property("chunkings_tried", tried)

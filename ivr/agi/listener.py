@@ -71,7 +71,7 @@ def allowed_client_entries(asterisk: AsteriskSection) -> list[str]:
     return [*(node.host for node in asterisk.ami.node_list()), *LOOPBACK]
 
 
-class FastAgiApplication(fast_agi.Application):  # type: ignore[misc]
+class FastAgiApplication(fast_agi.Application):
     """panoramisk's application with a safe request reader.
 
     panoramisk 1.4 reads the AGI environment with ``while b"\\n\\n" not in
