@@ -1,5 +1,10 @@
 """Writes the call record. Synchronous SQLAlchemy behind one worker thread, so
-the asyncio loop never blocks on the database and SQLite sees one writer."""
+the asyncio loop never blocks on the database and SQLite sees one writer.
+
+This thread is not a :class:`~ivr.db.executor.DbExecutor` (the one way other
+database work leaves the loop) on purpose: it is the call path's ordered
+writer — one FIFO, a call's insert before its updates, batched commits, held
+and retried while the database is away — not a pool that runs queries."""
 
 from __future__ import annotations
 
