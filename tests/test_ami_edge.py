@@ -29,6 +29,9 @@ from queue_manager.model import LiveModel
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "bench" / "fixtures" / "ami_events.jsonl"
+# Recorded by tests/test_ami_edge_e2e.py: 40 members with Vietnamese names added
+# on the real Asterisk and read back in two QueueStatus bursts.
+FIXTURE_VI = REPO / "bench" / "fixtures" / "ami_events_vi.jsonl"
 EXAMPLE = REPO / "examples" / "bac-tu-liem.yaml"
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 
@@ -56,8 +59,8 @@ def wire(event: dict[str, Any]) -> bytes:
     return ("".join(lines) + "\r\n").encode("utf-8")
 
 
-def recorded_events() -> list[dict[str, Any]]:
-    events = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
+def recorded_events(path: Path = FIXTURE) -> list[dict[str, Any]]:
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     for event in events:
         event.pop("content", None)
     return events
@@ -206,7 +209,7 @@ async def test_an_event_callback_that_raises_is_counted_and_the_link_reads_on() 
 
 
 def test_the_recorded_stream_parses_back_to_the_recorded_events() -> None:
-    events = recorded_events() + VIETNAMESE_EVENTS
+    events = recorded_events() + recorded_events(FIXTURE_VI) + VIETNAMESE_EVENTS
     stream = BANNER + b"".join(wire(e) for e in events)
     got, counters = feed([stream])
     assert got == events
@@ -219,7 +222,9 @@ def test_split_at_every_byte_offset_yields_the_same_events(
     # The Vietnamese events and the resync burst around them (QueueParams,
     # QueueMember, QueueEntry): every split position inside a letter, a header
     # name, the CR LF pairs and the blank line.
-    events = [*recorded_events()[:12], *VIETNAMESE_EVENTS]
+    burst = [e for e in recorded_events(FIXTURE_VI) if e.get("Event") == "QueueMember"]
+    events = [*recorded_events()[:8], *burst[:6], *VIETNAMESE_EVENTS]
+    assert any("Nguyễn" in str(e.get("Name")) for e in burst[:6])
     stream = BANNER + b"".join(wire(e) for e in events)
     for offset in range(len(stream) + 1):
         got, counters = feed(split_at(stream, [offset]))
@@ -232,7 +237,7 @@ def test_split_at_every_byte_offset_yields_the_same_events(
 def test_random_chunkings_of_the_whole_recording_yield_the_same_events(
     record_property: Any,
 ) -> None:
-    events = recorded_events() + VIETNAMESE_EVENTS
+    events = recorded_events() + recorded_events(FIXTURE_VI) + VIETNAMESE_EVENTS
     stream = BANNER + b"".join(wire(e) for e in events)
     tried = 0
 
