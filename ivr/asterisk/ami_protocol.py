@@ -101,6 +101,7 @@ def parse_message(text: str, counters: AmiStreamCounters) -> Message | None:
             name, colon, value = line.partition(":")
             if not colon:
                 counters.lines_without_colon += 1
+                _warn(counters.lines_without_colon, "AMI line without a colon skipped")
                 continue
         if name in headers:  # a repeated header (ChanVariable): a list, as panoramisk
             previous = headers[name]
@@ -112,11 +113,19 @@ def parse_message(text: str, counters: AmiStreamCounters) -> Message | None:
             headers[name] = value
     if "Event" not in headers and "Response" not in headers:
         counters.unrecognised += 1
+        _warn(counters.unrecognised, "AMI message with neither Event nor Response skipped")
         return None
     result = headers.get("Result")
     if isinstance(result, str):  # panoramisk's quoted key (AGIExec events)
         headers["Result"] = unquote(result).strip()
     return AmiMessage.of(headers)
+
+
+def _warn(count: int, message: str, *args: Any) -> None:
+    """Log the 1st, 10th, 100th and every 1000th time: a peer sending garbage
+    must not flood the log (the counters hold the exact figures)."""
+    if count in (1, 10, 100) or count % 1000 == 0:
+        logger.warning(message + " (%d so far on this link)", *args, count)
 
 
 class AmiProtocol(AMIProtocol):
@@ -127,6 +136,7 @@ class AmiProtocol(AMIProtocol):
     max_message_bytes = 256 * 1024
 
     def __init__(self) -> None:
+        super().__init__()
         self.counters = AmiStreamCounters()
         self._pending = bytearray()
         self._discarding = False  # inside an oversized message, up to its end
@@ -172,7 +182,9 @@ class AmiProtocol(AMIProtocol):
 
     def _oversized(self) -> None:
         self.counters.oversized += 1
-        logger.warning("AMI message longer than %d bytes discarded", self.max_message_bytes)
+        _warn(
+            self.counters.oversized, "AMI message over %d bytes discarded", self.max_message_bytes
+        )
 
     def _read_banner(self) -> bool:
         """Take the greeting line off the stream; False while it is incomplete."""
@@ -195,7 +207,9 @@ class AmiProtocol(AMIProtocol):
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             self.counters.invalid_utf8 += 1
-            logger.warning("AMI message with bytes that are not UTF-8 (replaced)")
+            _warn(
+                self.counters.invalid_utf8, "AMI message with bytes that are not UTF-8 (replaced)"
+            )
             text = raw.decode("utf-8", "replace")
         message = parse_message(text, self.counters)
         if message is None:
