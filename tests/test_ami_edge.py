@@ -351,3 +351,17 @@ async def test_bytes_that_arrive_before_the_manager_takes_the_protocol_are_held(
     assert seen == ["operator", "field"]
     assert manager.counters.handler_errors == 0
     manager.close()
+
+
+async def test_the_gated_manager_takes_the_running_loop_not_get_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # panoramisk's Manager.connect() falls back to asyncio.get_event_loop(),
+    # which raises outside a running loop from Python 3.14.
+    def no_loop() -> None:
+        raise RuntimeError("There is no current event loop")
+
+    monkeypatch.setattr(asyncio, "get_event_loop", no_loop)
+    manager = GatedManager()
+    assert manager.loop is asyncio.get_running_loop()
+    assert manager.config["protocol_factory"] is AmiProtocol
