@@ -14,9 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from panoramisk.ami_protocol import AMIProtocol
-
 from ivr.asterisk.ami_gate import GatedManager
+from ivr.asterisk.ami_protocol import AmiProtocol
 from ivr.asterisk.render import RenderOptions, render_all, write_rendered
 from ivr.config.schema import AmiNode, HotlineConfig
 
@@ -95,7 +94,7 @@ async def _login(node: AmiNode, username: str, secret: str, timeout: float) -> A
     )
     try:
         connection = await asyncio.wait_for(
-            loop.create_connection(AMIProtocol, node.host, node.port), timeout
+            loop.create_connection(AmiProtocol, node.host, node.port), timeout
         )
     except OSError as exc:
         raise ReloadError(f"node {node.id}: AMI at {node.host}:{node.port}: {exc}") from exc
