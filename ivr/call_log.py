@@ -393,7 +393,7 @@ class CallLog:
 
     def rated(self, uniqueid: str, rating: int) -> asyncio.Future[None]:
         """The caller's survey answer, on the call (the case opened from it is
-        the case desk's: :meth:`ivr.cases.desk.CaseDesk.rated`)."""
+        the case desk's: :meth:`ivr.agi.case_desk.CaseDesk.rated`)."""
         return self._writer.submit(self._rate, uniqueid, rating)
 
     def call_ended(self, end: CallEnd) -> asyncio.Future[None]:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from ivr.agi.case_desk import CaseDesk
 from ivr.agi.listener import AllowedClients, allowed_client_entries
 from ivr.agi.server import HotlineAgi, start_agi_server
 from ivr.call_log import CallLog
-from ivr.cases.desk import CaseDesk
 from ivr.cases.service import CaseService
 from ivr.config.loader import ConfigError
 from ivr.config.schema import HotlineConfig

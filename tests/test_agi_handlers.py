@@ -24,9 +24,9 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.agi.case_desk import CaseDesk
 from ivr.agi.server import HotlineAgi
 from ivr.call_log import CallLog, CallStart
-from ivr.cases.desk import CaseDesk
 from ivr.cases.models import Case, Recording, TranscriptionJob
 from ivr.config import HotlineConfig, load_config
 from ivr.db.engine import make_engine, make_session_factory

@@ -12,12 +12,12 @@ from typing import Any
 
 from panoramisk import fast_agi
 
+from ivr.agi.case_desk import CaseDesk
 from ivr.agi.case_directory import CaseRecords
 from ivr.agi.channel import AgiChannel, CallerHungUp
 from ivr.agi.executor import PromptFiles, execute_flow
 from ivr.agi.listener import AllowedClients, FastAgiApplication
 from ivr.call_log import CallEnd, CallLog, CallStart
-from ivr.cases.desk import CaseDesk
 from ivr.config.schema import HotlineConfig
 from ivr.config.source import ConfigSource
 from ivr.contracts import agi_scripts as scripts

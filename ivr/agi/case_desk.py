@@ -1,5 +1,10 @@
 """What the FastAGI handlers ask of case records and recordings, off the loop.
 
+It sits with the FastAGI adapter because it joins two domain packages at
+hangup (a voicemail becomes a case, the call's recordings become
+transcription jobs); cases and transcription themselves do not import each
+other's services.
+
 Synchronous database work runs on a one-thread :class:`~ivr.db.executor.DbExecutor`
 of its own, so the asyncio loop never blocks and this work stays in order.
 """
