@@ -152,6 +152,37 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return run_retention_command(_load(args), args)
 
 
+def _add_config_file_argument(sub: argparse.ArgumentParser) -> None:
+    # `hotline check-config FILE` is how a newcomer types it; the global --config stays.
+    sub.add_argument(
+        "config_file",
+        nargs="?",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the config file (overrides $HOTLINE_CONFIG; same as --config)",
+    )
+
+
+def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Set ``args.config`` from FILE, --config, $HOTLINE_CONFIG or the example, in that order.
+
+    Two different files named at once is refused rather than one silently winning.
+    """
+    positional: Path | None = getattr(args, "config_file", None)
+    if (
+        positional is not None
+        and args.config is not None
+        and positional.resolve() != args.config.resolve()
+    ):
+        parser.error(
+            f"two config files given: --config {args.config} and FILE {positional}; name one"
+        )
+    args.config = (
+        positional or args.config or Path(os.environ.get("HOTLINE_CONFIG", DEFAULT_CONFIG))
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hotline",
@@ -161,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         "--config",
         type=Path,
-        default=Path(os.environ.get("HOTLINE_CONFIG", DEFAULT_CONFIG)),
+        # None, not the default path, so that main() can tell "given" from "defaulted"
+        # when a command also names the file positionally.
+        default=None,
         help="the config file (default: $HOTLINE_CONFIG or examples/bac-tu-liem.yaml)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -171,12 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config",
         help="validate the config file; every error names file, line and field",
     )
+    _add_config_file_argument(sub)
     sub.set_defaults(handler=cmd_check_config)
 
     sub = commands.add_parser(
         "asterisk-config",
         help="render pjsip, extensions, queues, manager, musiconhold and rtp .conf files",
     )
+    _add_config_file_argument(sub)
     sub.add_argument("--out", required=True, help="folder to write the files into")
     sub.set_defaults(handler=cmd_asterisk_config)
 
@@ -252,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _resolve_config(parser, args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

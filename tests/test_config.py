@@ -164,3 +164,66 @@ def test_check_config_command_accepts_the_example() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "OK" in done.stdout and "30 departments" in done.stdout
+
+
+@pytest.mark.integration  # runs the hotline command as a process
+def test_check_config_takes_the_file_as_a_positional_argument() -> None:
+    # The form a newcomer types first (issue 12); it used to be rejected by argparse.
+    done = subprocess.run(
+        [sys.executable, "-m", "ivr.cli", "check-config", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{EXAMPLE}: OK")
+
+
+def test_positional_config_file_overrides_hotline_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from ivr.cli import main
+
+    monkeypatch.setenv("HOTLINE_CONFIG", str(tmp_path / "absent.yaml"))
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.startswith(f"{EXAMPLE}: OK")
+
+
+def test_positional_config_file_is_checked_not_the_default(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from ivr.cli import main
+
+    path = _write(tmp_path, EXAMPLE.read_text(encoding="utf-8").replace("chairman:", "chariman:"))
+    with pytest.raises(SystemExit) as caught:
+        main(["check-config", str(path)])
+    assert caught.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors and str(path) in errors[0] and "did you mean" in errors[0]
+
+
+def test_config_given_twice_and_different_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from ivr.cli import main
+
+    other = _write(tmp_path, EXAMPLE.read_text(encoding="utf-8"))
+    with pytest.raises(SystemExit) as caught:
+        main(["--config", str(other), "check-config", str(EXAMPLE)])
+    assert caught.value.code == 2
+    error = capsys.readouterr().err
+    assert str(other) in error and str(EXAMPLE) in error and "--config" in error
+
+
+def test_config_given_twice_and_the_same_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    from ivr.cli import main
+
+    assert main(["--config", str(EXAMPLE), "check-config", str(EXAMPLE)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_asterisk_config_takes_the_file_as_a_positional_argument(tmp_path: Path) -> None:
+    from ivr.cli import build_parser
+
+    args = build_parser().parse_args(["asterisk-config", str(EXAMPLE), "--out", str(tmp_path)])
+    assert args.config_file == EXAMPLE
