@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.asterisk.render import RenderOptions, render_all
+from ivr.asterisk.render import RenderOptions, render_all, render_queues
 from ivr.config import HotlineConfig, load_config
 from ivr.routing_table import build_routing_table
 
@@ -93,6 +93,24 @@ def test_queues_and_rtp(files: dict[str, str], config: HotlineConfig) -> None:
     assert set(queues) - {"general"} == {q.id for q in config.queues}
     assert "wrapuptime=20" in queues["procedures"]
     assert sections(files["rtp.conf"])["general"][:2] == ["rtpstart=10000", "rtpend=20000"]
+
+
+@pytest.mark.parametrize("callback", [True, False])
+@pytest.mark.parametrize("auto_pause", [True, False])
+def test_auto_pause_is_rendered_whether_or_not_the_queue_offers_callback(
+    config: HotlineConfig, callback: bool, auto_pause: bool
+) -> None:
+    # Issue 12: autopause used to be written only inside the callback branch, so
+    # `auto_pause: true` on a queue without callback was silently lost.
+    queue = config.queues[0].model_copy(update={"callback": callback, "auto_pause": auto_pause})
+    changed = config.model_copy(update={"queues": [queue, *config.queues[1:]]})
+    rendered = render_queues(changed, RenderOptions(Path("/p"), Path("/p/moh"), Path("/r"), {}))
+    lines = sections(rendered)[queue.id]
+    assert f"autopause={'yes' if auto_pause else 'no'}" in lines
+    assert [line for line in lines if line.startswith("autopause=")] == [
+        f"autopause={'yes' if auto_pause else 'no'}"
+    ]
+    assert ("context=hotline-queue-exit" in lines) is callback
 
 
 def test_routing_table_for_the_fallback_script(config: HotlineConfig) -> None:
