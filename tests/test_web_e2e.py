@@ -433,10 +433,13 @@ async def _spy_running(rig: ConsoleRig) -> str:
         await asyncio.sleep(0.05)
 
 
-async def test_supervisor_whispers_then_barges_into_a_live_agent_call(rig: ConsoleRig) -> None:
-    """Whisper and barge from the wallboard: Asterisk rings the supervisor's
+async def test_supervisor_listens_whispers_then_barges_into_a_live_agent_call(
+    rig: ConsoleRig,
+) -> None:
+    """Listen, whisper and barge from the wallboard: Asterisk rings the supervisor's
     (SIPp) phone, and ChanSpy attaches to the agent's live call with the mode's
-    option (Asterisk's ChanSpyStart names spyer and spyee). Audited."""
+    option (none for plain listening; Asterisk's ChanSpyStart names spyer and
+    spyee). Each mode is audited."""
     assert "ChanSpy(${HL_SPY_CHANNEL},q${HL_SPY_OPTS})" in rig.asterisk.rx(
         "dialplan show hotline-spy"
     )
@@ -457,10 +460,12 @@ async def test_supervisor_whispers_then_barges_into_a_live_agent_call(rig: Conso
     try:
         agent_row = board.locator(AGENT_ROW)
         # One live call per mode: each spy needs the agent's 6 s of talk to itself.
-        for number, (label, option) in enumerate((("Nhắc", "w"), ("Tham gia", "B")), start=1):
+        modes = (("Nghe", ""), ("Nhắc", "w"), ("Tham gia", "B"))
+        for number, (label, option) in enumerate(modes, start=1):
             call = call_queue(rig)
             await expect(agent_row.locator(".agent-state")).to_have_text("đang nghe máy")
-            button = agent_row.locator("button", has_text=label)
+            # Whole label: "Nghe" must not match another button by substring.
+            button = agent_row.locator("button", has_text=re.compile(rf"^{label}$"))
             await button.click()
             await expect(button).to_have_class("done")
             arguments = await asyncio.wait_for(_spy_running(rig), 10)
@@ -472,7 +477,7 @@ async def test_supervisor_whispers_then_barges_into_a_live_agent_call(rig: Conso
             await rig.supervisor_phone.wait_ended(number, timeout=10)
             finished = await call
             assert finished.answered, finished.log_text
-        assert rig.supervisor_phone.answered_count == 2
+        assert rig.supervisor_phone.answered_count == 3
     finally:
         link.record = None
     from sqlalchemy import select
@@ -483,6 +488,7 @@ async def test_supervisor_whispers_then_barges_into_a_live_agent_call(rig: Conso
         entries = [(e.actor, e.action, e.target, e.detail) for e in session.scalars(
             select(AuditEntry).where(AuditEntry.action.like("spy_%")))]  # fmt: skip
     assert entries == [
+        ("giamsat", "spy_listen", "qa1", "from phone t-sup"),
         ("giamsat", "spy_whisper", "qa1", "from phone t-sup"),
         ("giamsat", "spy_barge", "qa1", "from phone t-sup"),
     ]
