@@ -204,14 +204,41 @@ def test_open_case_offer_can_be_declined_and_withheld_callers_are_not_asked(
     assert "open_case_offer" not in withheld.prompts_heard
 
 
-def test_survey_keeps_a_rating_from_1_to_5() -> None:
-    rated = ScriptedCaller(keys("4"))
-    assert rated.run(survey_flow()) == 4
+@pytest.mark.parametrize("key", ["1", "2", "3"])
+def test_survey_keeps_each_rating_the_prompt_offers(key: str) -> None:
+    rated = ScriptedCaller(keys(key))
+    assert rated.run(survey_flow()) == int(key)
     assert rated.prompts_heard == ["survey", "survey_thanks"]
-    retried = ScriptedCaller(keys("9", "5"))
-    assert retried.run(survey_flow()) == 5
+
+
+@pytest.mark.parametrize("key", ["4", "5", "9", "0"])
+def test_survey_reprompts_a_key_the_prompt_does_not_offer(key: str) -> None:
+    # Issue 12: the prompt offers 1-3 but 4 and 5 used to be stored as ratings.
+    retried = ScriptedCaller(keys(key, "3"))
+    assert retried.run(survey_flow()) == 3
+    assert retried.prompts_heard == ["survey", "invalid_key", "survey", "survey_thanks"]
+
+
+def test_survey_without_a_key_keeps_nothing() -> None:
     silent = ScriptedCaller(keys(""))
     assert silent.run(survey_flow()) is None
+
+
+def test_survey_prompt_offers_exactly_the_scale_the_flow_keeps() -> None:
+    """The scale is said (catalog, vi and en) and stored (SATISFACTION_SCALE) the same way."""
+    import re
+
+    import yaml
+
+    from ivr.flow.call_flow import SATISFACTION_SCALE
+
+    catalog = yaml.safe_load(
+        (EXAMPLE.parents[1] / "prompts" / "catalog.yaml").read_text(encoding="utf-8")
+    )
+    assert list(SATISFACTION_SCALE) == [1, 2, 3]
+    said_vi = [int(key) for key in re.findall(r"phím (\d)", catalog["survey"]["vi"])]
+    said_en = [int(key) for key in re.findall(r"(\d) if", catalog["survey"]["en"])]
+    assert said_vi == said_en == list(SATISFACTION_SCALE)
 
 
 def _with(config: HotlineConfig, **hotline_changes: object) -> HotlineConfig:

@@ -320,13 +320,25 @@ class HotlineFlow:
         return Destination(DestinationKind.HANGUP)
 
 
+# The scale the `survey` prompt says (the hotline's own script, ../shared/domain.md):
+# the key pressed is the rating stored on the call and its case. The prompt text and
+# this table must agree; tests/test_call_flow.py checks both languages against it.
+SATISFACTION_SCALE: dict[int, str] = {
+    1: "very satisfied",
+    2: "satisfied",
+    3: "not satisfied",
+}
+
+
 def survey_flow(attempts: int = 2) -> Generator[Step, Reply, int | None]:
-    """After an agent call: rate 1–5 by key. Returns the rating or None."""
+    """After an agent call: rate by key on SATISFACTION_SCALE (1 very satisfied,
+    2 satisfied, 3 not satisfied). Any other key is invalid and asked again.
+    Returns the rating or None."""
     for _ in range(attempts):
         reply = yield Collect("survey", 6, 1)
         if not isinstance(reply, Input) or reply.kind is not InputKind.KEYS:
             return None
-        if reply.digits in {"1", "2", "3", "4", "5"}:
+        if reply.digits in {str(rating) for rating in SATISFACTION_SCALE}:
             yield Play(("survey_thanks",))
             return int(reply.digits)
         again = yield Play(("invalid_key",))
