@@ -264,15 +264,15 @@ async def test_survey_rates_the_call_and_the_case_opened_from_it(ivr: Ivr) -> No
         channel="phone", hotline_id=HOTLINE, caller_number=CALLER, call_uniqueid=UNIQUEID,
         actor="agent:t-agent",
     )  # fmt: skip
-    peer = request("survey", UNIQUEID, HOTLINE, answers=keys("4"))
+    peer = request("survey", UNIQUEID, HOTLINE, answers=keys("3"))
     await ivr.agi.survey(peer)
     assert peer.variables == {}
     assert heard(peer) == ["survey", "survey_thanks"]
     await ivr.finish()
     [call] = ivr.rows(Call)
     [stored] = ivr.rows(Case)
-    assert call.satisfaction == 4
-    assert stored.id == case.id and stored.satisfaction == 4
+    assert call.satisfaction == 3
+    assert stored.id == case.id and stored.satisfaction == 3
 
 
 async def test_survey_without_a_rating_writes_nothing(ivr: Ivr) -> None:

@@ -247,7 +247,7 @@ async def test_caller_rates_the_agent_call_after_the_agent_hangs_up(
     before = log_size(stack)
     result = await stack.call(
         caller_number,
-        [Pause(600), Dtmf("0"), Pause(3500), Dtmf("4")],
+        [Pause(600), Dtmf("0"), Pause(3500), Dtmf("3")],
         hangup_after_ms=1500,
     )
     assert result.answered, result.log_text
@@ -266,6 +266,6 @@ async def test_caller_rates_the_agent_call_after_the_agent_hangs_up(
         "the rating on the call",
     )
     rated = stack.records.by_caller(e164(caller_number))[0]
-    assert rated.satisfaction == 4 and record.outcome == "answered"
+    assert rated.satisfaction == 3 and record.outcome == "answered"
     heard = played(stack, before)
     assert heard.index("survey") < heard.index("survey_thanks")

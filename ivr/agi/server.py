@@ -254,7 +254,7 @@ class HotlineAgi:
             )
 
     async def survey(self, request: fast_agi.Request) -> None:
-        """After an agent hung up: the caller rates the call 1–5."""
+        """After an agent hung up: the caller rates the call 1–3 (SATISFACTION_SCALE)."""
         channel = AgiChannel(request)
         args = scripts.SURVEY.parse(channel.arg)
         uniqueid = args.uniqueid or channel.env.get("agi_uniqueid", "")

@@ -63,7 +63,7 @@ class Case(Base):
     legal_hold_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # When retention erased the case's text (summary, transcript copy, name, answer).
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    satisfaction: Mapped[int | None] = mapped_column(Integer)  # the caller's 1–5 rating
+    satisfaction: Mapped[int | None] = mapped_column(Integer)  # the caller's 1–3 rating
 
     history: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"

@@ -69,5 +69,5 @@ class Call(Base):
     answered_by: Mapped[str | None] = mapped_column(String(128))
     dial_status: Mapped[str | None] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(32), default="in_progress")
-    satisfaction: Mapped[int | None] = mapped_column(Integer)  # 1–5 from the survey
+    satisfaction: Mapped[int | None] = mapped_column(Integer)  # 1–3 from the survey
     notes: Mapped[str] = mapped_column(Text, default="")
