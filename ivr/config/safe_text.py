@@ -88,22 +88,23 @@ def check_host(text: str) -> str:
 
 def check_name(text: str) -> str:
     """A name that lands in a delimited position of an Asterisk file or header."""
-    _printable(text)
-    bad = sorted(set(text) & _NAME_DELIMITERS)
-    if bad:
-        shown = " ".join(bad)
-        raise ValueError(f"characters not allowed in a name: {shown}")
+    _refuse_characters(text, _NAME_DELIMITERS, "in a name")
     if text != text.strip():
         raise ValueError("no leading or trailing spaces")
     return text
 
 
+def _refuse_characters(text: str, delimiters: frozenset[str], where: str) -> None:
+    """Printable, and none of the target syntax's delimiters (named in the error)."""
+    _printable(text)
+    bad = sorted(set(text) & delimiters)
+    if bad:
+        raise ValueError(f"characters not allowed {where}: {' '.join(bad)}")
+
+
 def check_title(text: str) -> str:
     """A title or place name: shown to people, at most written into a comment."""
-    _printable(text)
-    bad = sorted(set(text) & _TITLE_DELIMITERS)
-    if bad:
-        raise ValueError(f"characters not allowed here: {' '.join(bad)}")
+    _refuse_characters(text, _TITLE_DELIMITERS, "here")
     return text
 
 
@@ -135,10 +136,7 @@ def check_sip_uri(text: str) -> str:
 
 def check_path_text(text: str) -> str:
     """A file or folder name written into the dialplan or an Asterisk file."""
-    _printable(text)
-    bad = sorted(set(text) & _PATH_DELIMITERS)
-    if bad:
-        raise ValueError(f"characters not allowed in a path: {' '.join(bad)}")
+    _refuse_characters(text, _PATH_DELIMITERS, "in a path")
     return text
 
 
