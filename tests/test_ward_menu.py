@@ -410,3 +410,21 @@ def test_the_fallback_routing_table_builds_for_the_full_list(config: HotlineConf
     with_chairman = UNITS_OF_HANOI - WITHOUT_CHAIRMAN
     assert sorted(menu["shortcuts"]) == [shortcut(i) for i in range(with_chairman)]
     assert menu["max_digits"] == 3
+
+
+def test_a_call_reads_keymaps_built_once_with_the_flow(
+    config: HotlineConfig, units: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key → unit path of a call is a dict lookup in a keymap computed when
+    the flow is built, never a walk over the 126 units per call."""
+    import ivr.flow.call_flow as call_flow
+
+    flow = HotlineFlow(config)
+
+    def walked(*_: object) -> None:
+        raise AssertionError("menu keys computed during a call")
+
+    monkeypatch.setattr(call_flow, "menu_keys", walked)
+    result = run(flow, ScriptedCaller(keys("126", "2", "005", "1")))
+    assert result.route is not None and result.route.area_code == units[4][0]
+    assert type(flow._keymaps[("ha-noi", "wards")]) is dict
