@@ -613,3 +613,51 @@ async def test_the_call_back_dialler_calls_as_the_queues_hotline_never_the_first
             select(CallbackRequest))}  # fmt: skip
     assert statuses["gone"] == ("failed", "unknown hotline")  # no number of another hotline
     engine.dispose()
+
+
+@pytest.mark.db
+async def test_an_agent_serving_a_caller_sees_nothing_of_their_calls_to_another_hotline(
+    deployment: Deployment,
+) -> None:
+    """The caller B served rings A's agent: A's agent gets the caller's history
+    on A's hotline, and not even the existence of their call and case on B."""
+    d = deployment
+    a_phone = f"PJSIP/{d.config.agents[0].phone}"
+    model = d.manager.model
+    model.apply(
+        {
+            "Event": "QueueCallerJoin",
+            "Queue": "operator",
+            "Uniqueid": "3200.1",
+            "Channel": "PJSIP/trunk-1",
+            "CallerIDNum": "0987000222",
+            "Position": "2",
+        }
+    )
+    model.apply({"Event": "AgentCalled", "Queue": "operator", "Interface": a_phone,
+                 "MemberName": a_phone, "Uniqueid": "3200.1"})  # fmt: skip
+    dtv_a, _ = await d.console.signed_in("dtv-a")
+    answer = await dtv_a.get("/api/v1/callers/+84987000222", params={"uniqueid": "3200.1"})
+    assert answer.status == 200
+    body = await answer.json()
+    assert body["earlier_calls"] == [] and body["open_cases"] == []
+    # B's agent, serving the same caller, sees B's call and case.
+    b_phone = f"PJSIP/{B_PHONE}"
+    model.apply(
+        {
+            "Event": "QueueCallerJoin",
+            "Queue": B_QUEUE,
+            "Uniqueid": "3200.2",
+            "Channel": "PJSIP/trunk-2",
+            "CallerIDNum": "0987000222",
+            "Position": "2",
+        }
+    )
+    model.apply({"Event": "AgentCalled", "Queue": B_QUEUE, "Interface": b_phone,
+                 "MemberName": b_phone, "Uniqueid": "3200.2"})  # fmt: skip
+    dtv_b, _ = await d.console.signed_in("dtv-b")
+    body = await (
+        await dtv_b.get("/api/v1/callers/+84987000222", params={"uniqueid": "3200.2"})
+    ).json()
+    assert [c["uniqueid"] for c in body["earlier_calls"]] == [d.b_call]
+    assert [c["code"] for c in body["open_cases"]] == [d.b_case]
