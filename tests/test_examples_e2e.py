@@ -30,7 +30,7 @@ import yaml
 
 from ivr.asterisk.instance import AsteriskInstance
 from ivr.cases.service import CaseService
-from ivr.config import HotlineConfig
+from ivr.config import HotlineConfig, load_config
 from ivr.config.schema import iter_areas
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.models import Call
@@ -130,10 +130,9 @@ def _write_tone_prompts(config: HotlineConfig, root: Path) -> None:
     write_pcm_wav(root / "moh" / "hotline-hold.wav", tone)
 
 
-def _tune_for_the_rig(data: dict[str, Any], agents_port: int, sms_outbox: Path) -> list[str]:
+def _tune_for_the_rig(data: dict[str, Any], agents_port: int, sms_outbox: Path) -> None:
     """Each queue gets one answering test agent of its own hotline (its only
     member, so the Request-URI names the queue); menus wait 2 s for a key."""
-    queue_ids = []
     for queue in data["queues"]:
         phone = f"t-{queue['id']}"
         data["phones"].append(
@@ -148,12 +147,10 @@ def _tune_for_the_rig(data: dict[str, Any], agents_port: int, sms_outbox: Path) 
             }
         )
         queue.update(members=[phone], ring_seconds=5, wrapup_seconds=0)
-        queue_ids.append(queue["id"])
     for hotline in data["hotlines"]:
         for menu in hotline["menus"].values():
             menu["timeout_seconds"] = 2
     data["sms"]["path"] = str(sms_outbox)
-    return queue_ids
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -173,8 +170,6 @@ async def rig(
     _tune_for_the_rig(data, agents.port, sms_outbox)
     config_path = base / "combined-test.yaml"
     config_path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
-    from ivr.config import load_config
-
     _write_tone_prompts(load_config(config_path), prompts)
     asterisk, config = start_asterisk(base, config_path)
     clock = SettableClock(MONDAY_10H_HANOI)
@@ -220,19 +215,20 @@ def _read_back(heard: list[str], code: str) -> list[str]:
 
 # --- topic keys: every queue of every hotline, one call each, all at once ----------
 
+# (the number dialled, its hotline, the key, the queue it must reach)
 TOPIC_KEYS = [
-    (BAC_TU_LIEM, "1", "btl-thu-tuc"),
-    (BAC_TU_LIEM, "2", "btl-can-bo"),
-    (BAC_TU_LIEM, "3", "btl-hien-truong"),
-    (BAC_TU_LIEM, "0", "btl-tong-dai"),
-    (HCC, "1", "hcc-thu-tuc"),
-    (HCC, "2", "hcc-can-bo"),
-    (HCC, "0", "hcc-tong-dai"),
-    (C1022, "1", "c1022-thu-tuc"),
-    (C1022, "3", "c1022-hien-truong"),
-    (C1022, "0", "c1022-tong-dai"),
-    (THANH_XUAN, "1", "tx-mot-cua"),
-    (THANH_XUAN, "3", "tx-can-bo"),
+    (BAC_TU_LIEM, "bac-tu-liem-2026", "1", "btl-thu-tuc"),
+    (BAC_TU_LIEM, "bac-tu-liem-2026", "2", "btl-can-bo"),
+    (BAC_TU_LIEM, "bac-tu-liem-2026", "3", "btl-hien-truong"),
+    (BAC_TU_LIEM, "bac-tu-liem-2026", "0", "btl-tong-dai"),
+    (HCC, "ha-noi-hcc", "1", "hcc-thu-tuc"),
+    (HCC, "ha-noi-hcc", "2", "hcc-can-bo"),
+    (HCC, "ha-noi-hcc", "0", "hcc-tong-dai"),
+    (C1022, "tong-dai-1022", "1", "c1022-thu-tuc"),
+    (C1022, "tong-dai-1022", "3", "c1022-hien-truong"),
+    (C1022, "tong-dai-1022", "0", "c1022-tong-dai"),
+    (THANH_XUAN, "thanh-xuan", "1", "tx-mot-cua"),
+    (THANH_XUAN, "thanh-xuan", "3", "tx-can-bo"),
 ]
 
 
@@ -246,16 +242,16 @@ async def test_each_topic_key_of_each_hotline_rings_its_own_queue(
     results = await asyncio.gather(
         *(
             rig.call(number, caller, [Pause(600), Dtmf(key)], hangup_after_ms=4000, timeout_s=40)
-            for (number, key, _), caller in zip(TOPIC_KEYS, callers, strict=True)
+            for (number, _, key, _), caller in zip(TOPIC_KEYS, callers, strict=True)
         )
     )
     assert all(result.answered for result in results), [r.log_text for r in results]
     await rig.agents.wait_rung(len(TOPIC_KEYS), timeout=20)
     rung = {call.caller_id: call.dialed for call in rig.agents.calls}
-    for (number, key, queue), caller in zip(TOPIC_KEYS, callers, strict=True):
+    for (number, hotline_id, key, queue), caller in zip(TOPIC_KEYS, callers, strict=True):
         assert rung.get(caller) == f"t-{queue}", (number, key, queue)
         record = await rig.records.wait_closed(e164(caller))
-        assert record.hotline_id == rig.config.hotline_for_number(number).id  # type: ignore[union-attr]
+        assert record.hotline_id == hotline_id
         assert record.keys_pressed == key and record.route_target == f"queue:{queue}"
         # The hotline's own prompts: its greeting comes from its own folder.
         greeting = [p for p in rig.played(record) if p.stem == "greeting"]
