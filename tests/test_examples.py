@@ -165,3 +165,17 @@ def test_combined_deployment_is_the_four_examples_kept_apart() -> None:
     units = {area.code: area for area in iter_areas(combined.areas)}
     city = _example("bac-tu-liem-2026.yaml").area("ha-noi")
     assert city is not None and all(units[u.code] == u for u in city.children)
+
+
+@pytest.mark.parametrize("name", ["bac-tu-liem-2026.yaml", "combined.yaml"])
+def test_ha_noi_units_are_what_the_import_writes_so_a_re_import_changes_nothing(
+    name: str,
+) -> None:
+    """`hotline areas import --province 01` on the example finds every unit up to
+    date and leaves the file byte for byte (the chairmen added by hand stay)."""
+    from ivr.config.area_import import import_areas_text
+
+    text = (REPO / "examples" / name).read_text(encoding="utf-8")
+    result = import_areas_text(text, "01")
+    assert (len(result.added), len(result.updated), len(result.vanished)) == (0, 0, 0)
+    assert result.text == text
