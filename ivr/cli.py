@@ -37,6 +37,56 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(config.queues)} queues, {len(config.agents)} agents, "
         f"{len(config.roster.shifts)} shifts, {len(config.holidays)} holidays"
     )
+    # Warnings do not fail the check: the config still works as written.
+    from ivr.config.area_import import official_code_warnings
+
+    for warning in official_code_warnings(config, args.config):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_areas_import(args: argparse.Namespace) -> int:
+    """Add a province's official units to the area tree, or bring them up to
+    date; the file is changed only when the result passes check-config."""
+    from datetime import UTC, datetime
+
+    from ivr.config.area_import import AreaImportError, import_areas_text
+    from ivr.config.edit import check_config_text, save_config_text
+
+    config = _load(args)
+    path: Path = args.config
+    text = path.read_text(encoding="utf-8")
+    try:
+        result = import_areas_text(text, args.province)
+    except AreaImportError as exc:
+        print(f"error: {exc}; {path} is unchanged", file=sys.stderr)
+        return 2
+    for label, lines in (
+        ("added", result.added),
+        ("updated", result.updated),
+        ("vanished", result.vanished),
+    ):
+        for line in lines:
+            print(f"  {label}: {line}")
+    print(f"{path}: {result.summary()}")
+    if result.text == text:
+        print(f"{path}: nothing to change")
+        return 0
+    try:
+        check_config_text(path, result.text, config)
+    except ConfigError as exc:
+        print(
+            f"error: {path} is unchanged; with the imported units it would not load:",
+            file=sys.stderr,
+        )
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    history = config.resolve_path(config.paths.config_history)
+    backup = save_config_text(path, result.text, history, datetime.now(UTC))
+    if backup is not None:
+        print(f"the previous version is kept as {backup}")
+    print("a running `hotline serve` takes the change on SIGHUP")
     return 0
 
 
@@ -206,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_file_argument(sub)
     sub.set_defaults(handler=cmd_check_config)
+
+    areas = commands.add_parser("areas", help="administrative units (the area tree)")
+    area_commands = areas.add_subparsers(dest="areas_command", required=True, metavar="ACTION")
+    sub = area_commands.add_parser(
+        "import",
+        help="add a province's wards and communes from the vietnam-provinces package, "
+        "or bring them up to date (chairmen, fallbacks and shortcuts kept)",
+    )
+    sub.add_argument(
+        "--province", required=True, metavar="CODE", help="the official province code (01: Hà Nội)"
+    )
+    _add_config_file_argument(sub)
+    sub.set_defaults(handler=cmd_areas_import)
 
     sub = commands.add_parser(
         "asterisk-config",

@@ -6,13 +6,17 @@ the line it came from.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Iterator
 
 from ivr.config.destinations import Destination, DestinationKind
+from ivr.config.prompt_texts import (
+    HOTLINE_PLACEHOLDERS,
+    RESERVED_PROMPT_FOLDERS,
+    placeholder_problem,
+)
 from ivr.config.retention import retention_problems
-from ivr.config.schema import Area, HotlineConfig, Menu
+from ivr.config.schema import Area, Hotline, HotlineConfig, Menu
 from ivr.config.yaml_lines import FieldPath
 
 Problem = tuple[FieldPath, str]
@@ -60,6 +64,8 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
                     (("queues", index, "members", member_index), f"unknown agent {member!r}")
                 )
 
+    problems += _ownership_problems(config)
+
     shift_ids = {shift.id for shift in config.roster.shifts}
     for section in ("assignments", "overrides"):
         for index, entry in enumerate(getattr(config.roster, section)):
@@ -90,13 +96,136 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
                     "must be a queue (the dialplan sends calls there when all else fails)",
                 )
             )
+        owned: list[tuple[Destination, FieldPath]] = [
+            (hotline.out_of_hours, (*here, "out_of_hours")),
+            (hotline.failure_destination, (*here, "failure_destination")),
+        ]
         for name, menu in hotline.menus.items():
             menu_path = (*here, "menus", name)
             for key, destination in menu.options.items():
                 problems += checker.check(destination, (*menu_path, "options", key), menus)
+                owned.append((destination, (*menu_path, "options", key)))
             problems += checker.check(menu.on_invalid, (*menu_path, "on_invalid"), menus)
             problems += checker.check(menu.on_no_input, (*menu_path, "on_no_input"), menus)
+            owned += [
+                (menu.on_invalid, (*menu_path, "on_invalid")),
+                (menu.on_no_input, (*menu_path, "on_no_input")),
+            ]
             problems += _menu_key_problems(menu, menu_path, area_paths, config)
+        problems += _foreign_queue_problems(config, hotline.id, owned)
+        problems += _hotline_prompt_problems(hotline, here, config)
+    return problems
+
+
+def _hotline_prompt_problems(
+    hotline: Hotline, here: FieldPath, config: HotlineConfig
+) -> list[Problem]:
+    """A hotline's own texts are checked like the catalog's, and its English key
+    must not also start a main-menu choice (the greeting's barge-in digit goes to
+    the main menu)."""
+    problems: list[Problem] = []
+    if hotline.id in RESERVED_PROMPT_FOLDERS:
+        problems.append(
+            ((*here, "id"), f"{hotline.id!r} names a folder of paths.prompts; choose another id")
+        )
+    languages = [hotline.language]
+    if hotline.english_key is not None and "en" not in languages:
+        languages.append("en")
+    for name, texts in hotline.prompts.items():
+        where: FieldPath = (*here, "prompts", name)
+        if not _PROMPT_NAME.fullmatch(name):
+            problems.append((where, f"prompt name {name!r}: use a-z, 0-9, '-' and '_' only"))
+        for language in languages:
+            if language not in texts:
+                problems.append((where, f"no {language!r} text (the hotline speaks {language})"))
+        for language, text in texts.items():
+            problem = placeholder_problem(name, text, HOTLINE_PLACEHOLDERS)
+            if problem is not None:
+                problems.append(((*where, language), problem))
+    key = hotline.english_key
+    if key is None:
+        return problems
+    key_path: FieldPath = (*here, "english_key")
+    if hotline.language == "en":
+        problems.append((key_path, "the hotline already speaks English (language: en)"))
+    if len(key) != 1 or key == "#":
+        # A key pressed during the greeting stops it at once: only one digit is read.
+        problems.append((key_path, f"{key!r}: must be a single key 0-9 or *"))
+    main = hotline.menus.get(hotline.main_menu)
+    if main is not None:
+        clashes = sorted(k for k in menu_keys(main, config) if k.startswith(key[0]))
+        if clashes:
+            problems.append(
+                (
+                    key_path,
+                    f"key {key!r} also starts main-menu choice "
+                    + ", ".join(repr(k) for k in clashes[:5])
+                    + f" of menu {hotline.main_menu!r}; pick a key the menu does not use",
+                )
+            )
+    return problems
+
+
+def _ownership_problems(config: HotlineConfig) -> list[Problem]:
+    """Every queue and agent belongs to one hotline (written when there are
+    several), and a queue's agents, fixed or rostered, are of its hotline: a
+    supervisor of one hotline must never see or steer another's people."""
+    problems: list[Problem] = []
+    hotline_ids = {hotline.id for hotline in config.hotlines}
+    several = len(hotline_ids) > 1
+    owners: list[tuple[FieldPath, str, str | None]] = [
+        *((("queues", i, "hotline"), q.id, q.hotline) for i, q in enumerate(config.queues)),
+        *((("agents", i, "hotline"), a.id, a.hotline) for i, a in enumerate(config.agents)),
+    ]
+    for here, item_id, owner in owners:
+        if owner is None:
+            if several:
+                problems.append(
+                    (here, f"required with several hotlines: which hotline "
+                           f"{item_id!r} belongs to{_hint(hotline_ids)}")
+                )  # fmt: skip
+        elif owner not in hotline_ids:
+            problems.append((here, f"unknown hotline {owner!r}{_hint(hotline_ids)}"))
+    for index, queue in enumerate(config.queues):
+        for member_index, member in enumerate(queue.members):
+            problem = _foreign_agent(config, member, queue.id)
+            if problem:
+                problems.append((("queues", index, "members", member_index), problem))
+    for section in ("assignments", "overrides"):
+        for index, entry in enumerate(getattr(config.roster, section)):
+            for agent_index, agent_id in enumerate(entry.agents):
+                problem = _foreign_agent(config, agent_id, entry.queue)
+                if problem:
+                    problems.append((("roster", section, index, "agents", agent_index), problem))
+    return problems
+
+
+def _foreign_agent(config: HotlineConfig, agent_id: str, queue_id: str) -> str | None:
+    """Why this agent may not serve this queue, or None (unknown ids and
+    missing owners are reported elsewhere)."""
+    agent_owner, queue_owner = config.agent_owner(agent_id), config.queue_owner(queue_id)
+    if agent_owner is None or queue_owner is None or agent_owner == queue_owner:
+        return None
+    return (
+        f"agent {agent_id!r} works for hotline {agent_owner!r}, "
+        f"but queue {queue_id!r} belongs to hotline {queue_owner!r}"
+    )
+
+
+def _foreign_queue_problems(
+    config: HotlineConfig, hotline_id: str, owned: list[tuple[Destination, FieldPath]]
+) -> list[Problem]:
+    """A hotline's menus and fallbacks send callers only to its own queues."""
+    problems: list[Problem] = []
+    for destination, path in owned:
+        if destination.kind is not DestinationKind.QUEUE:
+            continue
+        owner = config.queue_owner(destination.argument)
+        if owner is not None and owner != hotline_id:
+            problems.append(
+                (path, f"queue {destination.argument!r} belongs to hotline {owner!r}, "
+                       f"not to {hotline_id!r}")
+            )  # fmt: skip
     return problems
 
 
@@ -147,6 +276,11 @@ def _menu_key_problems(
             if child.shortcut is None:
                 continue
             owner = f"area {child.code!r} ({child.name})"
+            if "#" in child.shortcut:
+                problems.append(
+                    ((*area_paths[child.code], "shortcut"), "'#' ends input and cannot be a key")
+                )
+                continue
             if child.shortcut in owners:
                 problems.append(
                     (
@@ -158,16 +292,26 @@ def _menu_key_problems(
                 continue
             owners[child.shortcut] = owner
     if menu.terminator:
+        # With '#' any lengths work: a key as long as the longest ends on its
+        # last digit, a shorter one on '#' (or the timeout).
         return problems
-    # Without a terminator the caller's input ends when it matches a key, so one
-    # key must never be the start of another: "1" would swallow "12".
-    ordered = sorted(owners)
-    clashes = [
-        f"{owners[shorter]} is the start of {owners[longer]}"
-        for shorter, longer in itertools.pairwise(ordered)
-        if longer.startswith(shorter)
-    ]
-    if clashes:
+    # Without a terminator the caller is never told to press '#': the input ends
+    # at the longest key's length or at the timeout, so one key must never be
+    # the start of another ("1" would swallow "12") and a shorter key would make
+    # its caller wait out the timeout.
+    lengths = {len(key) for key in owners}
+    longest = max(lengths, default=0)
+    starts: dict[str, list[str]] = {}
+    for key in owners:
+        for end in range(1, len(key)):
+            if key[:end] in owners:
+                starts.setdefault(key[:end], []).append(key)
+    if starts:
+        clashes = [
+            f"{owners[shorter]} is the start of {owners[min(longer)]}"
+            + (f" and {len(longer) - 1} more keys" if len(longer) > 1 else "")
+            for shorter, longer in sorted(starts.items())
+        ]
         more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
         shown = "; ".join(clashes[:3]) + more
         problems.append(
@@ -175,6 +319,19 @@ def _menu_key_problems(
                 (*menu_path, "terminator"),
                 f"ambiguous keys without a terminator: {shown}; "
                 "make the keys the same length or set terminator: '#'",
+            )
+        )
+    elif len(lengths) > 1:
+        short = sorted(key for key in owners if len(key) < longest)
+        shown = ", ".join(owners[key] for key in short[:3])
+        more = f" (and {len(short) - 3} more)" if len(short) > 3 else ""
+        problems.append(
+            (
+                (*menu_path, "terminator"),
+                f"keys of different lengths without a terminator: the caller who presses "
+                f"{shown}{more} waits {menu.timeout_seconds} s (the timeout) for "
+                f"{longest} keys; make the keys the same length or set terminator: '#' "
+                "(and say '#' in the prompt)",
             )
         )
     return problems

@@ -224,6 +224,9 @@ class Area(Strict):
     chairman: DestinationField | None = None
     fallbacks: list[DestinationField] = []
     ring_seconds: int | None = Field(None, ge=3, le=120)
+    # The unit's code in the `vietnam-provinces` package ("01" a province,
+    # "00070" a ward or commune); set by `hotline areas import`.
+    official_code: Annotated[str, Field(pattern=r"^([0-9]{2}|[0-9]{5})$")] | None = None
     children: list[Area] = []
 
 
@@ -268,6 +271,10 @@ class Menu(Strict):
     options: dict[KeySequence, DestinationField] = {}
     areas_under: Identifier | None = None  # shortcuts of this unit's children are options
     include_departments: bool = False  # department extensions are options
+    # Read a unit's name back after its code ("Phường …, press 1 to confirm") and
+    # ring only after 1: with a city's hundred-odd codes a slip of one digit would
+    # otherwise ring the wrong chairman.
+    confirm_area: bool = False
     on_invalid: DestinationField = Destination.parse("queue:operator")
     on_no_input: DestinationField = Destination.parse("queue:operator")
 
@@ -290,6 +297,16 @@ class Hotline(Strict):
     main_menu: Identifier = "main"
     menus: dict[Identifier, Menu]
     failure_destination: DestinationField = Destination.parse("queue:operator")
+    # A key pressed during the greeting switches the rest of the call to English
+    # prompts (the greeting then says "For English, press …"); None: no offer.
+    english_key: KeySequence | None = None
+    # The hotline's own texts, replacing catalog entries of the same name (topic
+    # menus, the complaints message, the greeting) or adding new ones; placeholders
+    # {unit_name}, {hotline_name}, {opening_hours} (ivr/config/prompt_texts.py).
+    prompts: dict[Identifier, dict[Literal["vi", "en"], Annotated[str, Field(min_length=1)]]] = {}
+    # The name the citizen's phone shows on this hotline's texts (case code,
+    # answer); None: the deployment's ``sms.sender``.
+    sms_sender: SafeName | None = Field(None, min_length=1, max_length=20)
 
 
 class Queue(Strict):
@@ -309,12 +326,18 @@ class Queue(Strict):
     # Pause an agent who lets a queue call ring out (reason "Auto-Pause").
     auto_pause: bool = False
     members: list[Identifier] = []  # agents always in the queue (besides the roster)
+    # The hotline whose calls, supervisors and statistics this queue belongs
+    # to; required when the file has several hotlines (implied with one).
+    hotline: Identifier | None = None
 
 
 class Agent(Strict):
     id: Identifier
     name: SafeName = Field(min_length=1)
     phone: Identifier
+    # The hotline this agent works for (required with several hotlines; its
+    # queues, its supervisors). Implied with one.
+    hotline: Identifier | None = None
 
 
 class Shift(Strict):
@@ -411,6 +434,40 @@ class HotlineConfig(Strict):
     def hotline_for_number(self, number: str) -> Hotline | None:
         return next((h for h in self.hotlines if number in h.numbers), None)
 
+    # Tenancy: every queue and agent belongs to one hotline. With one hotline
+    # the owner is implied; with several it is written (ivr/config/references.py
+    # refuses a file where it is not). Nothing ever falls back to "the first".
+    def sole_hotline(self) -> Hotline | None:
+        """The hotline of a single-hotline config; None when there are several."""
+        return self.hotlines[0] if len(self.hotlines) == 1 else None
+
+    def hotline_or_sole(self, hotline_id: str | None) -> Hotline | None:
+        """The hotline named, or the only one when the name is missing or
+        unknown in a single-hotline config; None when it cannot be known."""
+        found = self.hotline(hotline_id) if hotline_id else None
+        return found or self.sole_hotline()
+
+    def queue_owner(self, queue_id: str) -> str | None:
+        """The id of the hotline a queue belongs to (None: unknown queue, or no
+        owner written in a multi-hotline file, which check-config refuses)."""
+        queue = self.queue(queue_id)
+        if queue is None:
+            return None
+        return _owner(queue.hotline, self.sole_hotline())
+
+    def agent_owner(self, agent_id: str) -> str | None:
+        """The id of the hotline an agent works for (None as for queue_owner)."""
+        agent = next((a for a in self.agents if a.id == agent_id), None)
+        if agent is None:
+            return None
+        return _owner(agent.hotline, self.sole_hotline())
+
+    def queues_of(self, hotline_id: str) -> list[Queue]:
+        return [q for q in self.queues if self.queue_owner(q.id) == hotline_id]
+
+    def agents_of(self, hotline_id: str) -> list[Agent]:
+        return [a for a in self.agents if self.agent_owner(a.id) == hotline_id]
+
     def resolve_path(self, path: Path) -> Path:
         if path.is_absolute() or self.source is None:
             return path
@@ -424,6 +481,12 @@ class HotlineConfig(Strict):
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
             return prefix + str(self.resolve_path(Path(url[len(prefix) :])))
         return url
+
+
+def _owner(written: str | None, sole: Hotline | None) -> str | None:
+    if written is not None:
+        return written
+    return sole.id if sole is not None else None
 
 
 def iter_areas(areas: list[Area]) -> list[Area]:
