@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 DEMO_CALLER = "0912345678"
 DEMO_WARD_KEYS = ("5", "03")
+# The demo dials this hotline by id: its keys are Bắc Từ Liêm's ward menu.
+DEMO_HOTLINE = "bac-tu-liem"
 
 
 def _say(text: str) -> None:
@@ -37,7 +39,9 @@ def _say(text: str) -> None:
 async def run_demo(config: HotlineConfig, keep_running: bool = False) -> int:
     base = config.resolve_path(Path("../var/demo"))
     base.mkdir(parents=True, exist_ok=True)
-    hotline = config.hotlines[0]
+    hotline = config.hotline(DEMO_HOTLINE)
+    if hotline is None:
+        raise SystemExit(f"the demo calls hotline {DEMO_HOTLINE!r}, which this config lacks")
     number = hotline.numbers[0]
     trunk = config.trunks[0]
 

@@ -7,7 +7,8 @@ import math
 from array import array
 from pathlib import Path
 
-from ivr.config.schema import HotlineConfig, iter_areas
+from ivr.config.schema import Hotline, HotlineConfig, iter_areas
+from ivr.flow.hours_text import opening_hours_text, spoken_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -15,8 +16,28 @@ CATALOG = Path(__file__).resolve().parents[1] / "prompts" / "catalog.yaml"
 OVERRIDES = Path(__file__).resolve().parents[1] / "prompts" / "custom"
 
 
+def prompt_languages(hotline: Hotline) -> tuple[str, ...]:
+    """The languages a hotline's prompts are built in: its own, and English (a
+    caller may switch to it with ``english_key``; built for every hotline so a
+    key added later finds its prompts)."""
+    return (hotline.language,) + (("en",) if hotline.language != "en" else ())
+
+
+def prompt_variables(config: HotlineConfig, hotline: Hotline, language: str) -> dict[str, str]:
+    """The placeholder values of one hotline's prompts in ``language``."""
+    values = {
+        "unit_name": hotline.unit_name,
+        "hotline_name": hotline.name,
+        "opening_hours": opening_hours_text(spoken_schedule(config, hotline), language),
+    }
+    if hotline.english_key is not None:
+        values["english_key"] = hotline.english_key
+    return values
+
+
 def build_hotline_prompts(config: HotlineConfig, force: bool = False) -> list[Path]:
-    """Synthesize the catalog for each hotline's language, plus music on hold."""
+    """Synthesize each hotline's prompts into ``<paths.prompts>/<hotline id>/<language>/``
+    (its own texts, unit name and hours), plus music on hold."""
     # pydub and the synthesizer load only when prompts are built, not with
     # every command that imports this module.
     from ivr.prompts import build_for_hotline
@@ -25,19 +46,20 @@ def build_hotline_prompts(config: HotlineConfig, force: bool = False) -> list[Pa
     areas = {area.code: area.name for area in iter_areas(config.areas)}
     written: list[Path] = []
     for hotline in config.hotlines:
-        languages = (hotline.language,) + (("en",) if hotline.language != "en" else ())
+        languages = prompt_languages(hotline)
         written += build_for_hotline(
             CATALOG,
             root,
-            unit_name=hotline.unit_name,
+            hotline.id,
+            {language: prompt_variables(config, hotline, language) for language in languages},
             areas=areas,
-            languages=languages,
             overrides_root=OVERRIDES if OVERRIDES.is_dir() else None,
+            texts=hotline.prompts,
             force=force,
         )
+        for language in languages:
+            written.append(write_beep(root / hotline.id / language / "beep.wav"))
     written.append(write_hold_music(root / "moh" / "hotline-hold.wav"))
-    for language in {h.language for h in config.hotlines} | {"en"}:
-        written.append(write_beep(root / language / "beep.wav"))
     return written
 
 

@@ -24,6 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.config.prompt_texts import (
+    AREA_PLACEHOLDER,
+    AREA_TEMPLATE,
+    HOTLINE_PLACEHOLDERS,
+    placeholder_problem,
+    placeholders_in,
+)
 from ivr.config.yaml_lines import YamlSyntaxError, load_with_lines
 
 # pydub warns on import when ffmpeg is absent and imports the deprecated audioop;
@@ -37,19 +44,22 @@ with warnings.catch_warnings():
 
 logger = logging.getLogger(__name__)
 
-PLACEHOLDERS = frozenset({"unit_name", "area_name"})
+# {english_key} is the key of a hotline that offers English (Hotline.english_key);
+# an entry that uses it is built only for such hotlines.
+ENGLISH_KEY_PLACEHOLDER = "english_key"
+OPTIONAL_PLACEHOLDERS = frozenset({ENGLISH_KEY_PLACEHOLDER})
+PLACEHOLDERS = HOTLINE_PLACEHOLDERS | {AREA_PLACEHOLDER} | OPTIONAL_PLACEHOLDERS
 REQUIRED_LANGUAGES = ("vi", "en")
-# {area_name} is filled once per area, so only the per-area template may use it.
-AREA_TEMPLATE = "area_selected"
-AREA_PLACEHOLDER = "area_name"
 
 SAMPLE_RATE = 8000
 SAMPLE_WIDTH = 2
 ESPEAK_VOICES = {"vi": "vi", "en": "en"}
 ESPEAK_WORDS_PER_MINUTE = 150
 # Placeholder values are Vietnamese place names: speak them with the Vietnamese
-# voice inside prompts of any language.
+# voice inside prompts of any language; except these, which are written in the
+# prompt's own language (the hours) or are a key said in it.
 VALUE_VOICE = "vi"
+LOCALIZED_PLACEHOLDERS = frozenset({"opening_hours", ENGLISH_KEY_PLACEHOLDER})
 TARGET_RMS_DBFS = -20.0
 PEAK_CEILING_DBFS = -1.0
 KEEP_SILENCE_MS = 120
@@ -60,7 +70,9 @@ MANIFEST_NAME = ".manifest.json"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _AREA_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
-_ENTRY_KEYS = frozenset({"note"})
+# voice: the espeak-ng voice of every text of the entry ("For English, press 9"
+# is said in English inside the Vietnamese greeting).
+_ENTRY_KEYS = frozenset({"note", "voice"})
 
 
 class CatalogError(ValueError):
@@ -75,6 +87,7 @@ class PromptBuildError(RuntimeError):
 class PromptEntry:
     name: str
     texts: Mapping[str, str]  # language -> text, whitespace collapsed, NFC
+    voice: str | None = None  # one voice for every language; None: the language's own
 
     def placeholders(self, language: str) -> set[str]:
         return _fields(self.texts[language])
@@ -95,6 +108,20 @@ class PromptCatalog:
 
     def __contains__(self, name: object) -> bool:
         return name in self.entries
+
+    def with_texts(self, texts: Mapping[str, Mapping[str, str]]) -> PromptCatalog:
+        """This catalog with a hotline's own texts (``Hotline.prompts``, checked
+        with the config) replacing, per language, the entries of the same name;
+        a name the catalog lacks becomes a new entry."""
+        if not texts:
+            return self
+        entries = dict(self.entries)
+        for name, by_language in texts.items():
+            base = entries.get(name)
+            merged = dict(base.texts) if base is not None else {}
+            merged.update({language: _clean(text) for language, text in by_language.items()})
+            entries[name] = PromptEntry(name, merged, base.voice if base is not None else None)
+        return PromptCatalog(self.path, entries)
 
 
 # --- Loading ------------------------------------------------------------------------
@@ -134,6 +161,11 @@ def load_catalog(
             raise fail((name,), "a prompt name is a file name: use a-z, 0-9 and _")
         if not isinstance(body, dict):
             raise fail((name,), f"expected texts per language ({', '.join(required)})")
+        voice = body.get("voice")
+        if voice is not None and voice not in ESPEAK_VOICES:
+            raise fail(
+                (name, "voice"), f"unknown voice {voice!r}; known: {', '.join(ESPEAK_VOICES)}"
+            )
         texts: dict[str, str] = {}
         for language in required:
             raw = body.get(language)
@@ -149,28 +181,10 @@ def load_catalog(
                 raise fail((name, key), f"the {key!r} text must be non-empty text")
             texts[key] = _clean(raw)
         for language, text in texts.items():
-            try:
-                used = _fields(text)
-            except ValueError as exc:
-                raise fail(
-                    (name, language), f"{language} text: {exc} (write a literal brace as {{{{)"
-                ) from None
-            unknown = used - known
-            if unknown:
-                raise fail(
-                    (name, language),
-                    f"{language} text uses unknown placeholder "
-                    + ", ".join(f"{{{u}}}" for u in sorted(unknown))
-                    + "; known: "
-                    + ", ".join(f"{{{k}}}" for k in sorted(known)),
-                )
-            if AREA_PLACEHOLDER in used and name != AREA_TEMPLATE:
-                raise fail(
-                    (name, language),
-                    f"{{{AREA_PLACEHOLDER}}} is filled per area and can only be used in "
-                    f"{AREA_TEMPLATE!r}",
-                )
-        entries[name] = PromptEntry(name, texts)
+            problem = placeholder_problem(name, text, known - {AREA_PLACEHOLDER})
+            if problem is not None:
+                raise fail((name, language), f"{language} text: {problem}")
+        entries[name] = PromptEntry(name, texts, voice)
     return PromptCatalog(path, entries)
 
 
@@ -180,15 +194,18 @@ def _clean(text: str) -> str:
 
 
 def _fields(text: str) -> set[str]:
-    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+    return placeholders_in(text)
 
 
 # --- Building ------------------------------------------------------------------------
 
 
-def prompt_path(out_root: Path, language: str, name: str) -> str:
-    """The absolute path Asterisk plays for a prompt: no extension."""
-    return str((Path(out_root) / language / name).resolve())
+def prompt_path(out_root: Path, hotline_id: str, language: str, name: str) -> str:
+    """The absolute path Asterisk plays for a hotline's prompt: no extension.
+
+    One folder per hotline (``<out_root>/<hotline_id>/<language>/``): their texts
+    differ (unit name, hours, own topic menus)."""
+    return str((Path(out_root) / hotline_id / language / name).resolve())
 
 
 def area_prompt_name(code: str) -> str:
@@ -202,7 +219,7 @@ def build_prompts(
     language: str,
     variables: Mapping[str, str],
     areas: Mapping[str, str] | None = None,
-    overrides_root: Path | None = None,
+    overrides_root: Path | Iterable[Path] | None = None,
     force: bool = False,
     names: Iterable[str] | None = None,
 ) -> list[Path]:
@@ -211,9 +228,11 @@ def build_prompts(
 
     Unchanged prompts (same text, voice and override) are kept unless ``force``.
     ``names`` limits the build to those entries (areas are still built). A file
-    ``overrides_root/<language>/<output name>.wav`` (or ``.mp3``) is used instead of
-    synthesis. ``{area_name}`` comes from ``areas``; ``area_selected.wav`` itself is
-    only built when ``variables`` has an ``area_name``.
+    ``<overrides root>/<language>/<output name>.wav`` (or ``.mp3``) is used instead of
+    synthesis; with several roots the first that has one wins. ``{area_name}`` comes
+    from ``areas``; ``area_selected.wav`` itself is only built when ``variables`` has
+    an ``area_name``. An entry that needs an optional placeholder (``{english_key}``)
+    absent from ``variables`` is left out.
     """
     selected = catalog.names if names is None else list(names)
     unknown = [name for name in selected if name not in catalog]
@@ -230,6 +249,8 @@ def build_prompts(
         needed = catalog.entries[name].placeholders(language)
         if AREA_PLACEHOLDER in needed and AREA_PLACEHOLDER not in variables:
             continue  # a per-area template, built below
+        if (needed & OPTIONAL_PLACEHOLDERS) - set(variables):
+            continue  # e.g. the English offer of a hotline that has none
         absent = sorted(needed - set(variables))
         if absent:
             raise PromptBuildError(
@@ -249,7 +270,13 @@ def build_prompts(
 
     folder = Path(out_root) / language
     folder.mkdir(parents=True, exist_ok=True)
-    overrides = Path(overrides_root) / language if overrides_root is not None else None
+    if overrides_root is None:
+        roots: list[Path] = []
+    elif isinstance(overrides_root, (str, Path)):
+        roots = [Path(overrides_root)]
+    else:
+        roots = [Path(root) for root in overrides_root]
+    overrides = [root / language for root in roots]
     manifest = _read_manifest(folder)
     outputs: list[Path] = []
     built = 0
@@ -260,7 +287,8 @@ def build_prompts(
             if override is not None:
                 digest = _digest("override", _file_hash(override))
             else:
-                parts = _speech_parts(catalog.text(entry_name, language), language, values)
+                entry = catalog.entries[entry_name]
+                parts = _speech_parts(entry.texts[language], language, values, entry.voice)
                 digest = _digest("espeak-ng", ESPEAK_WORDS_PER_MINUTE, *_flatten(parts))
             outputs.append(target)
             if not force and target.exists() and manifest.get(output_name) == digest:
@@ -284,23 +312,31 @@ def build_prompts(
 def build_for_hotline(
     catalog_path: Path,
     out_root: Path,
-    unit_name: str,
+    hotline_id: str,
+    variables: Mapping[str, Mapping[str, str]],
     areas: Mapping[str, str],
-    languages: Iterable[str] = ("vi", "en"),
     overrides_root: Path | None = None,
+    texts: Mapping[str, Mapping[str, str]] | None = None,
     force: bool = False,
 ) -> list[Path]:
-    """Load the catalog and build every prompt and area announcement per language."""
-    catalog = load_catalog(catalog_path)
+    """Build one hotline's prompts into ``out_root/<hotline_id>/<language>/``.
+
+    ``variables`` maps each language to build to its placeholder values; ``texts``
+    are the hotline's own texts replacing catalog entries (``Hotline.prompts``).
+    Studio recordings: ``overrides_root/<hotline_id>/<language>/`` first, then the
+    shared ``overrides_root/<language>/``.
+    """
+    catalog = load_catalog(catalog_path).with_texts(texts or {})
+    roots = [] if overrides_root is None else [overrides_root / hotline_id, overrides_root]
     written: list[Path] = []
-    for language in languages:
+    for language, values in variables.items():
         written += build_prompts(
             catalog,
-            out_root,
+            Path(out_root) / hotline_id,
             language,
-            {"unit_name": unit_name},
+            values,
             areas=areas,
-            overrides_root=overrides_root,
+            overrides_root=roots,
             force=force,
         )
     return written
@@ -309,17 +345,22 @@ def build_for_hotline(
 # --- Audio ------------------------------------------------------------------------------
 
 
-def _speech_parts(text: str, language: str, values: Mapping[str, str]) -> list[tuple[str, str]]:
+def _speech_parts(
+    text: str, language: str, values: Mapping[str, str], voice: str | None = None
+) -> list[tuple[str, str]]:
     """(voice, text) pieces: the whole sentence in Vietnamese; in another language
-    the placeholder values are spoken by the Vietnamese voice."""
-    if language == VALUE_VOICE:
-        return [(_voice(language), text.format_map(values))]
+    the place names are spoken by the Vietnamese voice. An entry's own ``voice``
+    speaks all of it, whatever the language."""
+    own = voice or _voice(language)
+    if own == _voice(VALUE_VOICE) or not _fields(text) - LOCALIZED_PLACEHOLDERS:
+        return [(own, text.format_map(values))]
     parts: list[tuple[str, str]] = []
     for literal, field, _, _ in string.Formatter().parse(text):
         if literal.strip():
-            parts.append((_voice(language), literal.strip()))
+            parts.append((own, literal.strip()))
         if field is not None and values[field].strip():
-            parts.append((_voice(VALUE_VOICE), values[field].strip()))
+            value_voice = own if field in LOCALIZED_PLACEHOLDERS else _voice(VALUE_VOICE)
+            parts.append((value_voice, values[field].strip()))
     return parts
 
 
@@ -360,13 +401,12 @@ def _synthesize(parts: list[tuple[str, str]], name: str) -> AudioSegment:
     return audio
 
 
-def _find_override(folder: Path | None, name: str) -> Path | None:
-    if folder is None:
-        return None
-    for suffix in (".wav", ".mp3"):
-        candidate = folder / f"{name}{suffix}"
-        if candidate.is_file():
-            return candidate
+def _find_override(folders: list[Path], name: str) -> Path | None:
+    for folder in folders:
+        for suffix in (".wav", ".mp3"):
+            candidate = folder / f"{name}{suffix}"
+            if candidate.is_file():
+                return candidate
     return None
 
 

@@ -17,6 +17,14 @@ from ivr.config.schema import HotlineConfig
 from ivr.flow.routing import RoutingTable
 
 
+def call_spool_path(config: HotlineConfig) -> Path:
+    """Where the fallback script appends a JSON line per call it serves (and
+    per hangup the server did not take): beside the routing table, in the
+    folder Asterisk already reads; ``hotline serve`` ingests it
+    (:mod:`ivr.fallback_calls`)."""
+    return config.resolve_path(config.paths.routing_table).with_name("fallback-calls.jsonl")
+
+
 def build_routing_table(config: HotlineConfig) -> dict[str, Any]:
     routing = RoutingTable(config)
     prompts = config.resolve_path(config.paths.prompts)
@@ -30,6 +38,9 @@ def build_routing_table(config: HotlineConfig) -> dict[str, Any]:
             for key, destination in menu_keys(menu, config).items():
                 if destination.kind is not DestinationKind.AREA:
                     continue
+                area = routing.area(destination.argument)
+                if area is None or area.chairman is None:
+                    continue  # an imported unit with nobody to ring yet: the script's invalid key
                 route = routing.route_for(destination, hotline)
                 shortcuts[key] = {
                     "area": destination.argument,
@@ -41,7 +52,8 @@ def build_routing_table(config: HotlineConfig) -> dict[str, Any]:
                 }
             area_menus.append(
                 {
-                    "prompt": str(prompts / hotline.language / menu.prompt),
+                    # The hotline's own folder (<prompts>/<hotline id>/<language>/).
+                    "prompt": str(prompts / hotline.id / hotline.language / menu.prompt),
                     "timeout_ms": menu.timeout_seconds * 1000,
                     "max_digits": max(len(k) for k in shortcuts) if shortcuts else 1,
                     "shortcuts": shortcuts,
@@ -52,7 +64,7 @@ def build_routing_table(config: HotlineConfig) -> dict[str, Any]:
             "failure_queue": hotline.failure_destination.argument,
             "area_menus": area_menus,
         }
-    return {"version": 1, "hotlines": hotlines}
+    return {"version": 1, "call_spool": str(call_spool_path(config)), "hotlines": hotlines}
 
 
 def write_routing_table(config: HotlineConfig, path: Path | None = None) -> Path:

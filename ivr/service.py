@@ -27,7 +27,9 @@ from ivr.config_applier import ConfigApplier
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import utc_now
+from ivr.fallback_calls import FallbackCallSpool
 from ivr.privacy.schedule import RetentionSchedule
+from ivr.routing_table import call_spool_path
 from ivr.transcription.processes import start_worker_processes, stop_worker_processes
 from queue_manager.manager import QueueManager
 
@@ -40,6 +42,8 @@ class RunningServices:
     retention: RetentionSchedule | None = None  # the retention job's schedule (web part)
     config_source: ConfigSource | None = None  # the one config every part reads
     cases: CaseService | None = None  # the one case service (console and case desk)
+    # Calls served by the fallback script while the server was down, read into the call log.
+    call_spool: FallbackCallSpool | None = None
 
     def __init__(
         self,
@@ -79,6 +83,8 @@ class RunningServices:
             await self.agi_server.wait_closed()
         if self.agi is not None:
             await self.agi.close()
+        if self.call_spool is not None:
+            await self.call_spool.close()
         if self.call_log is not None:
             pending = self.call_log.pending
             if pending:
@@ -132,6 +138,10 @@ async def start_services(
     case_desk = CaseDesk(sessions, source, writer=call_log.submit, cases=cases)
     agi = HotlineAgi(source, call_log, case_desk, clock=clock)
     agi.start_housekeeping(config.asterisk.agi.max_call_seconds)
+    # Calls the fallback script served while this server was down (or whose
+    # hangup it missed): recorded now and as they keep arriving.
+    call_spool = FallbackCallSpool(call_spool_path(config), call_log)
+    call_spool.start()
     # Bound to loopback unless configured otherwise; whatever the bind, only the
     # Asterisk nodes may open a session (host names resolved once, here).
     bind = config.asterisk.agi.bind
@@ -142,6 +152,7 @@ async def start_services(
     server = await start_agi_server(agi, bind, port, allowed)
     logger.info("FastAGI server listening on %s:%s", bind, port)
     services = RunningServices(server, call_log, queue_manager, web_runner, applier, agi)
+    services.call_spool = call_spool
     services.retention = retention
     services.config_source = source
     services.cases = cases

@@ -185,7 +185,16 @@ class CallbackDispatcher:
                     request.next_attempt_at = now + timedelta(seconds=retry)
 
     async def _originate(self, request: CallbackRequest) -> None:
-        hotline = self.config.hotline(request.hotline_id) or self.config.hotlines[0]
+        # The request's hotline, else its queue's owner; never another hotline's
+        # number and caller id on the citizen's phone.
+        hotline = self.config.hotline_or_sole(request.hotline_id) or self.config.hotline_or_sole(
+            self.config.queue_owner(request.queue)
+        )
+        if hotline is None:
+            logger.error("callback %s: unknown hotline %r; not called", request.id,
+                         request.hotline_id)  # fmt: skip
+            await self.db.run(self._give_up, request.id, "unknown hotline")
+            return
         target = self.routing.route_for(
             Destination(DestinationKind.TEL, national(request.caller_number)), hotline
         ).targets[0]
@@ -218,6 +227,14 @@ class CallbackDispatcher:
         except Exception as exc:
             logger.warning("originate for callback %s failed: %s", request.id, exc)
             await self.db.run(self._release, request.id, str(exc)[:64])
+
+    def _give_up(self, request_id: int, reason: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(CallbackRequest)
+                .where(CallbackRequest.id == request_id)
+                .values(status=FAILED, last_result=reason)
+            )
 
     def _release(self, request_id: int, reason: str) -> None:
         with self.sessions.begin() as session:

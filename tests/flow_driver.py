@@ -23,13 +23,15 @@ _FUNCTION = re.compile(r"\$\{(\w+)(?:\((.*)\))?\}")
 
 class EveryPrompt(PromptFiles):
     """Every prompt is installed, and its "path" is its name: what the caller
-    heard reads as prompt names."""
+    heard reads as prompt names (``en/<name>`` once the caller chose English)."""
 
-    def __init__(self) -> None:
-        super().__init__(Path("prompts"), "vi")
+    def __init__(
+        self, root: Path = Path("prompts"), hotline_id: str = "hotline", language: str = "vi"
+    ) -> None:
+        super().__init__(root, hotline_id, language)
 
     def path(self, name: str) -> str | None:
-        return name
+        return name if self.language == "vi" else f"{self.language}/{name}"
 
 
 @dataclass

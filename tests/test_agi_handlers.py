@@ -75,7 +75,7 @@ def config(tmp_path: Path, migrated: Path) -> HotlineConfig:
     # Every prompt of the catalog is installed (PromptFiles only looks for the
     # file), so what the caller hears is exactly what the handler plays.
     catalog = yaml.safe_load((REPO / "prompts" / "catalog.yaml").read_text(encoding="utf-8"))
-    folder = tmp_path / "prompts" / "vi"
+    folder = tmp_path / "prompts" / HOTLINE / "vi"  # one folder per hotline
     folder.mkdir(parents=True)
     for name in [*catalog, "area_dong-ngac"]:
         (folder / f"{name}.wav").write_bytes(b"")
@@ -137,7 +137,7 @@ def request(script: str, *args: str, caller: str = CALLER_RAW, answers: Any = ()
 
 
 def heard(peer: AgiPeer) -> list[str]:
-    """Prompt names played, from the paths (``<prompts>/vi/<name>``)."""
+    """Prompt names played, from the paths (``<prompts>/<hotline>/vi/<name>``)."""
     return [Path(path).name for path in peer.played]
 
 
@@ -161,7 +161,7 @@ async def test_entry_hands_the_ward_route_over_in_one_mset_and_records_the_call(
     }
     assert len(set_commands(peer)) == 1  # one round trip
     assert heard(peer) == ["greeting", "recording_notice", "main_menu", "area_menu",
-                           "area_dong-ngac"]  # fmt: skip
+                           "area_dong-ngac", "transferring"]  # fmt: skip
     await ivr.finish()
     [call] = ivr.rows(Call)
     assert (call.uniqueid, call.linkedid, call.hotline_id) == (UNIQUEID, "1795420947.11", HOTLINE)

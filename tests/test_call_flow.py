@@ -46,7 +46,7 @@ def test_ward_shortcut_rings_chairman_then_fallbacks_then_operator(flow: Hotline
     assert route.targets[0].label == "chairman:dong-ngac"
     assert route.targets[0].ring_seconds == 20
     assert route.final is not None and route.final.queue == "operator"
-    assert route.announce == ("area_dong-ngac",)
+    assert route.announce == ("area_dong-ngac", "transferring")
     assert result.keys_pressed == "5,03"
     assert caller.prompts_heard == ["greeting", "recording_notice", "main_menu", "area_menu"]
 

@@ -33,13 +33,16 @@ def e164(national: str) -> str:
 
 
 def played(stack: Stack, since: int) -> list[str]:
-    """Prompt names Asterisk played since log offset ``since``."""
+    """Prompt names Asterisk played since log offset ``since``; each from the
+    hotline's own folder, ``<prompts>/<hotline id>/<language>/``."""
     text = stack.asterisk.messages_log.read_text(errors="replace")[since:]
+    prompts = stack.config.resolve_path(stack.config.paths.prompts)
     names = []
     for line in text.splitlines():
         if "Playing '" in line:
-            path = line.split("Playing '", 1)[1].split("'", 1)[0]
-            names.append(Path(path).stem)
+            path = Path(line.split("Playing '", 1)[1].split("'", 1)[0])
+            assert path.parent == prompts / stack.config.hotlines[0].id / "vi", path
+            names.append(path.stem)
     return names
 
 

@@ -136,6 +136,8 @@ async def test_real_vietnamese_prompts_play_and_barge_in_skips_them(
     finally:
         await running.close()
     log = stack.asterisk.messages_log.read_text(errors="replace")
-    assert f"{REPO / 'prompts' / 'vi' / 'greeting'}" in log
+    # From the hotline's own folder: <prompts>/<hotline id>/<language>/.
+    hotline = stack.config.hotlines[0].id
+    assert f"{REPO / 'prompts' / hotline / 'vi' / 'greeting'}" in log
     call = await stack.records.wait_closed(e164(caller_number))
     assert call.answered_by == "chairman:dong-ngac"

@@ -98,9 +98,9 @@ def test_every_needed_prompt_has_vietnamese_and_english(catalog: PromptCatalog) 
 def test_vietnamese_texts_keep_their_diacritics(catalog: PromptCatalog) -> None:
     assert catalog.text("greeting", "vi").startswith("Xin chào! Quý vị đã gọi đến Đường dây nóng")
     assert "Ủy ban nhân dân {unit_name}" in catalog.text("greeting", "vi")
-    assert catalog.text("area_selected", "vi") == (
-        "Quý vị đã chọn {area_name}. Cuộc gọi đang được chuyển, xin vui lòng giữ máy."
-    )
+    # The unit's name alone: followed by `transferring`, or by `area_confirm` in a
+    # read-back, where "your call is being transferred" would be untrue.
+    assert catalog.text("area_selected", "vi") == "Quý vị đã chọn {area_name}."
     assert catalog.text("queue_position_intro", "vi") == "Quý vị đang ở vị trí thứ"
     assert catalog.text("case_code_intro", "vi") == (
         "Phản ánh của quý vị đã được tiếp nhận với mã số:"
@@ -178,7 +178,9 @@ def test_duplicate_entry_is_an_error(tmp_path: Path) -> None:
 
 
 def test_prompt_path_is_absolute_without_extension(tmp_path: Path) -> None:
-    assert prompt_path(tmp_path, "vi", "greeting") == str(tmp_path.resolve() / "vi" / "greeting")
+    assert prompt_path(tmp_path, "btl", "vi", "greeting") == str(
+        tmp_path.resolve() / "btl" / "vi" / "greeting"
+    )
 
 
 # --- Building -------------------------------------------------------------------------
@@ -208,13 +210,21 @@ def test_built_prompts_are_asterisk_slin_wav(catalog: PromptCatalog, tmp_path: P
 
 @needs_espeak
 def test_english_prompt_fills_the_unit_name(catalog: PromptCatalog, tmp_path: Path) -> None:
-    paths = build_for_hotline(CATALOG, tmp_path, "quận Bắc Từ Liêm", {}, ["en"])
-    with_unit = tmp_path / "en" / "greeting.wav"
+    values = {
+        "unit_name": "quận Bắc Từ Liêm",
+        "hotline_name": "Đường dây nóng",
+        "opening_hours": "24 hours a day",
+    }
+    paths = build_for_hotline(CATALOG, tmp_path, "btl", {"en": values}, {})
+    # One folder per hotline: <prompts>/<hotline id>/<language>/
+    with_unit = tmp_path / "btl" / "en" / "greeting.wav"
     assert with_unit in paths
     rate, channels, _, seconds, _ = _wav(with_unit)
     assert (rate, channels) == (8000, 1)
     assert 4.0 < seconds < 20.0
-    assert len(list((tmp_path / "en").glob("*.wav"))) == len(catalog.names) - 1
+    # Neither the per-area template nor the English offer (no english_key given).
+    built = {path.stem for path in (tmp_path / "btl" / "en").glob("*.wav")}
+    assert built == set(catalog.names) - {"area_selected", "english_offer"}
 
 
 @needs_espeak

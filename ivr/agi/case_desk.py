@@ -102,12 +102,20 @@ class CaseDesk:
             return None
         with self.sessions() as session:
             call = session.scalar(select(Call).where(Call.uniqueid == uniqueid))
-        hotline = hotline_id or (call.hotline_id if call else self.config.hotlines[0].id)
+        known = self.config.hotline_or_sole(hotline_id or (call.hotline_id if call else None))
         caller = call.caller_number if call else normalise_caller(caller_raw).e164
         with self.sessions.begin() as session:  # first, so open_case links them
             register_recordings(
                 session, uniqueid, rec_base, utc_now(), self.config.transcription.settle_seconds
             )
+        if known is None:
+            # Several hotlines and neither the dialplan nor a call record says
+            # whose: the message is kept (its recording is registered), but no
+            # case goes to a hotline chosen at random.
+            logger.error("call %s: voicemail of an unknown hotline; recording kept, no case",
+                         uniqueid)  # fmt: skip
+            return None
+        hotline = known.id
         return self.cases.open_case(
             channel=VOICEMAIL_CHANNEL,
             hotline_id=hotline,

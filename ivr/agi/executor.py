@@ -19,6 +19,7 @@ from ivr.flow.steps import (
     Play,
     QueueLoad,
     QueueLoadInfo,
+    SetLanguage,
 )
 
 logger = logging.getLogger(__name__)
@@ -26,15 +27,29 @@ T = TypeVar("T")
 
 
 class PromptFiles:
-    """Maps prompt names to the paths Asterisk plays (absolute, no extension).
+    """Maps prompt names to the paths Asterisk plays (absolute, no extension):
+    ``<root>/<hotline_id>/<language>/<name>``, one folder per hotline.
 
     A missing prompt is logged once and skipped: silence is better than a call
     that breaks because a recording was not installed.
     """
 
-    def __init__(self, root: Path, language: str) -> None:
-        self._folder = root / language
+    def __init__(self, root: Path, hotline_id: str, language: str) -> None:
+        self.root, self.hotline_id, self.language = root, hotline_id, language
+        self._folder = root / hotline_id / language
         self._known: dict[str, str | None] = {}
+        # The same hotline's folders in other languages, made once and shared.
+        self._languages: dict[str, PromptFiles] = {language: self}
+
+    def in_language(self, language: str | None) -> PromptFiles:
+        """The same hotline's prompts in ``language`` (None or the same: these)."""
+        if language is None or language == self.language:
+            return self
+        if language not in self._languages:
+            other = type(self)(self.root, self.hotline_id, language)
+            other._languages = self._languages
+            self._languages[language] = other
+        return self._languages[language]
 
     def path(self, name: str) -> str | None:
         if name not in self._known:
@@ -66,7 +81,11 @@ async def execute_flow(
     on_mark: Callable[[str], Awaitable[None]] | None = None,
     cases: CaseDirectory | None = None,
 ) -> T:
-    """Drive ``flow`` on ``channel`` and return what the flow returns."""
+    """Drive ``flow`` on ``channel`` and return what the flow returns.
+
+    A :class:`SetLanguage` step switches ``prompts`` to that language's folder for
+    the rest of the flow and sets ``CHANNEL(language)``, so the prompts the
+    dialplan plays later (voicemail, queue) follow the caller's choice."""
     directory = cases or NoCases()
     reply: Reply = None
     step = flow.send(None)
@@ -84,6 +103,10 @@ async def execute_flow(
                 reply = CasesFound(await directory.find(step))
             elif isinstance(step, QueueLoad):
                 reply = await queue_load(channel, step.queue)
+            elif isinstance(step, SetLanguage):
+                reply = None
+                prompts = prompts.in_language(step.language)
+                await channel.set_variable("CHANNEL(language)", step.language)
             else:  # pragma: no cover - the flow yields only these kinds
                 raise TypeError(f"unknown step {step!r}")
         except CallerHungUp:

@@ -18,7 +18,7 @@ from ivr.agi.channel import AgiChannel, CallerHungUp
 from ivr.agi.executor import PromptFiles, execute_flow
 from ivr.agi.listener import AllowedClients, FastAgiApplication
 from ivr.call_log import CallEnd, CallLog, CallStart
-from ivr.config.schema import HotlineConfig
+from ivr.config.schema import Hotline, HotlineConfig
 from ivr.config.source import ConfigSource
 from ivr.contracts import agi_scripts as scripts
 from ivr.contracts import channel_variables as v
@@ -89,10 +89,23 @@ class HotlineAgi:
         config = self.config_source.current
         if config is not self._derived_for:
             prompts_root = config.resolve_path(config.paths.prompts)
-            self._prompts = {h.id: PromptFiles(prompts_root, h.language) for h in config.hotlines}
+            self._prompts = {
+                h.id: PromptFiles(prompts_root, h.id, h.language) for h in config.hotlines
+            }
             self.flow = HotlineFlow(config)
             self._derived_for = config
         return config
+
+    def _prompts_for(self, hotline: Hotline, channel: AgiChannel) -> PromptFiles:
+        """The hotline's prompts in the channel's language (``agi_language``: English
+        once the caller chose it in the greeting; the hotline's own otherwise)."""
+        prompts = self._prompts[hotline.id]
+        language = channel.env.get("agi_language", "")
+        # English only where the caller can choose it: Asterisk's default "en" on a
+        # channel the dialplan never set stays with the hotline's own language.
+        if language == "en" and hotline.english_key is not None:
+            return prompts.in_language(language)
+        return prompts
 
     def handlers(self) -> dict[str, Callable[[fast_agi.Request], Awaitable[None]]]:
         """Script name (:data:`ivr.contracts.agi_scripts.SCRIPTS`) → its handler."""
@@ -134,7 +147,11 @@ class HotlineAgi:
         args = scripts.ENTRY.parse(channel.arg)
         dialed = args.dialed or env.get("agi_extension", "")
         config = self._current()
-        hotline = config.hotline_for_number(dialed) or config.hotlines[0]
+        hotline = (
+            config.hotline_for_number(dialed)
+            or config.sole_hotline()
+            or await _hotline_of_channel(channel, config)
+        )
         uniqueid = env.get("agi_uniqueid", "")
         started = utc_now()
         # Queued, never awaited: the writer thread writes it (and the update
@@ -187,8 +204,10 @@ class HotlineAgi:
         )
         if route is None:
             return
+        # In the caller's language: English when they pressed the hotline's english_key.
+        announce_prompts = self._prompts[hotline.id].in_language(result.language)
         for name in route.announce:
-            path = self._prompts[hotline.id].path(name)
+            path = announce_prompts.path(name)
             if path:
                 await channel.stream_file(path)
         await _hand_over(channel, route)
@@ -202,7 +221,19 @@ class HotlineAgi:
         args = scripts.CALLBACK_REQUESTED.parse(channel.arg)
         uniqueid, queue = args.uniqueid, args.queue
         config = self._current()
-        hotline = config.hotline(args.hotline) or config.hotlines[0]
+        # The dialplan's HL_HOTLINE, else the queue's owner; never a guess.
+        hotline = config.hotline_or_sole(args.hotline) or config.hotline_or_sole(
+            config.queue_owner(queue)
+        )
+        if hotline is None:
+            logger.error(
+                "callback request %s: no hotline known (channel's hotline %r, queue %r); "
+                "the caller stays in the queue",
+                uniqueid,
+                args.hotline,
+                queue,
+            )
+            return
         caller = normalise_caller(channel.env.get("agi_callerid", ""))
         joined = _epoch(args.joined)
         if not caller.e164 or not caller.e164.startswith("+") or joined is None:
@@ -213,7 +244,7 @@ class HotlineAgi:
             case = await self._db.run(
                 self._open_callback, uniqueid, queue, hotline.id, caller.e164, joined
             )
-            prompts = self._prompts[hotline.id]
+            prompts = self._prompts_for(hotline, channel)
             await channel.set_variable(v.CALLBACK, "1")
             await channel.set_variable(v.ROUTE, v.CALLBACK_ROUTE)
             for name in ("callback_confirmed", "case_code_intro", *digit_prompts(case)):
@@ -259,9 +290,13 @@ class HotlineAgi:
         args = scripts.SURVEY.parse(channel.arg)
         uniqueid = args.uniqueid or channel.env.get("agi_uniqueid", "")
         config = self._current()
-        hotline = config.hotline(args.hotline) or config.hotlines[0]
+        hotline = config.hotline_or_sole(args.hotline)
+        if hotline is None:  # whose prompts? none rather than another hotline's
+            logger.error("survey of %s: unknown hotline %r; no survey", uniqueid, args.hotline)
+            return
         try:
-            rating = await execute_flow(survey_flow(), channel, self._prompts[hotline.id])
+            prompts = self._prompts_for(hotline, channel)
+            rating = await execute_flow(survey_flow(), channel, prompts)
         except CallerHungUp:
             return
         if rating is not None:
@@ -386,10 +421,14 @@ class HotlineAgi:
                 return
             await channel.set_variable(v.CASE_CODE, case.code)
             config = self._current()
-            hotline = config.hotline(case.hotline_id) or config.hotlines[0]
-            prompts = self._prompts[hotline.id]
+            hotline = config.hotline_or_sole(case.hotline_id)
+            if hotline is None:  # the case is open; only its read-back is lost
+                logger.error("case %s: unknown hotline %r; code not read back",
+                             case.code, case.hotline_id)  # fmt: skip
+                return
+            prompts = self._prompts_for(hotline, channel)
             digits = digit_prompts(case.code)
-            due = day_month_prompts(case.due_date, hotline.language)
+            due = day_month_prompts(case.due_date, prompts.language)
             names = ["case_code_intro", *digits, "case_code_repeat", *digits, "case_code_sms",
                      "case_due_intro", *due]  # fmt: skip
             for name in names:
@@ -400,6 +439,21 @@ class HotlineAgi:
             logger.info("caller hung up while hearing the case code (%s)", args.uniqueid)
         except Exception:
             logger.exception("voicemail-saved failed for %s", args.uniqueid)
+
+
+class UnknownHotline(LookupError):
+    """A call whose hotline cannot be known: it takes the failure branch."""
+
+
+async def _hotline_of_channel(channel: AgiChannel, config: HotlineConfig) -> Hotline:
+    """The hotline the dialplan set on the channel (HL_HOTLINE), for a number
+    the config no longer lists (a config applied before Asterisk reloaded).
+    Unknown: the call takes the failure branch, never another hotline's flow."""
+    hotline_id = await channel.get_full_variable(f"${{{v.HOTLINE}}}")
+    hotline = config.hotline(hotline_id) if hotline_id else None
+    if hotline is None:
+        raise UnknownHotline(f"no hotline has this number, and {v.HOTLINE}={hotline_id!r}")
+    return hotline
 
 
 def _epoch(text: str) -> float | None:

@@ -307,8 +307,9 @@ exten => s,1,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
  same => n,Goto(hotline-route,${{{v.ROUTE}}},1)
  same => n(fallback),NoOp(FastAGI unavailable (AGISTATUS=${{AGISTATUS}}), trying the classic AGI script)
  same => n,Set({v.STEP}=fallback-script)
+ same => n,Set({v.FALLBACK}=1)
  same => n,Set({v.ROUTE}=)
- same => n,AGI({script},{dialed},{table})
+ same => n,AGI({script},{dialed},{table},{_var(v.HOTLINE)})
  same => n,GotoIf($["${{AGISTATUS}}" = "SUCCESS" & "${{{v.ROUTE}}}" != ""]?hotline-route,${{{v.ROUTE}}},1)
  same => n,Goto(hotline-route,{v.FAILURE_ROUTE},1)
 """
@@ -358,10 +359,11 @@ exten => queue,1,Set({v.STEP}=queue:${{{v.QUEUE}}})
 ; A message that becomes a case: our own beep (Asterisk's sound packs are not
 ; installed; "q" keeps Record from looking for one), record until # (or silence, or the
 ; caller hangs up: "k" keeps the file and the hangup handler opens the case),
-; then the server opens the case and reads its code back.
+; then the server opens the case and reads its code back. Prompts: the hotline's
+; own folder, in the caller's language (English after the greeting's english_key).
 exten => voicemail,1,Set({v.STEP}=voicemail)
- same => n,Playback({prompts}/${{CHANNEL(language)}}/voicemail_intro)
- same => n,Playback({prompts}/${{CHANNEL(language)}}/beep)
+ same => n,Playback({prompts}/{hotline}/${{CHANNEL(language)}}/voicemail_intro)
+ same => n,Playback({prompts}/{hotline}/${{CHANNEL(language)}}/beep)
  same => n,Record(${{{v.REC_BASE}}}-voicemail.wav,{recording.voicemail_silence_seconds},{recording.voicemail_max_seconds},kq)
  same => n,{voicemail_saved}
  same => n,Hangup()
@@ -417,10 +419,23 @@ def _hangup_context(config: HotlineConfig) -> str:
         queue_member="${MEMBERINTERFACE}",
         rec_base=_var(v.REC_BASE),
     )
+    # The same facts for the classic script, which appends them to the call
+    # spool that `hotline serve` ingests: for a call the fallback script served
+    # (the server never saw it), and for any call whose hangup the server did
+    # not take (AGISTATUS FAILURE: unreachable).
+    script = f"{sys.executable},{FALLBACK_SCRIPT}"
+    table = _safe(config.resolve_path(config.paths.routing_table), "paths.routing_table")
+    spooled = (
+        f"AGI({script},call-ended,{table},${{UNIQUEID}},{_var(v.ROUTE)},{answered},"
+        f"${{DIALSTATUS}},{_var(v.ANSWER_EPOCH)},${{MEMBERINTERFACE}})"
+    )
     return f"""; Runs after every hotline call, whoever hung up: closes the call record.
 [hotline-hangup]
-exten => s,1,{ended}
- same => n,Return()
+exten => s,1,GotoIf($["${{{v.FALLBACK}}}" = "1"]?spool)
+ same => n,{ended}
+ same => n,GotoIf($["${{AGISTATUS}}" != "FAILURE"]?done)
+ same => n(spool),{spooled}
+ same => n(done),Return()
 """
 
 
@@ -433,10 +448,17 @@ def render_queues(config: HotlineConfig, options: RenderOptions) -> str:
         "[general]\npersistentmembers=no\nshared_lastcall=yes\nlog_membername_as_agent=yes\n"
         "updatecdr=no\n"
     ]
-    language = _safe(config.hotlines[0].language, "hotlines")
     prompts_dir = _safe(options.prompts_dir, "paths.prompts")
     for queue in config.queues:
         where = f"queues.{queue.id}"
+        # The offer in the owning hotline's own prompts and language (queues.conf
+        # holds one file per queue, so not the caller's English).
+        owner = config.hotline(config.queue_owner(queue.id) or "")
+        announce_dir = (
+            f"{prompts_dir}/{_safe(owner.id, where)}/{_safe(owner.language, where)}"
+            if owner is not None
+            else None
+        )
         text = (
             f"[{_safe(queue.id, where)}]\n; {_safe(queue.title, where)}\n"
             f"strategy={queue.strategy}\n"
@@ -450,11 +472,12 @@ def render_queues(config: HotlineConfig, options: RenderOptions) -> str:
         )
         if queue.callback:
             # Leaving with key 1 runs [hotline-queue-exit]; the offer is repeated.
-            text += (
-                "context=hotline-queue-exit\n"
-                f"periodic-announce={prompts_dir}/{language}/queue_callback_offer\n"
-                "periodic-announce-frequency=45\n"
-            )
+            text += "context=hotline-queue-exit\n"
+            if announce_dir is not None:  # no owner: check-config refuses the file
+                text += (
+                    f"periodic-announce={announce_dir}/queue_callback_offer\n"
+                    "periodic-announce-frequency=45\n"
+                )
         text += f"autopause={'yes' if queue.auto_pause else 'no'}\nautopausebusy=no\n"
         for member_id in queue.members:
             agent = agents[member_id]

@@ -375,15 +375,25 @@ class CaseService:
         session.flush()
         return message
 
+    def _sms_sender(self, hotline_id: str | None) -> str:
+        """The case's hotline's own sender name, else the deployment's."""
+        config = self._config
+        hotline = config.hotline(hotline_id) if hotline_id else None
+        return (hotline.sms_sender if hotline else None) or config.sms.sender
+
     def _deliver(self, message: SmsMessage | None) -> None:
         if message is None:
             return
-        code = None
+        code, sender = None, ""
         with self._sessions() as session:
             if message.case_id is not None:
-                code = session.scalar(select(Case.code).where(Case.id == message.case_id))
+                row = session.execute(
+                    select(Case.code, Case.hotline_id).where(Case.id == message.case_id)
+                ).one_or_none()
+                if row is not None:
+                    code, sender = row.code, self._sms_sender(row.hotline_id)
         outgoing = OutgoingSms(
-            message.to_number, message.text, message.purpose, code, message.created_at
+            message.to_number, message.text, message.purpose, code, message.created_at, sender
         )
         try:
             self._sms.send(outgoing)

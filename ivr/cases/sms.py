@@ -27,6 +27,9 @@ class OutgoingSms:
     purpose: str
     case_code: str | None
     created_at: datetime
+    # The hotline's own sender name (Hotline.sms_sender); empty: the gateway's
+    # default (sms.sender).
+    sender: str = ""
 
 
 class SmsGateway(Protocol):
@@ -47,7 +50,7 @@ class FileSmsGateway:
     def send(self, message: OutgoingSms) -> None:
         line = json.dumps(
             {
-                "from": self.sender,
+                "from": message.sender or self.sender,
                 "to": message.to_number,
                 "text": message.text,
                 "purpose": message.purpose,
@@ -73,7 +76,7 @@ class WebhookSmsGateway:
     def send(self, message: OutgoingSms) -> None:
         body = json.dumps(
             {
-                "from": self.sender,
+                "from": message.sender or self.sender,
                 "to": message.to_number,
                 "text": message.text,
                 "reference": message.case_code,

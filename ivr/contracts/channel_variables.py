@@ -39,6 +39,9 @@ DIALED = "HL_DIALED"  # the hotline number the citizen dialled
 HOTLINE = "HL_HOTLINE"  # the hotline's id
 FAILURE_QUEUE = "HL_FAILURE_QUEUE"  # the queue of the "failure" branch
 TARGET_INDEX = "HL_I"  # [hotline-route] dial: the target being tried, from 1
+# "1" once the classic fallback script routed the call: its hangup goes to the
+# call spool (the server never saw the call), see agi_scripts/hotline_fallback.py.
+FALLBACK = "HL_FALLBACK"
 
 # Set by the queue manager's Originate of a call back into [hotline-callback].
 CALLBACK_ID = "HL_CALLBACK_ID"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import Enum
 
 from ivr.config.destinations import Destination, DestinationKind
 from ivr.config.references import menu_keys
@@ -32,9 +33,10 @@ from ivr.flow.steps import (
     QueueLoad,
     QueueLoadInfo,
     Route,
+    SetLanguage,
 )
 
-Step = Play | Collect | Mark | FindCases | QueueLoad
+Step = Play | Collect | Mark | FindCases | QueueLoad | SetLanguage
 Reply = Input | CasesFound | QueueLoadInfo | None
 Flow = Generator[Step, Reply, FlowResult]
 SubFlow = Generator[Step, Reply, "Destination | None"]
@@ -42,6 +44,15 @@ SubFlow = Generator[Step, Reply, "Destination | None"]
 MAX_MENU_HOPS = 20  # a caller bouncing between menus this often goes to the operator
 CASE_CODE_MAX_DIGITS = 12
 AREA_MENU_PROMPT = "area_menu"
+# Read-back of a keyed unit (Menu.confirm_area): its name, then "press 1 to confirm,
+# 2 to enter another code"; "transferring" once confirmed instead of the name again.
+AREA_CONFIRM_PROMPT = "area_confirm"
+CONFIRM_KEY, REENTER_KEY = "1", "2"
+CONFIRM_TIMEOUT_SECONDS = 5
+TRANSFERRING_PROMPT = "transferring"
+# Said after the greeting by a hotline with english_key ("For English, press 9").
+ENGLISH_OFFER_PROMPT = "english_offer"
+ENGLISH = "en"
 
 # Which sentence tells the caller where a case stands.
 STATUS_PROMPTS: dict[str, str] = {  # keyed by CaseStatus; rows hold plain str
@@ -77,10 +88,21 @@ def queue_announcement(load: QueueLoadInfo, callback: bool) -> tuple[str, ...]:
     return tuple(prompts)
 
 
+class _Confirmation(Enum):
+    YES = "yes"
+    AGAIN = "again"  # enter the code again
+    HUNG_UP = "hung_up"
+
+
+_ConfirmFlow = Generator[Step, Reply, _Confirmation]
+
+
 @dataclass
 class _CallState:
     keys: str = ""
     step: str = "entry"
+    confirmed_area: str | None = None  # the caller has heard this unit's name already
+    language: str | None = None  # chosen with the hotline's english_key
 
     def press(self, digits: str) -> None:
         self.keys += digits if not self.keys else f",{digits}"
@@ -116,6 +138,26 @@ class HotlineFlow:
     def run(self, hotline: Hotline, now: datetime, caller: str | None = None) -> Flow:
         """The whole call; ``caller`` is the E.164 number, None when withheld."""
         state = _CallState()
+        result = yield from self._call(hotline, now, caller, state)
+        return replace(result, language=state.language) if state.language else result
+
+    def _greeting(self, hotline: Hotline, state: _CallState) -> Generator[Step, Reply, Reply]:
+        """The greeting, with "For English, press …" where the hotline offers it;
+        that key switches the call to English and the greeting is said again in
+        English. Returns the reply to the last greeting played."""
+        offer = (ENGLISH_OFFER_PROMPT,) if hotline.english_key else ()
+        reply = yield Play((*hotline.greeting_prompts, *offer), interruptible=True)
+        pressed = reply.digits if isinstance(reply, Input) and reply.kind is InputKind.KEYS else ""
+        if not hotline.english_key or pressed != hotline.english_key:
+            return reply
+        state.press(pressed)
+        state.language = ENGLISH
+        state.step = f"language:{ENGLISH}"
+        yield Mark(state.step)
+        yield SetLanguage(ENGLISH)
+        return (yield Play(tuple(hotline.greeting_prompts), interruptible=True))
+
+    def _call(self, hotline: Hotline, now: datetime, caller: str | None, state: _CallState) -> Flow:
         yield Mark("greeting")
         state.step = "greeting"
         if not self.hours.is_open(hotline.schedule, now):
@@ -125,7 +167,7 @@ class HotlineFlow:
             if _hung_up(reply):
                 return FlowResult(None, state.keys, state.step)
             return (yield from self._go(hotline, hotline.out_of_hours, state, now, ""))
-        reply = yield Play(tuple(hotline.greeting_prompts), interruptible=True)
+        reply = yield from self._greeting(hotline, state)
         if _hung_up(reply):
             return FlowResult(None, state.keys, state.step)
         barge_in = reply.digits if isinstance(reply, Input) and reply.kind is InputKind.KEYS else ""
@@ -199,7 +241,9 @@ class HotlineFlow:
             if isinstance(load, QueueLoadInfo):
                 route = replace(route, announce=queue_announcement(load, queue.callback))
         if hotline.announce_selection and route.area_code and not route.announce:
-            route = replace(route, announce=(f"area_{route.area_code}",))
+            # The unit's name was read back and confirmed: do not say it twice.
+            named = () if route.area_code == state.confirmed_area else (f"area_{route.area_code}",)
+            route = replace(route, announce=(*named, TRANSFERRING_PROMPT))
         state.step = f"route:{route.kind.value}"
         yield Mark(state.step)
         return FlowResult(route, state.keys, state.step)
@@ -247,8 +291,33 @@ class HotlineFlow:
             if digits:
                 state.press(digits)
                 chosen = keymap.get(digits)
-                if chosen is not None:
+                unit = self._ringing_unit(chosen)
+                if chosen is not None and unit is None:
                     return chosen
+                if unit is not None:
+                    confirmed = (
+                        (yield from self._confirm_area(unit, state))
+                        if menu.confirm_area
+                        else _Confirmation.YES
+                    )
+                    if confirmed is _Confirmation.HUNG_UP:
+                        return None
+                    if confirmed is _Confirmation.YES:
+                        if unit.chairman is not None:
+                            return chosen
+                        # Imported units may have no chairman yet: the caller still
+                        # reaches a person, where the menu sends a failed choice.
+                        state.step = f"no_chairman:{unit.code}"
+                        yield Mark(state.step)
+                        heard = yield Play(("to_operator",))
+                        return None if _hung_up(heard) else menu.on_invalid
+                    # "2", a wrong key or silence: the code is entered again, and
+                    # that counts as an attempt so that nobody loops for ever.
+                    failures += 1
+                    if failures < menu.attempts:
+                        continue
+                    heard = yield Play(("to_operator",))
+                    return None if _hung_up(heard) else menu.on_invalid
             failures += 1
             if failures >= menu.attempts:
                 give_up = yield Play(("to_operator",))
@@ -258,6 +327,43 @@ class HotlineFlow:
             retry = yield Play(("invalid_key",) if digits else ("no_input",))
             if _hung_up(retry):
                 return None
+
+    # --- reading a unit back ---------------------------------------------------
+
+    def _ringing_unit(self, chosen: Destination | None) -> Area | None:
+        """The unit a menu choice rings (not a unit that is itself a menu)."""
+        if chosen is None or chosen.kind is not DestinationKind.AREA:
+            return None
+        if self._is_area_menu(chosen.argument):
+            return None
+        return self.routing.area(chosen.argument)
+
+    def _confirm_area(self, unit: Area, state: _CallState) -> _ConfirmFlow:
+        """ "Quý vị đã chọn Phường … Nhấn phím 1 để xác nhận, phím 2 để nhập lại":
+        1 confirms; 2 or another key re-enters the code; silence repeats the
+        read-back once."""
+        state.step = f"confirm_area:{unit.code}"
+        yield Mark(state.step)
+        for heard_before in (False, True):
+            name = yield Play((f"area_{unit.code}",), interruptible=True)
+            if _hung_up(name):
+                return _Confirmation.HUNG_UP
+            early = name.digits if isinstance(name, Input) else ""
+            reply = yield Collect(AREA_CONFIRM_PROMPT, CONFIRM_TIMEOUT_SECONDS, 1, "", early)
+            if not isinstance(reply, Input) or reply.kind is InputKind.HANGUP:
+                return _Confirmation.HUNG_UP
+            key = reply.digits.rstrip("#") if reply.kind is InputKind.KEYS else ""
+            if key:
+                state.press(key)
+            if key == CONFIRM_KEY:
+                state.confirmed_area = unit.code
+                return _Confirmation.YES
+            if key == REENTER_KEY:
+                return _Confirmation.AGAIN
+            if key or heard_before:
+                heard = yield Play(("invalid_key",) if key else ("no_input",))
+                return _Confirmation.HUNG_UP if _hung_up(heard) else _Confirmation.AGAIN
+        return _Confirmation.AGAIN  # not reached: the second pass always returns
 
     # --- areas as menus ------------------------------------------------------
 

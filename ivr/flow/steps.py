@@ -36,6 +36,15 @@ class Collect:
 
 
 @dataclass(frozen=True, slots=True)
+class SetLanguage:
+    """The caller chose another language (the hotline's ``english_key``): the
+    executor plays every later prompt, its own and the dialplan's, from that
+    language's folder. Answered with ``None``."""
+
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
 class Mark:
     """Tell the executor where the caller is now (written to the call record)."""
 
@@ -135,3 +144,4 @@ class FlowResult:
     route: Route | None
     keys_pressed: str
     last_step: str
+    language: str | None = None  # the caller's chosen language; None: the hotline's

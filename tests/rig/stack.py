@@ -62,6 +62,31 @@ def _ward(data: dict[str, Any], code: str) -> dict[str, Any]:
     return next(ward for ward in wards if ward["code"] == code)
 
 
+def point_at_rig(
+    data: dict[str, Any],
+    base: Path,
+    ports: Ports,
+    prompts_dir: Path,
+    trunk_port: int,
+    database_url: str | None = None,
+) -> None:
+    """Point a config's sockets, database, folders and first trunk at this rig
+    (loopback ports, files under ``base``), whatever example it came from."""
+    data["asterisk"]["sip"]["port"] = ports.sip
+    data["asterisk"]["ami"]["port"] = ports.ami
+    data["asterisk"]["agi"]["port"] = ports.agi
+    data["asterisk"]["rtp"] = {"start": 40000, "end": 49999}
+    # SQLite, or a fresh database on the rig's PostgreSQL (HOTLINE_TEST_DB).
+    data.setdefault("database", {})["url"] = database_url or fresh_database_url(base)
+    data["paths"] = {
+        "prompts": str(prompts_dir),
+        "recordings": str(base / "recordings"),
+        "routing_table": str(base / "routing.json"),
+        "phone_secrets": str(base / "phone-secrets.json"),  # generated SIP secrets, 0600
+    }
+    data["trunks"][0]["port"] = trunk_port
+
+
 def write_test_config(
     base: Path,
     ports: Ports,
@@ -74,19 +99,7 @@ def write_test_config(
     """Derive the test config from the example; ``contacts`` maps phone id → SIP URI."""
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     data = copy.deepcopy(data)
-    data["asterisk"]["sip"]["port"] = ports.sip
-    data["asterisk"]["ami"]["port"] = ports.ami
-    data["asterisk"]["agi"]["port"] = ports.agi
-    data["asterisk"]["rtp"] = {"start": 40000, "end": 49999}
-    # SQLite, or a fresh database on the rig's PostgreSQL (HOTLINE_TEST_DB).
-    data["database"]["url"] = database_url or fresh_database_url(base)
-    data["paths"] = {
-        "prompts": str(prompts_dir),
-        "recordings": str(base / "recordings"),
-        "routing_table": str(base / "routing.json"),
-        "phone_secrets": str(base / "phone-secrets.json"),  # generated SIP secrets, 0600
-    }
-    data["trunks"][0]["port"] = trunk_port
+    point_at_rig(data, base, ports, prompts_dir, trunk_port, database_url)
     for phone_id, contact in contacts.items():
         data["phones"].append({"id": phone_id, "name": phone_id, "contact": contact})
     data["agents"].append({"id": "t-agent", "name": "Điện thoại viên thử", "phone": "t-agent"})
