@@ -8,23 +8,32 @@ checked before anything is rendered, and a refusal is a 403 that is audited.
 
 - administrators: every call and case of this deployment, with full numbers;
 - supervisors: the calls and cases of their hotline (``web_users.hotline_id``),
-  or of every hotline when none is set, with full numbers (the wallboard and
-  statistics stay deployment-wide: queues belong to no hotline yet);
+  or of every hotline when none is set, with full numbers; and of the live
+  picture and the figures only their hotline's: the wallboard (page, JSON,
+  websocket) shows its queues and agents, statistics and their exports count
+  its calls, cases and queues, and pausing, logging off or listening in on an
+  agent of another hotline is refused (403, audited);
 - agents: the calls their agent answered (``queue_calls.agent_id``, or the
   call record's ``answered_by`` naming their phone), the cases they opened and
   the cases linked to those calls; plus the call ringing or answered at their
-  phone right now (the live hub knows it).
+  phone right now (the live hub knows it). Their hotline is their agent's
+  (``Agent.hotline``): their board shows only its queues.
+
+Queues and agents belong to a hotline in the config (``Queue.hotline``,
+``Agent.hotline``; implied when there is one): the queue manager's data is
+keyed by queue, and is filtered here by the queue's owner.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, false, or_, select, true
 
 from ivr.cases.models import Case, CaseEvent
-from ivr.config.schema import HotlineConfig
+from ivr.config.schema import Agent, HotlineConfig
 from ivr.db.models import Call
 from ivr.queue_records.models import QueueCall
 from ivr.web.models import AGENT, SUPERVISOR, WebUser
@@ -66,7 +75,8 @@ class AccessScope:
     role: str
     agent_id: str | None = None
     phone_interface: str = ""  # "PJSIP/<phone>" of the agent's phone
-    hotline_id: str | None = None  # a supervisor limited to one hotline
+    # A supervisor limited to one hotline, or an agent's own hotline.
+    hotline_id: str | None = None
 
     @classmethod
     def of(cls, user: WebUser, config: HotlineConfig) -> AccessScope:
@@ -81,6 +91,7 @@ class AccessScope:
             # An agent user whose agent left the config sees nothing.
             agent_id=agent.id if agent else None,
             phone_interface=f"PJSIP/{agent.phone}" if agent else "",
+            hotline_id=config.agent_owner(agent.id) if agent else None,
         )
 
     @property
@@ -95,6 +106,48 @@ class AccessScope:
     def full_numbers(self) -> bool:
         """May this user see whole numbers of calls that are not their own?"""
         return self.role != AGENT
+
+    # -- the live picture: queues and agents belong to hotlines --------------------
+
+    def sees_hotline(self, hotline_id: str | None) -> bool:
+        """May this user see what belongs to this hotline (None: to no known one)?"""
+        if self.sees_everything:
+            return True
+        return hotline_id is not None and hotline_id == self.hotline_id
+
+    def sees_queue(self, config: HotlineConfig, queue_id: str) -> bool:
+        return self.sees_hotline(config.queue_owner(queue_id))
+
+    def sees_agent(self, config: HotlineConfig, agent_id: str) -> bool:
+        return self.sees_hotline(config.agent_owner(agent_id))
+
+    def agents(self, config: HotlineConfig) -> list[Agent]:
+        """The agents this user may see in lists and filters."""
+        return [a for a in config.agents if self.sees_agent(config, a.id)]
+
+    def queues(self, config: HotlineConfig) -> list[str]:
+        """The ids of the queues this user may see."""
+        return [q.id for q in config.queues if self.sees_queue(config, q.id)]
+
+    def board(self, config: HotlineConfig, board: dict[str, Any]) -> dict[str, Any]:
+        """The wallboard as this user may see it: the queues of their hotline,
+        and in them no agent of another hotline (a queue's members are its
+        hotline's by config, but a phone may be shared)."""
+        if self.sees_everything:
+            return board
+        by_interface = {f"PJSIP/{a.phone}": a.id for a in config.agents}
+        queues = []
+        for queue in board["queues"]:
+            if not self.sees_queue(config, queue["id"]):
+                continue
+            agents = [
+                member
+                for member in queue["agents"]
+                if member.get("interface") not in by_interface
+                or self.sees_agent(config, by_interface[member["interface"]])
+            ]
+            queues.append({**queue, "agents": agents})
+        return {**board, "queues": queues}
 
     def number(self, number: str | None, own: bool) -> str:
         """The number as this user may see it: whole for supervisors and for

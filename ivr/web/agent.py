@@ -20,7 +20,7 @@ from ivr.web.rendering import (
     render,
     unknown_pause_reason,
 )
-from ivr.web.state import AGENTS, Route, audit, manager_of, state_of, user_of
+from ivr.web.state import AGENTS, Route, audit, manager_of, scope_of, state_of, user_of
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ async def agent_page(request: web.Request) -> web.Response:
 
 async def agent_socket(request: web.Request) -> web.StreamResponse:
     agent = agent_of(request)
-    return await state_of(request).hub.serve(request, "agent", f"PJSIP/{agent.phone}")
+    return await state_of(request).hub.serve(
+        request, "agent", f"PJSIP/{agent.phone}", scope=scope_of(request)
+    )
 
 
 async def agent_state_api(request: web.Request) -> web.Response:

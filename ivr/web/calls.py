@@ -35,7 +35,7 @@ async def calls_page(request: web.Request) -> web.StreamResponse:
         return web.json_response([call_json(c) for c in calls])
     return render(
         request, "calls.html", calls=calls, filters=filters, zone=state.zone,
-        areas=iter_areas(state.config.areas), agents=state.config.agents,
+        areas=iter_areas(state.config.areas), agents=scope_of(request).agents(state.config),
     )  # fmt: skip
 
 
@@ -141,7 +141,8 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
 
 async def jobs_page(request: web.Request) -> web.StreamResponse:
     """Transcription jobs for supervisors: a failed one shows its reason."""
-    jobs = await db(store.transcription_jobs, state_of(request).sessions)
+    jobs = await db(store.transcription_jobs, state_of(request).sessions,
+                    scope=scope_of(request))  # fmt: skip
     if request.path.startswith("/api/"):
         return web.json_response(
             [{"call": j.call_uniqueid, "status": j.status, "attempts": j.attempts,

@@ -38,7 +38,7 @@ async def cases_page(request: web.Request) -> web.StreamResponse:
     return render(
         request, "cases.html", cases=cases, filters=filters, zone=state.zone,
         areas=iter_areas(state.config.areas), topics=state.config.cases.topics,
-        statuses=STATUSES, agents=state.config.agents,
+        statuses=STATUSES, agents=scope_of(request).agents(state.config),
     )  # fmt: skip
 
 
@@ -74,7 +74,12 @@ async def open_case(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     form = await form_or_json(request)
     caller = normalise_caller(form.get("caller_number", ""))
-    hotline = scope_of(request).hotline_id or state.config.hotlines[0].id
+    scope = scope_of(request)
+    # The case's hotline: the call's when linked (below), else the user's
+    # (a hotline's supervisor or agent), else the one named in the form, else
+    # the only one; never a guess among several.
+    sole = state.config.sole_hotline()
+    hotline = scope.hotline_id or form.get("hotline_id") or (sole.id if sole else None)
     uniqueid = form.get("call_uniqueid", "").strip()[:64] or None
     # Linking a case to a call shows the call's recordings and transcript on
     # the case page: an agent may link only a call it is serving or handled.
@@ -84,6 +89,15 @@ async def open_case(request: web.Request) -> web.StreamResponse:
         detail = await db(store.call_detail, state.sessions, uniqueid)
         if detail is not None:
             hotline = detail.call.hotline_id
+    if hotline is None or state.config.hotline(hotline) is None:
+        message = "which hotline? give hotline_id (this deployment has several)"
+        return (
+            web.json_response({"ok": False, "error": message}, status=400)
+            if wants_json(request)
+            else error_page(request, 400, "Bad request", message)
+        )
+    if not scope.sees_hotline(hotline):
+        return await refuse(request, "open_case_refused", f"hotline {hotline}")
     topic = form.get("topic") or None
     area = form.get("area_code") or None
     if area is not None and state.config.area(area) is None:

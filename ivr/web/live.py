@@ -31,6 +31,7 @@ from aiohttp import WSCloseCode, web
 
 from ivr.config.schema import HotlineConfig
 from ivr.config.source import ConfigSource
+from ivr.web.access import AccessScope
 from queue_manager.model import Change
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class Client:
     ws: web.WebSocketResponse
     kind: str  # "wallboard" or "agent"
     interface: str = ""  # an agent's PJSIP/phone
+    # Whose board this client gets (ivr/web/access.py): a hotline's supervisor
+    # or agent sees only that hotline's queues and agents; None: everything.
+    scope: AccessScope | None = None
     outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     task: asyncio.Task[None] | None = None
 
@@ -193,20 +197,21 @@ class LiveHub:
         if not self.clients:
             return
         board = self.board()
-        frame = json.dumps({"type": "wallboard", "board": board})
-        agent_frame = ""
+        # One frame per kind of client and hotline, serialised once.
+        frames: dict[tuple[str, str | None], str] = {}
         for client in list(self.clients):
-            if client.kind == "agent":
-                agent_frame = agent_frame or self._frame_for(client, board)
-                self._send(client, agent_frame)
-            else:
-                self._send(client, frame)
+            key = (client.kind, _hotline_of(client))
+            if key not in frames:
+                frames[key] = self._frame_for(client, board)
+            self._send(client, frames[key])
         self.frames_sent += 1
 
-    @staticmethod
-    def _frame_for(client: Client, board: dict[str, Any]) -> str:
-        """One client's board frame: agents never get the waiting callers' numbers."""
-        shown = agent_board(board) if client.kind == "agent" else board
+    def _frame_for(self, client: Client, board: dict[str, Any]) -> str:
+        """One client's board frame: only the queues and agents of the client's
+        hotline; agents never get the waiting callers' numbers."""
+        shown = client.scope.board(self.config, board) if client.scope is not None else board
+        if client.kind == "agent":
+            shown = agent_board(shown)
         return json.dumps({"type": "wallboard", "board": shown})
 
     # -- the picture ---------------------------------------------------------------
@@ -305,12 +310,17 @@ class LiveHub:
             await client.ws.send_str(frame)
 
     async def serve(
-        self, request: web.Request, kind: str, interface: str = ""
+        self,
+        request: web.Request,
+        kind: str,
+        interface: str = "",
+        scope: AccessScope | None = None,
     ) -> web.WebSocketResponse:
-        """Run one websocket until it closes: first the whole board, then changes."""
+        """Run one websocket until it closes: first the whole board (as
+        ``scope`` may see it), then changes."""
         ws = web.WebSocketResponse(heartbeat=20.0)
         await ws.prepare(request)
-        client = Client(ws, kind, interface)
+        client = Client(ws, kind, interface, scope)
         client.task = asyncio.create_task(self._writer(client))
         self.clients.add(client)
         self._send(client, self._frame_for(client, self.board()))
@@ -323,3 +333,9 @@ class LiveHub:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                     await client.task
         return ws
+
+
+def _hotline_of(client: Client) -> str | None:
+    """The hotline a client's board is limited to; None: every hotline."""
+    scope = client.scope
+    return None if scope is None or scope.sees_everything else scope.hotline_id or ""

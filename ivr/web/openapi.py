@@ -61,7 +61,12 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         )
     },
     "/api/v1/stats": {
-        "get": _op("Statistics for a period", "supervisor, admin", params=("from", "to"))
+        "get": _op(
+            "Statistics for a period; deadlines: cases on time, late, open within and "
+            "past the deadline per unit and in total, with the on-time rate",
+            "supervisor, admin",
+            params=("from", "to"),
+        )
     },
     "/api/v1/agent": {"get": _op("The agent's own queues and state", "agent")},
     "/api/v1/agent/{action}": {

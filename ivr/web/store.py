@@ -409,21 +409,16 @@ def caller_history(
             history.current_call = session.scalar(select(Call).where(Call.uniqueid == uniqueid))
         if e164 is None:
             return history
+        calls = select(Call).where(Call.caller_number == e164, Call.uniqueid != uniqueid)
+        cases = select(Case).where(Case.caller_number == e164, Case.status.in_(OPEN_STATUSES))
+        if scope is not None and not scope.sees_everything:
+            # Another hotline's calls and cases are not even listed as unreadable.
+            calls = calls.where(Call.hotline_id == scope.hotline_id)
+            cases = cases.where(Case.hotline_id == scope.hotline_id)
         history.earlier_calls = list(
-            session.scalars(
-                select(Call)
-                .where(Call.caller_number == e164, Call.uniqueid != uniqueid)
-                .order_by(Call.started_at.desc())
-                .limit(limit)
-            )
+            session.scalars(calls.order_by(Call.started_at.desc()).limit(limit))
         )
-        history.open_cases = list(
-            session.scalars(
-                select(Case)
-                .where(Case.caller_number == e164, Case.status.in_(OPEN_STATUSES))
-                .order_by(Case.received_at.desc())
-            )
-        )
+        history.open_cases = list(session.scalars(cases.order_by(Case.received_at.desc())))
         if scope is None or scope.sees_everything:
             history.readable_calls = {c.uniqueid for c in history.earlier_calls}
             history.readable_cases = {c.code for c in history.open_cases}
@@ -451,15 +446,17 @@ def caller_history(
 # --- transcription jobs -------------------------------------------------------------
 
 
-def transcription_jobs(sessions: sessionmaker[Session], limit: int = 200) -> list[TranscriptionJob]:
-    """Jobs that need a person's eye first: failed, then waiting or running."""
+def transcription_jobs(
+    sessions: sessionmaker[Session], limit: int = 200, scope: AccessScope | None = None
+) -> list[TranscriptionJob]:
+    """Jobs that need a person's eye first: failed, then waiting or running;
+    with ``scope``, only those of calls the user may read (their hotline's)."""
     order = when((TranscriptionJob.status == "failed", 0), else_=1)
+    query = select(TranscriptionJob).where(TranscriptionJob.status != "done")
+    if scope is not None and not scope.sees_everything:
+        readable = select(Call.uniqueid).where(scope.call_condition())
+        query = query.where(TranscriptionJob.call_uniqueid.in_(readable))
     with sessions() as session:
         return list(
-            session.scalars(
-                select(TranscriptionJob)
-                .where(TranscriptionJob.status != "done")
-                .order_by(order, TranscriptionJob.created_at.desc())
-                .limit(limit)
-            )
+            session.scalars(query.order_by(order, TranscriptionJob.created_at.desc()).limit(limit))
         )
