@@ -53,6 +53,20 @@ install_debian_packages() {
         -o DPkg::Lock::Timeout=900 "${missing[@]}" >&2
 }
 
+# The administrative units' data release the examples were imported from.
+OFFICIAL_UNITS_RELEASE=2026.9.0
+
+# vietnam-provinces' 2026 releases declare Python >= 3.12 although their code
+# runs on 3.11; Debian 12's Python would otherwise get 2025.10.1, whose codes
+# for 27 Hà Nội units were since corrected. pyproject.toml says the same.
+official_units_data() {
+    local venv=$1
+    if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
+        "$venv/bin/pip" install -q --ignore-requires-python \
+            "vietnam-provinces==$OFFICIAL_UNITS_RELEASE" >&2
+    fi
+}
+
 setup_venv() {
     local stamp=.venv/.hotline-installed
     if [[ ! -x .venv/bin/python ]]; then
@@ -64,6 +78,7 @@ setup_venv() {
         log "installing the project and its test tools into .venv"
         .venv/bin/pip install -q -U pip >&2
         .venv/bin/pip install -q -e '.[test]' >&2
+        official_units_data .venv
         touch "$stamp"
     fi
 }
@@ -98,6 +113,7 @@ setup_venv313() {
     if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
         log "installing the project and its test tools into .venv313"
         .venv313/bin/pip install -q -e '.[test]' >&2
+        official_units_data .venv313
         touch "$stamp"
     fi
 }

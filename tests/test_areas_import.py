@@ -218,7 +218,9 @@ def test_a_unit_that_vanished_from_the_package_is_kept_and_reported(
 ) -> None:
     path = _config_file(tmp_path)
     assert _import(path) == 0
+    # Neither its code nor its name is in the package any more.
     text = path.read_text(encoding="utf-8").replace('"00070"', '"99970"')
+    text = text.replace("name: Phường Hoàn Kiếm\n", "name: Phường Hoàn Kiếm Cũ\n")
     path.write_text(text, encoding="utf-8")
     capsys.readouterr()
 
@@ -226,12 +228,74 @@ def test_a_unit_that_vanished_from_the_package_is_kept_and_reported(
 
     out = capsys.readouterr().out
     assert "1 added, 0 updated, 126 kept, 1 vanished" in out
-    assert "vanished: phuong-hoan-kiem (Phường Hoàn Kiếm, 99970)" in out
+    assert "vanished: phuong-hoan-kiem (Phường Hoàn Kiếm Cũ, 99970)" in out
     config = load_config(path)
     kept = config.area("phuong-hoan-kiem")
     assert kept is not None and kept.official_code == "99970"
     again = config.area("phuong-hoan-kiem-00070")  # the slug was taken
     assert again is not None and again.official_code == "00070"
+
+
+def _code_of(name: str) -> str:
+    return next(code for code, ward in HA_NOI_WARDS.items() if ward.name == name)
+
+
+def test_a_unit_the_data_re_coded_keeps_its_chairman_and_shortcut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The package's 2026.9.0 data corrected 27 Hà Nội codes (Phường Cửa Nam was
+    00073 in 2025.10.1, 00082 now): the unit is the same, only its code moves."""
+    path = _config_file(tmp_path)
+    assert _import(path) == 0
+    real = _code_of("Phường Hoàn Kiếm")
+    text = path.read_text(encoding="utf-8").replace(f'"{real}"', '"99970"')
+    text = text.replace(
+        "      - code: phuong-hoan-kiem\n",
+        "      - code: phuong-hoan-kiem\n        chairman: phone:vp-hoan-kiem\n",
+    )
+    path.write_text(text, encoding="utf-8")
+    shortcut_before = load_config(path).area("phuong-hoan-kiem").shortcut  # type: ignore[union-attr]
+    capsys.readouterr()
+
+    assert _import(path) == 0
+
+    out = capsys.readouterr().out
+    assert "0 added, 1 updated, 126 kept, 0 vanished" in out
+    assert f"official code 99970 → {real}" in out
+    unit = load_config(path).area("phuong-hoan-kiem")
+    assert unit is not None and unit.official_code == real
+    assert str(unit.chairman) == "phone:vp-hoan-kiem" and unit.shortcut == shortcut_before
+    assert load_config(path).area(f"phuong-hoan-kiem-{real}") is None  # not added twice
+
+
+def test_two_units_whose_codes_the_data_swapped_keep_their_names_and_chairmen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2026.9.0 gave Phường Văn Miếu - Quốc Tử Giám the code Kim Liên had in
+    2025.10.1. Matching by code first would rename each unit into the other and
+    ring the wrong chairman; the names decide."""
+    path = _config_file(tmp_path)
+    assert _import(path) == 0
+    kim_lien, van_mieu = _code_of("Phường Kim Liên"), _code_of("Phường Văn Miếu - Quốc Tử Giám")
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(f'"{kim_lien}"', '"SWAP"').replace(f'"{van_mieu}"', f'"{kim_lien}"')
+    text = text.replace('"SWAP"', f'"{van_mieu}"')
+    text = text.replace(
+        "      - code: phuong-kim-lien\n",
+        "      - code: phuong-kim-lien\n        chairman: phone:vp-ba-dinh\n",
+    )
+    path.write_text(text, encoding="utf-8")
+    capsys.readouterr()
+
+    assert _import(path) == 0
+
+    assert "0 added, 2 updated, 125 kept, 0 vanished" in capsys.readouterr().out
+    config = load_config(path)
+    unit = config.area("phuong-kim-lien")
+    assert unit is not None and unit.name == "Phường Kim Liên"
+    assert unit.official_code == kim_lien and str(unit.chairman) == "phone:vp-ba-dinh"
+    other = config.area("phuong-van-mieu-quoc-tu-giam")
+    assert other is not None and other.official_code == van_mieu and other.chairman is None
 
 
 def test_check_config_warns_on_an_official_code_the_package_does_not_have(
@@ -269,3 +333,15 @@ def test_province_area_gives_the_units_for_other_configs() -> None:
     assert {u.official_code: u.name for u in ha_noi.children} == {
         code: ward.name for code, ward in HA_NOI_WARDS.items()
     }
+
+
+def test_the_official_data_is_the_release_the_examples_were_imported_from() -> None:
+    """examples/ carry 2026.9.0's codes. Plain pip on Python 3.11 picks 2025.10.1
+    (the 2026 releases declare Python >= 3.12): hotline.sh installs 2026.9.0 there."""
+    import vietnam_provinces
+
+    release = tuple(int(part) for part in vietnam_provinces.__version__.split(".")[:2])
+    assert release >= (2026, 9), (
+        f"vietnam-provinces {vietnam_provinces.__version__} is older than the data of the "
+        "examples: run ./hotline.sh setup (it installs 2026.9.0 on Python 3.11)"
+    )

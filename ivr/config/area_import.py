@@ -18,7 +18,9 @@ Choices, and why:
   and menus refer to it. A slug already taken gets the official code appended
   ("xa-tan-thanh-25459"). The official code is kept in ``official_code``.
 - ``name`` is the official name with its type ("Phường Đông Ngạc", "Xã Sóc
-  Sơn"); a re-import brings a renamed unit's name up to date.
+  Sơn"); a re-import brings a renamed unit's name up to date, and a unit whose
+  official code the data corrected (same name, new code) gets the new code:
+  see :func:`_match` for the order in which units are recognised.
 - ``shortcut``: three digits. A unit that has one keeps it; units without one
   get the lowest free numbers ("001" up) in the order of their official codes,
   free meaning unused in the province's subtree (one city-wide ward menu).
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,22 +176,13 @@ def import_areas_text(text: str, province_code: str | int) -> AreaImport:
         (node for node in tree if node.official_code is None and node.name == province.name), None
     )
     subtree = [province_node, *province_node.descendants(tree)] if province_node else []
-    # Units typed in by hand under the province, adopted by their official name.
-    by_name: dict[str, _AreaNode] = {}
-    for node in subtree[1:]:
-        if node.official_code is None:
-            by_name.setdefault(node.name, node)
     taken_codes = {node.code for node in tree}
     used_shortcuts = {node.shortcut for node in subtree if node.shortcut is not None}
 
     if province_node is not None:
         _update(document, province_node, province, result, shortcut=None)
-    matched: list[tuple[OfficialUnit, _AreaNode | None]] = []
-    for ward in wards:
-        found = by_official.get(ward.official_code)
-        if found is None and ward.name in by_name:
-            found = by_name.pop(ward.name)
-        matched.append((ward, found))
+    found = _match(wards, by_official, subtree[1:])
+    matched = [(ward, found.get(ward.official_code)) for ward in wards]
 
     # Shortcuts for every unit that has none, lowest free first, by official code.
     free = (
@@ -212,7 +206,10 @@ def import_areas_text(text: str, province_code: str | int) -> AreaImport:
             _update(document, existing, ward, result, shortcut=shortcut)
 
     current = {province.official_code} | {ward.official_code for ward in wards}
+    recognised = {id(node) for node in found.values()}
     for node in subtree:
+        if id(node) in recognised:
+            continue  # re-coded by the data: updated above
         if node.official_code is not None and node.official_code not in current:
             result.vanished.append(
                 f"{node.code} ({node.name}, {node.official_code}) on line {node.line}: "
@@ -234,6 +231,44 @@ def import_areas_text(text: str, province_code: str | int) -> AreaImport:
     return result
 
 
+def _match(
+    wards: list[OfficialUnit], by_official: dict[str, _AreaNode], subtree: list[_AreaNode]
+) -> dict[str, _AreaNode]:
+    """Which unit of the file each official unit is, keyed by official code.
+
+    In this order, each unit of the file taken once: the same code and name; then
+    the same name under the province, which also adopts a unit typed in by hand
+    and follows a unit whose code the data corrected (2026.9.0 re-coded 27 Hà Nội
+    units and swapped two codes between units; the name is what stayed); then
+    the same code anywhere in the tree, a unit the data renamed."""
+    found: dict[str, _AreaNode] = {}
+    used: set[int] = set()
+
+    def take(ward: OfficialUnit, node: _AreaNode) -> None:
+        found[ward.official_code] = node
+        used.add(id(node))
+
+    for ward in wards:
+        node = by_official.get(ward.official_code)
+        if node is not None and node.name == ward.name:
+            take(ward, node)
+    names = Counter(ward.name for ward in wards)
+    by_name: dict[str, list[_AreaNode]] = {}
+    for node in subtree:
+        by_name.setdefault(node.name, []).append(node)
+    for ward in wards:
+        if ward.official_code in found or names[ward.name] > 1:
+            continue  # two units of one name: only their codes can tell them apart
+        candidates = [n for n in by_name.get(ward.name, []) if id(n) not in used]
+        if len(candidates) == 1:
+            take(ward, candidates[0])
+    for ward in wards:
+        node = by_official.get(ward.official_code)
+        if ward.official_code not in found and node is not None and id(node) not in used:
+            take(ward, node)
+    return found
+
+
 def _update(
     document: _Document,
     node: _AreaNode,
@@ -249,6 +284,9 @@ def _update(
     if node.official_code is None:
         inserted.append(("official_code", _quoted(unit.official_code)))
         changes.append(f"official code {unit.official_code} set")
+    elif node.official_code != unit.official_code:
+        document.replace_value(node, "official_code", _quoted(unit.official_code))
+        changes.append(f"official code {node.official_code} → {unit.official_code}")
     if shortcut is not None:
         inserted.append(("shortcut", _quoted(shortcut)))
         changes.append(f"shortcut {shortcut}")
