@@ -426,3 +426,27 @@ def test_prompts_build_lists_what_it_could_not_build_and_exits_1(
     for language in LANGUAGES:
         assert f"{HOTLINE}/{language}/out_of_hours" in errors
     assert snapshot(prompts) == before and stray_files(prompts) == []
+
+
+def test_one_warning_per_reason_and_a_bounded_list(config_file: Path, prompts: Path) -> None:
+    from ivr.prompt_setup import LISTED_FAILURES, prompt_warnings
+    from ivr.prompts import PromptBuildReport, PromptFailure
+
+    config = load_config(config_file)
+    missing = "espeak-ng is not installed"
+    # A new hotline's whole set on a machine without espeak-ng: one line, not hundreds.
+    report = PromptBuildReport(
+        failed=[PromptFailure(folder(prompts, "vi") / f"area_{n}.wav", missing) for n in range(300)]
+    )
+    [warning] = prompt_warnings(config, report)
+    assert warning.startswith(f"prompt not built: {HOTLINE}/vi/area_0, {HOTLINE}/vi/area_1,")
+    assert f"and {300 - LISTED_FAILURES} more ({missing})" in warning
+    # espeak-ng's own messages differ per prompt: the list stays bounded all the same.
+    report = PromptBuildReport(
+        failed=[
+            PromptFailure(folder(prompts, "en") / f"p{n}.wav", f"failed on p{n}") for n in range(20)
+        ]
+    )
+    warnings = prompt_warnings(config, report)
+    assert len(warnings) == LISTED_FAILURES + 1
+    assert warnings[-1] == f"{20 - LISTED_FAILURES} more prompts not built: see the log"
