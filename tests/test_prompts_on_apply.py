@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import ivr.prompts
 import ivr.service
@@ -235,6 +236,45 @@ async def test_a_failing_synthesizer_applies_the_config_with_a_warning_and_keeps
     assert snapshot(prompts) == before
     assert {language: manifest(prompts, language) for language in LANGUAGES} == manifests_before
     assert stray_files(prompts) == []
+
+
+async def test_a_new_hotline_has_its_whole_set_before_the_config_is_current(
+    config_file: Path, prompts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydub.generators import Sine
+
+    from tests.test_tenancy import B, add_second_hotline
+
+    spoken: list[str] = []
+
+    def tone(parts: Any, name: str) -> Any:
+        # A whole set is ~80 prompts a language: a tone per prompt keeps this test
+        # quick; the tests above run espeak-ng itself.
+        spoken.append(name)
+        return Sine(440, sample_rate=8000).to_audio_segment(duration=200)
+
+    monkeypatch.setattr(ivr.prompts, "_synthesize", tone)
+    new_folders = [prompts / B / language for language in LANGUAGES]
+    source = WatchedSource(
+        load_config(config_file),
+        lambda: [{p.name for p in f.glob("*.wav")} for f in new_folders],
+    )
+    applier = ConfigApplier(source, clock=lambda: NOW)
+    data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    add_second_hotline(data)
+    config_file.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
+
+    applied = await applier.reload_file()
+
+    assert applier.config.hotline(B) is not None
+    assert prompt_warnings(applied.warnings) == []
+    [when_current] = source.seen_when_current
+    for names in when_current:
+        assert {"greeting.wav", "main_menu.wav", "out_of_hours.wav", "beep.wav"} <= names
+        assert "area_xuan-tao.wav" in names  # its ward menus can read a unit back
+    # Only the new hotline's prompts were made: the first one's texts did not change.
+    assert applied.prompts and all(path.is_relative_to(prompts / B) for path in applied.prompts)
+    assert len(spoken) == len([p for p in applied.prompts if p.name != "beep.wav"])
 
 
 async def test_synthesis_runs_off_the_event_loop_while_calls_are_served(
