@@ -118,13 +118,19 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts_build(args: argparse.Namespace) -> int:
-    from ivr.prompt_setup import build_hotline_prompts
+    from ivr.prompt_setup import build_hotline_prompts, prompt_warnings
+    from ivr.prompts import PromptBuildReport
 
     config = _load(args)
-    for path in build_hotline_prompts(config, force=args.force):
+    # The function `hotline serve` runs at its start and on every config applied;
+    # with a report, every prompt that can be built is, and each failure is listed.
+    report = PromptBuildReport()
+    for path in build_hotline_prompts(config, force=args.force, report=report):
         logger.debug("prompt %s", path)
-    print(f"prompts are in {config.resolve_path(config.paths.prompts)}")
-    return 0
+    print(f"{len(report.built)} prompts built in {config.resolve_path(config.paths.prompts)}")
+    for warning in prompt_warnings(config, report):
+        print(warning, file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

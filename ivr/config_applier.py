@@ -8,7 +8,9 @@ Order: give masked secrets back their saved values (the console never sees
 them, see :mod:`ivr.config.secret_mask`) → check the text, refusing changes to
 paths, ``config_dir`` and the database (nothing is touched when it has an
 error) → save it (mode 0600) with
-the previous version kept → routing table for the classic AGI fallback →
+the previous version kept → the prompts it changed (hours, unit and hotline
+names, own texts, a new ward's name, a new hotline's set), built in a thread
+so calls up go on, a failure a warning → routing table for the classic AGI fallback →
 Asterisk's files → module reloads over AMI → the new config becomes current in
 the process's one :class:`~ivr.config.source.ConfigSource`, which every running
 part reads (routing decisions, roster, console, cases, retention) and whose
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ivr.asterisk.reload import ReloadError, reload_modules, write_config_dir
 from ivr.config.edit import check_config_text, restart_only_changes, save_config_text
@@ -32,7 +35,11 @@ from ivr.config.schema import HotlineConfig
 from ivr.config.secret_mask import mask_secrets, unmask_secrets
 from ivr.config.source import ConfigSource
 from ivr.db.models import utc_now
+from ivr.prompt_setup import prompt_warnings, update_hotline_prompts
 from ivr.routing_table import write_routing_table
+
+if TYPE_CHECKING:
+    from ivr.prompts import PromptBuildReport
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,7 @@ class AppliedConfig:
     reloaded: list[str] = field(default_factory=list)  # "node: module"
     restart_needed: list[str] = field(default_factory=list)  # settings a restart takes over
     warnings: list[str] = field(default_factory=list)
+    prompts: list[Path] = field(default_factory=list)  # prompt files (re)built for it
 
 
 class ConfigApplier:
@@ -56,11 +64,13 @@ class ConfigApplier:
         self,
         config: HotlineConfig | ConfigSource,
         clock: Callable[[], datetime] = utc_now,
+        build_prompts: Callable[[HotlineConfig], PromptBuildReport] = update_hotline_prompts,
     ) -> None:
         self.config_source = ConfigSource.of(config)
         if self.config_source.current.source is None:
             raise ValueError("a config read from a file is needed to apply changes")
         self.clock = clock
+        self.build_prompts = build_prompts  # blocking (espeak-ng): called in a thread
         self._lock = asyncio.Lock()
 
     @property
@@ -106,6 +116,13 @@ class ConfigApplier:
 
     async def _take_over(self, new: HotlineConfig, backup: Path | None) -> AppliedConfig:
         result = AppliedConfig(new, backup, restart_needed=restart_only_changes(self.config, new))
+        # First the prompts, so the first call under the new config hears its
+        # texts (a changed schedule's hours, a new ward's name). espeak-ng runs in
+        # a thread: the FastAGI server shares this loop. A prompt that cannot be
+        # built keeps its old file and becomes a warning; the config still applies.
+        prompts = await asyncio.to_thread(self.build_prompts, new)
+        result.prompts = prompts.built
+        result.warnings.extend(prompt_warnings(new, prompts))
         await asyncio.to_thread(write_routing_table, new)
         config_dir = new.asterisk.config_dir
         if config_dir is None:

@@ -1,16 +1,29 @@
-"""Build every prompt a config needs: the catalog, ward names, music on hold."""
+"""Build every prompt a config needs: the catalog, ward names, music on hold.
+
+One function, :func:`build_hotline_prompts`, serves ``hotline prompts build``,
+``hotline serve``'s start and every config applied while running
+(:mod:`ivr.config_applier`): each builds only what the config changed."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import tempfile
 from array import array
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ivr.config.schema import Hotline, HotlineConfig, iter_areas
 from ivr.flow.hours_text import opening_hours_text, spoken_schedule
 
+if TYPE_CHECKING:
+    from ivr.prompts import PromptBuildReport
+
 logger = logging.getLogger(__name__)
+
+# A warning lists this many prompt files, then counts the rest.
+LISTED_FAILURES = 8
 
 CATALOG = Path(__file__).resolve().parents[1] / "prompts" / "catalog.yaml"
 OVERRIDES = Path(__file__).resolve().parents[1] / "prompts" / "custom"
@@ -35,32 +48,89 @@ def prompt_variables(config: HotlineConfig, hotline: Hotline, language: str) -> 
     return values
 
 
-def build_hotline_prompts(config: HotlineConfig, force: bool = False) -> list[Path]:
+def build_hotline_prompts(
+    config: HotlineConfig, force: bool = False, report: PromptBuildReport | None = None
+) -> list[Path]:
     """Synthesize each hotline's prompts into ``<paths.prompts>/<hotline id>/<language>/``
-    (its own texts, unit name and hours), plus music on hold."""
+    (its own texts, unit name and hours), plus music on hold; returns every
+    prompt file. Only prompts whose text changed are rebuilt (unless ``force``).
+
+    Without ``report`` the first failure raises; with one, the failures are
+    recorded there (previous files kept) and everything else is built, and
+    ``report.built`` lists the files written."""
     # pydub and the synthesizer load only when prompts are built, not with
     # every command that imports this module.
-    from ivr.prompts import build_for_hotline
+    from ivr.prompts import CatalogError, PromptBuildError, PromptFailure, build_for_hotline
 
     root = config.resolve_path(config.paths.prompts)
     areas = {area.code: area.name for area in iter_areas(config.areas)}
     written: list[Path] = []
     for hotline in config.hotlines:
         languages = prompt_languages(hotline)
-        written += build_for_hotline(
-            CATALOG,
-            root,
-            hotline.id,
-            {language: prompt_variables(config, hotline, language) for language in languages},
-            areas=areas,
-            overrides_root=OVERRIDES if OVERRIDES.is_dir() else None,
-            texts=hotline.prompts,
-            force=force,
-        )
+        try:
+            written += build_for_hotline(
+                CATALOG,
+                root,
+                hotline.id,
+                {language: prompt_variables(config, hotline, language) for language in languages},
+                areas=areas,
+                overrides_root=OVERRIDES if OVERRIDES.is_dir() else None,
+                texts=hotline.prompts,
+                force=force,
+                report=report,
+            )
+        except (CatalogError, PromptBuildError, OSError) as exc:
+            # Not one prompt but the hotline's set (the catalog unreadable, say).
+            if report is None:
+                raise
+            report.failed.append(PromptFailure(root / hotline.id, str(exc)))
         for language in languages:
-            written.append(write_beep(root / hotline.id / language / "beep.wav"))
-    written.append(write_hold_music(root / "moh" / "hotline-hold.wav"))
+            written.append(write_beep(root / hotline.id / language / "beep.wav", report))
+    written.append(write_hold_music(root / "moh" / "hotline-hold.wav", report))
     return written
+
+
+def update_hotline_prompts(config: HotlineConfig) -> PromptBuildReport:
+    """Build what ``config`` changed in its prompts, never raising: for a config
+    applied while calls go on and for ``hotline serve``'s start, which a prompt
+    must not stop. Blocking (espeak-ng): run it in a thread."""
+    from ivr.prompts import PromptBuildReport, PromptFailure
+
+    report = PromptBuildReport()
+    try:
+        build_hotline_prompts(config, report=report)
+    except Exception as exc:  # the phone side goes on; the warning says what is missing
+        logger.exception("prompts were not built")
+        root = config.resolve_path(config.paths.prompts)
+        report.failed.append(PromptFailure(root, f"{type(exc).__name__}: {exc}"))
+    if report.built:
+        logger.info("prompts built: %d", len(report.built))
+    return report
+
+
+def prompt_warnings(config: HotlineConfig, report: PromptBuildReport) -> list[str]:
+    """One warning per reason, naming the prompt files (``<hotline>/<language>/<name>``)."""
+    root = config.resolve_path(config.paths.prompts)
+    by_reason: dict[str, list[str]] = {}
+    for failure in report.failed:
+        try:
+            name = str(failure.path.relative_to(root).with_suffix(""))
+        except ValueError:  # not a file under the root (the root itself, say)
+            name = str(failure.path)
+        by_reason.setdefault(failure.reason, []).append(name)
+    warnings = []
+    for reason, names in by_reason.items():
+        listed = ", ".join(names[:LISTED_FAILURES])
+        if len(names) > LISTED_FAILURES:
+            listed += f" and {len(names) - LISTED_FAILURES} more"
+        warnings.append(
+            f"prompt not built: {listed} ({reason}); callers hear the previous "
+            "file, or nothing where there is none"
+        )
+    if len(warnings) > LISTED_FAILURES:  # a reason per prompt (espeak-ng's own errors)
+        rest = sum(len(names) for names in list(by_reason.values())[LISTED_FAILURES:])
+        warnings[LISTED_FAILURES:] = [f"{rest} more prompts not built: see the log"]
+    return warnings
 
 
 def write_pcm_wav(path: Path, samples: array, rate: int = 8000) -> Path:  # type: ignore[type-arg]
@@ -68,15 +138,28 @@ def write_pcm_wav(path: Path, samples: array, rate: int = 8000) -> Path:  # type
     import wave
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
+    # Beside the target, then renamed: never a half-written file to play or keep.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
+    try:
+        with os.fdopen(handle, "wb") as stream, wave.open(stream, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            out.writeframes(samples.tobytes())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 
-def write_beep(path: Path, seconds: float = 0.3, frequency: float = 1000.0) -> Path:
+def write_beep(
+    path: Path,
+    report: PromptBuildReport | None = None,
+    seconds: float = 0.3,
+    frequency: float = 1000.0,
+) -> Path:
     """The tone before a recorded message (Record's own needs Asterisk's sound pack)."""
     if path.exists():
         return path
@@ -88,10 +171,15 @@ def write_beep(path: Path, seconds: float = 0.3, frequency: float = 1000.0) -> P
             for n in range(int(rate * seconds))
         ),
     )
-    return write_pcm_wav(path, samples, rate)
+    write_pcm_wav(path, samples, rate)
+    if report is not None:
+        report.built.append(path)
+    return path
 
 
-def write_hold_music(path: Path, seconds: int = 20) -> Path:
+def write_hold_music(
+    path: Path, report: PromptBuildReport | None = None, seconds: int = 20
+) -> Path:
     """A soft, royalty-free chime loop, so callers on hold never hear silence.
 
     Replace the folder's content with licensed music in production.
@@ -108,4 +196,7 @@ def write_hold_music(path: Path, seconds: int = 20) -> Path:
                 envelope = math.exp(-3.0 * n / per_note)
                 value = 0.25 * envelope * math.sin(2 * math.pi * frequency * n / rate)
                 samples.append(int(value * 32767))
-    return write_pcm_wav(path, samples, rate)
+    write_pcm_wav(path, samples, rate)
+    if report is not None:
+        report.built.append(path)
+    return path

@@ -8,6 +8,8 @@ into the overrides folder replaces the synthesized prompt of the same name.
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -20,7 +22,8 @@ import tempfile
 import unicodedata
 import warnings
 import wave
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +69,8 @@ KEEP_SILENCE_MS = 120
 # Bump when the audio processing changes, so that every prompt is rebuilt.
 PIPELINE_VERSION = "1"
 MANIFEST_NAME = ".manifest.json"
+# Taken (flock) while a build reads and rewrites a folder's manifest and files.
+LOCK_NAME = ".lock"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _AREA_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -81,6 +86,23 @@ class CatalogError(ValueError):
 
 class PromptBuildError(RuntimeError):
     """A prompt could not be built; the message says which one and what to do."""
+
+
+@dataclass(frozen=True)
+class PromptFailure:
+    """A prompt file a build could not (re)write: any previous file stays in place."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class PromptBuildReport:
+    """What a build did, for a caller that must not stop at the first failure
+    (a config applied while calls go on is not blocked by one prompt)."""
+
+    built: list[Path] = dataclasses.field(default_factory=list)  # files (re)written
+    failed: list[PromptFailure] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -222,6 +244,7 @@ def build_prompts(
     overrides_root: Path | Iterable[Path] | None = None,
     force: bool = False,
     names: Iterable[str] | None = None,
+    report: PromptBuildReport | None = None,
 ) -> list[Path]:
     """Write ``out_root/<language>/<name>.wav`` for each entry and ``area_<code>.wav``
     for each area code -> name in ``areas``; returns every output path, in order.
@@ -233,6 +256,11 @@ def build_prompts(
     from ``areas``; ``area_selected.wav`` itself is only built when ``variables`` has
     an ``area_name``. An entry that needs an optional placeholder (``{english_key}``)
     absent from ``variables`` is left out.
+
+    Without ``report`` the first prompt that cannot be built raises
+    :class:`PromptBuildError`; with one, each such prompt is recorded there (its
+    previous file and manifest entry kept) and the others are still built. One
+    build at a time writes a folder (threads and processes alike).
     """
     selected = catalog.names if names is None else list(names)
     unknown = [name for name in selected if name not in catalog]
@@ -277,35 +305,53 @@ def build_prompts(
     else:
         roots = [Path(root) for root in overrides_root]
     overrides = [root / language for root in roots]
-    manifest = _read_manifest(folder)
     outputs: list[Path] = []
-    built = 0
-    try:
-        for output_name, entry_name, values in jobs:
-            target = folder / f"{output_name}.wav"
-            override = _find_override(overrides, output_name)
-            if override is not None:
-                digest = _digest("override", _file_hash(override))
-            else:
-                entry = catalog.entries[entry_name]
-                parts = _speech_parts(entry.texts[language], language, values, entry.voice)
-                digest = _digest("espeak-ng", ESPEAK_WORDS_PER_MINUTE, *_flatten(parts))
-            outputs.append(target)
-            if not force and target.exists() and manifest.get(output_name) == digest:
-                continue
-            if override is not None:
-                audio = _load_override(override)
-                source = str(override)
-            else:
-                audio = _synthesize(parts, output_name)
-                source = "espeak-ng"
-            _write_wav(_for_telephone(audio, output_name), target)
-            manifest[output_name] = digest
-            built += 1
-            logger.debug("prompt %s built from %s", target, source)
-    finally:
-        _write_manifest(folder, manifest)
-    logger.info("prompts %s: %d built, %d unchanged", folder, built, len(outputs) - built)
+    built = failed = 0
+    # The manifest is read, updated and written back whole: two builds of one
+    # folder at once (a config applied while `hotline prompts build` runs, two
+    # processes reloading on SIGHUP) would each lose the other's entries.
+    with _folder_lock(folder):
+        manifest = _read_manifest(folder)
+        try:
+            for output_name, entry_name, values in jobs:
+                target = folder / f"{output_name}.wav"
+                override = _find_override(overrides, output_name)
+                if override is not None:
+                    digest = _digest("override", _file_hash(override))
+                else:
+                    entry = catalog.entries[entry_name]
+                    parts = _speech_parts(entry.texts[language], language, values, entry.voice)
+                    digest = _digest("espeak-ng", ESPEAK_WORDS_PER_MINUTE, *_flatten(parts))
+                outputs.append(target)
+                if not force and target.exists() and manifest.get(output_name) == digest:
+                    continue
+                try:
+                    if override is not None:
+                        audio = _load_override(override)
+                        source = str(override)
+                    else:
+                        audio = _synthesize(parts, output_name)
+                        source = "espeak-ng"
+                    _write_wav(_for_telephone(audio, output_name), target)
+                except (PromptBuildError, CouldntDecodeError, OSError) as exc:
+                    if report is None:
+                        raise
+                    # The old file and its manifest entry stay: the next build retries.
+                    logger.warning("prompt %s not built: %s", target, exc)
+                    report.failed.append(PromptFailure(target, str(exc)))
+                    failed += 1
+                    continue
+                manifest[output_name] = digest
+                built += 1
+                if report is not None:
+                    report.built.append(target)
+                logger.debug("prompt %s built from %s", target, source)
+        finally:
+            _write_manifest(folder, manifest)
+    logger.info(
+        "prompts %s: %d built, %d unchanged, %d failed",
+        folder, built, len(outputs) - built - failed, failed,
+    )  # fmt: skip
     return outputs
 
 
@@ -318,13 +364,14 @@ def build_for_hotline(
     overrides_root: Path | None = None,
     texts: Mapping[str, Mapping[str, str]] | None = None,
     force: bool = False,
+    report: PromptBuildReport | None = None,
 ) -> list[Path]:
     """Build one hotline's prompts into ``out_root/<hotline_id>/<language>/``.
 
     ``variables`` maps each language to build to its placeholder values; ``texts``
     are the hotline's own texts replacing catalog entries (``Hotline.prompts``).
     Studio recordings: ``overrides_root/<hotline_id>/<language>/`` first, then the
-    shared ``overrides_root/<language>/``.
+    shared ``overrides_root/<language>/``. ``report``: see :func:`build_prompts`.
     """
     catalog = load_catalog(catalog_path).with_texts(texts or {})
     roots = [] if overrides_root is None else [overrides_root / hotline_id, overrides_root]
@@ -338,6 +385,7 @@ def build_for_hotline(
             areas=areas,
             overrides_root=roots,
             force=force,
+            report=report,
         )
     return written
 
@@ -520,6 +568,18 @@ def _read_manifest(folder: Path) -> dict[str, str]:
         logger.warning("%s is unreadable; every prompt there will be rebuilt", path)
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    # flock on a file opened here: it excludes other processes and, being tied
+    # to this open file, other threads of this process too.
+    with open(folder / LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_manifest(folder: Path, manifest: dict[str, str]) -> None:

@@ -29,6 +29,7 @@ from ivr.db.migrate import upgrade
 from ivr.db.models import utc_now
 from ivr.fallback_calls import FallbackCallSpool
 from ivr.privacy.schedule import RetentionSchedule
+from ivr.prompt_setup import prompt_warnings, update_hotline_prompts
 from ivr.routing_table import call_spool_path
 from ivr.transcription.processes import start_worker_processes, stop_worker_processes
 from queue_manager.manager import QueueManager
@@ -173,7 +174,20 @@ async def reload_config(services: RunningServices) -> None:
         logger.warning("config applied: %s", warning)
     if applied.restart_needed:
         logger.warning("takes effect after a restart: %s", ", ".join(applied.restart_needed))
-    logger.info("config applied (%d Asterisk modules reloaded)", len(applied.reloaded))
+    logger.info(
+        "config applied (%d Asterisk modules reloaded, %d prompts built)",
+        len(applied.reloaded), len(applied.prompts),
+    )  # fmt: skip
+
+
+async def build_prompts_at_start(config: HotlineConfig) -> None:
+    """What ``hotline prompts build`` does, before the first call: a config edited
+    while the service was stopped is heard as it is now. Only changed prompts are
+    synthesized (nothing when they were built); a failure is logged, the calls
+    are still taken."""
+    report = await asyncio.to_thread(update_hotline_prompts, config)
+    for warning in prompt_warnings(config, report):
+        logger.warning("%s", warning)
 
 
 async def serve(
@@ -184,6 +198,8 @@ async def serve(
 ) -> None:
     """Run until ``stop`` is set (SIGTERM, SIGINT), then stop taking calls, let
     the calls up end for up to ``drain_seconds`` and flush the call log."""
+    if only in (None, "agi"):  # the process that plays them
+        await build_prompts_at_start(config)
     services = await start_services(
         config, parts=frozenset({only}) if only else frozenset({"agi", "ami", "web"})
     )

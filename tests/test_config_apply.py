@@ -14,6 +14,7 @@ from ivr.config import ConfigError, HotlineConfig, load_config
 from ivr.config.edit import restart_only_changes, save_config_text
 from ivr.config.source import ConfigSource
 from ivr.config_applier import ConfigApplier
+from ivr.prompts import PromptBuildReport
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bac-tu-liem.yaml"
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
@@ -27,6 +28,11 @@ class Follower:
 
     async def replace_config(self, config: HotlineConfig) -> None:
         self.received.append(config)
+
+
+def no_prompts(config: HotlineConfig) -> PromptBuildReport:
+    """Prompts are not what these tests apply (tests/test_prompts_on_apply.py is)."""
+    return PromptBuildReport()
 
 
 def following(config: HotlineConfig, *followers: Follower) -> ConfigSource:
@@ -68,7 +74,9 @@ async def test_a_wrong_text_names_file_line_and_field_and_touches_nothing(
 ) -> None:
     config = load_config(config_file)
     follower = Follower()
-    applier = ConfigApplier(following(config, follower), clock=lambda: NOW)
+    applier = ConfigApplier(
+        following(config, follower), clock=lambda: NOW, build_prompts=no_prompts
+    )
     original = config_file.read_text(encoding="utf-8")
     wrong = original.replace('shortcut: "03"', 'shortcut: "3x"')
     with pytest.raises(ConfigError) as caught:
@@ -85,7 +93,9 @@ async def test_a_wrong_text_names_file_line_and_field_and_touches_nothing(
 async def test_a_valid_text_is_saved_and_given_to_every_running_part(config_file: Path) -> None:
     config = load_config(config_file)
     first, second = Follower(), Follower()
-    applier = ConfigApplier(following(config, first, second), clock=lambda: NOW)
+    applier = ConfigApplier(
+        following(config, first, second), clock=lambda: NOW, build_prompts=no_prompts
+    )
     original = config_file.read_text(encoding="utf-8")
     edited = original.replace('shortcut: "03"', 'shortcut: "33"')
     applied = await applier.apply_text(edited)
@@ -101,7 +111,7 @@ async def test_a_valid_text_is_saved_and_given_to_every_running_part(config_file
 
 async def test_a_file_edited_by_hand_is_applied_on_reload(config_file: Path) -> None:
     follower = Follower()
-    applier = ConfigApplier(following(load_config(config_file), follower))
+    applier = ConfigApplier(following(load_config(config_file), follower), build_prompts=no_prompts)
     text = config_file.read_text(encoding="utf-8")
     config_file.write_text(text.replace("port: 5060}", "port: 5062}", 1), encoding="utf-8")
     applied = await applier.reload_file()

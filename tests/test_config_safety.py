@@ -23,6 +23,7 @@ from ivr.config.phone_secrets import generated_phone_secrets, phone_secret
 from ivr.config.safe_text import UnsafeValue, check_host, check_name, check_secret
 from ivr.config.secret_mask import MASK, mask_secrets, unmask_secrets
 from ivr.config_applier import ConfigApplier
+from tests.test_config_apply import no_prompts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bac-tu-liem.yaml"
 NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
@@ -251,7 +252,8 @@ def test_rendered_files_with_secrets_are_0600(tmp_path: Path, example_text: str)
 def applier(tmp_path: Path, example_text: str) -> ConfigApplier:
     path = tmp_path / "hotline.yaml"
     path.write_text(example_text, encoding="utf-8")
-    return ConfigApplier(load_config(path), clock=lambda: NOW)
+    # Prompts are not what these tests apply (tests/test_prompts_on_apply.py is).
+    return ConfigApplier(load_config(path), clock=lambda: NOW, build_prompts=no_prompts)
 
 
 LOCKED_EDITS = {

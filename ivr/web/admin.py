@@ -140,11 +140,13 @@ async def config_apply(request: web.Request) -> web.StreamResponse:
             )  # fmt: skip
         return _config_view(request, text, status=422, problems=exc.problems)
     await audit(request, "config_apply", str(state.config.source),
-                detail=f"backup {applied.backup}")  # fmt: skip
+                detail=(f"backup {applied.backup}; {len(applied.prompts)} prompts built"
+                        + "".join(f"; {w}" for w in applied.warnings))[:500])  # fmt: skip
     if is_api(request):
         return web.json_response(
             {"ok": True, "backup": str(applied.backup or ""),
              "rendered": [str(p) for p in applied.rendered], "reloaded": applied.reloaded,
+             "prompts": [str(p) for p in applied.prompts],
              "restart_needed": applied.restart_needed, "warnings": applied.warnings}
         )  # fmt: skip
     return _config_view(request, await asyncio.to_thread(state.applier.masked_text),

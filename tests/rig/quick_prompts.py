@@ -23,6 +23,11 @@ def write_quick_prompts(built: Path, out: Path) -> Path:
         for language in LANGUAGES:
             for real in (hotline / language).glob("*.wav"):
                 write_pcm_wav(out / hotline.name / language / real.name, tone)
+            # The tones stand for the built texts: a config applied in a test
+            # (which builds its prompts) keeps them and rebuilds only what it changed.
+            manifest = hotline / language / ".manifest.json"
+            if manifest.is_file():
+                (out / hotline.name / language / manifest.name).write_bytes(manifest.read_bytes())
     (out / "moh").mkdir(parents=True, exist_ok=True)
     for music in (built / "moh").glob("*.wav"):
         (out / "moh" / music.name).write_bytes(music.read_bytes())
