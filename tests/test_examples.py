@@ -97,7 +97,14 @@ def test_public_admin_line_keeps_office_hours_with_a_lunch_break() -> None:
     assert not hours.is_open(line.schedule, _at(2026, 11, 23, 17, 30))
     assert not hours.is_open(line.schedule, _at(2026, 11, 28, 10, 0))  # Saturday
     assert not hours.is_open(line.schedule, _at(2026, 9, 2, 10, 0))  # Quốc khánh, Wednesday
-    assert line.out_of_hours.kind.value == "voicemail"
+    # After hours: 1 a call-back when the switchboard opens, 2 or nothing a message.
+    assert str(line.out_of_hours) == "menu:after-hours"
+    after_hours = line.menus["after-hours"]
+    assert {k: str(d) for k, d in after_hours.options.items()} == {
+        "1": "callback:hcc-tong-dai",
+        "2": "voicemail",
+    }
+    assert str(after_hours.on_no_input) == "voicemail"
     assert "{opening_hours}" in line.prompts["out_of_hours"]["vi"]
 
 

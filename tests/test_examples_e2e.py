@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
+from sqlalchemy import select
 
 from ivr.asterisk.instance import AsteriskInstance
 from ivr.cases.service import CaseService
@@ -36,6 +37,7 @@ from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.models import Call
 from ivr.prompt_setup import CATALOG, write_pcm_wav
 from ivr.prompts import load_catalog
+from ivr.queue_records.models import CallbackRequest
 from ivr.service import RunningServices, start_services
 from ivr.sim.sipp import (
     Dtmf,
@@ -47,6 +49,7 @@ from ivr.sim.sipp import (
 )
 from ivr.sim.sipp.results import CallResult
 from ivr.sim.speech import wav_to_rtp_pcap
+from queue_manager.manager import QueueManager
 from tests.rig.stack import REPO, CallRecords, Ports, point_at_rig, start_asterisk, wait_for
 
 pytestmark = pytest.mark.asterisk
@@ -359,22 +362,46 @@ def _sms_to(rig: CombinedRig, number: str) -> list[dict[str, Any]]:
     return [message for message in map(json.loads, lines) if message["to"] == number]
 
 
+def _callback_requests(rig: CombinedRig, caller: str) -> list[CallbackRequest]:
+    engine = make_engine(rig.config.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return list(
+                session.scalars(
+                    select(CallbackRequest).where(CallbackRequest.caller_number == caller)
+                )
+            )
+    finally:
+        engine.dispose()
+
+
 async def test_after_hours_message_becomes_a_case_read_back_texted_and_offered_on_the_next_call(
     rig: CombinedRig, services: RunningServices, monday_morning: None
 ) -> None:
     """Monday 19:00, both office-hours lines are closed. The public-admin line says
-    its hours (its own out_of_hours text) and takes a message: a case, its code
-    read back. Thanh Xuân does the same and texts the code to the caller.
-    Monday 10:00 the public-admin caller calls again: the open case is offered
-    first, then key 1 reaches the procedures queue."""
-    hcc_caller, tx_caller = new_caller(), new_caller()
+    its hours (its own out_of_hours text) and offers 1, a call-back when it opens,
+    or 2, a message: one caller presses 2 and leaves a message (a case, its code
+    read back), another presses 1 (a case and a call-back request, the code read
+    back, then the line hangs up) and is called back from the line's own number
+    as soon as the switchboard's agent is free (the rig's agent is always in).
+    Thanh Xuân takes a message and texts the code to the caller. Monday 10:00 the
+    public-admin caller calls again: the open case is offered first, then key 1
+    reaches the procedures queue."""
+    hcc_caller, tx_caller, callback_caller = new_caller(), new_caller(), new_caller()
     rig.clock.at = MONDAY_19H_HANOI
-    message = [Pause(1500), PlayAudio(rig.message_pcap), Dtmf("#")]
+    rig.carrier.reset()
+    rig.agents.reset()
+    message = [PlayAudio(rig.message_pcap), Dtmf("#")]
+    # The after-hours menu's key once out_of_hours (not interruptible) has played.
+    after_hours_key = [Pause(1500)]
     closed = await asyncio.gather(
-        rig.call(HCC, hcc_caller, message, hangup_after_ms=5000),
-        rig.call(THANH_XUAN, tx_caller, message, hangup_after_ms=3000),
-    )
+        rig.call(HCC, hcc_caller, [*after_hours_key, Dtmf("2"), Pause(1200), *message],
+                 hangup_after_ms=5000),
+        rig.call(THANH_XUAN, tx_caller, [Pause(1500), *message], hangup_after_ms=3000),
+        rig.call(HCC, callback_caller, [*after_hours_key, Dtmf("1")], hangup_after_ms=None),
+    )  # fmt: skip
     assert all(result.answered for result in closed), [r.log_text for r in closed]
+    assert closed[2].hung_up_by == "remote"  # the line ends the call after the code
     cases = _cases(rig)
     for caller, hotline_id in ((hcc_caller, "ha-noi-hcc"), (tx_caller, "thanh-xuan")):
         record = await rig.records.wait_closed(e164(caller))
@@ -383,6 +410,9 @@ async def test_after_hours_message_becomes_a_case_read_back_texted_and_offered_o
         heard = [path.stem for path in played]
         assert heard.index("out_of_hours") < heard.index("voicemail_intro")
         assert "main_menu" not in heard and "greeting" not in heard
+        if hotline_id == "ha-noi-hcc":
+            assert record.keys_pressed == "2"
+            assert heard.index("after_hours_menu") < heard.index("voicemail_intro")
         # The line's own text, with its own hours.
         assert played[heard.index("out_of_hours")].parent.parent.name == hotline_id
         opened = await wait_for(
@@ -393,6 +423,48 @@ async def test_after_hours_message_becomes_a_case_read_back_texted_and_offered_o
     case = cases.open_cases_for_caller(e164(hcc_caller))[0]
     record = await rig.records.wait_closed(e164(hcc_caller))
     assert _read_back(rig.heard(record), case.code) == [f"digit_{d}" for d in case.code]
+
+    # Key 1: a case and a call-back request of the switchboard, the code read back.
+    record = await rig.records.wait_closed(e164(callback_caller))
+    assert record.hotline_id == "ha-noi-hcc" and record.keys_pressed == "1"
+    assert record.route_target == "callback:hcc-tong-dai"
+    [callback_case] = cases.open_cases_for_caller(e164(callback_caller))
+    assert (callback_case.channel, callback_case.hotline_id) == ("callback", "ha-noi-hcc")
+    heard = rig.heard(record)
+    assert heard.index("after_hours_menu") < heard.index("callback_confirmed_when_open")
+    assert "voicemail_intro" not in heard
+    code = [f"digit_{d}" for d in callback_case.code]
+    assert _read_back(heard, callback_case.code) == code
+    [request] = _callback_requests(rig, e164(callback_caller))
+    assert (request.queue, request.hotline_id) == ("hcc-tong-dai", "ha-noi-hcc")
+    assert request.case_code == callback_case.code
+    # The queue manager (started now: this rig's other tests run the FastAGI
+    # server alone) sees the switchboard's agent free and calls the citizen back
+    # through the trunk, from the public-admin line's own number, then puts them
+    # through to that switchboard. The rig's agents are static queue members, so
+    # the roster is left out (it would add the 1022 center's phone-less agents).
+    roster = rig.config.roster.model_copy(update={"assignments": [], "overrides": []})
+    manager = QueueManager(
+        rig.config.model_copy(update={"roster": roster}),
+        make_session_factory(make_engine(rig.config.database_url)),
+    )
+    await manager.start()
+    try:
+        await rig.carrier.wait_rung(1, timeout=20)
+        [dialled] = rig.carrier.calls
+        assert (dialled.dialed, dialled.caller_id) == (callback_caller, HCC)
+        await rig.agents.wait_rung(1, timeout=20)
+        assert [call.dialed for call in rig.agents.calls] == ["t-hcc-tong-dai"]
+        answered = await wait_for(
+            lambda: [
+                r for r in _callback_requests(rig, e164(callback_caller)) if r.status == "done"
+            ],
+            20,
+            "the call-back answered",
+        )
+        assert answered[0].attempts == 1
+    finally:
+        await manager.close()
 
     tx_case = cases.open_cases_for_caller(e164(tx_caller))[0]
     sent = (await wait_for(lambda: _sms_to(rig, e164(tx_caller)), 10, "the SMS"))[0]

@@ -194,6 +194,13 @@ class HotlineAgi:
             self._case_records,
         )
         route = result.route
+        callback_case: str | None = None
+        if route is not None and route.callback_queue is not None:
+            # Written before the call record is updated and before the caller
+            # hears anything: a hangup now still leaves the request and its case.
+            route, callback_case = await self._callback_chosen(
+                route, hotline, uniqueid, known_caller
+            )
         self.call_log.call_routed(
             uniqueid,
             keys=result.keys_pressed,
@@ -210,7 +217,46 @@ class HotlineAgi:
             path = announce_prompts.path(name)
             if path:
                 await channel.stream_file(path)
+        if callback_case is not None and route.callback_queue is not None:
+            queue = config.queue(route.callback_queue)
+            # "… when the working day starts" when the queue is closed now (after
+            # hours), "… as soon as possible" when an agent may call at once.
+            opens_later = queue is not None and not self.flow.hours.is_open(
+                queue.schedule, self.clock()
+            )
+            confirmation = "callback_confirmed_when_open" if opens_later else "callback_confirmed"
+            digits = digit_prompts(callback_case)
+            # The route first: a caller who hangs up while hearing the code ends
+            # on it all the same (the request and its case are written already).
+            await _hand_over(channel, route)
+            await _play(
+                channel,
+                announce_prompts,
+                [confirmation, "case_code_intro", *digits, "case_code_repeat", *digits, "goodbye"],
+            )
+            return
         await _hand_over(channel, route)
+
+    async def _callback_chosen(
+        self, route: Route, hotline: Hotline, uniqueid: str, caller: str | None
+    ) -> tuple[Route, str | None]:
+        """A call-back chosen in a menu (``callback:<queue>``): the request and its
+        case, as for key 1 in a queue, placed in line now. Returns the route to
+        hand over and the case code; without a request (no case desk, a database
+        error) the caller leaves a message instead, which becomes a case too."""
+        queue = route.callback_queue
+        assert queue is not None
+        # The flow sends a withheld number to voicemail; this is the last guard.
+        case = None
+        if caller is not None:
+            case = await self._request_callback(
+                uniqueid, queue, hotline.id, caller, self.clock().timestamp()
+            )
+        if case is None:
+            logger.warning("call-back from %s for %s not recorded; voicemail instead",
+                           queue, uniqueid)  # fmt: skip
+            return Route(RouteKind.VOICEMAIL, description="voicemail"), None
+        return route, case
 
     async def callback_requested(self, request: fast_agi.Request) -> None:
         """Key 1 in a queue: open a case, keep the caller's place, confirm.
@@ -238,23 +284,35 @@ class HotlineAgi:
         joined = _epoch(args.joined)
         if not caller.e164 or not caller.e164.startswith("+") or joined is None:
             return
-        if self.case_desk is None:
+        case = await self._request_callback(uniqueid, queue, hotline.id, caller.e164, joined)
+        if case is None:
             return
         try:
-            case = await self._db.run(
-                self._open_callback, uniqueid, queue, hotline.id, caller.e164, joined
-            )
             prompts = self._prompts_for(hotline, channel)
             await channel.set_variable(v.CALLBACK, "1")
             await channel.set_variable(v.ROUTE, v.CALLBACK_ROUTE)
-            for name in ("callback_confirmed", "case_code_intro", *digit_prompts(case)):
-                path = prompts.path(name)
-                if path:
-                    await channel.stream_file(path)
+            await _play(channel, prompts, ["callback_confirmed", "case_code_intro",
+                                           *digit_prompts(case)])  # fmt: skip
         except CallerHungUp:
             return
         except Exception:
             logger.exception("callback request failed for %s", uniqueid)
+
+    async def _request_callback(
+        self, uniqueid: str, queue: str, hotline_id: str, caller: str, joined: float
+    ) -> str | None:
+        """Open the call-back's case and write its request (the queue manager
+        dials it); ``joined`` is the caller's place in line. The case code, or
+        None when there is no case desk or the database failed."""
+        if self.case_desk is None:
+            return None
+        try:
+            return await self._db.run(
+                self._open_callback, uniqueid, queue, hotline_id, caller, joined
+            )
+        except Exception:
+            logger.exception("callback request failed for %s", uniqueid)
+            return None
 
     def _open_callback(
         self, uniqueid: str, queue: str, hotline_id: str, caller: str, joined: float
@@ -461,6 +519,14 @@ def _epoch(text: str) -> float | None:
         return float(text) if text else None
     except ValueError:
         return None
+
+
+async def _play(channel: AgiChannel, prompts: PromptFiles, names: list[str]) -> None:
+    """Play the installed prompts among ``names``, in order."""
+    for name in names:
+        path = prompts.path(name)
+        if path:
+            await channel.stream_file(path)
 
 
 async def _hand_over(channel: AgiChannel, route: Route) -> None:

@@ -1,8 +1,9 @@
 """The destination vocabulary shared by menus, fallbacks, schedules and queues.
 
 A destination is written in the config as ``kind:argument`` (``queue:operator``,
-``area:00611``, ``tel:113``). Keeping it one small closed vocabulary means the
-call flow, the dialplan renderer and the validator all speak the same words.
+``area:00611``, ``tel:113``, ``callback:operator``). Keeping it one small closed
+vocabulary means the call flow, the dialplan renderer and the validator all speak
+the same words.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ class DestinationKind(StrEnum):
     PROMPT = "prompt"  # play a prompt from the catalog, then return to the menu
     CASE_STATUS = "case_status"  # case status lookup by code
     VOICEMAIL = "voicemail"  # leave a message that becomes a case
+    # Be called back from a queue (callback:<queue>): the case is opened and the
+    # queue manager dials the caller once an agent of that queue is free, e.g.
+    # after hours "press 1 to be called back when we open".
+    CALLBACK = "callback"
     HANGUP = "hangup"
 
 
@@ -33,6 +38,7 @@ _NEEDS_ARGUMENT = {
     DestinationKind.DEPARTMENT,
     DestinationKind.MENU,
     DestinationKind.PROMPT,
+    DestinationKind.CALLBACK,
 }
 _TEL_PATTERN = re.compile(r"^\+?[0-9]{3,15}(@[A-Za-z0-9_.-]+)?$")
 

@@ -215,10 +215,12 @@ def _foreign_agent(config: HotlineConfig, agent_id: str, queue_id: str) -> str |
 def _foreign_queue_problems(
     config: HotlineConfig, hotline_id: str, owned: list[tuple[Destination, FieldPath]]
 ) -> list[Problem]:
-    """A hotline's menus and fallbacks send callers only to its own queues."""
+    """A hotline's menus and fallbacks send callers only to its own queues, and
+    promise call-backs only from them (the agent who calls back, and the caller
+    id the citizen sees, are that queue's hotline's)."""
     problems: list[Problem] = []
     for destination, path in owned:
-        if destination.kind is not DestinationKind.QUEUE:
+        if destination.kind not in (DestinationKind.QUEUE, DestinationKind.CALLBACK):
             continue
         owner = config.queue_owner(destination.argument)
         if owner is not None and owner != hotline_id:
@@ -360,6 +362,15 @@ class _DestinationChecker:
                 return [(path, f"unknown area {argument!r}{_hint(self._areas)}")]
             if area.chairman is None:
                 return [(path, f"area {argument!r} ({area.name}) has no chairman to ring")]
+        if kind is DestinationKind.CALLBACK:
+            # Offered to a caller of the hotline (a menu, its out_of_hours): as a
+            # chairman's fallback or a department's target it would promise a
+            # call-back to someone who only asked to be put through.
+            if menus is None:
+                return [(path, "a call-back is offered only in a hotline's menus or out_of_hours")]
+            queues = self._ids[DestinationKind.QUEUE]
+            if argument not in queues:
+                return [(path, f"unknown queue {argument!r}{_hint(queues)}")]
         if kind is DestinationKind.PROMPT and not _PROMPT_NAME.fullmatch(argument):
             return [(path, f"prompt name {argument!r}: use a-z, 0-9, '-' and '_' only")]
         if kind is DestinationKind.MENU:

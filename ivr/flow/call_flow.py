@@ -53,6 +53,14 @@ TRANSFERRING_PROMPT = "transferring"
 # Said after the greeting by a hotline with english_key ("For English, press 9").
 ENGLISH_OFFER_PROMPT = "english_offer"
 ENGLISH = "en"
+# A call-back chosen by a caller whose number is withheld: nobody to call, so
+# they are told so and leave a message instead (it becomes a case too).
+CALLBACK_UNAVAILABLE_PROMPT = "callback_unavailable"
+# Leaving a menu for these, "transferring you to an operator" would be untrue:
+# their own prompts say what happens next.
+_NOT_TO_AN_OPERATOR = frozenset(
+    {DestinationKind.VOICEMAIL, DestinationKind.CALLBACK, DestinationKind.HANGUP}
+)
 
 # Which sentence tells the caller where a case stands.
 STATUS_PROMPTS: dict[str, str] = {  # keyed by CaseStatus; rows hold plain str
@@ -103,6 +111,7 @@ class _CallState:
     step: str = "entry"
     confirmed_area: str | None = None  # the caller has heard this unit's name already
     language: str | None = None  # chosen with the hotline's english_key
+    caller: str | None = None  # E.164; None when withheld (no call-back possible)
 
     def press(self, digits: str) -> None:
         self.keys += digits if not self.keys else f",{digits}"
@@ -137,7 +146,7 @@ class HotlineFlow:
 
     def run(self, hotline: Hotline, now: datetime, caller: str | None = None) -> Flow:
         """The whole call; ``caller`` is the E.164 number, None when withheld."""
-        state = _CallState()
+        state = _CallState(caller=caller)
         result = yield from self._call(hotline, now, caller, state)
         return replace(result, language=state.language) if state.language else result
 
@@ -219,6 +228,11 @@ class HotlineFlow:
             elif kind is DestinationKind.CASE_STATUS:
                 chosen = yield from self._case_lookup(state)
                 chosen = main if chosen is not None else None
+            elif kind is DestinationKind.CALLBACK and state.caller is None:
+                state.step = CALLBACK_UNAVAILABLE_PROMPT
+                yield Mark(state.step)
+                reply = yield Play((CALLBACK_UNAVAILABLE_PROMPT,))
+                chosen = None if _hung_up(reply) else Destination(DestinationKind.VOICEMAIL)
             else:
                 return (yield from self._route(hotline, destination, state, now))
             barge_in = ""
@@ -244,7 +258,7 @@ class HotlineFlow:
             # The unit's name was read back and confirmed: do not say it twice.
             named = () if route.area_code == state.confirmed_area else (f"area_{route.area_code}",)
             route = replace(route, announce=(*named, TRANSFERRING_PROMPT))
-        state.step = f"route:{route.kind.value}"
+        state.step = f"route:{'callback' if route.callback_queue else route.kind.value}"
         yield Mark(state.step)
         return FlowResult(route, state.keys, state.step)
 
@@ -257,7 +271,10 @@ class HotlineFlow:
         if queue is None or self.hours.is_open(queue.schedule, now):
             return route
         fallback = hotline.out_of_hours
-        if fallback.kind in (DestinationKind.MENU, DestinationKind.PROMPT) or (
+        # Only a destination that puts the caller somewhere: not a menu, and not
+        # a call-back they did not ask for.
+        not_a_place = (DestinationKind.MENU, DestinationKind.PROMPT, DestinationKind.CALLBACK)
+        if fallback.kind in not_a_place or (
             fallback.kind is DestinationKind.AREA and self._is_area_menu(fallback.argument)
         ):
             fallback = hotline.failure_destination
@@ -320,10 +337,12 @@ class HotlineFlow:
                     return None if _hung_up(heard) else menu.on_invalid
             failures += 1
             if failures >= menu.attempts:
-                give_up = yield Play(("to_operator",))
-                if _hung_up(give_up):
-                    return None
-                return menu.on_invalid if digits else menu.on_no_input
+                give_up_to = menu.on_invalid if digits else menu.on_no_input
+                if give_up_to.kind not in _NOT_TO_AN_OPERATOR:
+                    give_up = yield Play(("to_operator",))
+                    if _hung_up(give_up):
+                        return None
+                return give_up_to
             retry = yield Play(("invalid_key",) if digits else ("no_input",))
             if _hung_up(retry):
                 return None

@@ -46,6 +46,12 @@ class RoutingTable:
             return Route(RouteKind.VOICEMAIL, description="voicemail")
         if kind is DestinationKind.HANGUP:
             return Route(RouteKind.HANGUP, description="hangup")
+        if kind is DestinationKind.CALLBACK:
+            # Nothing to bridge: the caller hears the request confirmed, then the
+            # call ends; the queue manager dials them back later.
+            return Route(
+                RouteKind.HANGUP, callback_queue=destination.argument, description=str(destination)
+            )
         raise ValueError(f"{destination} is not a bridging destination")
 
     def _chairman_route(self, code: str, hotline: Hotline) -> Route:

@@ -135,6 +135,10 @@ class Route:
     area_code: str | None = None
     description: str = ""
     announce: tuple[str, ...] = field(default=())
+    # A call-back from this queue was chosen (``callback:<queue>``): the server
+    # writes the request and opens its case, reads the code back, and the call
+    # then takes this route (hangup).
+    callback_queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
