@@ -29,6 +29,7 @@ from ivr.contracts import channel_variables as v
 from ivr.db.executor import DbExecutor
 from ivr.db.models import utc_now
 from ivr.flow.routing import RoutingTable
+from ivr.flow.schedule import OpeningHours
 from ivr.queue_records.callbacks import DIALING, FAILED, PENDING
 from ivr.queue_records.models import CallbackRequest
 from queue_manager.model import IDLE, LiveModel
@@ -62,6 +63,7 @@ class CallbackDispatcher:
         self.clock = clock
         self.interval = interval
         self._routing_of: tuple[HotlineConfig, RoutingTable] | None = None
+        self._hours_of: tuple[HotlineConfig, OpeningHours] | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -75,6 +77,21 @@ class CallbackDispatcher:
         if self._routing_of is None or self._routing_of[0] is not config:
             self._routing_of = (config, RoutingTable(config))
         return self._routing_of[1]
+
+    @property
+    def hours(self) -> OpeningHours:
+        """The opening hours of the current config (built once per config)."""
+        config = self.config_source.current
+        if self._hours_of is None or self._hours_of[0] is not config:
+            self._hours_of = (config, OpeningHours(config))
+        return self._hours_of[1]
+
+    def _queue_open(self, queue_id: str, now: datetime) -> bool:
+        """A queue outside its hours is not called back from, even with an agent
+        still logged in: the caller was promised a call "when the office opens"
+        (after hours, at lunch), and an agent may be idle for other work."""
+        queue = self.config.queue(queue_id)
+        return queue is None or self.hours.is_open(queue.schedule, now)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="queue-callbacks")
@@ -103,6 +120,8 @@ class CallbackDispatcher:
         for request in due:
             if request.queue not in dialing:
                 dialing[request.queue] = await self.db.run(self._dialing, request.queue)
+            if not self._queue_open(request.queue, now):
+                continue
             if not self._may_call_back(request, dialing[request.queue]):
                 continue
             if await self.db.run(self._claim, request.id, now):

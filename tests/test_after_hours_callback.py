@@ -15,9 +15,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -346,14 +348,28 @@ async def test_key_1_at_night_writes_the_request_and_case_and_the_morning_agent_
         "out_of_hours", "after_hours_menu", "callback_confirmed_when_open",
         "case_code_intro", *digits, "case_code_repeat", *digits, "goodbye",
     ]  # fmt: skip
-    assert peer.variables == {"HL_ROUTE": "hangup"}  # then the dialplan hangs up
+    # Then the dialplan hangs up on its "callback" branch: reports count the call
+    # as a call back, as for key 1 in a queue.
+    assert peer.variables == {"HL_ROUTE": "callback"}
     await line.finish()
     [call] = line.rows(Call)
     assert (call.keys_pressed, call.last_step) == ("1", "route:callback")
     assert call.route_target == f"callback:{SWITCHBOARD}"
 
     sent: list[dict[str, str]] = []
-    morning = [utc_now()]
+    # The dispatcher's clock: a working night after the request's row was written
+    # (it carries the real time), then the next working morning.
+    zone = ZoneInfo(line.config.timezone)
+    holidays = {h.date for h in line.config.holidays}
+
+    def working_day_after(day: date) -> date:
+        day += timedelta(days=1)
+        while day.weekday() >= 5 or day in holidays:
+            day += timedelta(days=1)
+        return day
+
+    night = working_day_after(utc_now().astimezone(zone).date())
+    morning = [datetime.combine(night, dt_time(19, 0), zone)]
     dispatcher = CallbackDispatcher(
         line.config,
         line.sessions,
@@ -363,7 +379,7 @@ async def test_key_1_at_night_writes_the_request_and_case_and_the_morning_agent_
     )
     try:
         assert await dispatcher.tick() == []  # the night: nobody logged in
-        morning[0] += timedelta(hours=13)
+        morning[0] = datetime.combine(working_day_after(night), dt_time(8, 30), zone)
         # 8:00: the roster brings an agent in; a caller of the morning waits, but
         # joined after the request was made, so it goes first.
         dispatcher.models = {"local": _switchboard(free_agents=1, waiting_since=[time.time()])}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -79,6 +80,36 @@ async def test_no_call_back_ahead_of_a_caller_who_waited_longer(
     assert len(await dispatcher.tick()) == 1  # the later joiner does not block it
     assert sent[0]["Channel"] == "PJSIP/0912000001@pstn"
     assert sent[0]["Context"] == "hotline-callback"
+
+
+async def test_no_call_back_while_the_queue_is_closed_even_with_an_idle_agent(
+    config: HotlineConfig, sessions: Any
+) -> None:
+    """A caller promised a call "when the office opens" (after hours, or at lunch)
+    is not rung back until the queue's own schedule opens it."""
+    operator = next(q for q in config.queues if q.id == "operator")
+    queues = [
+        q.model_copy(update={"schedule": "office"}) if q is operator else q for q in config.queues
+    ]
+    office_only = config.model_copy(update={"queues": queues})
+    zone = ZoneInfo(config.timezone)
+    # A working day after the request was written (its rows carry the real time).
+    day = (utc_now() + timedelta(days=1)).astimezone(zone).date()
+    while day.weekday() >= 5 or any(h.date == day for h in config.holidays):
+        day += timedelta(days=1)
+    now = [datetime.combine(day, time(12, 10), zone)]  # lunch break (12:00-13:30)
+    sent: list[dict[str, str]] = []
+    request(sessions, joined_at=1000.0)
+    dispatcher = CallbackDispatcher(
+        office_only,
+        sessions,
+        {"local": model_with([], free_agents=1)},
+        sent.append,
+        clock=lambda: now[0],
+    )
+    assert await dispatcher.tick() == []
+    now[0] = datetime.combine(day, time(13, 30), zone)  # the afternoon opens
+    assert len(await dispatcher.tick()) == 1 and len(sent) == 1
 
 
 async def test_one_call_back_per_free_agent_oldest_first(

@@ -428,6 +428,7 @@ async def test_after_hours_message_becomes_a_case_read_back_texted_and_offered_o
     record = await rig.records.wait_closed(e164(callback_caller))
     assert record.hotline_id == "ha-noi-hcc" and record.keys_pressed == "1"
     assert record.route_target == "callback:hcc-tong-dai"
+    assert record.outcome == "callback"  # the dialplan's callback branch, as in a queue
     [callback_case] = cases.open_cases_for_caller(e164(callback_caller))
     assert (callback_case.channel, callback_case.hotline_id) == ("callback", "ha-noi-hcc")
     heard = rig.heard(record)

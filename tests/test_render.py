@@ -51,6 +51,7 @@ def test_each_extension_lives_in_its_context(files: dict[str, str]) -> None:
         "voicemail",
         "hangup",
         "failure",
+        "callback",  # a call back chosen in a menu ends here
     }
     assert extensions(contexts["hotline-answered"]) == {"s"}
     assert extensions(contexts["hotline-entry"]) == {"s"}

@@ -542,7 +542,9 @@ async def _hand_over(channel: AgiChannel, route: Route) -> None:
                 values[v.QUEUE] = final.queue
     elif route.kind is RouteKind.QUEUE and route.queue:
         values[v.QUEUE] = route.queue
-    values[v.ROUTE] = route.kind.value  # last: the dialplan branches on it
+    # Last: the dialplan branches on it. A call back chosen in a menu ends like
+    # key 1 in a queue, so reports count both as "callback".
+    values[v.ROUTE] = v.CALLBACK_ROUTE if route.callback_queue else route.kind.value
     await channel.set_variables(values)
 
 

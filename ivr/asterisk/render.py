@@ -370,6 +370,10 @@ exten => voicemail,1,Set({v.STEP}=voicemail)
 
 exten => hangup,1,Hangup()
 
+; A call back chosen in a menu (callback:<queue>): the server wrote the request
+; and read the case code back; the call ends with outcome "callback".
+exten => {v.CALLBACK_ROUTE},1,Hangup()
+
 exten => {v.FAILURE_ROUTE},1,Set({v.STEP}=failure:{failure_queue})
  same => n,Set({v.ROUTE}={v.FAILURE_ROUTE})
  same => n,Queue({failure_queue},t,,,,,hotline-answered)
