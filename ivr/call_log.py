@@ -69,6 +69,21 @@ class CallEnd:
     ended_at: datetime
 
 
+def closing_values(end: CallEnd) -> dict[str, Any]:
+    """The columns a call's end writes (the server's close and the fallback
+    script's spooled one alike)."""
+    answered_by = end.answered_by or end.queue_member or None
+    values: dict[str, Any] = {
+        "ended_at": end.ended_at,
+        "dial_status": end.dial_status or None,
+        "answered_by": answered_by,
+        "outcome": outcome_of(end),
+    }
+    if end.answered_epoch is not None and answered_by:
+        values["answered_at"] = datetime.fromtimestamp(end.answered_epoch, UTC)
+    return values
+
+
 def outcome_of(end: CallEnd) -> str:
     """One word for reports (:class:`CallOutcome`), or the route the call ended on."""
     if end.answered_by or end.queue_member or end.answered_epoch is not None:
@@ -443,15 +458,7 @@ class CallLog:
 
     @staticmethod
     def _close(connection: Connection, end: CallEnd) -> None:
-        answered_by = end.answered_by or end.queue_member or None
-        values: dict[str, Any] = {
-            "ended_at": end.ended_at,
-            "dial_status": end.dial_status or None,
-            "answered_by": answered_by,
-            "outcome": outcome_of(end),
-        }
-        if end.answered_epoch is not None and answered_by:
-            values["answered_at"] = datetime.fromtimestamp(end.answered_epoch, UTC)
+        values = closing_values(end)
         closed = connection.execute(_UPDATE_CALL, {"by_uniqueid": end.uniqueid, **values})
         if not closed.rowcount:
             logger.warning("call-ended for unknown call %s", end.uniqueid)

@@ -45,7 +45,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from ivr.call_log import CallEnd, CallLog, outcome_of
+from ivr.call_log import CallEnd, CallLog, closing_values
 from ivr.contracts.statuses import CallOutcome
 from ivr.db.engine import insert_ignoring_duplicates
 from ivr.db.models import Call
@@ -197,15 +197,7 @@ def insert_spooled_start(connection: Connection, start: SpooledStart) -> bool:
 def close_spooled_end(connection: Connection, end: CallEnd) -> bool:
     """Close the call with what the dialplan saw, only if nothing closed it
     for real yet (the server's own close is never overwritten); True if closed."""
-    answered_by = end.answered_by or end.queue_member or None
-    values: dict[str, Any] = {
-        "ended_at": end.ended_at,
-        "dial_status": end.dial_status or None,
-        "answered_by": answered_by,
-        "outcome": outcome_of(end),
-    }
-    if end.answered_epoch is not None and answered_by:
-        values["answered_at"] = datetime.fromtimestamp(end.answered_epoch, UTC)
+    values = closing_values(end)
     statement = (
         update(_CALLS)
         .where(_CALLS.c.uniqueid == end.uniqueid, _CALLS.c.outcome.in_(_OPEN))

@@ -62,29 +62,29 @@ class CallbackDispatcher:
         self.send = send  # an AMI action sender (AmiLink.send of the node)
         self.clock = clock
         self.interval = interval
-        self._routing_of: tuple[HotlineConfig, RoutingTable] | None = None
-        self._hours_of: tuple[HotlineConfig, OpeningHours] | None = None
+        # Routing table and opening hours of one config, rebuilt when it changes.
+        self._views: tuple[HotlineConfig, RoutingTable, OpeningHours] | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def config(self) -> HotlineConfig:
         return self.config_source.current
 
+    def _views_of_current(self) -> tuple[HotlineConfig, RoutingTable, OpeningHours]:
+        config = self.config_source.current
+        if self._views is None or self._views[0] is not config:
+            self._views = (config, RoutingTable(config), OpeningHours(config))
+        return self._views
+
     @property
     def routing(self) -> RoutingTable:
         """The routing table of the current config (built once per config)."""
-        config = self.config_source.current
-        if self._routing_of is None or self._routing_of[0] is not config:
-            self._routing_of = (config, RoutingTable(config))
-        return self._routing_of[1]
+        return self._views_of_current()[1]
 
     @property
     def hours(self) -> OpeningHours:
         """The opening hours of the current config (built once per config)."""
-        config = self.config_source.current
-        if self._hours_of is None or self._hours_of[0] is not config:
-            self._hours_of = (config, OpeningHours(config))
-        return self._hours_of[1]
+        return self._views_of_current()[2]
 
     def _queue_open(self, queue_id: str, now: datetime) -> bool:
         """A queue outside its hours is not called back from, even with an agent
