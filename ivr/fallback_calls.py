@@ -190,8 +190,10 @@ def insert_spooled_start(connection: Connection, start: SpooledStart) -> bool:
         "outcome": CallOutcome.IN_PROGRESS,
         "notes": "",
     }
-    statement = insert_ignoring_duplicates(_CALLS, connection.dialect.name)
-    return bool(connection.execute(statement, values).rowcount)
+    # RETURNING tells an insert from a conflict on both databases: PostgreSQL's
+    # driver reports rowcount -1 for INSERT … ON CONFLICT DO NOTHING here.
+    statement = insert_ignoring_duplicates(_CALLS, connection.dialect.name).returning(_CALLS.c.id)
+    return connection.execute(statement, values).scalar() is not None
 
 
 def close_spooled_end(connection: Connection, end: CallEnd) -> bool:
