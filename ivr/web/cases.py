@@ -90,7 +90,7 @@ async def open_case(request: web.Request) -> web.StreamResponse:
         if detail is not None:
             hotline = detail.call.hotline_id
     if hotline is None or state.config.hotline(hotline) is None:
-        message = "which hotline? give hotline_id (this deployment has several)"
+        message = "Which hotline is this case for? This deployment has several: give hotline_id."
         return (
             web.json_response({"ok": False, "error": message}, status=400)
             if wants_json(request)

@@ -50,6 +50,7 @@ BY_VALUE = (
     N_("The form has expired; reload the page and try again."),
     N_("This process does not own the config."),
     N_("The agent is not on a call."),
+    N_("Which hotline is this case for? This deployment has several: give hotline_id."),
     # agent states (queue_manager's live model)
     N_("idle"),
     N_("ringing"),
