@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr.config import ConfigError, load_config
+from ivr.config.edit import check_config_text
 from ivr.config.email import EmailSection, check_email_address
 from ivr.config.secret_mask import MASK, mask_secrets, unmask_secrets
 
@@ -135,3 +136,18 @@ def test_the_address_type_is_exported_for_other_sections() -> None:
     with pytest.raises(ValueError):
         check_email_address("ubnd@hanoi.gov.vn\r\n")
     assert EmailSection().enabled is False
+
+
+def test_the_console_may_not_move_the_outbox(tmp_path: Path) -> None:
+    """The outbox is a file the service writes: an edit from the console could
+    otherwise have it append mail to any file it can write."""
+    path, first = _write(tmp_path, GOOD + "  outbox_path: ../var/email-outbox.jsonl\n")
+    current = load_config(path)
+    edited = path.read_text(encoding="utf-8").replace(
+        "outbox_path: ../var/email-outbox.jsonl", "outbox_path: /root/.bashrc"
+    )
+    with pytest.raises(ConfigError) as caught:
+        check_config_text(path, edited, current)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.field) == (first + 9, "email.outbox_path")
+    assert "may not be changed from the console" in problem.message

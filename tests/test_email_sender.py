@@ -25,6 +25,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from ivr.config import load_config
 from ivr.config.email import EmailSection
 from ivr.notify.email import (
     EmailNotSent,
@@ -32,8 +33,9 @@ from ivr.notify.email import (
     EmailSender,
     OutgoingEmail,
     UnsafeEmail,
+    sender_from_config,
 )
-from tests.rig.stack import free_tcp_port
+from tests.rig.stack import EXAMPLE, free_tcp_port
 
 # aiosmtpd warns about AUTH without TLS: the login tests run in clear on loopback,
 # as the config allows only there.
@@ -63,6 +65,7 @@ class Mailbox:
     received: list[Received] = field(default_factory=list)
     sessions: int = 0  # EHLOs seen: a connection that got as far as talking
     refuse_rcpt: str | None = None  # an SMTP reply to every RCPT, e.g. "550 …"
+    arrived: threading.Event = field(default_factory=threading.Event)  # a message was taken
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -87,6 +90,7 @@ class Mailbox:
         self.received.append(
             Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, raw, login)
         )
+        self.arrived.set()
         return "250 Message accepted for delivery"
 
 
@@ -407,3 +411,28 @@ def test_the_outbox_file_is_private(tmp_path: Path, port: int, clock: Clock) -> 
     sender = _sender(port, tmp_path, clock)
     asyncio.run(sender.send(_unit_notice()))
     assert (tmp_path / "var" / "email-outbox.jsonl").stat().st_mode & 0o077 == 0
+
+
+async def test_started_the_sender_retries_its_outbox_until_closed(
+    port: int, tmp_path: Path, clock: Clock
+) -> None:
+    sender = _sender(port, tmp_path, clock)
+    await sender.send(_unit_notice())  # down: queued for a minute later
+    clock.now = START + timedelta(minutes=1)
+    with SmtpServer(port) as server:
+        sender.start()
+        try:
+            assert await asyncio.to_thread(server.mailbox.arrived.wait, 10)
+        finally:
+            await sender.close()
+        assert len(server.mailbox.received) == 1
+    assert sender.outbox.items() == []  # type: ignore[union-attr]
+
+
+def test_from_config_only_when_email_is_on(tmp_path: Path) -> None:
+    config = load_config(EXAMPLE)
+    assert sender_from_config(config) is None
+    on = config.model_copy(update={"email": _settings(25, outbox_path=Path("../var/mail.jsonl"))})
+    sender = sender_from_config(on)
+    assert sender is not None and sender.outbox is not None
+    assert sender.outbox.path == on.resolve_path(Path("../var/mail.jsonl"))

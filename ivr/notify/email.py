@@ -38,7 +38,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
@@ -320,6 +320,8 @@ class EmailSender:
         self._password = password if password is not None else settings.password
         self._clock = clock
         self._retrying = asyncio.Lock()
+        self._outbox_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @classmethod
     def from_config(cls, config: HotlineConfig) -> EmailSender:
@@ -489,15 +491,45 @@ class EmailSender:
                 await asyncio.to_thread(outbox.settle, sent, retried, failed)
             return len(sent)
 
+    def start(self) -> None:
+        """Start retrying the outbox in the background (on the running loop).
+        One process of a deployment does it: the one that serves the console,
+        like the retention job; :meth:`close` stops it."""
+        if self._outbox_task is None and self.outbox is not None and self.enabled:
+            self._stopping = asyncio.Event()
+            self._outbox_task = asyncio.create_task(self.run_outbox(), name="email-outbox")
+
+    async def close(self, grace_seconds: float = 30.0) -> None:
+        """Stop retrying. A pass under way is let finish (up to ``grace_seconds``):
+        cancelled mid-pass, mail the server took would stay queued and go twice."""
+        task, self._outbox_task = self._outbox_task, None
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
+        except TimeoutError:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
     async def run_outbox(self, poll_seconds: float = 30.0) -> None:
-        """Retry the outbox until cancelled (``hotline serve`` runs one of these)."""
-        while True:
+        """Retry the outbox until :meth:`close` (``hotline serve`` runs one of these)."""
+        pause = min(poll_seconds, self.settings.retry_first_seconds)
+        while not self._stopping.is_set():
             try:
                 await self.retry_outbox()
             except Exception:
                 # A full disk or a bug must not end the loop: mail would wait forever.
                 logger.exception("email outbox retry failed")
-            await asyncio.sleep(min(poll_seconds, self.settings.retry_first_seconds))
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
+
+
+def sender_from_config(config: HotlineConfig) -> EmailSender | None:
+    """The deployment's sender, or None while ``email.enabled`` is off (callers
+    then log what they would have sent)."""
+    return EmailSender.from_config(config) if config.email.enabled else None
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
