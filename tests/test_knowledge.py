@@ -254,3 +254,22 @@ def test_answering_from_an_article_closes_the_case_cites_it_and_texts_the_answer
     closed = knowledge.answer_case(cases, second.code, article.id, actor="dtv-a",
                                    scope=AGENT_A, excerpt="Trong 60 ngày.")  # fmt: skip
     assert closed.answer == "Trong 60 ngày."
+
+
+@pytest.mark.db
+def test_the_import_command_loads_the_seed_or_reports_a_bad_row_and_imports_nothing(
+    sessions: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ivr.cli import main
+
+    config_file = tmp_path / "two-hotlines.yaml"
+    bad = tmp_path / "kb.csv"
+    bad.write_text(HEADER + "Khai sinh,Đúng hạn,,,\nThường trú,,,,\n", encoding="utf-8")
+    assert main(["--config", str(config_file), "kb", "import", str(bad), "--hotline", A]) == 2
+    assert f"{bad}:line 3, column 2 (summary): is empty" in capsys.readouterr().err
+    with sessions() as session:
+        assert session.scalar(select(func.count(Article.id))) == 0
+    assert main(["--config", str(config_file), "kb", "import", str(SEED), "--hotline", A]) == 0
+    assert "5 articles created, 0 updated" in capsys.readouterr().out
+    found = KnowledgeBase(sessions).search("can cuoc", AGENT_A)
+    assert found and found[0].hotline_id == A and "căn cước" in found[0].title

@@ -22,7 +22,9 @@ def add_kb_parser(commands: Any, handler: Callable[[argparse.Namespace], int]) -
         "import",
         help="import articles from a UTF-8 CSV file with a header; a bad row imports nothing",
     )
-    sub.add_argument("file", type=Path, help="the CSV file (examples/knowledge-base.csv)")
+    sub.add_argument(
+        "csv_file", type=Path, metavar="FILE.csv", help="the CSV file (examples/knowledge-base.csv)"
+    )
     sub.add_argument(
         "--hotline",
         default=None,
@@ -37,7 +39,7 @@ def run_kb_command(config: HotlineConfig, args: argparse.Namespace) -> int:
     from ivr.knowledge.csv_import import CsvImportError, decode, parse_articles
     from ivr.knowledge.service import KnowledgeBase, KnowledgeError, KnowledgeScope
 
-    path: Path = args.file
+    path: Path = args.csv_file
     if args.hotline and config.hotline(args.hotline) is None:
         print(f"error: no hotline {args.hotline!r} in the config", file=sys.stderr)
         return 2
