@@ -1,0 +1,228 @@
+"""Forwarding in the console's JSON API (issue 13), in a two-hotline
+deployment (tests/test_tenancy.py's): the hotline's staff forward a case and
+approve the final answer; a unit user sees and moves only its unit's forwards;
+another unit's forward and another hotline's case are 403 and audited; the
+supervisor's wallboard carries the overdue count of their hotline only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from ivr.audit import AuditEntry
+from ivr.cases.service import CaseService
+from ivr.config import HotlineConfig, load_config
+from ivr.db.engine import make_engine, make_session_factory
+from ivr.db.migrate import upgrade
+from ivr.web.state import STATE
+from ivr.web.store import UserError, UserStore
+from tests.test_tenancy import A, B, write_config
+from tests.test_web import PASSWORD, Console, FakeManager
+
+pytestmark = pytest.mark.db
+
+UNIT_1, UNIT_2 = "ubnd-phuong-dong-ngac", "phong-quan-ly-do-thi"
+
+
+def _units(data: dict[str, Any]) -> None:
+    data["units"] = [
+        {"code": UNIT_1, "name": "Ủy ban nhân dân phường Đông Ngạc", "kind": "agency",
+         "email": "vanthu@dong-ngac.example", "sms": "0900000001", "hotline": A},
+        {"code": UNIT_2, "name": "Phòng Quản lý đô thị", "kind": "department",
+         "email": "qldt@bac-tu-liem.example", "hotline": A},
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> HotlineConfig:
+    return load_config(write_config(tmp_path, _units))
+
+
+@pytest.fixture
+def sessions(config: HotlineConfig) -> Iterator[Any]:
+    upgrade(config.database_url)
+    engine = make_engine(config.database_url)
+    factory = make_session_factory(engine)
+    users = UserStore(factory)
+    users.add("gs-a", PASSWORD, "supervisor", hotline_id=A)
+    users.add("gs-b", PASSWORD, "supervisor", hotline_id=B)
+    users.add("dtv-a", PASSWORD, "agent", agent_id="dtv01")
+    users.add("dtv-b", PASSWORD, "agent", agent_id="hcc01")
+    users.add("donvi-1", PASSWORD, "unit", unit_code=UNIT_1)
+    users.add("donvi-2", PASSWORD, "unit", unit_code=UNIT_2)
+    yield factory
+    engine.dispose()
+
+
+@dataclass
+class Setup:
+    console: Console
+    code: str
+    sessions: Any
+
+    async def user(self, name: str) -> tuple[TestClient, dict[str, str]]:
+        client, token = await self.console.signed_in(name)
+        return client, {"X-CSRF-Token": token}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def setup(config: HotlineConfig, sessions: Any) -> AsyncIterator[Setup]:
+    case = CaseService(sessions, config).open_case(
+        channel="phone", hotline_id=A, caller_number="+84912000111",
+        summary="Rác thải tồn đọng ngõ 12", actor="ivr",
+    )  # fmt: skip
+    console = Console(config, sessions, FakeManager(config))
+    await console.start()
+    try:
+        yield Setup(console, case.code, sessions)
+    finally:
+        for client in console.clients:
+            await client.close()
+        assert console.server is not None
+        await console.server.close()
+
+
+def _audited(sessions: Any, action: str) -> list[tuple[str, str]]:
+    with sessions() as session:
+        return [
+            (e.actor, e.target)
+            for e in session.scalars(select(AuditEntry).where(AuditEntry.action == action))
+        ]
+
+
+async def _forward_both(setup: Setup) -> dict[str, int]:
+    client, headers = await setup.user("dtv-a")
+    answer = await client.post(
+        f"/api/v1/cases/{setup.code}/forwards",
+        json={"units": [{"unit_code": UNIT_1, "working_days": 2, "share_transcript": True},
+                        UNIT_2]},
+        headers=headers,
+    )  # fmt: skip
+    assert answer.status == 201, await answer.text()
+    return {f["unit_code"]: f["id"] for f in (await answer.json())["forwards"]}
+
+
+def test_a_unit_user_names_its_unit_and_only_a_unit_user_does(sessions: Any) -> None:
+    users = UserStore(sessions)
+    with pytest.raises(UserError, match="unit_code"):
+        users.add("donvi-x", PASSWORD, "unit")
+    with pytest.raises(UserError, match="unit_code"):
+        users.add("dtv-x", PASSWORD, "agent", agent_id="dtv01", unit_code=UNIT_1)
+
+
+@pytest.mark.db
+async def test_an_agent_forwards_and_each_unit_sees_only_its_own(setup: Setup) -> None:
+    ids = await _forward_both(setup)
+    staff, _ = await setup.user("gs-a")
+    listed = await (await staff.get(f"/api/v1/cases/{setup.code}/forwards")).json()
+    assert {f["unit_code"]: f["status"] for f in listed} == {UNIT_1: "sent", UNIT_2: "sent"}
+
+    unit, headers = await setup.user("donvi-1")
+    mine = await (await unit.get("/api/v1/forwards")).json()
+    assert [(f["case_code"], f["unit_code"]) for f in mine] == [(setup.code, UNIT_1)]
+    detail = await (await unit.get(f"/api/v1/forwards/{ids[UNIT_1]}")).json()
+    assert detail["case"]["summary"] == "Rác thải tồn đọng ngõ 12"
+    assert "caller_number" not in detail["case"]
+    moved = await unit.post(f"/api/v1/forwards/{ids[UNIT_1]}/received", headers=headers)
+    assert (await moved.json())["forward"]["status"] == "received"
+    answered = await unit.post(
+        f"/api/v1/forwards/{ids[UNIT_1]}/answer", json={"answer": "Đã thu gom."},
+        headers=headers,
+    )  # fmt: skip
+    assert (await answered.json())["forward"]["status"] == "answered"
+    # A move the table refuses says why.
+    again = await unit.post(f"/api/v1/forwards/{ids[UNIT_1]}/in_progress", headers=headers)
+    assert again.status == 400 and "cannot become in_progress" in (await again.json())["error"]
+
+
+@pytest.mark.db
+async def test_a_unit_user_gets_403_on_another_units_forward_and_the_case_pages(
+    setup: Setup,
+) -> None:
+    ids = await _forward_both(setup)
+    unit, headers = await setup.user("donvi-1")
+    other = ids[UNIT_2]
+    assert (await unit.get(f"/api/v1/forwards/{other}")).status == 403
+    answer = await unit.post(
+        f"/api/v1/forwards/{other}/answer", json={"answer": "x"}, headers=headers
+    )
+    assert answer.status == 403
+    assert (await unit.get(f"/api/v1/cases/{setup.code}")).status == 403
+    assert (await unit.get(f"/api/v1/cases/{setup.code}/forwards")).status == 403
+    assert (await unit.get("/api/v1/calls")).status == 403
+    assert ("donvi-1", f"forward {other}") in _audited(setup.sessions, "read_forward_refused")
+    assert ("donvi-1", f"forward {other}") in _audited(setup.sessions, "forward_action_refused")
+    # Nothing changed on the other unit's forward.
+    staff, _ = await setup.user("gs-a")
+    listed = await (await staff.get(f"/api/v1/cases/{setup.code}/forwards")).json()
+    assert {f["unit_code"]: f["status"] for f in listed}[UNIT_2] == "sent"
+
+
+@pytest.mark.db
+async def test_another_hotlines_staff_get_403_on_forwarding_and_its_forwards(
+    setup: Setup,
+) -> None:
+    ids = await _forward_both(setup)
+    agent_b, headers = await setup.user("dtv-b")
+    forward = await agent_b.post(
+        f"/api/v1/cases/{setup.code}/forwards", json={"units": [UNIT_1]}, headers=headers
+    )
+    assert forward.status == 403
+    assert (await agent_b.get(f"/api/v1/cases/{setup.code}/forwards")).status == 403
+    assert (await agent_b.get(f"/api/v1/forwards/{ids[UNIT_1]}")).status == 403
+    assert ("dtv-b", f"case {setup.code}") in _audited(setup.sessions, "forward_refused")
+    supervisor_b, headers_b = await setup.user("gs-b")
+    approve = await supervisor_b.post(
+        f"/api/v1/cases/{setup.code}/final-answer", json={"answer": "x"}, headers=headers_b
+    )
+    assert approve.status == 403
+
+
+@pytest.mark.db
+async def test_the_supervisor_approves_the_final_answer_and_the_case_closes(
+    setup: Setup,
+) -> None:
+    ids = await _forward_both(setup)
+    for name, unit_code in (("donvi-1", UNIT_1), ("donvi-2", UNIT_2)):
+        unit, headers = await setup.user(name)
+        answered = await unit.post(
+            f"/api/v1/forwards/{ids[unit_code]}/answer", json={"answer": f"Trả lời {name}"},
+            headers=headers,
+        )  # fmt: skip
+        assert answered.status == 200, await answered.text()
+    supervisor, headers = await setup.user("gs-a")
+    draft = (await (await supervisor.get(f"/api/v1/cases/{setup.code}/final-answer")).json())[
+        "answer"
+    ]
+    assert "Trả lời donvi-1" in draft and "Trả lời donvi-2" in draft
+    approved = await supervisor.post(
+        f"/api/v1/cases/{setup.code}/final-answer", json={"answer": draft}, headers=headers
+    )
+    body = await approved.json()
+    assert (body["status"], body["approved_by"]) == ("closed", "gs-a")
+    case = await (await supervisor.get(f"/api/v1/cases/{setup.code}")).json()
+    assert case["status"] == "closed"
+
+
+@pytest.mark.db
+async def test_the_wallboard_carries_the_overdue_forwards_of_the_users_hotline_only(
+    setup: Setup,
+) -> None:
+    assert setup.console.server is not None
+    hub = setup.console.server.app[STATE].hub
+    hub.set_overdue_forwards({A: 2, B: 1})
+    supervisor_a, _ = await setup.user("gs-a")
+    board = json.loads(await (await supervisor_a.get("/api/v1/wallboard")).text())
+    assert board["overdue_forwards"] == {A: 2}
+    supervisor_b, _ = await setup.user("gs-b")
+    board = json.loads(await (await supervisor_b.get("/api/v1/wallboard")).text())
+    assert board["overdue_forwards"] == {B: 1}
