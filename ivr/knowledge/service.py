@@ -267,21 +267,22 @@ class KnowledgeBase:
         now = self._clock()
         created = updated = 0
         with self._sessions.begin() as session:
+            # One read of every (owner, folded title) rather than a query per row:
+            # a file of a few thousand articles imports in seconds, not minutes.
+            known: dict[tuple[str | None, str], int | Article] = {
+                (row.hotline_id, row.folded_title): row.id
+                for row in session.execute(
+                    select(Article.id, Article.hotline_id, Article.folded_title)
+                )
+            }
             for draft in drafts:
-                owner = (
-                    Article.hotline_id.is_(None)
-                    if draft.hotline_id is None
-                    else Article.hotline_id == draft.hotline_id
-                )
-                article = session.scalar(
-                    select(Article)
-                    .where(owner, Article.folded_title == fold(draft.title)[:TITLE_LIMIT])
-                    .order_by(Article.id)
-                    .limit(1)
-                )
+                key = (draft.hotline_id, fold(draft.title)[:TITLE_LIMIT])
+                found = known.get(key)
+                article = session.get(Article, found) if isinstance(found, int) else found
                 if article is None:
                     article = Article(created_at=now)
                     session.add(article)
+                    known[key] = article
                     created += 1
                 else:
                     updated += 1
