@@ -75,6 +75,15 @@ async def _create(client: TestClient, token: str, **fields: Any) -> Any:
     return await client.post("/api/v1/knowledge", json=fields, headers={"X-CSRF-Token": token})
 
 
+def test_every_csv_problem_has_its_text_in_the_console_catalogue() -> None:
+    from ivr.knowledge.csv_import import CSV_PROBLEM_TEXTS
+    from ivr.web.i18n import VI
+    from ivr.web.knowledge import PROBLEM_TEXTS
+
+    assert dict(CSV_PROBLEM_TEXTS) == PROBLEM_TEXTS
+    assert all(text in VI for text in PROBLEM_TEXTS.values())
+
+
 def _served(sessions: Any, uniqueid: str, number: str, agent_id: str) -> None:
     now = utc_now()
     with sessions.begin() as session:
@@ -147,7 +156,11 @@ async def test_a_csv_with_a_bad_row_names_line_and_column_and_imports_nothing(
     )
     assert problems[1].startswith("line 4, column 3 (hotline): unknown hotline")
     page = await _upload(supervisor, token, "kb.csv", text.encode())
-    assert page.status == 400 and "line 3, column 2 (summary)" in await page.text()
+    # The page says it in the supervisor's language (Vietnamese by default).
+    html = await page.text()
+    assert page.status == 400
+    assert "dòng 3, cột 2 (summary): đang để trống (đây là câu trả lời đọc cho công dân)" in html
+    assert f"dòng 4, cột 3 (hotline): không có đường dây nóng {B}" in html
     assert await (await supervisor.get("/api/v1/knowledge")).json() == []
     # Corrected, the same file imports whole, owned by the supervisor's hotline.
     fixed = text.replace("Đăng ký thường trú,,", "Đăng ký thường trú,Chỗ ở hợp pháp,")

@@ -12,14 +12,15 @@ yes/no (also 1/0, true/false, có/không; empty: yes).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from ivr.knowledge.folding import fold
 from ivr.knowledge.models import TEXT_FIELDS
-from ivr.knowledge.service import ArticleDraft
+from ivr.knowledge.service import PROBLEM_TEXTS, ArticleDraft
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +30,35 @@ _YES = frozenset({"", "1", "yes", "y", "true", "co", "x"})
 _NO = frozenset({"0", "no", "n", "false", "khong"})
 MAX_ROWS = 20_000
 
+# Every problem a file can have, by kind (the console translates the same texts).
+CSV_PROBLEM_TEXTS: Mapping[str, str] = {
+    **PROBLEM_TEXTS,
+    "not_utf8": "not UTF-8 text (save the file as CSV UTF-8)",
+    "no_rows": "the file is empty",
+    "unreadable": "unreadable CSV: {detail}",
+    "unknown_column": "unknown column; known: {known}",
+    "twice": "column given twice",
+    "missing_column": "the header has no {name} column",
+    "extra_fields": "{count} fields; the header has {expected}",
+    "unknown_hotline": "unknown hotline {value}; known: {known}",
+    "unknown_topic": "unknown topic {value}; known: {known}",
+    "yes_or_no": "{value}: write yes or no",
+    "same_title": "the same title as line {line}",
+    "too_many": "more than {limit} articles in one file",
+}
+
 
 @dataclass(frozen=True)
 class CsvProblem:
     line: int  # 1-based line of the file where the row starts
     column: int  # 1-based; 0 when the problem is the whole row or file
     field: str
-    message: str
+    kind: str
+    values: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return CSV_PROBLEM_TEXTS[self.kind].format(**self.values)
 
     def __str__(self) -> str:
         where = f"line {self.line}"
@@ -61,8 +84,7 @@ def decode(data: bytes, source: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        problem = CsvProblem(line, 0, "", "not UTF-8 text (save the file as CSV UTF-8)")
-        raise CsvImportError(source, [problem]) from None
+        raise CsvImportError(source, [CsvProblem(line, 0, "", "not_utf8")]) from None
 
 
 def parse_articles(
@@ -80,21 +102,21 @@ def parse_articles(
     try:
         header = next(reader)
     except StopIteration:
-        raise CsvImportError(source, [CsvProblem(1, 0, "", "the file is empty")]) from None
+        raise CsvImportError(source, [CsvProblem(1, 0, "", "no_rows")]) from None
     except csv.Error as exc:
-        raise CsvImportError(source, [CsvProblem(1, 0, "", f"unreadable CSV: {exc}")]) from None
+        problem = CsvProblem(1, 0, "", "unreadable", {"detail": str(exc)})
+        raise CsvImportError(source, [problem]) from None
     names = [name.strip().lower() for name in header]
     problems: list[CsvProblem] = []
     for index, name in enumerate(names, start=1):
         if name not in COLUMNS:
-            problems.append(
-                CsvProblem(1, index, name, f"unknown column; known: {', '.join(COLUMNS)}")
-            )
+            columns = {"known": ", ".join(COLUMNS)}
+            problems.append(CsvProblem(1, index, name, "unknown_column", columns))
         elif names.index(name) != index - 1:
-            problems.append(CsvProblem(1, index, name, "column given twice"))
+            problems.append(CsvProblem(1, index, name, "twice"))
     for required in REQUIRED:
         if required not in names:
-            problems.append(CsvProblem(1, 0, required, f"the header has no {required!r} column"))
+            problems.append(CsvProblem(1, 0, required, "missing_column", {"name": required}))
     if problems:
         raise CsvImportError(source, problems)
 
@@ -107,30 +129,27 @@ def parse_articles(
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(CsvProblem(start, 0, "", f"unreadable CSV: {exc}"))
+            problems.append(CsvProblem(start, 0, "", "unreadable", {"detail": str(exc)}))
             break
         if not any(cell.strip() for cell in row):
             continue  # a blank line
         if len(row) > len(names):
-            problems.append(
-                CsvProblem(
-                    start, len(names) + 1, "", f"{len(row)} fields; the header has {len(names)}"
-                )
-            )
+            counts = {"count": len(row), "expected": len(names)}
+            problems.append(CsvProblem(start, len(names) + 1, "", "extra_fields", counts))
             continue
         values = dict(zip(names, (cell.strip() for cell in row), strict=False))
-        wrong: list[tuple[str, str]] = []  # (column, what is wrong)
+        wrong: list[tuple[str, str, dict[str, object]]] = []  # (column, kind, values)
         hotline = values.get("hotline") or default_hotline
         if values.get("hotline") and hotlines is not None and hotline not in hotlines:
-            wrong.append(
-                ("hotline", f"unknown hotline {hotline!r}; known: {', '.join(sorted(hotlines))}")
-            )
+            known = ", ".join(sorted(hotlines)) or "-"
+            wrong.append(("hotline", "unknown_hotline", {"value": hotline, "known": known}))
         topic = values.get("topic") or None
         if topic is not None and topics is not None and topic not in topics:
-            wrong.append(("topic", f"unknown topic {topic!r}; known: {', '.join(sorted(topics))}"))
+            known = ", ".join(sorted(topics)) or "-"
+            wrong.append(("topic", "unknown_topic", {"value": topic, "known": known}))
         published_text = fold(values.get("published", ""))
         if published_text not in _YES | _NO:
-            wrong.append(("published", f"{values['published']!r}: write yes or no"))
+            wrong.append(("published", "yes_or_no", {"value": values["published"]}))
         draft = ArticleDraft(
             title=values.get("title", ""),
             summary=values.get("summary", ""),
@@ -143,16 +162,16 @@ def parse_articles(
             hotline_id=hotline,
             published=published_text not in _NO,
         )
-        wrong.extend(draft.problems())
+        wrong.extend((p.field, p.kind, dict(p.values)) for p in draft.problems())
         key = (hotline, fold(draft.title))
         if draft.title and key in seen:
-            wrong.append(("title", f"the same title as line {seen[key]}"))
+            wrong.append(("title", "same_title", {"line": seen[key]}))
         seen.setdefault(key, start)
-        problems.extend(CsvProblem(start, names.index(f) + 1, f, m) for f, m in wrong)
+        problems.extend(CsvProblem(start, names.index(f) + 1, f, k, v) for f, k, v in wrong)
         if not wrong:
             drafts.append(draft)
         if len(drafts) > MAX_ROWS:
-            problems.append(CsvProblem(start, 0, "", f"more than {MAX_ROWS} articles in one file"))
+            problems.append(CsvProblem(start, 0, "", "too_many", {"limit": MAX_ROWS}))
             break
     if problems:
         raise CsvImportError(source, problems)

@@ -8,8 +8,9 @@ search columns, so search never sees stale text.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -93,6 +94,28 @@ class KnowledgeScope:
         return self.all_hotlines or (hotline_id is not None and hotline_id == self.hotline_id)
 
 
+# What can be wrong with a field or a CSV row, by kind: English here, and the
+# same texts translated in the console (ivr/web/knowledge.py, PROBLEM_TEXTS).
+PROBLEM_TEXTS: Mapping[str, str] = {
+    "empty": "is empty",
+    "no_answer": "is empty (it is the answer read to the citizen)",
+    "too_long": "is longer than {limit} characters",
+}
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing to fix in one field; ``values`` fill the kind's text."""
+
+    field: str
+    kind: str
+    values: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return PROBLEM_TEXTS[self.kind].format(**self.values)
+
+
 @dataclass(frozen=True)
 class ArticleDraft:
     """An article's fields as written by a supervisor or a CSV row."""
@@ -108,24 +131,24 @@ class ArticleDraft:
     hotline_id: str | None = None
     published: bool = True
 
-    def problems(self) -> list[tuple[str, str]]:
-        """(field, what is wrong) for each field a supervisor must fix."""
-        found: list[tuple[str, str]] = []
+    def problems(self) -> list[FieldProblem]:
+        """What a supervisor must fix, field by field."""
+        found: list[FieldProblem] = []
         if not self.title.strip():
-            found.append(("title", "is empty"))
+            found.append(FieldProblem("title", "empty"))
         elif len(self.title) > TITLE_LIMIT:
-            found.append(("title", f"is longer than {TITLE_LIMIT} characters"))
+            found.append(FieldProblem("title", "too_long", {"limit": TITLE_LIMIT}))
         if not self.summary.strip():
-            found.append(("summary", "is empty (it is the answer read to the citizen)"))
+            found.append(FieldProblem("summary", "no_answer"))
         for name in TEXT_FIELDS:
             if len(getattr(self, name)) > TEXT_LIMIT:
-                found.append((name, f"is longer than {TEXT_LIMIT} characters"))
+                found.append(FieldProblem(name, "too_long", {"limit": TEXT_LIMIT}))
         return found
 
     def check(self) -> None:
         problems = self.problems()
         if problems:
-            raise KnowledgeError("; ".join(f"{name} {what}" for name, what in problems))
+            raise KnowledgeError("; ".join(f"{p.field} {p.message}" for p in problems))
 
 
 def _write(article: Article, draft: ArticleDraft, actor: str, now: datetime) -> None:

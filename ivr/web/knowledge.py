@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ivr.cases.service import CaseError
-from ivr.knowledge.csv_import import CsvImportError, decode, parse_articles
+from ivr.knowledge.csv_import import CsvImportError, CsvProblem, decode, parse_articles
 from ivr.knowledge.models import Article
 from ivr.knowledge.service import (
     ArticleDraft,
@@ -27,13 +27,56 @@ from ivr.knowledge.service import (
     OutsideScope,
 )
 from ivr.web import store
+from ivr.web.i18n import N_, translator
 from ivr.web.models import ADMIN, SUPERVISOR
 from ivr.web.rendering import done, error_page, form_or_json, refuse, render, wants_json
-from ivr.web.state import STAFF, WATCHERS, Route, address_of, audit, db, scope_of, state_of, user_of
+from ivr.web.state import (
+    LANGUAGE,
+    STAFF,
+    WATCHERS,
+    Route,
+    address_of,
+    audit,
+    db,
+    scope_of,
+    state_of,
+    user_of,
+)
 
 logger = logging.getLogger(__name__)
 
 IMPORT_LIMIT = 5 * 1024 * 1024  # a few thousand articles fit in far less
+
+# The texts of ivr.knowledge.csv_import.CSV_PROBLEM_TEXTS, written here so that
+# extraction puts them in the catalogue (tests/test_knowledge_web.py checks the
+# two lists agree): a supervisor reads each bad row's problem in Vietnamese.
+PROBLEM_TEXTS = {
+    "empty": N_("is empty"),
+    "no_answer": N_("is empty (it is the answer read to the citizen)"),
+    "too_long": N_("is longer than {limit} characters"),
+    "not_utf8": N_("not UTF-8 text (save the file as CSV UTF-8)"),
+    "no_rows": N_("the file is empty"),
+    "unreadable": N_("unreadable CSV: {detail}"),
+    "unknown_column": N_("unknown column; known: {known}"),
+    "twice": N_("column given twice"),
+    "missing_column": N_("the header has no {name} column"),
+    "extra_fields": N_("{count} fields; the header has {expected}"),
+    "unknown_hotline": N_("unknown hotline {value}; known: {known}"),
+    "unknown_topic": N_("unknown topic {value}; known: {known}"),
+    "yes_or_no": N_("{value}: write yes or no"),
+    "same_title": N_("the same title as line {line}"),
+    "too_many": N_("more than {limit} articles in one file"),
+}
+
+
+def describe(problem: CsvProblem, language: str) -> str:
+    """One bad row's problem, with its line and column, in the user's language."""
+    _ = translator(language)
+    text = _(PROBLEM_TEXTS[problem.kind], **problem.values)
+    if problem.column:
+        return _("line {line}, column {column} ({field}): {problem}", line=problem.line,
+                 column=problem.column, field=problem.field, problem=text)  # fmt: skip
+    return _("line {line}: {problem}", line=problem.line, problem=text)
 
 
 def knowledge_scope(request: web.Request) -> KnowledgeScope:
@@ -230,9 +273,10 @@ async def import_articles(request: web.Request) -> web.StreamResponse:
             address=address_of(request), source=source,
         )  # fmt: skip
     except CsvImportError as exc:
-        problems = [str(p) for p in exc.problems]
         if wants_json(request):
+            problems = [str(p) for p in exc.problems]
             return web.json_response({"ok": False, "problems": problems}, status=400)
+        problems = [describe(p, request[LANGUAGE]) for p in exc.problems]
         articles = await db(knowledge_of(request).search, "", scope, limit=200)
         context = _list_context(request, scope, articles, import_problems=problems)
         return render(request, "knowledge.html", status=400, **context)
