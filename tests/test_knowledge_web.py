@@ -284,3 +284,29 @@ async def test_an_agent_answers_from_the_knowledge_base_and_the_case_closes_with
     assert [(m["to"], m["case_code"]) for m in answered] == [("+84912000111", code)]
     assert "trong 60 ngày" in answered[0]["text"]
     assert _audited(console.sessions, "knowledge_answer") == [("dtv-a", f"case {code}")]
+
+
+@pytest.mark.db
+async def test_the_pages_write_read_and_unpublish_an_article_through_forms(
+    console: Console,
+) -> None:
+    supervisor, token = await console.signed_in("gs-a")
+    form = await supervisor.get("/knowledge/new")
+    assert form.status == 200 and 'name="summary"' in await form.text()
+    fields = {"csrf_token": token, "title": "Đăng ký tạm trú", "summary": "Trong 30 ngày",
+              "fees": "Theo quy định hiện hành", "published": "1"}  # fmt: skip
+    saved = await supervisor.post("/knowledge", data=fields, allow_redirects=False)
+    assert saved.status == 303
+    location = saved.headers["Location"]
+    page = await supervisor.get(location)
+    html = await page.text()
+    assert page.status == 200 and "Đăng ký tạm trú" in html and "Lệ phí" in html
+    edit = await supervisor.get(location + "/edit")
+    assert edit.status == 200 and "Trong 30 ngày" in await edit.text()
+    # An unchecked box sends nothing: the article is unpublished.
+    hidden = {k: v for k, v in fields.items() if k != "published"}
+    assert (await supervisor.post(location, data=hidden, allow_redirects=False)).status == 303
+    listing = await (await supervisor.get("/knowledge", params={"q": "tam tru"})).text()
+    assert "chưa công bố" in listing
+    agent, _ = await console.signed_in("dtv-a")
+    assert (await agent.get(location)).status == 403  # unpublished: not an agent's to read
