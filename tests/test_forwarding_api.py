@@ -10,19 +10,23 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from ivr.audit import AuditEntry
+from ivr.cases.models import CaseForward
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig, load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
+from ivr.web.forwarding import EmailSenderNotifier, start_due_checks
 from ivr.web.state import STATE
 from ivr.web.store import UserError, UserStore
 from tests.test_tenancy import A, B, write_config
@@ -40,6 +44,8 @@ def _units(data: dict[str, Any]) -> None:
         {"code": UNIT_2, "name": "Phòng Quản lý đô thị", "kind": "department",
          "email": "qldt@bac-tu-liem.example", "hotline": A},
     ]  # fmt: skip
+    # The job runs when a test says so (run_once), never on its own timer.
+    data["forwarding"] = {"check_every_minutes": 0}
 
 
 @pytest.fixture
@@ -226,3 +232,85 @@ async def test_the_wallboard_carries_the_overdue_forwards_of_the_users_hotline_o
     supervisor_b, _ = await setup.user("gs-b")
     board = json.loads(await (await supervisor_b.get("/api/v1/wallboard")).text())
     assert board["overdue_forwards"] == {B: 1}
+
+
+@pytest.mark.db
+async def test_an_attachment_is_read_by_its_unit_and_hotline_and_refused_to_another_unit(
+    setup: Setup,
+) -> None:
+    ids = await _forward_both(setup)
+    unit, headers = await setup.user("donvi-1")
+    form = FormData()
+    form.add_field("file", b"%PDF-1.4 bien ban", filename="../../biên bản.pdf",
+                   content_type="application/pdf")  # fmt: skip
+    uploaded = await unit.post(
+        f"/api/v1/forwards/{ids[UNIT_1]}/attachments", data=form, headers=headers
+    )
+    assert uploaded.status == 201, await uploaded.text()
+    attachment = (await uploaded.json())["id"]
+    answered = await unit.post(
+        f"/api/v1/forwards/{ids[UNIT_1]}/answer",
+        json={"answer": "Đã xử lý, biên bản đính kèm.", "attachment_ids": [attachment]},
+        headers=headers,
+    )
+    assert answered.status == 200
+    own = await unit.get(f"/api/v1/attachments/{attachment}")
+    assert own.status == 200 and await own.read() == b"%PDF-1.4 bien ban"
+    assert own.headers["Content-Disposition"].startswith("attachment;")
+    staff, _ = await setup.user("gs-a")
+    assert (await staff.get(f"/api/v1/attachments/{attachment}")).status == 200
+    other, other_headers = await setup.user("donvi-2")
+    assert (await other.get(f"/api/v1/attachments/{attachment}")).status == 403
+    hotline_b, _ = await setup.user("gs-b")
+    assert (await hotline_b.get(f"/api/v1/attachments/{attachment}")).status == 403
+    refused = _audited(setup.sessions, "attachment_refused")
+    assert ("donvi-2", f"attachment {attachment}") in refused
+    # Uploading to another unit's forward is refused too.
+    form = FormData()
+    form.add_field("file", b"x", filename="x.txt")
+    assert (
+        await other.post(f"/api/v1/forwards/{ids[UNIT_1]}/attachments", data=form,
+                         headers=other_headers)
+    ).status == 403  # fmt: skip
+    assert ("donvi-2", f"forward {ids[UNIT_1]}") in _audited(setup.sessions, "attachment_refused")
+
+
+@pytest.mark.db
+async def test_the_console_job_puts_an_overdue_forward_on_its_hotlines_wallboard(
+    setup: Setup,
+) -> None:
+    ids = await _forward_both(setup)
+    with setup.sessions.begin() as session:  # the ward's deadline has passed
+        session.get(CaseForward, ids[UNIT_1]).due_date = date(2020, 1, 6)
+    assert setup.console.server is not None
+    schedule = start_due_checks(setup.console.server.app)
+    try:
+        run = await schedule.run_once()
+    finally:
+        await schedule.close()
+    assert run.escalated == [ids[UNIT_1]]
+    supervisor_a, _ = await setup.user("gs-a")
+    board = json.loads(await (await supervisor_a.get("/api/v1/wallboard")).text())
+    assert board["overdue_forwards"] == {A: 1}
+    supervisor_b, _ = await setup.user("gs-b")
+    board = json.loads(await (await supervisor_b.get("/api/v1/wallboard")).text())
+    assert board["overdue_forwards"] == {}
+
+
+class FakeSender:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def send(self, message: Any) -> None:
+        self.messages.append(message)
+
+
+async def test_the_email_adapter_hands_the_sender_one_outgoing_email() -> None:
+    sender = FakeSender()
+    await EmailSenderNotifier(sender).email(  # type: ignore[arg-type]
+        "vanthu@dong-ngac.example", "Chuyển xử lý phản ánh mã số 26040001", "Nội dung"
+    )
+    [message] = sender.messages
+    assert (message.to, message.subject, message.text) == (
+        "vanthu@dong-ngac.example", "Chuyển xử lý phản ánh mã số 26040001", "Nội dung",
+    )  # fmt: skip

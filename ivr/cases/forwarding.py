@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -37,7 +41,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ivr.cases.calendar import WorkingCalendar
-from ivr.cases.models import Case, CaseEvent, CaseForward, ForwardEvent, SmsMessage
+from ivr.cases.models import (
+    Case,
+    CaseEvent,
+    CaseForward,
+    ForwardAttachment,
+    ForwardEvent,
+    SmsMessage,
+)
 from ivr.cases.service import SMS_TEXT_LIMIT, CaseError, CaseNotFound, CaseService
 from ivr.cases.sms import OutgoingSms, SmsGateway, gateway_from_config
 from ivr.config.forwarding import ResponsibleUnit
@@ -72,6 +83,9 @@ _CASE_FORWARDABLE = (
 )
 SYSTEM = "system"  # the actor of reminders and escalations
 MAX_EXTENSION_DAYS = 60
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+ATTACHMENTS_FOLDER = "attachments"  # under paths.recordings, beside the audio
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ForwardError(CaseError):
@@ -252,6 +266,39 @@ class ForwardingService:
                 .options(selectinload(CaseForward.events))
             )
 
+    def hotline_of_case(self, code: str) -> str | None:
+        """The case's hotline (None: no such case), for the console's scope check."""
+        with self._sessions() as session:
+            return session.scalar(select(Case.hotline_id).where(Case.code == code))
+
+    def forwards_of_unit(self, unit_code: str) -> list[tuple[CaseForward, str]]:
+        """A unit's forwards with their case codes, soonest deadline first."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(CaseForward, Case.code)
+                .join(Case, Case.id == CaseForward.case_id)
+                .where(CaseForward.unit_code == unit_code)
+                .order_by(CaseForward.due_date, CaseForward.id)
+            )
+            return [(forward, code) for forward, code in rows]
+
+    def case_for_unit(self, forward: CaseForward) -> dict[str, object] | None:
+        """What the unit may read of the forwarded case: the summary, and the
+        transcript only when shared; never the citizen's number or name (the
+        unit answers through the hotline)."""
+        with self._sessions() as session:
+            case = session.get(Case, forward.case_id)
+            if case is None:
+                return None
+            return {
+                "code": case.code,
+                "received_at": case.received_at.isoformat(),
+                "area_code": case.area_code,
+                "topic": case.topic,
+                "summary": case.summary,
+                "transcript": case.transcript if forward.share_transcript else None,
+            }
+
     def case_code_of(self, forward_id: int) -> str | None:
         with self._sessions() as session:
             return session.scalar(
@@ -398,6 +445,64 @@ class ForwardingService:
 
         return self._unit_move(forward_id, ForwardStatus.EXTENSION_REQUESTED, actor, unit_code,
                                f"{days} working days: {reason}", apply)  # fmt: skip
+
+    def store_attachment(
+        self,
+        forward_id: int,
+        filename: str,
+        content: bytes,
+        content_type: str,
+        actor: str,
+        unit_code: str | None = None,
+    ) -> ForwardAttachment:
+        """Keep a file the unit sends with its answer under ``paths.recordings``
+        (``attachments/<case code>/<forward>-<sha256 prefix>-<safe name>``); the
+        name given is kept for display only, never used as a path."""
+        if not content:
+            raise ForwardError("the attachment is empty")
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            raise ForwardError(f"an attachment is at most {MAX_ATTACHMENT_BYTES // 2**20} MB")
+        digest = hashlib.sha256(content).hexdigest()
+        safe = _UNSAFE_NAME.sub("_", Path(filename).name).strip("._")[:80] or "file"
+        root = self._config.resolve_path(self._config.paths.recordings)
+        with self._sessions.begin() as session:
+            forward = self._lock_forward(session, forward_id)
+            if unit_code is not None and forward.unit_code != unit_code:
+                raise ForwardNotFound(f"no forward {forward_id} for unit {unit_code!r}")
+            code = session.scalar(select(Case.code).where(Case.id == forward.case_id))
+            relative = Path(ATTACHMENTS_FOLDER, str(code), f"{forward.id}-{digest[:16]}-{safe}")
+            target = root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_file(target, content)
+            attachment = ForwardAttachment(
+                forward_id=forward.id, filename=Path(filename).name[:255] or safe,
+                content_type=content_type[:127] or "application/octet-stream",
+                size=len(content), sha256=digest, path=str(relative),
+                uploaded_at=self._clock(), uploaded_by=actor,
+            )  # fmt: skip
+            session.add(attachment)
+            session.flush()
+            note = f"{attachment.id}: {attachment.filename} ({len(content)} bytes)"
+            self._event(session, forward, self._clock(), actor, "attachment", None, None, note)
+        return attachment
+
+    def attachment(self, attachment_id: int) -> tuple[ForwardAttachment, CaseForward] | None:
+        """An attachment with its forward (whose unit and hotline say who may read it)."""
+        with self._sessions() as session:
+            row = session.execute(
+                select(ForwardAttachment, CaseForward)
+                .join(CaseForward, CaseForward.id == ForwardAttachment.forward_id)
+                .where(ForwardAttachment.id == attachment_id)
+            ).first()
+            return (row[0], row[1]) if row else None
+
+    def attachment_path(self, attachment: ForwardAttachment) -> Path | None:
+        """The file, only when it lies inside ``paths.recordings``."""
+        root = self._config.resolve_path(self._config.paths.recordings).resolve()
+        path = (root / attachment.path).resolve()
+        if attachment.deleted_at is not None or not path.is_relative_to(root):
+            return None
+        return path if path.is_file() else None
 
     # --- the hotline's actions -----------------------------------------------
 
@@ -579,7 +684,9 @@ class ForwardingService:
         """Move the case along with its forwards, only forward in its workflow:
         a case already in progress is not put back to assigned."""
         order = list(CaseStatus)
-        if case.status not in _CASE_FORWARDABLE or order.index(case.status) >= order.index(status):
+        if case.status not in _CASE_FORWARDABLE:
+            return
+        if order.index(CaseStatus(case.status)) >= order.index(status):
             return
         previous = case.status
         case.status, case.updated_at = status, now
@@ -717,6 +824,16 @@ class ForwardingService:
             values = {"status": "failed", "error": str(exc)[:1000]}
         with self._sessions.begin() as session:
             session.execute(update(SmsMessage).where(SmsMessage.id == message.id).values(**values))
+
+
+def _write_file(path: Path, content: bytes) -> None:
+    """Write through a temporary name and rename, readable only by the
+    service (like the recordings): a reader never sees half a file."""
+    partial = path.with_name(path.name + ".part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(content)
+    os.replace(partial, path)
 
 
 # --- the periodic job -----------------------------------------------------------------

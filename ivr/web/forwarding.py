@@ -16,9 +16,7 @@ import logging
 from datetime import date
 from typing import Any
 
-from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from aiohttp import BodyPartReader, web
 
 from ivr.cases.forwarding import (
     DueRun,
@@ -30,12 +28,16 @@ from ivr.cases.forwarding import (
     Notifier,
     send_emails,
 )
-from ivr.cases.models import Case, CaseForward
+from ivr.cases.models import CaseForward
 from ivr.cases.service import CaseNotFound
+from ivr.config.schema import HotlineConfig
+from ivr.notify.email import EmailSender, OutgoingEmail, sender_from_config
 from ivr.web.access import AccessScope
 from ivr.web.live import LiveHub
 from ivr.web.rendering import refuse
 from ivr.web.state import (
+    FORWARD_ACTORS,
+    FORWARD_READERS,
     STAFF,
     STATE,
     UNITS,
@@ -44,7 +46,6 @@ from ivr.web.state import (
     audit,
     db,
     scope_of,
-    state_of,
     user_of,
 )
 
@@ -59,12 +60,10 @@ class EmailSenderNotifier:
     """The forwarding :class:`Notifier` over the email engineer's
     ``EmailSender`` (``async send(OutgoingEmail)``)."""
 
-    def __init__(self, sender: Any) -> None:
+    def __init__(self, sender: EmailSender) -> None:
         self.sender = sender
 
     async def email(self, to: str, subject: str, text: str) -> None:
-        from ivr.notify.email import OutgoingEmail  # type: ignore[import-not-found]
-
         await self.sender.send(OutgoingEmail(to=to, subject=subject, text=text))
 
 
@@ -113,51 +112,17 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def _case_row(sessions: sessionmaker[Session], code: str) -> tuple[int, str] | None:
-    with sessions() as session:
-        row = session.execute(select(Case.id, Case.hotline_id).where(Case.code == code)).first()
-        return (row.id, row.hotline_id) if row else None
-
-
-def _forwards_of_unit(sessions: sessionmaker[Session], unit_code: str) -> list[dict[str, Any]]:
-    with sessions() as session:
-        rows = session.execute(
-            select(CaseForward, Case.code)
-            .join(Case, Case.id == CaseForward.case_id)
-            .where(CaseForward.unit_code == unit_code)
-            .order_by(CaseForward.due_date, CaseForward.id)
-        )
-        return [{**forward_json(f), "case_code": code} for f, code in rows]
-
-
-def _case_for_unit(sessions: sessionmaker[Session], forward: CaseForward) -> dict[str, Any] | None:
-    """What the unit may read of the case: the summary, and the transcript only
-    when shared (numbers never: the unit answers through the hotline)."""
-    with sessions() as session:
-        case = session.get(Case, forward.case_id)
-        if case is None:
-            return None
-        return {
-            "code": case.code,
-            "received_at": case.received_at.isoformat(),
-            "area_code": case.area_code,
-            "topic": case.topic,
-            "summary": case.summary,
-            "transcript": case.transcript if forward.share_transcript else None,
-        }
-
-
 def _service(request: web.Request) -> ForwardingService:
     return request.app[FORWARDING]
 
 
 async def _may_touch_case(request: web.Request, code: str, action: str) -> web.Response | None:
     """None when the user is of the case's hotline; else the 403 (audited) or 404."""
-    row = await db(_case_row, state_of(request).sessions, code)
-    if row is None:
+    hotline_id = await db(_service(request).hotline_of_case, code)
+    if hotline_id is None:
         return _bad("no such case", 404)
     scope = scope_of(request)
-    if scope.is_unit or not scope.sees_hotline(row[1]):
+    if scope.is_unit or not scope.sees_hotline(hotline_id):
         return await refuse(request, action, f"case {code}")
     return None
 
@@ -302,7 +267,10 @@ async def my_forwards(request: web.Request) -> web.StreamResponse:
     scope = scope_of(request)
     if scope.unit_code is None:
         return web.json_response([])
-    rows = await db(_forwards_of_unit, state_of(request).sessions, scope.unit_code)
+    rows = [
+        {**forward_json(forward), "case_code": code}
+        for forward, code in await db(_service(request).forwards_of_unit, scope.unit_code)
+    ]
     await audit(request, "list_forwards", f"unit {scope.unit_code}", detail=f"{len(rows)} rows")
     return web.json_response(rows)
 
@@ -312,7 +280,7 @@ async def forward_detail(request: web.Request) -> web.StreamResponse:
     if forward is None:
         assert refused is not None
         return refused
-    case = await db(_case_for_unit, state_of(request).sessions, forward)
+    case = await db(_service(request).case_for_unit, forward)
     await audit(request, "read_forward", f"forward {forward.id}")
     if case is not None and case["transcript"]:
         await audit(request, "read_transcript", f"case {case['code']}")
@@ -356,6 +324,66 @@ async def unit_action(request: web.Request) -> web.StreamResponse:
     return web.json_response({"ok": True, "forward": forward_json(outcome.forwards[0])})
 
 
+async def upload_attachment(request: web.Request) -> web.StreamResponse:
+    """A file for the unit's answer (multipart field ``file``); its id goes in
+    the answer's ``attachment_ids``."""
+    forward, refused = await _forward_in_scope(request, "attachment_refused")
+    if forward is None:
+        assert refused is not None
+        return refused
+    reader = await request.multipart()
+    part = await reader.next()
+    while part is not None and getattr(part, "name", None) != "file":
+        part = await reader.next()
+    if part is None or not isinstance(part, BodyPartReader):
+        return _bad("send the file in a multipart field named 'file'")
+    content = bytes(await part.read())
+    try:
+        attachment = await db(
+            _service(request).store_attachment, forward.id, part.filename or "file", content,
+            part.headers.get("Content-Type", ""), user_of(request).username,
+            scope_of(request).unit_code,
+        )  # fmt: skip
+    except ValueError as exc:  # ForwardError: empty or too large
+        return _bad(str(exc))
+    await audit(request, "attachment_upload", f"forward {forward.id}",
+                detail=f"attachment {attachment.id}")  # fmt: skip
+    return web.json_response(
+        {"ok": True, "id": attachment.id, "filename": attachment.filename,
+         "size": attachment.size}, status=201,
+    )  # fmt: skip
+
+
+async def download_attachment(request: web.Request) -> web.StreamResponse:
+    """An attachment by its id, never by a path from the request, to whoever
+    may read its forward (audited, like a recording's download)."""
+    try:
+        attachment_id = int(request.match_info["attachment_id"])
+    except ValueError:
+        return _bad("no such attachment", 404)
+    service = _service(request)
+    found = await db(service.attachment, attachment_id)
+    if found is None:
+        return _bad("no such attachment", 404)
+    attachment, forward = found
+    if not scope_of(request).sees_forward(forward.unit_code, forward.hotline_id):
+        return await refuse(request, "attachment_refused", f"attachment {attachment_id}")
+    path = service.attachment_path(attachment)
+    if path is None:
+        return _bad("no such attachment", 404)
+    await audit(request, "download", f"attachment {attachment_id}",
+                detail=f"forward {forward.id}")  # fmt: skip
+    return web.FileResponse(
+        path,
+        headers={
+            "Cache-Control": "no-store",
+            # Always a download: a file from outside is never rendered in the console.
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{path.name}"',
+        },
+    )
+
+
 # --- the periodic job -------------------------------------------------------------
 
 
@@ -373,17 +401,10 @@ def start_due_checks(app: web.Application) -> ForwardingSchedule:
     return schedule
 
 
-def default_notifier(config: Any) -> Notifier | None:
-    """The SMTP sender of ``ivr/notify/email.py`` when it is configured; None
-    (emails logged, not sent) until then."""
-    try:
-        from ivr.notify import email as email_module  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    factory = getattr(email_module, "sender_from_config", None)
-    if factory is None:
-        return None
-    sender = factory(config)
+def default_notifier(config: HotlineConfig) -> Notifier | None:
+    """The SMTP sender of ``ivr/notify/email.py`` when ``email.enabled``;
+    None: the emails are logged, not sent."""
+    sender = sender_from_config(config)
     return EmailSenderNotifier(sender) if sender is not None else None
 
 
@@ -395,10 +416,14 @@ ROUTES = [
     Route("POST", "/api/v1/cases/{code}/final-answer", approve_final_answer, WATCHERS,
           "approve_final_answer_api"),
     Route("GET", "/api/v1/forwards", my_forwards, UNITS, "my_forwards_api"),
-    Route("GET", "/api/v1/forwards/{forward_id}", forward_detail, UNITS | STAFF,
+    Route("GET", "/api/v1/forwards/{forward_id}", forward_detail, FORWARD_READERS,
           "forward_api"),
     Route("POST", "/api/v1/forwards/{forward_id}/extension/{decision}", decide_extension,
-          WATCHERS, "forward_extension_api"),
-    Route("POST", "/api/v1/forwards/{forward_id}/{action}", unit_action, UNITS | WATCHERS,
+          WATCHERS, "extension_api"),
+    Route("POST", "/api/v1/forwards/{forward_id}/attachments", upload_attachment,
+          FORWARD_ACTORS, "upload_api"),
+    Route("GET", "/api/v1/attachments/{attachment_id}", download_attachment, FORWARD_READERS,
+          "forward_attachment_api"),
+    Route("POST", "/api/v1/forwards/{forward_id}/{action}", unit_action, FORWARD_ACTORS,
           "forward_action_api"),
 ]  # fmt: skip
