@@ -314,3 +314,32 @@ async def test_the_email_adapter_hands_the_sender_one_outgoing_email() -> None:
     assert (message.to, message.subject, message.text) == (
         "vanthu@dong-ngac.example", "Chuyển xử lý phản ánh mã số 26040001", "Nội dung",
     )  # fmt: skip
+
+
+@pytest.mark.db
+async def test_the_case_page_forwards_lists_statuses_in_vietnamese_and_approves(
+    setup: Setup,
+) -> None:
+    page_of = f"/cases/{setup.code}"
+    supervisor, headers = await setup.user("gs-a")
+    page = await (await supervisor.get(page_of)).text()
+    assert 'id="forward-form"' in page and "Ủy ban nhân dân phường Đông Ngạc" in page
+    assert "Chưa chuyển đơn vị nào." in page
+    form = [("csrf_token", headers["X-CSRF-Token"]), ("unit", UNIT_1), ("unit", UNIT_2),
+            ("working_days", "2"), ("share_transcript", "1")]  # fmt: skip
+    sent = await supervisor.post(f"{page_of}/forwards", data=form, allow_redirects=False)
+    assert sent.status == 303 and sent.headers["Location"] == f"{page_of}#forwards"
+    page = await (await supervisor.get(page_of)).text()
+    assert page.count("<td>đã chuyển</td>") == 2
+    assert 'id="final-answer-form"' in page
+    # A refusal on the form is the error page, with the reason.
+    again = await supervisor.post(f"{page_of}/forwards", data=form, allow_redirects=False)
+    assert again.status == 400 and "already forwarded" in await again.text()
+    approved = await supervisor.post(
+        f"{page_of}/final-answer",
+        data={"csrf_token": headers["X-CSRF-Token"], "answer": "Đã thu gom rác thải."},
+        allow_redirects=False,
+    )
+    assert approved.status == 303
+    case = await (await supervisor.get(f"/api/v1/cases/{setup.code}")).json()
+    assert (case["status"], case["answer"]) == ("closed", "Đã thu gom rác thải.")

@@ -28,13 +28,13 @@ from ivr.cases.forwarding import (
     Notifier,
     send_emails,
 )
-from ivr.cases.models import CaseForward
+from ivr.cases.models import Case, CaseForward
 from ivr.cases.service import CaseNotFound
 from ivr.config.schema import HotlineConfig
 from ivr.notify.email import EmailSender, OutgoingEmail, sender_from_config
 from ivr.web.access import AccessScope
 from ivr.web.live import LiveHub
-from ivr.web.rendering import refuse
+from ivr.web.rendering import error_page, is_api, refuse
 from ivr.web.state import (
     FORWARD_ACTORS,
     FORWARD_READERS,
@@ -46,6 +46,7 @@ from ivr.web.state import (
     audit,
     db,
     scope_of,
+    state_of,
     user_of,
 )
 
@@ -94,8 +95,11 @@ def forward_json(forward: CaseForward, *, events: bool = False) -> dict[str, Any
     return data
 
 
-def _bad(message: str, status: int = 400) -> web.Response:
-    return web.json_response({"ok": False, "error": message}, status=status)
+def _bad(request: web.Request, message: str, status: int = 400) -> web.Response:
+    """A refused request: JSON for the API, else the error page (forms on the case page)."""
+    if is_api(request):
+        return web.json_response({"ok": False, "error": message}, status=status)
+    return error_page(request, status, "Not found" if status == 404 else "Bad request", message)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -120,7 +124,7 @@ async def _may_touch_case(request: web.Request, code: str, action: str) -> web.R
     """None when the user is of the case's hotline; else the 403 (audited) or 404."""
     hotline_id = await db(_service(request).hotline_of_case, code)
     if hotline_id is None:
-        return _bad("no such case", 404)
+        return _bad(request, "no such case", 404)
     scope = scope_of(request)
     if scope.is_unit or not scope.sees_hotline(hotline_id):
         return await refuse(request, action, f"case {code}")
@@ -133,14 +137,28 @@ async def _forward_in_scope(
     try:
         forward_id = int(request.match_info["forward_id"])
     except ValueError:
-        return None, _bad("no such forward", 404)
+        return None, _bad(request, "no such forward", 404)
     forward = await db(_service(request).get, forward_id)
     if forward is None:
-        return None, _bad("no such forward", 404)
+        return None, _bad(request, "no such forward", 404)
     scope: AccessScope = scope_of(request)
     if not scope.sees_forward(forward.unit_code, forward.hotline_id):
         return None, await refuse(request, action, f"forward {forward_id}")
     return forward, None
+
+
+async def case_forwarding(request: web.Request, case: Case) -> dict[str, Any]:
+    """What the case page shows of forwarding (the page checked the scope):
+    the forwards, the units the case's hotline may forward to, the final
+    answer prefilled from the units' answers."""
+    service = _service(request)
+    config = state_of(request).config
+    return {
+        "forwards": await db(service.forwards_of_case, case.code),
+        "forward_units": config.units_for(case.hotline_id),
+        "unit_names": {unit.code: unit.name for unit in config.units},
+        "final_answer_draft": await db(service.draft_final_answer, case.code),
+    }
 
 
 # --- the hotline ------------------------------------------------------------------
@@ -159,7 +177,7 @@ async def forward_case(request: web.Request) -> web.StreamResponse:
         for item in body.get("units") or []:
             if isinstance(item, str):
                 item = {"unit_code": item}
-            days = item.get("working_days")
+            days = item.get("working_days", body.get("working_days"))
             requests.append(
                 ForwardRequest(
                     unit_code=str(item.get("unit_code", ""))[:64],
@@ -172,14 +190,16 @@ async def forward_case(request: web.Request) -> web.StreamResponse:
                 )
             )  # fmt: skip
     except (TypeError, ValueError, AttributeError):
-        return _bad("units: a list of unit codes or {unit_code, working_days, …}")
+        return _bad(request, "units: a list of unit codes or {unit_code, working_days, …}")
     try:
         outcome = await db(_service(request).forward, code, requests, user_of(request).username)
     except ForwardError as exc:
-        return _bad(str(exc))
+        return _bad(request, str(exc))
     await send_emails(request.app[NOTIFIER], outcome.emails)  # type: ignore[arg-type]
     await audit(request, "forward_case", f"case {code}",
                 detail=", ".join(r.unit_code for r in requests))  # fmt: skip
+    if not is_api(request):
+        raise web.HTTPSeeOther(f"/cases/{code}#forwards")
     return web.json_response(
         {"ok": True, "forwards": [forward_json(f) for f in outcome.forwards]}, status=201
     )
@@ -193,7 +213,7 @@ async def case_forwards(request: web.Request) -> web.StreamResponse:
     try:
         forwards = await db(_service(request).forwards_of_case, code)
     except CaseNotFound:
-        return _bad("no such case", 404)
+        return _bad(request, "no such case", 404)
     await audit(request, "read_forwards", f"case {code}")
     return web.json_response([forward_json(f, events=True) for f in forwards])
 
@@ -222,12 +242,14 @@ async def approve_final_answer(request: web.Request) -> web.StreamResponse:
         case = await db(_service(request).approve_final_answer, code, answer,
                         user_of(request).username, close)  # fmt: skip
     except CaseNotFound:
-        return _bad("no such case", 404)
+        return _bad(request, "no such case", 404)
     except ForwardError as exc:
-        return _bad(str(exc))
+        return _bad(request, str(exc))
     except ValueError as exc:  # the case service's CaseError: a move not allowed
-        return _bad(str(exc))
+        return _bad(request, str(exc))
     await audit(request, "approve_answer", f"case {code}")
+    if not is_api(request):
+        raise web.HTTPSeeOther(f"/cases/{code}")
     return web.json_response(
         {"ok": True, "code": case.code, "status": case.status,
          "approved_by": case.answer_approved_by}
@@ -243,7 +265,7 @@ async def decide_extension(request: web.Request) -> web.StreamResponse:
         return await refuse(request, "extension_decision_refused", f"forward {forward.id}")
     decision = request.match_info["decision"]
     if decision not in ("grant", "refuse"):
-        return _bad("decision: grant or refuse", 404)
+        return _bad(request, "decision: grant or refuse", 404)
     body = await _body(request)
     due: date | None = None
     try:
@@ -253,7 +275,7 @@ async def decide_extension(request: web.Request) -> web.StreamResponse:
                            grant=decision == "grant", actor=user_of(request).username,
                            note=str(body.get("note", ""))[:1000], due_date=due)  # fmt: skip
     except ValueError as exc:  # ForwardError, or a malformed date
-        return _bad(str(exc))
+        return _bad(request, str(exc))
     await send_emails(request.app[NOTIFIER], outcome.emails)  # type: ignore[arg-type]
     await audit(request, f"extension_{decision}", f"forward {forward.id}")
     return web.json_response({"ok": True, "forward": forward_json(outcome.forwards[0])})
@@ -315,11 +337,11 @@ async def unit_action(request: web.Request) -> web.StreamResponse:
             outcome = await db(service.request_extension, forward.id, int(body.get("days", 0)),
                                str(body.get("reason", ""))[:4000], actor, unit)  # fmt: skip
         else:
-            return _bad(f"unknown action {action!r}", 404)
+            return _bad(request, f"unknown action {action!r}", 404)
     except ForwardNotFound:
-        return _bad("no such forward", 404)
+        return _bad(request, "no such forward", 404)
     except (ValueError, TypeError) as exc:  # ForwardError, or a malformed number
-        return _bad(str(exc))
+        return _bad(request, str(exc))
     await audit(request, f"forward_{action}", f"forward {forward.id}")
     return web.json_response({"ok": True, "forward": forward_json(outcome.forwards[0])})
 
@@ -336,7 +358,7 @@ async def upload_attachment(request: web.Request) -> web.StreamResponse:
     while part is not None and getattr(part, "name", None) != "file":
         part = await reader.next()
     if part is None or not isinstance(part, BodyPartReader):
-        return _bad("send the file in a multipart field named 'file'")
+        return _bad(request, "send the file in a multipart field named 'file'")
     content = bytes(await part.read())
     try:
         attachment = await db(
@@ -345,7 +367,7 @@ async def upload_attachment(request: web.Request) -> web.StreamResponse:
             scope_of(request).unit_code,
         )  # fmt: skip
     except ValueError as exc:  # ForwardError: empty or too large
-        return _bad(str(exc))
+        return _bad(request, str(exc))
     await audit(request, "attachment_upload", f"forward {forward.id}",
                 detail=f"attachment {attachment.id}")  # fmt: skip
     return web.json_response(
@@ -360,17 +382,17 @@ async def download_attachment(request: web.Request) -> web.StreamResponse:
     try:
         attachment_id = int(request.match_info["attachment_id"])
     except ValueError:
-        return _bad("no such attachment", 404)
+        return _bad(request, "no such attachment", 404)
     service = _service(request)
     found = await db(service.attachment, attachment_id)
     if found is None:
-        return _bad("no such attachment", 404)
+        return _bad(request, "no such attachment", 404)
     attachment, forward = found
     if not scope_of(request).sees_forward(forward.unit_code, forward.hotline_id):
         return await refuse(request, "attachment_refused", f"attachment {attachment_id}")
     path = service.attachment_path(attachment)
     if path is None:
-        return _bad("no such attachment", 404)
+        return _bad(request, "no such attachment", 404)
     await audit(request, "download", f"attachment {attachment_id}",
                 detail=f"forward {forward.id}")  # fmt: skip
     return web.FileResponse(
@@ -409,6 +431,9 @@ def default_notifier(config: HotlineConfig) -> Notifier | None:
 
 
 ROUTES = [
+    Route("POST", "/cases/{code}/forwards", forward_case, STAFF, "forward_case"),
+    Route("POST", "/cases/{code}/final-answer", approve_final_answer, WATCHERS,
+          "approve_final_answer"),
     Route("POST", "/api/v1/cases/{code}/forwards", forward_case, STAFF, "forward_case_api"),
     Route("GET", "/api/v1/cases/{code}/forwards", case_forwards, STAFF, "case_forwards_api"),
     Route("GET", "/api/v1/cases/{code}/final-answer", final_answer_draft, STAFF,
