@@ -41,7 +41,11 @@ from ivr.contracts.statuses import ForwardStatus
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.registry import Base
+from ivr.service import start_services
+from ivr.web.state import STATE
 from tests.rig.postgres import fresh_database_url
+
+pytestmark = pytest.mark.db
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "thanh-xuan.yaml"
@@ -466,3 +470,32 @@ async def test_the_periodic_job_emails_through_the_notifier_and_reports_each_run
     recipients = sorted(to for to, _subject, _text in notifier.sent)
     assert recipients == ["giamsat@thanh-xuan.example", "kinhte@phuong-thanh-xuan.example"]
     assert any(code in subject and "Quá hạn" in subject for _to, subject, _ in notifier.sent)
+
+
+async def test_hotline_serve_runs_the_job_beside_the_console_and_feeds_its_wallboard(
+    tmp_path: Path,
+) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        data["web"] = {"port": 0, "cookie_secure": False}
+        data["paths"]["recordings"] = str(tmp_path / "recordings")
+
+    config = load_config(_write(tmp_path, edit))
+    upgrade(config.database_url)
+    engine = make_engine(config.database_url)
+    sessions = make_session_factory(engine)
+    clock = Clock(SENT)  # April 2026: due long before the real clock's today
+    cases = CaseService(sessions, config, clock=clock)
+    desk = Desk(clock, cases, ForwardingService(sessions, config, cases, clock=clock),
+                sessions, config)  # fmt: skip
+    code = desk.open_case()
+    desk.forwarding.forward(code, [ForwardRequest(WARD)], "tx01")
+    engine.dispose()
+    services = await start_services(config, parts=frozenset({"web"}))
+    try:
+        assert services.forward_checks is not None and services.web_runner is not None
+        run = await services.forward_checks.wait_for_run()
+        assert run.overdue_by_hotline == {HOTLINE: 1}
+        hub = services.web_runner.app[STATE].hub
+        assert hub.board()["overdue_forwards"] == {HOTLINE: 1}
+    finally:
+        await services.close()

@@ -861,6 +861,7 @@ class ForwardingSchedule:
         self.runs = 0
         self.last_run: DueRun | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ran = asyncio.Condition()
 
     def start(self) -> None:
         if self.service.config_source.current.forwarding.check_every_minutes <= 0:
@@ -875,9 +876,18 @@ class ForwardingSchedule:
             result = self.on_run(run)
             if result is not None:
                 await result
-        self.runs += 1
-        self.last_run = run
+        async with self._ran:
+            self.runs += 1
+            self.last_run = run
+            self._ran.notify_all()
         return run
+
+    async def wait_for_run(self, count: int = 1) -> DueRun:
+        """Until ``count`` runs have finished (tests, and callers that need the effect)."""
+        async with self._ran:
+            await self._ran.wait_for(lambda: self.runs >= count)
+        assert self.last_run is not None
+        return self.last_run
 
     async def _loop(self) -> None:
         while True:
