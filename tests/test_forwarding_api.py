@@ -343,3 +343,38 @@ async def test_the_case_page_forwards_lists_statuses_in_vietnamese_and_approves(
     assert approved.status == 303
     case = await (await supervisor.get(f"/api/v1/cases/{setup.code}")).json()
     assert (case["status"], case["answer"]) == ("closed", "Đã thu gom rác thải.")
+
+
+@pytest.mark.db
+async def test_an_administrator_adds_a_unit_user_for_a_known_unit_only(
+    config: HotlineConfig, sessions: Any
+) -> None:
+    UserStore(sessions).add("quantri", PASSWORD, "admin")
+    console = Console(config, sessions, FakeManager(config))
+    await console.start()
+    try:
+        admin, token = await console.signed_in("quantri")
+        headers = {"X-CSRF-Token": token}
+        added = await admin.post(
+            "/api/v1/users", headers=headers,
+            json={"username": "donvi-3", "password": PASSWORD, "role": "unit",
+                  "unit_code": UNIT_2},
+        )  # fmt: skip
+        assert added.status == 200, await added.text()
+        users = await (await admin.get("/api/v1/users")).json()
+        assert {"username": "donvi-3", "unit_code": UNIT_2}.items() <= next(
+            u for u in users if u["username"] == "donvi-3"
+        ).items()
+        unknown = await admin.post(
+            "/api/v1/users", headers=headers,
+            json={"username": "donvi-4", "password": PASSWORD, "role": "unit",
+                  "unit_code": "khong-co"},
+        )  # fmt: skip
+        assert unknown.status == 400
+        page = await (await admin.get("/admin/users")).text()
+        assert "Đơn vị (người dùng của đơn vị xử lý)" in page and "đơn vị xử lý" in page
+    finally:
+        for client in console.clients:
+            await client.close()
+        assert console.server is not None
+        await console.server.close()
