@@ -222,7 +222,8 @@ async def test_a_unit_user_is_refused_another_units_pages_and_the_hotlines(
     assert ("donvi-1", f"forward {other}") in _audited(setup.sessions, "read_forward_refused")
     # The hotline's pages: the case, the calls, the live queues, the cases list.
     for path in (f"/cases/{setup.code}", "/calls", "/cases", "/wallboard", "/agent",
-                 "/api/v1/wallboard", "/api/v1/wallboard/overdue-forwards", "/stats"):  # fmt: skip
+                 "/api/v1/wallboard", "/api/v1/wallboard/overdue-forwards", "/stats",
+                 "/ws/wallboard", "/api/v1/calls", "/knowledge"):  # fmt: skip
         assert (await unit.get(path)).status == 403, path
     staff, _ = await setup.user("gs-a")
     listed = await (await staff.get(f"/api/v1/cases/{setup.code}/forwards")).json()

@@ -15,26 +15,26 @@ and the wallboard lists the overdue forwards of their hotline.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.forwarding import TRANSITIONS, ForwardError, ForwardNotFound
-from ivr.cases.models import Case, CaseForward, ForwardAttachment, Recording
 from ivr.contracts.statuses import OPEN_FORWARD_STATUSES, ForwardStatus
-from ivr.web import store
-from ivr.web.access import AccessScope
 from ivr.web.forwarding import (
     FORWARDING,
     _forward_in_scope,
     decide_extension,
     unit_action,
+)
+from ivr.web.portal_store import (
+    PortalRow,
+    escalated_forwards,
+    forward_attachments,
+    shared_recordings,
+    unit_rows,
 )
 from ivr.web.rendering import error_page, refuse, render
 from ivr.web.state import (
@@ -57,98 +57,8 @@ logger = logging.getLogger(__name__)
 FILTERS = ("open", "overdue", *(s.value for s in ForwardStatus))
 
 
-@dataclass(frozen=True)
-class PortalRow:
-    """One line of a unit's list."""
-
-    forward: CaseForward
-    case_code: str
-    summary: str
-    days_left: int  # calendar days to the deadline; negative once it passed
-
-    @property
-    def is_open(self) -> bool:
-        return self.forward.status in OPEN_FORWARD_STATUSES
-
-    @property
-    def overdue(self) -> bool:
-        return self.is_open and self.days_left < 0
-
-
 def _today(request: web.Request) -> date:
     return datetime.now(state_of(request).zone).date()
-
-
-def unit_rows(
-    sessions: sessionmaker[Session], unit_code: str, today: date, status: str = ""
-) -> list[PortalRow]:
-    """A unit's forwards with their case's code and summary, soonest deadline first."""
-    query = (
-        select(CaseForward, Case.code, Case.summary)
-        .join(Case, Case.id == CaseForward.case_id)
-        .where(CaseForward.unit_code == unit_code)
-        .order_by(CaseForward.due_date, CaseForward.id)
-    )
-    if status in ("open", "overdue"):
-        query = query.where(CaseForward.status.in_(OPEN_FORWARD_STATUSES))
-        if status == "overdue":
-            query = query.where(CaseForward.due_date < today)
-    elif status:
-        query = query.where(CaseForward.status == status)
-    with sessions() as session:
-        return [
-            PortalRow(forward, code, summary or "", (forward.due_date - today).days)
-            for forward, code, summary in session.execute(query)
-        ]
-
-
-def forward_attachments(
-    sessions: sessionmaker[Session], forward_id: int
-) -> list[ForwardAttachment]:
-    with sessions() as session:
-        return list(
-            session.scalars(
-                select(ForwardAttachment)
-                .where(
-                    ForwardAttachment.forward_id == forward_id,
-                    ForwardAttachment.deleted_at.is_(None),
-                )
-                .order_by(ForwardAttachment.id)
-            )
-        )
-
-
-def shared_recordings(sessions: sessionmaker[Session], forward: CaseForward) -> list[Recording]:
-    """The case's recordings when the forward shares them; else none."""
-    if not forward.share_recording:
-        return []
-    with sessions() as session:
-        case = session.get(Case, forward.case_id)
-    return [] if case is None else store.recordings_of_case(sessions, case)
-
-
-def escalated_forwards(sessions: sessionmaker[Session], scope: AccessScope) -> list[dict[str, Any]]:
-    """Open forwards the reminder job escalated for their current deadline (an
-    extension's new date clears them), of the hotlines the user sees. The job
-    decides "overdue" on its own clock; this list follows its decision."""
-    with sessions() as session:
-        rows = session.execute(
-            select(CaseForward, Case.code)
-            .join(Case, Case.id == CaseForward.case_id)
-            .where(
-                CaseForward.status.in_(OPEN_FORWARD_STATUSES),
-                CaseForward.escalated_for.is_not(None),
-                CaseForward.escalated_for == CaseForward.due_date,
-            )
-            .order_by(CaseForward.due_date, CaseForward.id)
-        )
-        return [
-            {"id": forward.id, "case_code": code, "unit_code": forward.unit_code,
-             "hotline_id": forward.hotline_id, "status": forward.status,
-             "due_date": forward.due_date.isoformat()}
-            for forward, code in rows
-            if scope.sees_hotline(forward.hotline_id)
-        ]  # fmt: skip
 
 
 # --- the unit's pages -------------------------------------------------------------
@@ -191,6 +101,7 @@ async def forward_page(request: web.Request) -> web.StreamResponse:
     return render(
         request, "unit_forward.html", forward=forward, case=case, recordings=recordings,
         attachments=attachments, unit=unit, allowed=allowed,
+        topic_names={t.code: t.name for t in state.config.cases.topics},
         days_left=(forward.due_date - _today(request)).days,
         is_open=forward.status in OPEN_FORWARD_STATUSES,
     )  # fmt: skip
