@@ -151,3 +151,9 @@ def test_a_draft_starts_from_the_texts_already_published() -> None:
 )
 def test_the_callers_own_number_or_name_blocks_publication(text: str, found: list[str]) -> None:
     assert personal_data_left(_case(), "Tiêu đề", text) == found
+
+
+def test_a_pseudonymised_number_blocks_nothing() -> None:
+    # Its hex digits, run together, happen to be a number in the text.
+    case = _case(caller_number="anon:1234abcd5678efab90abcdef")
+    assert personal_data_left(case, "Văn bản số 1234567890 của phường") == []

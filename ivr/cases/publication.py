@@ -101,7 +101,10 @@ def personal_data_left(case: Case, *texts: str) -> list[str]:
     """What of the caller's own identity is still in the texts: their number
     (in any grouping, national or international) or their full name."""
     found: list[str] = []
-    number = _digits(case.caller_number or "")
+    # A number retention already replaced by its pseudonym (``anon:…``) is no
+    # number: its hex digits must not match a date or an amount.
+    raw = case.caller_number or ""
+    number = _digits(raw) if re.fullmatch(r"\+?\d+", raw) else ""
     # +84912345678 is written 0912 345 678, 912.345.678 or +84 912 345 678:
     # compare the national part against the texts with digit groups joined.
     national = number[2:] if number.startswith("84") and len(number) > 9 else number
