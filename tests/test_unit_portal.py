@@ -204,6 +204,19 @@ async def test_a_supervisor_grants_an_extension_from_the_case_page(setup: Setup)
     # A unit never decides its own extension.
     decided = await unit.post(f"/forwards/{ids[UNIT_1]}/extension/grant", data=_form(headers))
     assert decided.status == 403
+    # Refused, with a reason: the forward goes back to in progress, its deadline kept.
+    other, other_headers = await setup.user("donvi-2")
+    other_due = (await (await other.get(f"/api/v1/forwards/{ids[UNIT_2]}")).json())["due_date"]
+    await other.post(f"/forwards/{ids[UNIT_2]}/extension",
+                     data=_form(other_headers, days="3", reason="Chờ ý kiến sở"))  # fmt: skip
+    refused = await supervisor.post(
+        f"/forwards/{ids[UNIT_2]}/extension/refuse",
+        data=_form(sup_headers, note="Đề nghị trả lời đúng hạn"), allow_redirects=False,
+    )  # fmt: skip
+    assert refused.status == 303
+    listed = await (await supervisor.get(f"/api/v1/cases/{setup.code}/forwards")).json()
+    kept = {f["unit_code"]: f for f in listed}[UNIT_2]
+    assert kept["status"] == "in_progress" and kept["due_date"] == other_due
 
 
 async def test_a_unit_user_is_refused_another_units_pages_and_the_hotlines(
