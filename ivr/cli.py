@@ -202,6 +202,12 @@ def cmd_users(args: argparse.Namespace) -> int:
     return run_users_command(_load(args), args)
 
 
+def cmd_kb(args: argparse.Namespace) -> int:
+    from ivr.knowledge.cli import run_kb_command
+
+    return run_kb_command(_load(args), args)
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     from ivr.privacy.cli import run_retention_command
 
@@ -334,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.web.cli import add_users_parser
 
     add_users_parser(commands, cmd_users)
+
+    from ivr.knowledge.cli import add_kb_parser
+
+    add_kb_parser(commands, cmd_kb)
 
     from ivr.privacy.cli import add_retention_parser
 

@@ -41,6 +41,8 @@ class RunningServices:
     """What :func:`start_services` started; ``close`` stops it all."""
 
     retention: RetentionSchedule | None = None  # the retention job's schedule (web part)
+    # Reminders and escalations of forwarded cases (web part; ivr.cases.forwarding).
+    forward_checks: Any | None = None
     config_source: ConfigSource | None = None  # the one config every part reads
     cases: CaseService | None = None  # the one case service (console and case desk)
     # Calls served by the fallback script while the server was down, read into the call log.
@@ -73,6 +75,8 @@ class RunningServices:
         then the call log writes all it holds before the process may exit."""
         if self.retention is not None:
             await self.retention.close()
+        if self.forward_checks is not None:
+            await self.forward_checks.close()
         if self.agi is not None:
             await self.agi.drain(drain_seconds)
         if self.web_runner is not None:
@@ -129,9 +133,17 @@ async def start_services(
     retention = RetentionSchedule(sessions, source) if "web" in parts else None
     if retention is not None:
         retention.start()
+    # Reminders before a forwarded case's deadline and escalation after it, once
+    # per deployment like retention: beside the console, whose wallboard shows them.
+    forward_checks = None
+    if web_runner is not None:
+        from ivr.web.forwarding import start_due_checks
+
+        forward_checks = start_due_checks(web_runner.app)
     if "agi" not in parts:
         services = RunningServices(None, None, queue_manager, web_runner, applier)
         services.retention = retention
+        services.forward_checks = forward_checks
         services.config_source = source
         services.cases = cases
         return services
@@ -155,6 +167,7 @@ async def start_services(
     services = RunningServices(server, call_log, queue_manager, web_runner, applier, agi)
     services.call_spool = call_spool
     services.retention = retention
+    services.forward_checks = forward_checks
     services.config_source = source
     services.cases = cases
     return services

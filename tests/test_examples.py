@@ -169,6 +169,11 @@ def test_combined_deployment_is_the_four_examples_kept_apart() -> None:
         assert all(phones[phone.id] == phone for phone in alone.phones)
         for schedule_id, schedule in alone.schedules.items():
             assert combined.schedules[schedule_id] == schedule
+        # Responsible units (issue 13): the same, owned by the hotline there.
+        for unit in alone.units:
+            together_unit = combined.unit(unit.code)
+            assert together_unit is not None and together_unit.hotline == hotline_id
+            assert together_unit.model_copy(update={"hotline": None}) == unit
     units = {area.code: area for area in iter_areas(combined.areas)}
     city = _example("bac-tu-liem-2026.yaml").area("ha-noi")
     assert city is not None and all(units[u.code] == u for u in city.children)

@@ -248,7 +248,8 @@ def test_old_personal_data_is_removed_without_a_model_and_a_held_case_keeps_ever
 
         audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "retention")).one()
     assert report.counts == {
-        "audio": 4, "transcripts": 1, "numbers.calls": 3, "numbers.queue_calls": 3,
+        "audio": 4, "attachments": 0, "transcripts": 1, "numbers.calls": 3,
+        "numbers.queue_calls": 3,
         "numbers.queue_log": 3, "numbers.callbacks": 1, "numbers.sms": 1,
         "numbers.cases": 1, "case_text": 1,
     }  # fmt: skip

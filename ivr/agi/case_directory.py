@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import date
+from zoneinfo import ZoneInfo
 
+from ivr.cases.models import Case
 from ivr.cases.service import CaseService
+from ivr.contracts.statuses import CaseStatus
 from ivr.db.executor import DbExecutor
 from ivr.flow.steps import CaseInfo, FindCases
 
@@ -45,4 +49,26 @@ class CaseRecords:
             cases = self._service.open_cases_for_caller(request.caller)
         else:
             cases = []
-        return tuple(CaseInfo(c.code, c.status, c.due_date, c.responsible_unit) for c in cases)
+        zone = ZoneInfo(self._service.config_source.current.timezone)
+        return tuple(
+            CaseInfo(
+                c.code, c.status, c.due_date, c.responsible_unit, answered_on=_answered_on(c, zone)
+            )
+            for c in cases
+        )
+
+
+def _answered_on(case: Case, zone: ZoneInfo) -> date | None:
+    """The local day ``case`` was answered: its last move to ``answered`` in the
+    history, else (closed without one, say by an import) the day it was closed.
+    None for a case that is not answered or closed: open cases are listed
+    without their history, which is not read for them."""
+    if case.status not in (CaseStatus.ANSWERED, CaseStatus.CLOSED):
+        return None
+    answered = [
+        event.at
+        for event in case.history
+        if event.action == "status" and event.to_status == CaseStatus.ANSWERED
+    ]
+    when = max(answered) if answered else case.closed_at
+    return when.astimezone(zone).date() if when is not None else None

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ivr.contracts.statuses import OPEN_CASE_STATUSES, CaseStatus
@@ -32,6 +42,17 @@ class Case(Base):
     """A citizen's feedback or petition, from receipt to the answer given."""
 
     __tablename__ = "cases"
+    # Migration 0012: trigram indexes answer search by words (ILIKE '%…%') on
+    # PostgreSQL; SQLite has no such index and scans.
+    __table_args__ = tuple(
+        Index(
+            f"ix_cases_{column}_trgm",
+            column,
+            postgresql_using="gin",
+            postgresql_ops={column: "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql")
+        for column in ("summary", "transcript")
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)  # digits only
@@ -64,6 +85,24 @@ class Case(Base):
     # When retention erased the case's text (summary, transcript copy, name, answer).
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     satisfaction: Mapped[int | None] = mapped_column(Integer)  # the caller's 1–3 rating
+    # The final answer composed from the units' answers: who approved it, when.
+    answer_approved_by: Mapped[str | None] = mapped_column(String(128))
+    answer_approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Publication on the hotline's public page (issue 13, migration 0013): only
+    # with the citizen's consent (silence is not consent), recorded with who
+    # recorded it, when and its evidence; a supervisor then publishes texts
+    # without personal data under a random ``public_id`` (never the case code,
+    # which is sequential). See :mod:`ivr.cases.publication`.
+    publish_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    publish_consent_by: Mapped[str | None] = mapped_column(String(128))
+    publish_consent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    publish_consent_note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    public_id: Mapped[str | None] = mapped_column(String(24), unique=True, index=True)
+    public_title: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    public_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    public_answer: Mapped[str] = mapped_column(Text, default="", server_default="")
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    published_by: Mapped[str | None] = mapped_column(String(128))
 
     history: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
@@ -157,3 +196,79 @@ class SmsMessage(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class CaseForward(Base):
+    """A case forwarded to one responsible unit (``units:`` in the config):
+    its own deadline, status and answer. One row per (case, unit); a unit that
+    returned a case and gets it again reopens its row."""
+
+    __tablename__ = "case_forwards"
+    __table_args__ = (UniqueConstraint("case_id", "unit_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    unit_code: Mapped[str] = mapped_column(String(64), index=True)
+    hotline_id: Mapped[str] = mapped_column(String(64), index=True)  # the case's
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    sent_by: Mapped[str] = mapped_column(String(128), default="")
+    due_date: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(24), index=True)  # ForwardStatus
+    # What the unit may read besides the summary.
+    share_transcript: Mapped[bool] = mapped_column(default=False)
+    share_recording: Mapped[bool] = mapped_column(default=False)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    answered_by: Mapped[str | None] = mapped_column(String(128))
+    extension_days_requested: Mapped[int | None] = mapped_column(Integer)
+    extension_reason: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(Text, default="")  # the hotline's note to the unit
+    # The due date a reminder / an escalation was sent for: each goes once per
+    # deadline (an extension's new date earns a new reminder).
+    reminded_for: Mapped[date | None] = mapped_column(Date)
+    escalated_for: Mapped[date | None] = mapped_column(Date)
+
+    events: Mapped[list[ForwardEvent]] = relationship(
+        back_populates="forward", order_by="ForwardEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class ForwardEvent(Base):
+    """One change to a forward: who, when, what (status moves carry both ends)."""
+
+    __tablename__ = "forward_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forward_id: Mapped[int] = mapped_column(
+        ForeignKey("case_forwards.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))  # sent, status, reminded, escalated, …
+    status_from: Mapped[str | None] = mapped_column(String(24))
+    status_to: Mapped[str | None] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    forward: Mapped[CaseForward] = relationship(back_populates="events")
+
+
+class ForwardAttachment(Base):
+    """A file a unit sent with its answer. Kept under ``paths.recordings``
+    (``attachments/<case code>/``) like the recordings, and served by the
+    console with the same checks (who may read the forward); ``deleted_at``
+    when retention removed the file."""
+
+    __tablename__ = "forward_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forward_id: Mapped[int] = mapped_column(
+        ForeignKey("case_forwards.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))  # as the unit named it (display only)
+    content_type: Mapped[str] = mapped_column(String(127), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    path: Mapped[str] = mapped_column(String(512), unique=True)  # relative to paths.recordings
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    uploaded_by: Mapped[str] = mapped_column(String(128), default="")
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -223,7 +223,9 @@ class CaseService:
                 case.rejection_reason = note
             if status == ANSWERED and note:
                 case.answer = note
-            if status in (CLOSED, REJECTED):
+            # A rejected case closed later was done when it was rejected: the
+            # first closing time stays (the on-time report judges by it).
+            if status in (CLOSED, REJECTED) and case.closed_at is None:
                 case.closed_at = now
             session.add(
                 CaseEvent(

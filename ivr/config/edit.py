@@ -42,6 +42,7 @@ LOCKED: tuple[FieldPath, ...] = (
     ("asterisk", "config_dir"),
     *(("paths", name) for name in PathsSection.model_fields),
     ("sms", "path"),
+    ("email", "outbox_path"),
     ("web", "secret_file"),
     ("database", "url"),
     ("transcription", "model_path"),

@@ -65,6 +65,7 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
                 )
 
     problems += _ownership_problems(config)
+    problems += _unit_problems(config, areas_by_code)
 
     shift_ids = {shift.id for shift in config.roster.shifts}
     for section in ("assignments", "overrides"):
@@ -197,6 +198,40 @@ def _ownership_problems(config: HotlineConfig) -> list[Problem]:
                 problem = _foreign_agent(config, agent_id, entry.queue)
                 if problem:
                     problems.append((("roster", section, index, "agents", agent_index), problem))
+    return problems
+
+
+def _unit_problems(config: HotlineConfig, areas_by_code: dict[str, Area]) -> list[Problem]:
+    """Responsible units name a known area (a ward committee must: it answers
+    for its ward) and a known hotline, and can be told of a forward (an email or
+    an SMS number); forwarding deadlines name known topics."""
+    problems: list[Problem] = []
+    hotline_ids = {hotline.id for hotline in config.hotlines}
+    for index, unit in enumerate(config.units):
+        here: FieldPath = ("units", index)
+        if unit.area is not None and unit.area not in areas_by_code:
+            problems.append(((*here, "area"), f"unknown area {unit.area!r}{_hint(areas_by_code)}"))
+        if unit.kind == "ward_committee" and unit.area is None:
+            problems.append(((*here, "area"), "a ward committee needs the area (ward) it serves"))
+        if unit.hotline is not None and unit.hotline not in hotline_ids:
+            problems.append(
+                ((*here, "hotline"), f"unknown hotline {unit.hotline!r}{_hint(hotline_ids)}")
+            )
+        if unit.email is None and unit.sms is None:
+            problems.append((here, f"unit {unit.code!r} needs an email or an sms number"))
+    for hotline_id in config.forwarding.supervisor_emails:
+        if hotline_id not in hotline_ids:
+            problems.append(
+                (("forwarding", "supervisor_emails", hotline_id),
+                 f"unknown hotline {hotline_id!r}{_hint(hotline_ids)}")
+            )  # fmt: skip
+    topics = {topic.code for topic in config.cases.topics}
+    for index, rule in enumerate(config.forwarding.by_topic):
+        if rule.topic not in topics:
+            problems.append(
+                (("forwarding", "by_topic", index, "topic"),
+                 f"unknown topic {rule.topic!r}{_hint(topics)}")
+            )  # fmt: skip
     return problems
 
 
@@ -413,6 +448,7 @@ def _unique_ids(config: HotlineConfig) -> list[Problem]:
         ("queue id", ((("queues", i, "id"), q.id) for i, q in enumerate(config.queues))),
         ("agent id", ((("agents", i, "id"), a.id) for i, a in enumerate(config.agents))),
         ("hotline id", ((("hotlines", i, "id"), h.id) for i, h in enumerate(config.hotlines))),
+        ("unit code", ((("units", i, "code"), u.code) for i, u in enumerate(config.units))),
         (
             "department code",
             ((("departments", i, "code"), d.code) for i, d in enumerate(config.departments)),

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ivr.config.destinations import Destination
+from ivr.config.email import EmailSection
+from ivr.config.forwarding import ForwardingSection, ResponsibleUnit
 from ivr.config.pause_reasons import DEFAULT_PAUSE_REASONS, PauseReason
 from ivr.config.records import (
     CasesSection,
@@ -387,9 +389,14 @@ class HotlineConfig(Strict):
     transcription: TranscriptionSection = TranscriptionSection()
     cases: CasesSection = CasesSection()
     sms: SmsSection = SmsSection()
+    # Outgoing mail: units, supervisors, citizens (ivr/config/email.py).
+    email: EmailSection = EmailSection()
     # How long each kind of personal data is kept (ivr/config/retention.py).
     retention: RetentionSection = RetentionSection()
     web: WebSection = WebSection()  # the web console (ivr/config/web.py)
+    # Units cases are forwarded to, and their deadlines (ivr/config/forwarding.py).
+    units: list[ResponsibleUnit] = []
+    forwarding: ForwardingSection = ForwardingSection()
     # Codes an agent picks from when pausing (ivr/config/pause_reasons.py).
     pause_reasons: list[PauseReason] = Field(
         default_factory=lambda: list(DEFAULT_PAUSE_REASONS), min_length=1
@@ -461,6 +468,21 @@ class HotlineConfig(Strict):
         if agent is None:
             return None
         return _owner(agent.hotline, self.sole_hotline())
+
+    def unit(self, code: str) -> ResponsibleUnit | None:
+        return next((u for u in self.units if u.code == code), None)
+
+    def unit_owner(self, code: str) -> str | None:
+        """The hotline a responsible unit works with (None: unknown unit, or a
+        unit shared by every hotline of a multi-hotline file)."""
+        unit = self.unit(code)
+        if unit is None:
+            return None
+        return _owner(unit.hotline, self.sole_hotline())
+
+    def units_for(self, hotline_id: str) -> list[ResponsibleUnit]:
+        """The units a hotline may forward to: its own and the shared ones."""
+        return [u for u in self.units if u.hotline in (None, hotline_id)]
 
     def queues_of(self, hotline_id: str) -> list[Queue]:
         return [q for q in self.queues if self.queue_owner(q.id) == hotline_id]

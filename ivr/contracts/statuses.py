@@ -68,3 +68,25 @@ class QueueCallOutcome(StrEnum):
     ABANDONED = "abandoned"  # hung up while waiting
     LEFT = "left"  # left unanswered (timeout, key 1); an abandon overrides it
     LOST = "lost"  # gone from the queue when the picture was resynced
+
+
+class ForwardStatus(StrEnum):
+    """Where a case forwarded to one responsible unit stands (``case_forwards.status``)."""
+
+    SENT = "sent"  # đã chuyển
+    RECEIVED = "received"  # đơn vị đã tiếp nhận
+    IN_PROGRESS = "in_progress"  # đang xử lý
+    ANSWERED = "answered"  # đã trả lời
+    RETURNED = "returned"  # trả lại: không thuộc thẩm quyền
+    EXTENSION_REQUESTED = "extension_requested"  # xin gia hạn
+    EXTENSION_GRANTED = "extension_granted"  # được gia hạn
+
+
+# A forward in these still owes the hotline an answer (its deadline runs).
+OPEN_FORWARD_STATUSES = (
+    ForwardStatus.SENT,
+    ForwardStatus.RECEIVED,
+    ForwardStatus.IN_PROGRESS,
+    ForwardStatus.EXTENSION_REQUESTED,
+    ForwardStatus.EXTENSION_GRANTED,
+)

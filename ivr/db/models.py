@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Text
+from sqlalchemy import DateTime, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -48,6 +48,12 @@ class Call(Base):
     """One citizen's call into a hotline, from the first AGI request to hangup."""
 
     __tablename__ = "calls"
+    # Migration 0012: a caller's latest calls (screen-pop) and a hotline's period
+    # (statistics) without reading every row of the number or of the period.
+    __table_args__ = (
+        Index("ix_calls_caller_number_started_at", "caller_number", "started_at"),
+        Index("ix_calls_hotline_id_started_at", "hotline_id", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uniqueid: Mapped[str] = mapped_column(String(64), unique=True)

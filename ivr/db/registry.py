@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "ivr.cases.models",
     "ivr.web.models",
     "ivr.audit",
+    "ivr.knowledge.models",
 )
 
 for _module in MODEL_MODULES:

@@ -62,14 +62,17 @@ _NOT_TO_AN_OPERATOR = frozenset(
     {DestinationKind.VOICEMAIL, DestinationKind.CALLBACK, DestinationKind.HANGUP}
 )
 
+ANSWERED_STATUS_PROMPT = "case_status_answered"
+# "Phản ánh đã được trả lời ngày": followed by the day and month it was answered.
+ANSWERED_ON_PROMPT = "case_answered_on_intro"
 # Which sentence tells the caller where a case stands.
 STATUS_PROMPTS: dict[str, str] = {  # keyed by CaseStatus; rows hold plain str
     CaseStatus.RECEIVED: "case_status_received",
     CaseStatus.CLASSIFIED: "case_status_received",
     CaseStatus.ASSIGNED: "case_status_in_progress",
     CaseStatus.IN_PROGRESS: "case_status_in_progress",
-    CaseStatus.ANSWERED: "case_status_answered",
-    CaseStatus.CLOSED: "case_status_answered",
+    CaseStatus.ANSWERED: ANSWERED_STATUS_PROMPT,
+    CaseStatus.CLOSED: ANSWERED_STATUS_PROMPT,
     CaseStatus.REJECTED: "case_status_rejected",
 }
 DEFAULT_CALL_SECONDS = 180  # per call, until Asterisk has measured the queue's own
@@ -122,11 +125,15 @@ def _hung_up(reply: Reply) -> bool:
 
 
 def case_status_prompts(case: CaseInfo) -> tuple[str, ...]:
-    """ "Phản ánh mã số 2 5 0 7 … đang được xử lý. Thời hạn trả lời … ngày 15 tháng 7"."""
+    """ "Phản ánh mã số 2 5 0 7 … đang được xử lý. Thời hạn trả lời … ngày 15 tháng 7";
+    an answered case says the day instead: "… đã được trả lời ngày 3 tháng 12"."""
     prompts = ["case_status_intro", *digit_prompts(case.code)]
-    prompts.append(STATUS_PROMPTS.get(case.status, "case_status_in_progress"))
+    status_prompt = STATUS_PROMPTS.get(case.status, "case_status_in_progress")
+    prompts.append(status_prompt)
     if case.status in OPEN_CASE_STATUSES and case.due_date is not None:
         prompts += ["case_due_date_intro", *day_month_prompts(case.due_date)]
+    elif status_prompt == ANSWERED_STATUS_PROMPT and case.answered_on is not None:
+        prompts += [ANSWERED_ON_PROMPT, *day_month_prompts(case.answered_on)]
     return tuple(prompts)
 
 

@@ -69,6 +69,9 @@ class CaseInfo:
     status: str
     due_date: date | None = None
     unit: str | None = None
+    # The local day the case was answered (answered or closed cases), read to the
+    # caller after its status; None while open or when the day is not known.
+    answered_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

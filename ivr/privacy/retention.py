@@ -9,7 +9,16 @@ anonymised, per kind (``retention:`` in the config, :mod:`ivr.config.retention`)
   replaced by a keyed pseudonym (or erased): rows stay, so counts, waits,
   outcomes and distinct callers are unchanged;
 - case text of closed cases (summary, transcript copy, caller's name, answer,
-  rejection reason, notes in the history and in its SMS rows) is blanked.
+  rejection reason, notes in the history and in its SMS rows) is blanked, and
+  with it what the forwarding and the public page hold of the case: the
+  units' answers, the hotline's notes and extension reasons
+  (``case_forwards``), the notes of the forwards' history
+  (``forward_events``), the consent's note and the public texts (a published
+  case leaves the public page);
+- files the units sent with their answers (``forward_attachments``, kept
+  beside the recordings) are deleted after ``audio_days``, counted from the
+  upload and from the case's closing (a case still being answered keeps
+  them); the row stays with ``deleted_at``.
 
 Nothing linked to a case under legal hold is touched: the case, its call and
 every call sharing that call's ``linkedid``, their recordings, transcripts,
@@ -40,6 +49,9 @@ from ivr.cases.models import (
     REJECTED,
     Case,
     CaseEvent,
+    CaseForward,
+    ForwardAttachment,
+    ForwardEvent,
     Recording,
     SmsMessage,
     Transcript,
@@ -59,6 +71,7 @@ ACTOR = "retention"
 # Count keys, in the order a report prints them.
 KINDS = (
     "audio",
+    "attachments",
     "transcripts",
     "numbers.calls",
     "numbers.queue_calls",
@@ -181,6 +194,7 @@ class RetentionJob:
         audio = self._cutoff(now, effective_audio_days(self.config))
         if audio is not None:
             self._audio(report, audio, now, dry_run)
+            self._attachments(report, audio, now, dry_run)
         transcripts = self._cutoff(now, r.transcript_days)
         if transcripts is not None:
             self._transcripts(report, transcripts, now, dry_run)
@@ -290,6 +304,44 @@ class RetentionJob:
                     "(is a transcription worker running?)",
                     report.audio_awaiting_transcript,
                 )
+
+    # --- the units' attachments ----------------------------------------------------
+
+    def _attachments(
+        self, report: RetentionReport, cutoff: datetime, now: datetime, dry: bool
+    ) -> None:
+        root = self.config.resolve_path(self.config.paths.recordings).resolve()
+        # The hotline composes its answer from them: a case still open keeps them.
+        finished = (
+            select(CaseForward.id)
+            .join(Case, Case.id == CaseForward.case_id)
+            .where(Case.status.in_(_FINISHED_CASE), Case.closed_at < cutoff, ~Case.legal_hold)
+        )
+
+        def due(held: HeldLinks) -> list[ColumnElement[bool]]:
+            held_forwards = select(CaseForward.id).where(CaseForward.case_id.in_(held.case_ids))
+            return [
+                ForwardAttachment.uploaded_at < cutoff,
+                ForwardAttachment.deleted_at.is_(None),
+                ForwardAttachment.forward_id.in_(finished),
+                ForwardAttachment.forward_id.not_in(held_forwards),
+            ]
+
+        def delete(session: Session, attachment: ForwardAttachment) -> bool:
+            path = (root / attachment.path).resolve()
+            if not path.is_relative_to(root):
+                outside = f"{attachment.path} is outside {root}"
+                report.errors.append(f"attachment {attachment.id}: {outside}; not deleted")
+                return False
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                report.errors.append(f"attachment {attachment.id}: {exc}")
+                return False
+            attachment.deleted_at = now
+            return True
+
+        report.counts["attachments"] = self._batches(ForwardAttachment, due, delete, dry)
 
     # --- transcripts --------------------------------------------------------------
 
@@ -446,6 +498,21 @@ class RetentionJob:
             # Who did what and when stays (the case's audit trail); the words go.
             session.execute(update(CaseEvent).where(CaseEvent.case_id == case.id).values(note=""))
             session.execute(update(SmsMessage).where(SmsMessage.case_id == case.id).values(text=""))
+            # The forwarding's words about the case go with it (statuses, dates
+            # and who answered stay for the on-time figures).
+            forwards = select(CaseForward.id).where(CaseForward.case_id == case.id)
+            session.execute(
+                update(CaseForward)
+                .where(CaseForward.case_id == case.id)
+                .values(answer="", note="", extension_reason="")
+            )
+            session.execute(
+                update(ForwardEvent).where(ForwardEvent.forward_id.in_(forwards)).values(note="")
+            )
+            # The public texts too: a published case leaves the public page.
+            case.public_title = case.public_text = case.public_answer = ""
+            case.publish_consent_note = ""
+            case.published_at = None
             session.add(
                 CaseEvent(
                     case_id=case.id, at=now, actor=ACTOR, action="erased",

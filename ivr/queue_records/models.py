@@ -25,7 +25,11 @@ class QueueCall(Base):
     and however many queues it visited (``queues_visited``)."""
 
     __tablename__ = "queue_calls"
-    __table_args__ = (UniqueConstraint("node", "uniqueid"),)
+    __table_args__ = (
+        UniqueConstraint("node", "uniqueid"),
+        # Migration 0012: "did this agent answer that call" in one probe (access.py).
+        Index("ix_queue_calls_uniqueid_agent_id", "uniqueid", "agent_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     node: Mapped[str] = mapped_column(String(64))
