@@ -169,7 +169,8 @@ HEADERS_VI = [
 async def test_the_json_api_carries_the_deadline_report(console: Console) -> None:
     supervisor, _ = await console.signed_in("giamsat")
     figures = await (await supervisor.get("/api/v1/stats", params=PERIOD)).json()
-    assert figures["deadlines"] == {
+    # (per ward and per topic: tests/test_report_on_time.py)
+    assert {k: figures["deadlines"][k] for k in ("as_of", "units", "total")} == {
         "as_of": "2026-03-20",
         "units": EXPECTED_UNITS,
         "total": EXPECTED_TOTAL,

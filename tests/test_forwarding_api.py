@@ -378,3 +378,30 @@ async def test_an_administrator_adds_a_unit_user_for_a_known_unit_only(
             await client.close()
         assert console.server is not None
         await console.server.close()
+
+
+@pytest.mark.db
+async def test_the_console_process_retries_the_email_outbox_while_it_runs(
+    config: HotlineConfig, sessions: Any, tmp_path: Path
+) -> None:
+    """Mail the SMTP server could not take waits in the outbox: the console's
+    process (one per deployment) runs its retry loop from start to shutdown."""
+    from aiohttp.test_utils import TestServer
+
+    from ivr.notify.email import EmailOutbox, EmailSender
+    from ivr.web.app import create_app
+    from tests.rig.stack import free_tcp_port
+    from tests.test_email_sender import _settings
+
+    outbox = EmailOutbox(tmp_path / "var" / "email-outbox.jsonl")
+    sender = EmailSender(_settings(free_tcp_port()), outbox)
+    app = create_app(
+        config, sessions, secret=b"s" * 32, notifier=EmailSenderNotifier(sender)
+    )  # fmt: skip
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        assert sender._outbox_task is not None and not sender._outbox_task.done()
+    finally:
+        await server.close()
+    assert sender._outbox_task is None  # stopped with the console

@@ -289,9 +289,9 @@ ROUTE_TABLE = [
     ("GET", "/lang/{language}", "PUBLIC", "language"),
     ("GET", "/healthz", "PUBLIC", "health"),
     ("GET", "/api/openapi.json", "PUBLIC", "openapi"),
-    ("POST", "/logout", "STAFF", "logout"),
-    ("GET", "/", "STAFF", "home"),
-    ("GET", "/api/v1/me", "STAFF", "me"),
+    ("POST", "/logout", "SIGNED_IN", "logout"),
+    ("GET", "/", "SIGNED_IN", "home"),
+    ("GET", "/api/v1/me", "SIGNED_IN", "me"),
     ("GET", "/wallboard", "WATCHERS", "wallboard"),
     ("GET", "/ws/wallboard", "WATCHERS", "wallboard_ws"),
     ("GET", "/api/v1/wallboard", "WATCHERS", "wallboard_api"),
@@ -303,6 +303,8 @@ ROUTE_TABLE = [
     ("GET", "/stats.csv", "WATCHERS", "stats_csv"),
     ("GET", "/stats.xlsx", "WATCHERS", "stats_xlsx"),
     ("GET", "/api/v1/stats", "WATCHERS", "stats_api"),
+    ("GET", "/stats/monthly", "WATCHERS", "stats_monthly"),
+    ("GET", "/api/v1/stats/monthly", "WATCHERS", "stats_monthly_api"),
     ("GET", "/calls.csv", "WATCHERS", "calls_csv"),
     ("GET", "/cases.csv", "WATCHERS", "cases_csv"),
     ("GET", "/calls.xlsx", "WATCHERS", "calls_xlsx"),
@@ -328,6 +330,48 @@ ROUTE_TABLE = [
     ("POST", "/api/v1/cases/{code}", "STAFF", "update_case_api"),
     ("POST", "/cases/{code}/hold", "WATCHERS", "case_hold"),
     ("POST", "/api/v1/cases/{code}/hold", "WATCHERS", "case_hold_api"),
+    ("POST", "/cases/{code}/forwards", "STAFF", "forward_case"),
+    ("POST", "/cases/{code}/final-answer", "WATCHERS", "approve_final_answer"),
+    ("POST", "/api/v1/cases/{code}/forwards", "STAFF", "forward_case_api"),
+    ("GET", "/api/v1/cases/{code}/forwards", "STAFF", "case_forwards_api"),
+    ("GET", "/api/v1/cases/{code}/final-answer", "STAFF", "final_answer_draft_api"),
+    ("POST", "/api/v1/cases/{code}/final-answer", "WATCHERS", "approve_final_answer_api"),
+    ("GET", "/api/v1/forwards", "UNITS", "my_forwards_api"),
+    ("GET", "/api/v1/forwards/{forward_id}", "FORWARD_READERS", "forward_api"),
+    ("POST", "/api/v1/forwards/{forward_id}/extension/{decision}", "WATCHERS", "extension_api"),
+    ("POST", "/api/v1/forwards/{forward_id}/attachments", "FORWARD_ACTORS", "upload_api"),
+    ("GET", "/api/v1/attachments/{attachment_id}", "FORWARD_READERS", "forward_attachment_api"),
+    ("POST", "/api/v1/forwards/{forward_id}/{action}", "FORWARD_ACTORS", "forward_action_api"),
+    ("GET", "/forwards", "UNITS", "unit_home"),
+    ("GET", r"/forwards/{forward_id:\d+}", "FORWARD_READERS", "unit_forward"),
+    (
+        "GET",
+        r"/forwards/{forward_id:\d+}/recordings/{recording_id:\d+}",
+        "FORWARD_READERS",
+        "unit_recording",
+    ),
+    ("POST", r"/forwards/{forward_id:\d+}/extension/{decision}", "WATCHERS", "extension_form"),
+    ("POST", r"/forwards/{forward_id:\d+}/answer", "FORWARD_ACTORS", "unit_answer"),
+    (
+        "POST",
+        r"/forwards/{forward_id:\d+}/{action:received|in_progress|extension|return}",
+        "FORWARD_ACTORS",
+        "unit_action",
+    ),
+    ("GET", "/api/v1/wallboard/overdue-forwards", "WATCHERS", "overdue_forwards_api"),
+    ("GET", "/knowledge", "STAFF", "knowledge"),
+    ("GET", "/api/v1/knowledge", "STAFF", "knowledge_api"),
+    ("GET", "/knowledge/new", "WATCHERS", "new_article"),
+    ("POST", "/knowledge", "WATCHERS", "add_article"),
+    ("POST", "/api/v1/knowledge", "WATCHERS", "add_article_api"),
+    ("POST", "/knowledge/import", "WATCHERS", "import_articles"),
+    ("GET", r"/knowledge/{article_id:\d+}", "STAFF", "article"),
+    ("GET", r"/api/v1/knowledge/{article_id:\d+}", "STAFF", "article_api"),
+    ("GET", r"/knowledge/{article_id:\d+}/edit", "WATCHERS", "edit_article"),
+    ("POST", r"/knowledge/{article_id:\d+}", "WATCHERS", "update_article"),
+    ("POST", r"/api/v1/knowledge/{article_id:\d+}", "WATCHERS", "update_article_api"),
+    ("POST", "/cases/{code}/knowledge-answer", "STAFF", "kb_answer"),
+    ("POST", "/api/v1/cases/{code}/knowledge-answer", "STAFF", "kb_answer_api"),
     ("GET", "/recordings/{recording_id}", "STAFF", "recording"),
     ("GET", "/jobs", "WATCHERS", "jobs"),
     ("GET", "/api/v1/jobs", "WATCHERS", "jobs_api"),
@@ -343,8 +387,31 @@ ROUTE_TABLE = [
     ("POST", "/admin/config", "ADMINS", "config_apply"),
     ("GET", "/api/v1/config", "ADMINS", "config_api"),
     ("POST", "/api/v1/config", "ADMINS", "config_apply_api"),
+    # The public page of published cases and the consent / publication (issue 13).
+    ("GET", "/public/cases", "PUBLIC", "public_cases"),
+    ("GET", "/public/cases/{public_id}", "PUBLIC", "public_case"),
+    ("GET", "/public/{hotline_id}/cases", "PUBLIC", "public_hotline_cases"),
+    ("POST", "/cases/{code}/consent", "STAFF", "case_consent"),
+    ("POST", "/api/v1/cases/{code}/consent", "STAFF", "case_consent_api"),
+    ("POST", "/cases/{code}/publish", "WATCHERS", "case_publish"),
+    ("POST", "/api/v1/cases/{code}/publish", "WATCHERS", "case_publish_api"),
+    ("POST", "/cases/{code}/unpublish", "WATCHERS", "case_unpublish"),
+    ("POST", "/api/v1/cases/{code}/unpublish", "WATCHERS", "case_unpublish_api"),
 ]
-FEATURES = ("auth", "openapi", "wallboard", "stats", "agent", "calls", "cases", "admin")
+FEATURES = (
+    "auth",
+    "openapi",
+    "wallboard",
+    "stats",
+    "agent",
+    "calls",
+    "cases",
+    "forwarding",
+    "unit_portal",
+    "knowledge",
+    "public",
+    "admin",
+)
 
 
 def test_each_feature_declares_its_routes_and_the_table_is_unchanged() -> None:
@@ -355,7 +422,9 @@ def test_each_feature_declares_its_routes_and_the_table_is_unchanged() -> None:
     for module in modules:
         for route in module.ROUTES:
             assert route.handler.__module__ == module.__name__, route.name
-    roles = {n: getattr(state, n) for n in ("PUBLIC", "STAFF", "WATCHERS", "ADMINS", "AGENTS")}
+    names = ("PUBLIC", "STAFF", "WATCHERS", "ADMINS", "AGENTS", "UNITS", "SIGNED_IN",
+             "FORWARD_READERS", "FORWARD_ACTORS")  # fmt: skip
+    roles = {n: getattr(state, n) for n in names}
     assert sorted((r.method, r.path, r.roles, r.name) for r in app.ROUTES) == sorted(
         (method, path, roles[role], name) for method, path, role, name in ROUTE_TABLE
     )

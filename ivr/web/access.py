@@ -13,6 +13,9 @@ checked before anything is rendered, and a refusal is a 403 that is audited.
   websocket) shows its queues and agents, statistics and their exports count
   its calls, cases and queues, and pausing, logging off or listening in on an
   agent of another hotline is refused (403, audited);
+- unit users (``unit``, a clerk of a responsible unit, ``web_users.unit_code``):
+  no calls, no live picture, and of the cases only those forwarded to their
+  unit (``case_forwards``), through the forwarding routes;
 - agents: the calls their agent answered (``queue_calls.agent_id``, or the
   call record's ``answered_by`` naming their phone), the cases they opened and
   the cases linked to those calls; plus the call ringing or answered at their
@@ -30,13 +33,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, exists, false, or_, select, true
 
-from ivr.cases.models import Case, CaseEvent
+from ivr.cases.models import Case, CaseEvent, CaseForward
 from ivr.config.schema import Agent, HotlineConfig
 from ivr.db.models import Call
 from ivr.queue_records.models import QueueCall
-from ivr.web.models import AGENT, SUPERVISOR, WebUser
+from ivr.web.models import AGENT, SUPERVISOR, UNIT, WebUser
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +80,18 @@ class AccessScope:
     phone_interface: str = ""  # "PJSIP/<phone>" of the agent's phone
     # A supervisor limited to one hotline, or an agent's own hotline.
     hotline_id: str | None = None
+    unit_code: str | None = None  # a unit user's responsible unit
 
     @classmethod
     def of(cls, user: WebUser, config: HotlineConfig) -> AccessScope:
+        if user.role == UNIT:
+            # A unit that left the config sees nothing (no unit matches None).
+            known = user.unit_code and config.unit(user.unit_code) is not None
+            return cls(user.username, user.role, unit_code=user.unit_code if known else None)
+        return cls._staff(user, config)
+
+    @classmethod
+    def _staff(cls, user: WebUser, config: HotlineConfig) -> AccessScope:
         if user.role == SUPERVISOR and user.hotline_id:
             return cls(user.username, user.role, hotline_id=user.hotline_id)
         if user.role != AGENT:
@@ -96,7 +108,11 @@ class AccessScope:
 
     @property
     def sees_everything(self) -> bool:
-        return self.role != AGENT and self.hotline_id is None
+        return self.role not in (AGENT, UNIT) and self.hotline_id is None
+
+    @property
+    def is_unit(self) -> bool:
+        return self.role == UNIT
 
     @property
     def is_agent(self) -> bool:
@@ -105,7 +121,14 @@ class AccessScope:
     @property
     def full_numbers(self) -> bool:
         """May this user see whole numbers of calls that are not their own?"""
-        return self.role != AGENT
+        return self.role not in (AGENT, UNIT)
+
+    def sees_forward(self, unit_code: str, hotline_id: str | None) -> bool:
+        """May this user read and act on a forward of a case to ``unit_code``:
+        a unit user, only its unit's; the hotline's staff, their hotline's."""
+        if self.is_unit:
+            return self.unit_code is not None and unit_code == self.unit_code
+        return self.sees_hotline(hotline_id)
 
     # -- the live picture: queues and agents belong to hotlines --------------------
 
@@ -147,7 +170,9 @@ class AccessScope:
                 or self.sees_agent(config, by_interface[member["interface"]])
             ]
             queues.append({**queue, "agents": agents})
-        return {**board, "queues": queues}
+        overdue = board.get("overdue_forwards", {})
+        mine = {h: n for h, n in overdue.items() if self.sees_hotline(h)}
+        return {**board, "queues": queues, "overdue_forwards": mine}
 
     def number(self, number: str | None, own: bool) -> str:
         """The number as this user may see it: whole for supervisors and for
@@ -162,8 +187,13 @@ class AccessScope:
         """Calls this agent answered, as a condition on :class:`Call`."""
         if self.agent_id is None:
             return false()
-        answered = select(QueueCall.uniqueid).where(QueueCall.agent_id == self.agent_id)
-        conditions = [Call.uniqueid.in_(answered)]
+        # Correlated EXISTS, one probe of (uniqueid, agent_id) per call looked
+        # at: an IN (subquery) under OR becomes a hash of every call the agent
+        # ever answered, hundreds of thousands at a province's scale.
+        answered = exists().where(
+            QueueCall.uniqueid == Call.uniqueid, QueueCall.agent_id == self.agent_id
+        )
+        conditions = [answered]
         if self.phone_interface:
             conditions.append(Call.answered_by == self.phone_interface)
         return or_(*conditions)
@@ -172,6 +202,8 @@ class AccessScope:
         """The calls this user may read, as a WHERE condition on :class:`Call`."""
         if self.sees_everything:
             return true()
+        if self.is_unit:
+            return false()
         if not self.is_agent:
             return Call.hotline_id == self.hotline_id
         return self.handled_calls()
@@ -180,18 +212,32 @@ class AccessScope:
         """The cases this user may read, as a WHERE condition on :class:`Case`."""
         if self.sees_everything:
             return true()
+        if self.is_unit:
+            if self.unit_code is None:
+                return false()
+            forwarded = select(CaseForward.case_id).where(CaseForward.unit_code == self.unit_code)
+            return Case.id.in_(forwarded)
         if not self.is_agent:
             return Case.hotline_id == self.hotline_id
         if self.agent_id is None:
             return false()
-        opened = select(CaseEvent.case_id).where(
-            CaseEvent.actor == self.username, CaseEvent.action == "opened"
+        # Correlated EXISTS for the same reason as in handled_calls: each is an
+        # index probe per case looked at.
+        opened = exists().where(
+            CaseEvent.case_id == Case.id,
+            CaseEvent.actor == self.username,
+            CaseEvent.action == "opened",
         )
-        handled = select(Call.uniqueid).where(self.handled_calls())
-        queue_answered = select(QueueCall.uniqueid).where(QueueCall.agent_id == self.agent_id)
-        return or_(
-            Case.id.in_(opened),
-            Case.call_uniqueid.in_(handled),
-            # The queue record may exist before the call record is written.
-            Case.call_uniqueid.in_(queue_answered),
+        # Answered by this agent per the queue record (which may exist before
+        # the call record is written), or per the call record's phone.
+        queue_answered = exists().where(
+            QueueCall.uniqueid == Case.call_uniqueid, QueueCall.agent_id == self.agent_id
         )
+        conditions = [opened, queue_answered]
+        if self.phone_interface:
+            conditions.append(
+                exists().where(
+                    Call.uniqueid == Case.call_uniqueid, Call.answered_by == self.phone_interface
+                )
+            )
+        return or_(*conditions)

@@ -29,7 +29,7 @@ async def users_page(request: web.Request) -> web.StreamResponse:
     if request.path.startswith("/api/"):
         return web.json_response(
             [{"id": u.id, "username": u.username, "role": u.role, "agent_id": u.agent_id,
-              "hotline_id": u.hotline_id,
+              "hotline_id": u.hotline_id, "unit_code": u.unit_code,
               "active": u.active} for u in users]
         )  # fmt: skip
     return render(request, "admin_users.html", users=users, agents=state.config.agents,
@@ -45,11 +45,14 @@ async def add_user(request: web.Request) -> web.StreamResponse:
     hotline_id = form.get("hotline_id") or None
     if hotline_id and state.config.hotline(hotline_id) is None:
         return error_page(request, 400, "Bad request", f"unknown hotline {hotline_id}")
+    unit_code = form.get("unit_code") or None
+    if unit_code and state.config.unit(unit_code) is None:
+        return error_page(request, 400, "Bad request", f"unknown unit {unit_code}")
     try:
         user = await db(
             state.users.add, form.get("username", ""), form.get("password", ""),
             form.get("role", ""), agent_id=agent_id, display_name=form.get("display_name", ""),
-            hotline_id=hotline_id,
+            hotline_id=hotline_id, unit_code=unit_code,
         )  # fmt: skip
     except store.UserError as exc:
         if is_api(request):

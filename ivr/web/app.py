@@ -24,11 +24,28 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
+from ivr.cases.forwarding import ForwardingService, Notifier
+from ivr.cases.publication import draft_of
 from ivr.cases.service import CaseService
 from ivr.config.schema import HotlineConfig
 from ivr.config.source import ConfigSource
 from ivr.config_applier import ConfigApplier
-from ivr.web import admin, agent, audit_store, auth, calls, cases, openapi, stats, store, wallboard
+from ivr.web import (
+    admin,
+    agent,
+    audit_store,
+    auth,
+    calls,
+    cases,
+    forwarding,
+    knowledge,
+    openapi,
+    public,
+    stats,
+    store,
+    unit_portal,
+    wallboard,
+)
 from ivr.web.auth import LANG_COOKIE, SESSION_COOKIE
 from ivr.web.i18n import LANGUAGES
 from ivr.web.live import LiveHub
@@ -64,6 +81,10 @@ ROUTES: list[Route] = [
     *agent.ROUTES,
     *calls.ROUTES,
     *cases.ROUTES,
+    *forwarding.ROUTES,
+    *unit_portal.ROUTES,
+    *knowledge.ROUTES,
+    *public.ROUTES,
     *admin.ROUTES,
 ]
 
@@ -163,6 +184,7 @@ def create_app(
     queue_manager: Any | None = None,
     case_service: CaseService | None = None,
     applier: ConfigApplier | None = None,
+    notifier: Notifier | None = None,
 ) -> web.Application:
     """The console. ``queue_manager`` feeds the wallboard and carries the agent
     actions; without it (``--only web`` on another host) those answer 503.
@@ -210,11 +232,20 @@ def create_app(
     }
     app = web.Application(middlewares=[security_headers, authentication])
     app[STATE] = state
+    # Forwarding to units (issue 13): its service shares the case service;
+    # emails go through ``notifier`` (the configured SMTP sender by default).
+    app[forwarding.FORWARDING] = ForwardingService(sessions, source, cases=state.cases)
+    app[forwarding.NOTIFIER] = notifier or forwarding.default_notifier(config)
+    # The public page (issue 13): its request budget per address; the case
+    # page pre-fills the texts to publish without personal data.
+    app[public.PUBLIC_LIMITER] = public.public_limiter()
+    templates.filters["public_draft"] = draft_of
     for method, path, handler, roles, name in ROUTES:
         app.router.add_route(method, path, handler, name=name)
         state.roles[name] = roles
     app.router.add_static("/static/", HERE / "static", name="static")
     app.cleanup_ctx.append(_live_console)
+    app.cleanup_ctx.append(forwarding.email_outbox)
     app.on_shutdown.append(_close_sockets)
     return app
 

@@ -19,7 +19,7 @@ from ivr.web.state import (
     LANGUAGE,
     LOGIN_CSRF,
     PUBLIC,
-    STAFF,
+    SIGNED_IN,
     Route,
     address_of,
     audit,
@@ -64,7 +64,11 @@ def set_cookie(
 
 
 def home_of(user: WebUser) -> str:
-    return {"agent": "/agent", "supervisor": "/wallboard", "admin": "/wallboard"}[user.role]
+    return {
+        "agent": "/agent", "supervisor": "/wallboard", "admin": "/wallboard",
+        # A clerk of a responsible unit: the cases forwarded to their unit.
+        "unit": "/forwards",
+    }[user.role]  # fmt: skip
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -157,7 +161,7 @@ ROUTES = [
     Route("POST", "/login", login_submit, PUBLIC, "login_submit"),
     Route("GET", "/lang/{language}", set_language, PUBLIC, "language"),
     Route("GET", "/healthz", health, PUBLIC, "health"),
-    Route("POST", "/logout", logout, STAFF, "logout"),
-    Route("GET", "/", home, STAFF, "home"),
-    Route("GET", "/api/v1/me", me_api, STAFF, "me"),
+    Route("POST", "/logout", logout, SIGNED_IN, "logout"),
+    Route("GET", "/", home, SIGNED_IN, "home"),
+    Route("GET", "/api/v1/me", me_api, SIGNED_IN, "me"),
 ]

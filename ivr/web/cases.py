@@ -16,6 +16,7 @@ from ivr.phone import normalise_caller
 from ivr.transcription.recognizer import turns_from_json
 from ivr.web import store
 from ivr.web.exports import export, is_export
+from ivr.web.forwarding import case_forwarding
 from ivr.web.payloads import case_json
 from ivr.web.reads import may_read_call
 from ivr.web.rendering import done, error_page, form_or_json, refuse, render, wants_json
@@ -59,8 +60,9 @@ async def case_page(request: web.Request) -> web.Response:
     transcript = await db(store.transcript_of_case, state.sessions, case)
     if case.transcript or transcript is not None:
         await audit(request, "read_transcript", f"case {code}")
+    forwarding = await case_forwarding(request, case)  # the forwards and their forms
     return render(
-        request, "case.html", case=case, zone=state.zone, recordings=recordings,
+        request, "case.html", case=case, zone=state.zone, recordings=recordings, **forwarding,
         next_statuses=sorted(TRANSITIONS[case.status]), topics=state.config.cases.topics,
         units=state.config.departments, severities=SEVERITIES,
         turns=turns_from_json(transcript.dialogue) if transcript else [],

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_users_parser(commands: Any, handler: Callable[[argparse.Namespace], int]) -> None:
-    users = commands.add_parser("users", help="web console users (admin, supervisor, agent)")
+    users = commands.add_parser("users", help="web console users (admin, supervisor, agent, unit)")
     actions = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     sub = actions.add_parser("add", help="add a user; the password is asked for (or stdin)")
     sub.add_argument("username")
@@ -26,6 +26,9 @@ def add_users_parser(commands: Any, handler: Callable[[argparse.Namespace], int]
     sub.add_argument("--name", default="", help="display name")
     sub.add_argument(
         "--hotline", default=None, help="a supervisor of one hotline: its id from the config"
+    )
+    sub.add_argument(
+        "--unit", default=None, help="a unit user: its unit's code (units: in the config)"
     )
     sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     sub.set_defaults(handler=handler)
@@ -78,9 +81,12 @@ def run_users_command(config: HotlineConfig, args: argparse.Namespace) -> int:
         if args.hotline and config.hotline(args.hotline) is None:
             print(f"error: no hotline {args.hotline!r} in the config", file=sys.stderr)
             return 2
+        if args.unit and config.unit(args.unit) is None:
+            print(f"error: no unit {args.unit!r} in the config", file=sys.stderr)
+            return 2
         user = users.add(
             args.username, _password(args), args.role, agent_id=args.agent,
-            display_name=args.name, hotline_id=args.hotline,
+            display_name=args.name, hotline_id=args.hotline, unit_code=args.unit,
         )  # fmt: skip
         print(f"added {user.username} ({user.role})")
         return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
@@ -421,6 +422,18 @@ def start_due_checks(app: web.Application) -> ForwardingSchedule:
     schedule = ForwardingSchedule(app[FORWARDING], app[NOTIFIER], on_run)  # type: ignore[arg-type]
     schedule.start()
     return schedule
+
+
+async def email_outbox(app: web.Application) -> AsyncIterator[None]:
+    """The console's process retries the email outbox (mail the SMTP server
+    could not take at once), as it runs retention: once per deployment."""
+    notifier = app[NOTIFIER]
+    sender = notifier.sender if isinstance(notifier, EmailSenderNotifier) else None
+    if sender is not None:
+        sender.start()
+    yield
+    if sender is not None:
+        await sender.close()
 
 
 def default_notifier(config: HotlineConfig) -> Notifier | None:

@@ -66,6 +66,11 @@ BY_VALUE = (
     N_("answered"),
     N_("closed"),
     N_("rejected"),
+    # forward statuses (ivr.contracts.statuses.ForwardStatus) besides the case's words
+    N_("sent"),
+    N_("returned"),
+    N_("extension_requested"),
+    N_("extension_granted"),
     # case severities (ivr.cases.service.SEVERITIES)
     N_("urgent"),
     N_("normal"),
@@ -74,6 +79,7 @@ BY_VALUE = (
     N_("admin"),
     N_("supervisor"),
     N_("agent"),
+    N_("unit"),
 )
 
 

@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,6 +105,9 @@ class LiveHub:
         self.last_event_at = 0.0  # time.time() of the change behind the latest frame
         self.frames_sent = 0
         self._closing: set[asyncio.Future[bool]] = set()
+        # Open forwards past their due date per hotline (issue 13), as the
+        # forwarding job last counted them; shown on each hotline's wallboard.
+        self.overdue_forwards: dict[str, int] = {}
 
     @property
     def config(self) -> HotlineConfig:
@@ -178,6 +181,26 @@ class LiveHub:
             current = self._current.get(other)
             if current is not None and current.uniqueid == uniqueid:
                 del self._current[other]
+
+    def set_overdue_forwards(
+        self, counts: dict[str, int], escalations: Sequence[tuple[str, str, str]] = ()
+    ) -> None:
+        """The forwarding job's latest count of overdue forwards per hotline;
+        each new escalation goes to its hotline's wallboards as an event."""
+        changed = counts != self.overdue_forwards
+        self.overdue_forwards = dict(counts)
+        for hotline_id, case_code, unit_code in escalations:
+            frame = json.dumps(
+                {"type": "forward_escalation", "hotline_id": hotline_id,
+                 "case_code": case_code, "unit_code": unit_code}
+            )  # fmt: skip
+            for client in list(self.clients):
+                scope = client.scope
+                if client.kind == "wallboard" and (scope is None or scope.sees_hotline(hotline_id)):
+                    self._send(client, frame)
+        if changed and not self._dirty and self._loop is not None:
+            self._dirty = True
+            self._loop.call_soon(self._flush)
 
     def current_call(self, interface: str) -> CurrentCall | None:
         """The call ringing or last answered at this phone, if the hub saw it."""
@@ -284,6 +307,7 @@ class LiveHub:
             "event_at": self.last_event_at,
             "synced": synced,
             "queues": [queues[k] for k in sorted(queues)],
+            "overdue_forwards": dict(self.overdue_forwards),
         }
 
     # -- clients -------------------------------------------------------------------

@@ -16,8 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.db.models import Base, UtcDateTime, utc_now
 
-ADMIN, SUPERVISOR, AGENT = "admin", "supervisor", "agent"
-ROLES = (ADMIN, SUPERVISOR, AGENT)
+ADMIN, SUPERVISOR, AGENT, UNIT = "admin", "supervisor", "agent", "unit"
+# ``unit``: a clerk of a responsible unit (``web_users.unit_code``), who sees
+# only the cases forwarded to that unit.
+ROLES = (ADMIN, SUPERVISOR, AGENT, UNIT)
 
 
 class WebUser(Base):
@@ -34,6 +36,8 @@ class WebUser(Base):
     # None: every hotline of the deployment (administrators, or a supervisor
     # where the deployment serves one authority).
     hotline_id: Mapped[str | None] = mapped_column(String(64))
+    # A unit user's responsible unit (a ``units:`` code of the config).
+    unit_code: Mapped[str | None] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)

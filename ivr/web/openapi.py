@@ -63,9 +63,19 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/api/v1/stats": {
         "get": _op(
             "Statistics for a period; deadlines: cases on time, late, open within and "
-            "past the deadline per unit and in total, with the on-time rate",
+            "past the deadline per unit, per ward (areas) and per topic and in total, "
+            "with the on-time rate",
             "supervisor, admin",
             params=("from", "to"),
+        )
+    },
+    "/api/v1/stats/monthly": {
+        "get": _op(
+            "The on-time report of the cases received in a month (month: YYYY-MM, default "
+            "the last one) per unit, ward and topic; hotline: one hotline's (a hotline's "
+            "supervisor always gets theirs)",
+            "supervisor, admin",
+            params=("month", "hotline"),
         )
     },
     "/api/v1/agent": {"get": _op("The agent's own queues and state", "agent")},
@@ -91,6 +101,102 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/api/v1/cases/{code}/hold": {
         "post": _op(
             "Set or release legal hold: {hold: true|false, reason}", "supervisor, admin", body=True
+        )
+    },
+    "/api/v1/cases/{code}/consent": {
+        "post": _op(
+            "Record the citizen's consent to publication: {consent: true|false, note}",
+            "agent, supervisor, admin",
+            body=True,
+        )
+    },
+    "/api/v1/cases/{code}/publish": {
+        "post": _op(
+            "Publish an answered case with consent: {title, text, answer} (400 with the reason"
+            " otherwise); returns its public id",
+            "supervisor, admin",
+            body=True,
+        )
+    },
+    "/api/v1/cases/{code}/unpublish": {
+        "post": _op("Take a case off the public page", "supervisor, admin", body=True)
+    },
+    "/api/v1/knowledge": {
+        "get": _op(
+            "Search the knowledge base (q: words, accents optional; title matches first)",
+            "any",
+            many=True,
+            params=("q", "topic"),
+        ),
+        "post": _op(
+            "Add an article {title, summary, documents, fees, place, processing_time, "
+            "legal_basis, topic, hotline_id, published}",
+            "supervisor, admin",
+            body=True,
+        ),
+    },
+    "/api/v1/knowledge/{article_id}": {
+        "get": _op("One article", "any"),
+        "post": _op(
+            "Update an article (published false unpublishes it)", "supervisor, admin", body=True
+        ),
+    },
+    "/api/v1/cases/{code}/knowledge-answer": {
+        "post": _op(
+            "Answer from the knowledge base and close: {article_id, answer (excerpt)}",
+            "any",
+            body=True,
+        )
+    },
+    "/api/v1/cases/{code}/forwards": {
+        "get": _op("The case's forwards with their history", "any", many=True),
+        "post": _op(
+            "Forward to units: {units: [{unit_code, working_days, share_transcript, "
+            "share_recording, note} or a unit code]}",
+            "any",
+            body=True,
+        ),
+    },
+    "/api/v1/cases/{code}/final-answer": {
+        "get": _op("The final answer prefilled from the units' answers", "any"),
+        "post": _op(
+            "Approve the final answer {answer, close}: the citizen's SMS, then closed",
+            "supervisor, admin",
+            body=True,
+        ),
+    },
+    "/api/v1/forwards": {"get": _op("The unit user's forwards", "unit", many=True)},
+    "/api/v1/forwards/{forward_id}": {
+        "get": _op("One forward with the case as the unit may read it", "any, unit")
+    },
+    "/api/v1/forwards/{forward_id}/{action}": {
+        "post": _op(
+            "received, in_progress, answer {answer, attachment_ids}, return {reason}, "
+            "extension {days, reason}",
+            "unit, supervisor, admin",
+            body=True,
+        )
+    },
+    "/api/v1/forwards/{forward_id}/attachments": {
+        "post": _op(
+            "Upload a file for the answer (multipart field 'file'); gives its id",
+            "unit, supervisor, admin",
+            body=True,
+        )
+    },
+    "/api/v1/attachments/{attachment_id}": {
+        "get": _op("Download an attachment (to who may read its forward)", "any, unit")
+    },
+    "/api/v1/forwards/{forward_id}/extension/{decision}": {
+        "post": _op(
+            "grant {due_date, note} or refuse {note} an extension", "supervisor, admin", body=True
+        )
+    },
+    "/api/v1/wallboard/overdue-forwards": {
+        "get": _op(
+            "Open forwards escalated past their deadline, of the user's hotlines",
+            "supervisor, admin",
+            many=True,
         )
     },
     "/api/v1/users": {

@@ -29,7 +29,7 @@ from ivr.db.executor import DbExecutor
 from ivr.web import audit_store, store
 from ivr.web.access import AccessScope
 from ivr.web.live import LiveHub
-from ivr.web.models import ADMIN, AGENT, SUPERVISOR, WebUser
+from ivr.web.models import ADMIN, AGENT, SUPERVISOR, UNIT, WebUser
 from ivr.web.security import LoginRateLimiter, SessionData, SessionSigner, client_address
 from ivr.web.session_store import SessionStore
 
@@ -41,6 +41,12 @@ STAFF = frozenset({ADMIN, SUPERVISOR, AGENT})
 WATCHERS = frozenset({ADMIN, SUPERVISOR})
 ADMINS = frozenset({ADMIN})
 AGENTS = frozenset({AGENT})
+UNITS = frozenset({UNIT})  # clerks of responsible units: forwarded cases only
+SIGNED_IN = STAFF | UNITS  # signing out, who am I
+# A forward (issue 13) is read by the hotline's staff and the unit's clerks, and
+# moved by the clerks or, on their behalf, the hotline's supervisors.
+FORWARD_READERS = STAFF | UNITS
+FORWARD_ACTORS = WATCHERS | UNITS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -16,10 +16,10 @@ from ivr.config.schema import iter_areas
 from ivr.web import store
 from ivr.web.charts import bar_chart, stacked_bars
 from ivr.web.exports import export, is_export
-from ivr.web.i18n import translator
+from ivr.web.i18n import N_, translator
 from ivr.web.rendering import render
 from ivr.web.state import LANGUAGE, WATCHERS, Route, db, scope_of, state_of
-from ivr.web.statistics_store import statistics
+from ivr.web.statistics_store import monthly_report, statistics
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +46,22 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
     if request.path.startswith("/api/"):
         return web.json_response(figures)
     _ = translator(request[LANGUAGE])
-    area_names = {a.code: a.name for a in iter_areas(state.config.areas)}
-    # Cases by responsible unit: an area or a department; "-" not assigned yet.
-    departments = {d.code: d.name for d in state.config.departments}
-    unit_names = {**area_names, **departments, "-": _("No unit yet")}
+    # The on-time report per unit, per ward and per topic: ?by=unit|area|topic.
+    names = report_names(state, _)
+    unit_names = names["unit"]
     if is_export(request):
         if request.query.get("table") == "deadlines":
+            by = request.query.get("by", "unit")
+            by = by if by in names else "unit"
             return await export(
-                request, "deadlines", deadline_rows(figures["deadlines"], unit_names, _)
+                request,
+                "deadlines" if by == "unit" else f"deadlines-{by}",
+                deadline_rows(figures["deadlines"], names[by], _, by),
             )
         return await export(
             request, "statistics", [{"day": d, "calls": n} for d, n in figures["per_day"]]
         )
-    topic_names = {t.code: t.name for t in state.config.cases.topics}
+    area_names, topic_names = names["area"], names["topic"]
     charts = {
         "per_day": bar_chart([(d[5:], n) for d, n in figures["per_day"]], _("Calls per day")),
         "per_hour": bar_chart([(f"{h}", n) for h, n in figures["per_hour"]], _("Calls per hour")),
@@ -79,20 +82,78 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
             (_("On time"), _("Late")), _("Cases on time and late per unit"),
         ),
     }  # fmt: skip
-    return render(request, "stats.html", figures=figures, charts=charts, unit_names=unit_names)
+    return render(request, "stats.html", figures=figures, charts=charts, unit_names=unit_names,
+                  names=names)  # fmt: skip
+
+
+def report_names(state: Any, _: Callable[..., str]) -> dict[str, dict[str, str]]:
+    """Display names of the on-time report's rows: units (an area or a
+    department; "-" not assigned yet), wards and topics."""
+    area_names = {a.code: a.name for a in iter_areas(state.config.areas)}
+    departments = {d.code: d.name for d in state.config.departments}
+    return {
+        "unit": {**area_names, **departments, "-": _("No unit yet")},
+        "area": {**area_names, "-": _("No ward")},
+        "topic": {**{t.code: t.name for t in state.config.cases.topics}, "-": _("No topic")},
+    }
+
+
+def _month(text: str, today: date) -> tuple[int, int]:
+    """``YYYY-MM`` from the month picker; by default the month just ended."""
+    try:
+        year, month = (int(part) for part in text.strip().split("-"))
+        if 2000 <= year <= 2100 and 1 <= month <= 12:
+            return year, month
+    except ValueError:
+        pass
+    last = today.replace(day=1) - timedelta(days=1)
+    return last.year, last.month
+
+
+async def monthly_page(request: web.Request) -> web.StreamResponse:
+    """The printable monthly on-time report (and its JSON): the cases received
+    in the month per unit, ward and topic, of one hotline (a hotline's
+    supervisor: always theirs) or of all."""
+    state = state_of(request)
+    scope = scope_of(request)
+    now = datetime.now(state.zone)
+    year, month = _month(request.query.get("month", ""), now.date())
+    if scope.sees_everything:
+        wanted = request.query.get("hotline", "")
+        hotline_id = wanted if any(h.id == wanted for h in state.config.hotlines) else None
+    else:
+        hotline_id = scope.hotline_id
+    report = await db(monthly_report, state.sessions, year, month, state.zone, hotline_id)
+    if request.path.startswith("/api/"):
+        return web.json_response(report)
+    _ = translator(request[LANGUAGE])
+    hotline = next((h for h in state.config.hotlines if h.id == hotline_id), None)
+    return render(
+        request, "stats_monthly.html", report=report, names=report_names(state, _),
+        hotline=hotline, hotlines=state.config.hotlines if scope.sees_everything else [],
+        month_label=f"{month:02d}/{year}", generated_at=now.strftime("%Y-%m-%d %H:%M"),
+    )  # fmt: skip
+
+
+GROUP_LABELS = {"unit": N_("Unit"), "area": N_("Ward"), "topic": N_("Topic")}
+GROUP_KEYS = {"unit": "units", "area": "areas", "topic": "topics"}
 
 
 def deadline_rows(
-    deadlines: dict[str, Any], unit_names: dict[str, str], _: Callable[..., str]
+    deadlines: dict[str, Any],
+    names: dict[str, str],
+    _: Callable[..., str],
+    by: str = "unit",
 ) -> list[dict[str, Any]]:
-    """The on-time report as the supervisor files it: one row per unit, then
-    the total; headers in the user's language."""
+    """The on-time report as the supervisor files it: one row per unit (or
+    ward, or topic: ``by``), then the total; headers in the user's language."""
     rows = []
-    for row in [*deadlines["units"], {**deadlines["total"], "unit": _("Total")}]:
+    total = {**deadlines["total"], by: _("Total")}
+    for row in [*deadlines[GROUP_KEYS[by]], total]:
         rate = row["on_time_rate"]
         rows.append(
             {
-                _("Unit"): unit_names.get(row["unit"], row["unit"]),
+                _(GROUP_LABELS[by]): names.get(row[by], row[by]),
                 _("Closed on time"): row["on_time"],
                 _("Closed late"): row["late"],
                 _("Open, within the deadline"): row["in_deadline"],
@@ -109,4 +170,6 @@ ROUTES = [
     Route("GET", "/stats.csv", stats_page, WATCHERS, "stats_csv"),
     Route("GET", "/stats.xlsx", stats_page, WATCHERS, "stats_xlsx"),
     Route("GET", "/api/v1/stats", stats_page, WATCHERS, "stats_api"),
+    Route("GET", "/stats/monthly", monthly_page, WATCHERS, "stats_monthly"),
+    Route("GET", "/api/v1/stats/monthly", monthly_page, WATCHERS, "stats_monthly_api"),
 ]

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Select, or_, select
 from sqlalchemy import case as when
-from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -50,6 +50,7 @@ class UserStore:
         agent_id: str | None = None,
         display_name: str = "",
         hotline_id: str | None = None,
+        unit_code: str | None = None,
     ) -> WebUser:
         username = username.strip().lower()
         if role not in ROLES:
@@ -62,12 +63,15 @@ class UserStore:
             raise UserError("an agent user needs the agent id from the config")
         if hotline_id and role != "supervisor":
             raise UserError("only a supervisor is limited to one hotline")
+        if (role == "unit") != bool(unit_code):
+            raise UserError("a unit user, and only one, names its responsible unit (unit_code)")
         user = WebUser(
             username=username,
             display_name=display_name or username,
             role=role,
             agent_id=agent_id or None,
             hotline_id=hotline_id or None,
+            unit_code=unit_code or None,
             password_hash=hash_password(password),
             active=True,
             session_epoch=0,
@@ -212,14 +216,10 @@ def search_calls(
         return list(session.scalars(query))
 
 
-def search_cases(
-    sessions: sessionmaker[Session],
-    filters: Filters,
-    zone: ZoneInfo,
-    limit: int = MAX_ROWS,
-    scope: AccessScope | None = None,
-) -> list[Case]:
-    """Cases matching the filters, newest first, only those ``scope`` may read."""
+def case_search_query(
+    filters: Filters, zone: ZoneInfo, limit: int = MAX_ROWS, scope: AccessScope | None = None
+) -> Select[tuple[Case]]:
+    """The query of :func:`search_cases` (the bench prints its plan)."""
     query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit)
     if scope is not None:
         query = query.where(scope.case_condition())
@@ -240,7 +240,10 @@ def search_cases(
     if filters.code:
         query = query.where(Case.code == "".join(c for c in filters.code if c.isdigit()))
     if filters.q:
-        # A plain substring: a few thousand cases a year need no full-text index.
+        # A substring, case-insensitive: ``lower(x) LIKE lower('%q%')``. On
+        # PostgreSQL the trigram indexes on lower(summary) and lower(transcript)
+        # (migration 0012) answer it among a province's 100,000 cases; SQLite
+        # scans, which a few thousand cases a year allow.
         query = query.where(
             or_(
                 Case.summary.icontains(filters.q, autoescape=True),
@@ -250,6 +253,18 @@ def search_cases(
     if filters.agent:
         opened = select(QueueCall.uniqueid).where(QueueCall.agent_id == filters.agent)
         query = query.where(Case.call_uniqueid.in_(opened))
+    return query
+
+
+def search_cases(
+    sessions: sessionmaker[Session],
+    filters: Filters,
+    zone: ZoneInfo,
+    limit: int = MAX_ROWS,
+    scope: AccessScope | None = None,
+) -> list[Case]:
+    """Cases matching the filters, newest first, only those ``scope`` may read."""
+    query = case_search_query(filters, zone, limit, scope)
     with sessions() as session:
         return list(session.scalars(query))
 
@@ -391,6 +406,18 @@ class CallerHistory:
     readable_cases: set[str] = field(default_factory=set)
 
 
+def caller_calls_query(e164: str, uniqueid: str, limit: int) -> Select[tuple[Call]]:
+    """A caller's latest calls but this one: the index on (caller_number,
+    started_at) reads only ``limit`` rows even for a number that called
+    thousands of times."""
+    return (
+        select(Call)
+        .where(Call.caller_number == e164, Call.uniqueid != uniqueid)
+        .order_by(Call.started_at.desc())
+        .limit(limit)
+    )
+
+
 def caller_history(
     sessions: sessionmaker[Session],
     number: str,
@@ -409,15 +436,13 @@ def caller_history(
             history.current_call = session.scalar(select(Call).where(Call.uniqueid == uniqueid))
         if e164 is None:
             return history
-        calls = select(Call).where(Call.caller_number == e164, Call.uniqueid != uniqueid)
+        calls = caller_calls_query(e164, uniqueid, limit)
         cases = select(Case).where(Case.caller_number == e164, Case.status.in_(OPEN_STATUSES))
         if scope is not None and not scope.sees_everything:
             # Another hotline's calls and cases are not even listed as unreadable.
             calls = calls.where(Call.hotline_id == scope.hotline_id)
             cases = cases.where(Case.hotline_id == scope.hotline_id)
-        history.earlier_calls = list(
-            session.scalars(calls.order_by(Call.started_at.desc()).limit(limit))
-        )
+        history.earlier_calls = list(session.scalars(calls))
         history.open_cases = list(session.scalars(cases.order_by(Case.received_at.desc())))
         if scope is None or scope.sees_everything:
             history.readable_calls = {c.uniqueid for c in history.earlier_calls}

@@ -66,7 +66,7 @@ function duration(seconds) {
 // is kept here for a few seconds so the redraw does not wipe the feedback.
 const actionOutcomes = new Map();
 
-function renderBoard(root, board, t) {
+function renderBoard(root, board, t, overdueList = []) {
   const phone = document.getElementById("spy-phone");
   const queues = board.queues.map((q) => {
     const alerts = q.alerts.map((a) => el("div", { class: "alert" }, t[a] || a));
@@ -134,14 +134,43 @@ function renderBoard(root, board, t) {
     return el("section", { class: "card queue" + (q.alerts.length ? " alerting" : ""), "data-queue": q.id },
       el("h2", {}, q.title), ...alerts, sl, callers, agents);
   });
+  // Forwarded cases past their deadline (issue 13), the user's hotline's only:
+  // the count, then which case and which unit (the list the server keeps).
+  const overdue = Object.values(board.overdue_forwards || {}).reduce((a, b) => a + b, 0);
+  if (overdue || overdueList.length) {
+    const items = overdueList.map((f) => el("li", { "data-code": f.case_code, "data-unit": f.unit_code },
+      el("a", { href: "/cases/" + encodeURIComponent(f.case_code) + "#forwards" }, f.case_code),
+      " · " + f.unit_name + " · " + t["due"] + " " + f.due_date));
+    queues.unshift(el("div", { class: "alert", id: "overdue-forwards" },
+                      t["Overdue forwards"] + ": " + Math.max(overdue, overdueList.length),
+                      el("ul", { id: "overdue-list" }, ...items)));
+  }
   root.replaceChildren(...queues);
 }
+
+const overdueTotal = (board) => Object.values(board.overdue_forwards || {}).reduce((a, b) => a + b, 0);
 
 function startWallboard(root) {
   const t = JSON.parse(root.dataset.i18n);
   let last = null;
+  let overdueList = [];
+  let overdueSeen = -1;
+  // The list is asked for when the count changes or an escalation arrives,
+  // not on every frame.
+  const refreshOverdue = async () => {
+    const response = await fetch("/api/v1/wallboard/overdue-forwards", { credentials: "same-origin" });
+    if (!response.ok) return;
+    overdueList = await response.json();
+    if (last) renderBoard(root, last, t, overdueList);
+  };
   liveSocket(root.dataset.socket, (message) => {
-    if (message.type === "wallboard") { last = message.board; renderBoard(root, last, t); }
+    if (message.type === "wallboard") {
+      last = message.board;
+      if (overdueTotal(last) !== overdueSeen) { overdueSeen = overdueTotal(last); refreshOverdue(); }
+      renderBoard(root, last, t, overdueList);
+    } else if (message.type === "forward_escalation") {
+      refreshOverdue();
+    }
   });
   // Waits tick between events without asking the server.
   setInterval(() => {
@@ -151,7 +180,7 @@ function startWallboard(root) {
       for (const a of q.agents) a.seconds_in_state += 1;
       q.current_longest_wait = Math.max(0, ...q.callers.map((c) => c.wait_seconds));
     }
-    renderBoard(root, last, t);
+    renderBoard(root, last, t, overdueList);
   }, 1000);
 }
 
@@ -180,6 +209,7 @@ function startAgent(root) {
     pop.innerHTML = await response.text();  // rendered (and escaped) by the server
     pop.hidden = false;
     bindCaseForm(pop.querySelector("form.js-case"), t);
+    bindKnowledge(pop.querySelector("#kb-search"), pop.querySelector("form.js-case"));
   });
   for (const form of root.querySelectorAll("form.js-action")) {
     form.addEventListener("submit", async (event) => {
@@ -203,6 +233,74 @@ function bindCaseForm(form, t) {
         result.textContent = t["Case saved with code"] + " " + body.code;
         result.dataset.code = body.code;
       }
+      result.className = "ok";
+    } catch (e) {
+      result.textContent = e.message;
+      result.className = "problem";
+    }
+    result.hidden = false;
+  });
+}
+
+// The knowledge base in the screen-pop: search as the agent types (accents
+// optional, the server folds them), read an article, put it into the case
+// form, or answer and close the case with it (saving the case first if needed).
+function bindKnowledge(root, form) {
+  if (!root || !form) return;
+  const t = JSON.parse(root.dataset.i18n);
+  const input = root.querySelector("#kb-q"), list = root.querySelector("#kb-results");
+  const chosen = root.querySelector("#kb-chosen"), answer = root.querySelector("#kb-answer");
+  const result = root.querySelector("#kb-result");
+  let article = null, timer = null, asked = 0;
+  const show = async (id) => {
+    const response = await fetch("/api/v1/knowledge/" + id, { credentials: "same-origin" });
+    if (!response.ok) return;
+    article = await response.json();
+    root.querySelector("#kb-chosen-title").textContent = article.title;
+    const facts = [["Documents needed", article.documents], ["Fees", article.fees],
+                   ["Where", article.place], ["How long", article.processing_time]];
+    root.querySelector("#kb-chosen-facts").replaceChildren(...facts.filter(([, v]) => v).flatMap(
+      ([label, value]) => [el("dt", {}, t[label]), el("dd", {}, value)]));
+    answer.value = article.summary;
+    chosen.hidden = false;
+  };
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      const query = new URLSearchParams({ q: input.value });
+      const response = await fetch("/api/v1/knowledge?" + query, { credentials: "same-origin" });
+      if (!response.ok || mine !== asked) return;  // a later search has been sent
+      const found = await response.json();
+      list.replaceChildren(...(found.length ? found.map((a) => {
+        const pick = el("button", { type: "button", class: "link", "data-id": a.id }, a.title);
+        pick.addEventListener("click", () => show(a.id));
+        return el("li", {}, pick);
+      }) : [el("li", { class: "muted" }, t["No results"])]));
+    }, 250);
+  });
+  root.querySelector("#kb-insert").addEventListener("click", () => {
+    if (!article) return;
+    const summary = form.querySelector("#case-summary");
+    summary.value = (summary.value ? summary.value + "\n" : "") + article.title + ": " + answer.value;
+  });
+  root.querySelector("#kb-close").addEventListener("click", async () => {
+    if (!article) return;
+    const saved = form.querySelector("#case-result");
+    try {
+      let code = saved.dataset.code;
+      if (!code) {
+        const summary = form.querySelector("#case-summary");
+        if (!summary.value) summary.value = article.title;
+        code = (await post(form.action, new FormData(form))).code;
+        form.action = "/cases/" + code;
+        saved.dataset.code = code;
+      }
+      const data = new FormData();
+      data.append("article_id", article.id);
+      data.append("answer", answer.value);
+      await post("/cases/" + encodeURIComponent(code) + "/knowledge-answer", data);
+      result.textContent = t["Case closed with code"] + " " + code;
       result.className = "ok";
     } catch (e) {
       result.textContent = e.message;
