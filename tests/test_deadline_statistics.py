@@ -1,6 +1,8 @@
 """On-time statistics as a district reports them: cases closed on time, closed
-late, open within the deadline and open past it, per unit and in total, with
-the on-time rate; on the page, in its JSON API and in its CSV/XLSX export.
+late, open within the deadline and open past it, per topic and in total, with
+the on-time rate; on the page, in its JSON API and in its CSV/XLSX export. The
+case's free-text unit is not the report's: per unit it counts the forwards
+(tests/test_report_units.py), and these cases were never forwarded.
 
 The clock is fixed: the report is judged as of the period's last day (a date
 long past), so the figures never depend on when the test runs."""
@@ -107,8 +109,9 @@ def row(unit: str, on_time: int, late: int, in_deadline: int, overdue: int) -> d
     }
 
 
-EXPECTED_UNITS = [row("-", 1, 0, 0, 0), row("noi-vu", 0, 0, 1, 1), row("van-phong", 2, 1, 2, 1)]
 EXPECTED_TOTAL = row("", 3, 1, 3, 2)
+# None of the cases has a topic: one row, the same as the total.
+EXPECTED_TOPICS = [{"topic": "-", **{k: v for k, v in EXPECTED_TOTAL.items() if k != "unit"}}]
 
 
 def test_each_case_is_on_time_late_within_or_past_its_deadline(sessions: Any) -> None:
@@ -117,11 +120,11 @@ def test_each_case_is_on_time_late_within_or_past_its_deadline(sessions: Any) ->
     )  # today later than the period: judged as of the period's end
     deadlines = figures["deadlines"]
     assert deadlines["as_of"] == "2026-03-20"
-    assert deadlines["units"] == EXPECTED_UNITS
+    assert deadlines["topics"] == EXPECTED_TOPICS
     assert deadlines["total"] == EXPECTED_TOTAL
     assert deadlines["total"]["on_time_rate"] == 50.0  # 3 of 6 decided
-    # The two-way split of the chart, judged the same way: late counts open past due.
-    assert figures["cases_by_unit"] == [("-", 1, 0), ("noi-vu", 0, 1), ("van-phong", 2, 2)]
+    # Nothing forwarded: no unit row, whatever the cases' free-text unit says.
+    assert deadlines["units"] == [] and figures["cases_by_unit"] == []
 
 
 def test_a_period_not_yet_over_is_judged_as_of_today(sessions: Any) -> None:
@@ -156,7 +159,7 @@ async def console(config: HotlineConfig, sessions: Any) -> AsyncIterator[Console
 
 PERIOD = {"from": "2026-03-01", "to": AS_OF.isoformat()}
 HEADERS_VI = [
-    "Đơn vị",
+    "Lĩnh vực",
     "Đã giải quyết đúng hạn",
     "Đã giải quyết trễ hạn",
     "Đang giải quyết, trong hạn",
@@ -170,9 +173,9 @@ async def test_the_json_api_carries_the_deadline_report(console: Console) -> Non
     supervisor, _ = await console.signed_in("giamsat")
     figures = await (await supervisor.get("/api/v1/stats", params=PERIOD)).json()
     # (per ward and per topic: tests/test_report_on_time.py)
-    assert {k: figures["deadlines"][k] for k in ("as_of", "units", "total")} == {
+    assert {k: figures["deadlines"][k] for k in ("as_of", "topics", "total")} == {
         "as_of": "2026-03-20",
-        "units": EXPECTED_UNITS,
+        "topics": EXPECTED_TOPICS,
         "total": EXPECTED_TOTAL,
     }
 
@@ -180,17 +183,13 @@ async def test_the_json_api_carries_the_deadline_report(console: Console) -> Non
 async def test_the_page_shows_the_report_in_vietnamese(console: Console) -> None:
     supervisor, _ = await console.signed_in("giamsat")
     html = await (await supervisor.get("/stats", params=PERIOD)).text()
-    table = html.split('id="deadlines"', 1)[1].split("</section>", 1)[0]
-    assert "tính đến ngày 2026-03-20" in table
+    assert "tính đến ngày 2026-03-20" in html.split('id="deadlines"', 1)[1]
+    table = html.split('id="deadlines-topics"', 1)[1].split("</section>", 1)[0]
     for header in HEADERS_VI:
         assert f"<th>{header}</th>" in table
-    # Units by their names from the config; the total row with the rate.
+    # The row of cases without a topic, then the total row with the rate.
     assert (
-        "<tr><td>Văn phòng HĐND và UBND quận</td><td>2</td><td>1</td><td>2</td><td>1</td>" in table
-    )
-    assert (
-        "<tr><td>Phòng Nội vụ</td><td>0</td><td>0</td><td>1</td><td>1</td><td>2</td><td>0.0</td>"
-        in table
+        "<tr><td>Chưa phân lĩnh vực</td><td>3</td><td>1</td><td>3</td><td>2</td><td>9</td>" in table
     )
     assert (
         "<th>Tổng cộng</th><td>3</td><td>1</td><td>3</td><td>2</td><td>9</td><td>50.0</td>" in table
@@ -200,18 +199,17 @@ async def test_the_page_shows_the_report_in_vietnamese(console: Console) -> None
 
 async def test_the_csv_and_xlsx_exports_carry_the_report(console: Console) -> None:
     supervisor, _ = await console.signed_in("giamsat")
-    answer = await supervisor.get("/stats.csv", params={**PERIOD, "table": "deadlines"})
+    topics = {**PERIOD, "table": "deadlines", "by": "topic"}
+    answer = await supervisor.get("/stats.csv", params=topics)
     assert answer.status == 200
-    assert 'filename="deadlines.csv"' in answer.headers["Content-Disposition"]
+    assert 'filename="deadlines-topic.csv"' in answer.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO((await answer.read()).decode("utf-8-sig"))))
     assert rows[0] == HEADERS_VI
     assert rows[1:] == [
-        ["Chưa giao đơn vị", "1", "0", "0", "0", "1", "100.0"],
-        ["Phòng Nội vụ", "0", "0", "1", "1", "2", "0.0"],
-        ["Văn phòng HĐND và UBND quận", "2", "1", "2", "1", "6", "50.0"],
+        ["Chưa phân lĩnh vực", "3", "1", "3", "2", "9", "50.0"],
         ["Tổng cộng", "3", "1", "3", "2", "9", "50.0"],
     ]
-    workbook = await supervisor.get("/stats.xlsx", params={**PERIOD, "table": "deadlines"})
+    workbook = await supervisor.get("/stats.xlsx", params=topics)
     sheet = _read_xlsx(await workbook.read())
     assert list(sheet[0]) == HEADERS_VI
     assert list(sheet[-1]) == ["Tổng cộng", 3, 1, 3, 2, 9, 50]

@@ -204,7 +204,11 @@ class CaseForward(Base):
     returned a case and gets it again reopens its row."""
 
     __tablename__ = "case_forwards"
-    __table_args__ = (UniqueConstraint("case_id", "unit_code"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "unit_code"),
+        # The on-time report reads a period's forwards per hotline (migration 0014).
+        Index("ix_case_forwards_hotline_sent", "hotline_id", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)

@@ -40,6 +40,10 @@ def case_json(case: Case, history: bool = False) -> dict[str, Any]:
         "legal_hold": case.legal_hold, "legal_hold_reason": case.legal_hold_reason,
         "legal_hold_by": case.legal_hold_by, "legal_hold_at": iso(case.legal_hold_at),
         "erased_at": iso(case.erased_at),
+        # Publication (staff only: the public page shows none of this).
+        "publish_consent": case.publish_consent, "publish_consent_by": case.publish_consent_by,
+        "publish_consent_at": iso(case.publish_consent_at), "public_id": case.public_id,
+        "published_at": iso(case.published_at), "published_by": case.published_by,
     }  # fmt: skip
     if history:
         out["history"] = [

@@ -9,9 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, func, literal_column, select, true
+from sqlalchemy import case as when
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.cases.models import Case
+from ivr.cases.models import Case, CaseForward, ForwardEvent
+from ivr.contracts.statuses import ForwardStatus
 from ivr.db.models import Call
 from ivr.queue_records.models import QueueCall
 
@@ -32,6 +34,31 @@ def _scopes(
     # Queue records carry the queue, not the hotline: its owner decides.
     hotline_id, queues = hotline
     return Call.hotline_id == hotline_id, QueueCall.queue.in_(queues), Case.hotline_id == hotline_id
+
+
+def forward_query(start: datetime, end: datetime, hotline_id: str | None) -> Select[Any]:
+    """The forwards sent in ``[start, end)`` (of one hotline, or all): unit,
+    due date, status, when answered and, for a returned one, when it was
+    returned (its last move into ``returned``, from the history)."""
+    returned_at = (
+        select(func.max(ForwardEvent.at))
+        .where(
+            ForwardEvent.forward_id == CaseForward.id,
+            ForwardEvent.status_to == ForwardStatus.RETURNED.value,
+        )
+        .scalar_subquery()
+    )
+    scope = true() if hotline_id is None else CaseForward.hotline_id == hotline_id
+    return select(
+        CaseForward.unit_code,
+        CaseForward.due_date,
+        CaseForward.status,
+        CaseForward.answered_at,
+        # Looked up only for the returned ones (an index on forward_id).
+        when((CaseForward.status == ForwardStatus.RETURNED.value, returned_at)).label(
+            "returned_at"
+        ),
+    ).where(CaseForward.sent_at >= start, CaseForward.sent_at < end, scope)
 
 
 CASE_COLUMNS = (Case.topic, Case.area_code, Case.responsible_unit, Case.status, Case.due_date,
@@ -90,6 +117,8 @@ def statistics_queries(
         "cases": select(*CASE_COLUMNS).where(
             Case.received_at >= start, Case.received_at < end, case_scope
         ),
+        # The per-unit report counts forwards (a case sent to two units is two).
+        "forwards": forward_query(start, end, None if hotline is None else hotline[0]),
     }
 
 
@@ -126,6 +155,7 @@ def statistics(
         distinct_callers = session.scalar(queries["distinct_callers"]) or 0
         answered, abandoned, average_wait = session.execute(queries["queue"]).one()
         cases = session.execute(queries["cases"]).all()
+        forwards = session.execute(queries["forwards"]).all()
     days = [day_from + timedelta(days=n) for n in range((day_to - day_from).days + 1)]
     per_day: Counter[date] = Counter()
     per_hour: Counter[int] = Counter()
@@ -133,7 +163,7 @@ def statistics(
         per_day[local_hour.date()] += count
         per_hour[local_hour.hour] += count
     today = today or datetime.now(zone).date()
-    deadlines = deadline_report(cases, min(day_to, today), zone)
+    deadlines = deadline_report(cases, min(day_to, today), zone, forwards)
     return {
         "from": day_from.isoformat(),
         "to": day_to.isoformat(),
@@ -148,7 +178,8 @@ def statistics(
         "queue_abandoned": abandoned or 0,
         "average_wait_seconds": round(float(average_wait), 1) if average_wait else 0.0,
         "cases": len(cases),
-        # (unit, on time, late) for the chart: "late" counts open cases past due too.
+        "forwards": deadlines["unit_total"]["received"],
+        # (unit, on time, late) for the chart: "late" counts open forwards past due too.
         "cases_by_unit": [
             (row["unit"], row["on_time"], row["late"] + row["overdue"])
             for row in deadlines["units"]
@@ -176,9 +207,9 @@ def monthly_report(
     hotline_id: str | None = None,
     today: date | None = None,
 ) -> dict[str, Any]:
-    """The on-time report of the cases received in one month (of one hotline,
-    or all), judged as of the month's last day or ``today`` if earlier: per
-    unit, per ward and per topic, with the total."""
+    """The on-time report of one month (of one hotline, or all), judged as of
+    the month's last day or ``today`` if earlier: per unit the forwards sent
+    in the month, per ward and per topic the cases received in it."""
     day_from, day_to = month_bounds(year, month)
     start, end = _period_bounds(day_from, day_to, zone)
     scope = true() if hotline_id is None else Case.hotline_id == hotline_id
@@ -186,6 +217,7 @@ def monthly_report(
         cases = session.execute(
             select(*CASE_COLUMNS).where(Case.received_at >= start, Case.received_at < end, scope)
         ).all()
+        forwards = session.execute(forward_query(start, end, hotline_id)).all()
     today = today or datetime.now(zone).date()
     return {
         "month": f"{year:04d}-{month:02d}",
@@ -193,11 +225,14 @@ def monthly_report(
         "to": day_to.isoformat(),
         "hotline": hotline_id,
         "cases": len(cases),
-        "deadlines": deadline_report(cases, min(day_to, today), zone),
+        "forwards": len(forwards),
+        "deadlines": deadline_report(cases, min(day_to, today), zone, forwards),
     }
 
 
 DEADLINE_COUNTS = ("on_time", "late", "in_deadline", "overdue")
+# Per unit, the forwards also count the ones the unit returned as not its own.
+UNIT_COUNTS = (*DEADLINE_COUNTS, "returned")
 
 
 def _deadline_row(key: str, counts: Counter[str], kind: str = "unit") -> dict[str, Any]:
@@ -211,16 +246,48 @@ def _deadline_row(key: str, counts: Counter[str], kind: str = "unit") -> dict[st
     return row
 
 
-def deadline_report(cases: Any, as_of: date, zone: ZoneInfo) -> dict[str, Any]:
+def _unit_row(key: str, counts: Counter[str]) -> dict[str, Any]:
+    """A unit's forwards: received (all sent to it in the period), the four
+    counts, returned; the rate as for cases, returned ones left out (not the
+    unit's to answer)."""
+    row = _deadline_row(key, counts)
+    row["returned"] = counts["returned"]
+    row["received"] = row["total"] = sum(counts[name] for name in UNIT_COUNTS)
+    return row
+
+
+def forward_kind(forward: Any, as_of: date, zone: ZoneInfo) -> str:
+    """Where one forward stood at the end of ``as_of``: answered on or before
+    its due date (``on_time``; the due date is the forward's current one, so
+    after any extension granted), answered after it (``late``), returned as
+    not the unit's (``returned``), else still owed: ``in_deadline`` while
+    ``as_of`` is on or before the due date, ``overdue`` after. An answer or
+    a return after ``as_of`` had not happened yet then."""
+    if forward.status == ForwardStatus.ANSWERED and forward.answered_at is not None:
+        answered = forward.answered_at.astimezone(zone).date()
+        if answered <= as_of:
+            return "on_time" if answered <= forward.due_date else "late"
+    returned = forward.returned_at if forward.status == ForwardStatus.RETURNED else None
+    if returned is not None and returned.astimezone(zone).date() <= as_of:
+        return "returned"
+    return "in_deadline" if as_of <= forward.due_date else "overdue"
+
+
+def deadline_report(cases: Any, as_of: date, zone: ZoneInfo, forwards: Any = ()) -> dict[str, Any]:
     """Each case in one of four, as it stood at the end of ``as_of``: closed on
     or before its due date (on time), closed after it (late), open and not yet
     due (in deadline), open and past due (overdue). A case is closed when
     ``closed_at`` is set (closed or rejected); one closed after ``as_of`` was
-    still open then. Rows need ``responsible_unit``, ``area_code``, ``topic``,
-    ``due_date`` and ``closed_at``; the counts are given per unit, per ward
-    (``areas``, "-" for none) and per topic ("-" for none), and in total."""
-    groups: dict[str, dict[str, Counter[str]]] = {"units": {}, "areas": {}, "topics": {}}
-    kinds = {"units": "unit", "areas": "area", "topics": "topic"}
+    still open then. Rows need ``area_code``, ``topic``, ``due_date`` and
+    ``closed_at``; the counts are given per ward (``areas``, "-" for none) and
+    per topic ("-" for none), and in total.
+
+    Per unit (``units``, total ``unit_total``) the report counts ``forwards``
+    (rows of :func:`forward_query`), not cases: a case sent to two units is
+    one forward for each, each judged on its own deadline by
+    :func:`forward_kind`."""
+    groups: dict[str, dict[str, Counter[str]]] = {"areas": {}, "topics": {}}
+    kinds = {"areas": "area", "topics": "topic"}
     total: Counter[str] = Counter()
     for case in cases:
         done = case.closed_at.astimezone(zone).date() if case.closed_at else None
@@ -228,12 +295,19 @@ def deadline_report(cases: Any, as_of: date, zone: ZoneInfo) -> dict[str, Any]:
             kind = "on_time" if done <= case.due_date else "late"
         else:
             kind = "in_deadline" if as_of <= case.due_date else "overdue"
-        groups["units"].setdefault(case.responsible_unit or "-", Counter())[kind] += 1
         groups["areas"].setdefault(case.area_code or "-", Counter())[kind] += 1
         groups["topics"].setdefault(case.topic or "-", Counter())[kind] += 1
         total[kind] += 1
+    units: dict[str, Counter[str]] = {}
+    unit_total: Counter[str] = Counter()
+    for forward in forwards:
+        kind = forward_kind(forward, as_of, zone)
+        units.setdefault(forward.unit_code, Counter())[kind] += 1
+        unit_total[kind] += 1
     return {
         "as_of": as_of.isoformat(),
+        "units": [_unit_row(code, units[code]) for code in sorted(units)],
+        "unit_total": _unit_row("", unit_total),
         **{
             name: [_deadline_row(key, counts[key], kinds[name]) for key in sorted(counts)]
             for name, counts in groups.items()

@@ -78,8 +78,8 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
             (_("Answered"), _("Abandoned")), _("Queue calls: answered and abandoned"),
         ),
         "units": stacked_bars(
-            [(u, on, late) for u, on, late in figures["cases_by_unit"]],
-            (_("On time"), _("Late")), _("Cases on time and late per unit"),
+            [(unit_names.get(u, u), on, late) for u, on, late in figures["cases_by_unit"]],
+            (_("On time"), _("Late")), _("Forwards answered on time and late per unit"),
         ),
     }  # fmt: skip
     return render(request, "stats.html", figures=figures, charts=charts, unit_names=unit_names,
@@ -87,12 +87,12 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
 
 
 def report_names(state: Any, _: Callable[..., str]) -> dict[str, dict[str, str]]:
-    """Display names of the on-time report's rows: units (an area or a
-    department; "-" not assigned yet), wards and topics."""
+    """Display names of the on-time report's rows: responsible units (the
+    config's ``units:``; a unit no longer there shows its code), wards and
+    topics."""
     area_names = {a.code: a.name for a in iter_areas(state.config.areas)}
-    departments = {d.code: d.name for d in state.config.departments}
     return {
-        "unit": {**area_names, **departments, "-": _("No unit yet")},
+        "unit": {u.code: u.name for u in state.config.units},
         "area": {**area_names, "-": _("No ward")},
         "topic": {**{t.code: t.name for t in state.config.cases.topics}, "-": _("No topic")},
     }
@@ -146,7 +146,10 @@ def deadline_rows(
     by: str = "unit",
 ) -> list[dict[str, Any]]:
     """The on-time report as the supervisor files it: one row per unit (or
-    ward, or topic: ``by``), then the total; headers in the user's language."""
+    ward, or topic: ``by``), then the total; headers in the user's language.
+    Per unit the rows count forwards, with the ones received and returned."""
+    if by == "unit":
+        return unit_rows(deadlines, names, _)
     rows = []
     total = {**deadlines["total"], by: _("Total")}
     for row in [*deadlines[GROUP_KEYS[by]], total]:
@@ -159,6 +162,30 @@ def deadline_rows(
                 _("Open, within the deadline"): row["in_deadline"],
                 _("Open, past the deadline"): row["overdue"],
                 _("Total"): row["total"],
+                _("On-time rate (%)"): "" if rate is None else rate,
+            }
+        )
+    return rows
+
+
+def unit_rows(
+    deadlines: dict[str, Any], names: dict[str, str], _: Callable[..., str]
+) -> list[dict[str, Any]]:
+    """The per-unit table: the forwards each unit received in the period and
+    where they stood as of the report's day, then the total."""
+    rows = []
+    total = {**deadlines["unit_total"], "unit": _("Total")}
+    for row in [*deadlines["units"], total]:
+        rate = row["on_time_rate"]
+        rows.append(
+            {
+                _("Unit"): names.get(row["unit"], row["unit"]),
+                _("Received"): row["received"],
+                _("Answered on time"): row["on_time"],
+                _("Answered late"): row["late"],
+                _("Open, within the deadline"): row["in_deadline"],
+                _("Open, past the deadline"): row["overdue"],
+                _("Returned as not theirs"): row["returned"],
                 _("On-time rate (%)"): "" if rate is None else rate,
             }
         )
