@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ivr.cases.calendar import WorkingCalendar
@@ -49,8 +49,14 @@ from ivr.cases.models import (
     ForwardEvent,
     SmsMessage,
 )
-from ivr.cases.service import SMS_TEXT_LIMIT, CaseError, CaseNotFound, CaseService
-from ivr.cases.sms import OutgoingSms, SmsGateway, gateway_from_config
+from ivr.cases.service import (
+    SMS_TEXT_LIMIT,
+    CaseError,
+    CaseNotFound,
+    CaseService,
+    deliver_sms,
+)
+from ivr.cases.sms import SmsGateway, gateway_from_config
 from ivr.config.forwarding import ResponsibleUnit
 from ivr.config.schema import HotlineConfig
 from ivr.config.source import ConfigSource
@@ -800,30 +806,7 @@ class ForwardingService:
         return [message]
 
     def _deliver(self, message: SmsMessage) -> None:
-        """Hand a committed text to the gateway, from the case's hotline's
-        sender name, and record the outcome on its row."""
-        config = self._config
-        sender = ""
-        code = None
-        with self._sessions() as session:
-            row = session.execute(
-                select(Case.code, Case.hotline_id).where(Case.id == message.case_id)
-            ).one_or_none()
-            if row is not None:
-                code = row.code
-                hotline = config.hotline(row.hotline_id)
-                sender = (hotline.sms_sender if hotline else None) or config.sms.sender
-        outgoing = OutgoingSms(
-            message.to_number, message.text, message.purpose, code, message.created_at, sender
-        )
-        try:
-            self._sms.send(outgoing)
-            values: dict[str, object] = {"status": "sent", "sent_at": self._clock()}
-        except Exception as exc:  # a gateway failure never loses the forward
-            logger.warning("SMS %s to %s failed: %s", message.id, message.to_number, exc)
-            values = {"status": "failed", "error": str(exc)[:1000]}
-        with self._sessions.begin() as session:
-            session.execute(update(SmsMessage).where(SmsMessage.id == message.id).values(**values))
+        deliver_sms(self._sessions, self._sms, message, self._config, self._clock())
 
 
 def _write_file(path: Path, content: bytes) -> None:

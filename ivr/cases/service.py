@@ -377,34 +377,9 @@ class CaseService:
         session.flush()
         return message
 
-    def _sms_sender(self, hotline_id: str | None) -> str:
-        """The case's hotline's own sender name, else the deployment's."""
-        config = self._config
-        hotline = config.hotline(hotline_id) if hotline_id else None
-        return (hotline.sms_sender if hotline else None) or config.sms.sender
-
     def _deliver(self, message: SmsMessage | None) -> None:
-        if message is None:
-            return
-        code, sender = None, ""
-        with self._sessions() as session:
-            if message.case_id is not None:
-                row = session.execute(
-                    select(Case.code, Case.hotline_id).where(Case.id == message.case_id)
-                ).one_or_none()
-                if row is not None:
-                    code, sender = row.code, self._sms_sender(row.hotline_id)
-        outgoing = OutgoingSms(
-            message.to_number, message.text, message.purpose, code, message.created_at, sender
-        )
-        try:
-            self._sms.send(outgoing)
-            values: dict[str, object] = {"status": "sent", "sent_at": self._clock()}
-        except Exception as exc:  # a gateway failure never loses the case
-            logger.warning("SMS %s to %s failed: %s", message.id, message.to_number, exc)
-            values = {"status": "failed", "error": str(exc)[:1000]}
-        with self._sessions.begin() as session:
-            session.execute(update(SmsMessage).where(SmsMessage.id == message.id).values(**values))
+        if message is not None:
+            deliver_sms(self._sessions, self._sms, message, self._config, self._clock())
 
     def _reload(self, case_id: int) -> Case:
         with self._sessions() as session:
@@ -413,3 +388,40 @@ class CaseService:
             )
             assert case is not None
             return case
+
+
+def deliver_sms(
+    sessions: sessionmaker[Session],
+    gateway: SmsGateway,
+    message: SmsMessage,
+    config: HotlineConfig,
+    now: datetime,
+) -> None:
+    """Hand a committed text to the gateway, from its case's hotline's sender
+    name, and record the outcome on its row. A gateway failure is recorded, never
+    raised: the case (or forward) the text belongs to is already saved."""
+    code, sender = None, ""
+    with sessions() as session:
+        if message.case_id is not None:
+            row = session.execute(
+                select(Case.code, Case.hotline_id).where(Case.id == message.case_id)
+            ).one_or_none()
+            if row is not None:
+                code, sender = row.code, sms_sender(config, row.hotline_id)
+    outgoing = OutgoingSms(
+        message.to_number, message.text, message.purpose, code, message.created_at, sender
+    )
+    try:
+        gateway.send(outgoing)
+        values: dict[str, object] = {"status": "sent", "sent_at": now}
+    except Exception as exc:
+        logger.warning("SMS %s to %s failed: %s", message.id, message.to_number, exc)
+        values = {"status": "failed", "error": str(exc)[:1000]}
+    with sessions.begin() as session:
+        session.execute(update(SmsMessage).where(SmsMessage.id == message.id).values(**values))
+
+
+def sms_sender(config: HotlineConfig, hotline_id: str | None) -> str:
+    """The case's hotline's own sender name, else the deployment's."""
+    hotline = config.hotline(hotline_id) if hotline_id else None
+    return (hotline.sms_sender if hotline else None) or config.sms.sender
