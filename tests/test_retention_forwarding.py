@@ -103,6 +103,8 @@ def test_forward_texts_public_texts_and_attachments_follow_the_case_and_its_hold
         assert events[forward.id].note == "" and events[forward.id].status_to == "answered"
         attachment = attachments[forward.id]
         assert attachment.deleted_at is not None and attachment.sha256 == "ab" * 32
+        # Its name (a unit may name the citizen in it) goes with the file.
+        assert attachment.filename == "" and "bien-ban" not in attachment.path
         assert (closed.public_title, closed.public_text, closed.public_answer) == ("", "", "")
         assert closed.published_at is None and closed.publish_consent_note == ""
         assert closed.publish_consent  # the fact of consent is not personal text

@@ -84,6 +84,8 @@ KINDS = (
 _FINISHED_CASE = (CLOSED, REJECTED)
 _PENDING_JOB = ("queued", "running")
 _FINISHED_CALLBACK = ("done", "failed")
+# Where an erased attachment's row points (unique, like every path; no file).
+ATTACHMENTS_ERASED = "attachments/erased"
 
 
 @dataclass
@@ -339,6 +341,10 @@ class RetentionJob:
                 report.errors.append(f"attachment {attachment.id}: {exc}")
                 return False
             attachment.deleted_at = now
+            # The name a unit gave may name the citizen ("don-nguyen-van-a.pdf");
+            # the path carries it too. Size, type and hash stay for the record.
+            attachment.filename = ""
+            attachment.path = f"{ATTACHMENTS_ERASED}/{attachment.id}"
             return True
 
         report.counts["attachments"] = self._batches(ForwardAttachment, due, delete, dry)
