@@ -33,7 +33,6 @@ from ivr.call_log import CallLog
 from ivr.cases.models import Case
 from ivr.config import HotlineConfig, load_config
 from ivr.config.destinations import Destination, DestinationKind
-from ivr.config.loader import ConfigError
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import Call, utc_now
@@ -43,6 +42,8 @@ from ivr.flow.steps import FlowResult, RouteKind
 from ivr.queue_records.models import CallbackRequest
 from queue_manager.callbacks import CallbackDispatcher
 from queue_manager.model import DailyTotals, LiveModel, Member, QueueState, WaitingCaller
+from tests.config_checks import config_problems as _problems
+from tests.config_checks import line_of as _line_of
 from tests.flow_driver import ScriptedCaller, keys
 from tests.rig.agi_peer import AgiPeer
 from tests.rig.postgres import fresh_database_url
@@ -67,19 +68,6 @@ def _write(tmp_path: Path, source: Path, edit: Any = None, name: str = "hotline.
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
-
-
-def _line_of(path: Path, text: str, after: str = "") -> int:
-    """The 1-based line of the first ``text`` after the line holding ``after``."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if after in line) if after else 0
-    return next(i for i in range(start, len(lines)) if text in lines[i]) + 1
-
-
-def _problems(path: Path) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    return str(caught.value)
 
 
 def _after_hours(data: dict[str, Any], hotline_id: str = HOTLINE) -> dict[str, Any]:

@@ -36,13 +36,15 @@ from ivr.cases.forwarding import (
 )
 from ivr.cases.models import Case, CaseForward, ForwardEvent, SmsMessage
 from ivr.cases.service import CaseService
-from ivr.config import ConfigError, HotlineConfig, load_config
+from ivr.config import HotlineConfig, load_config
 from ivr.contracts.statuses import ForwardStatus
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.registry import Base
 from ivr.service import start_services
 from ivr.web.state import STATE
+from tests.config_checks import config_problems as _problems
+from tests.config_checks import line_of as _line_of
 from tests.rig.postgres import fresh_database_url
 
 pytestmark = pytest.mark.db
@@ -157,17 +159,6 @@ def desk(config: HotlineConfig, sessions: Any) -> Desk:
 
 
 # --- config ---------------------------------------------------------------------------
-
-
-def _line_of(path: Path, text: str) -> int:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return next(i for i, line in enumerate(lines) if text in line) + 1
-
-
-def _problems(path: Path) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    return str(caught.value)
 
 
 def test_the_examples_units_belong_to_their_wards(config: HotlineConfig) -> None:

@@ -36,12 +36,13 @@ from ivr.audit import AuditEntry
 from ivr.cases.models import TranscriptionJob
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig, load_config
-from ivr.config.loader import ConfigError
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import Call, utc_now
 from ivr.queue_records.models import QueueCall
 from ivr.web.store import UserStore
+from tests.config_checks import config_problems as _problems
+from tests.config_checks import line_of as _line_of
 from tests.rig.postgres import fresh_database_url
 from tests.rig.stack import EXAMPLE
 from tests.test_web import PASSWORD, Console, FakeManager
@@ -106,19 +107,6 @@ def write_config(
     path = folder / "two-hotlines.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
-
-
-def _line_of(path: Path, text: str, after: str = "") -> int:
-    """The 1-based line of the first ``text`` found after the line holding ``after``."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if after in line) if after else 0
-    return next(i for i in range(start, len(lines)) if text in lines[i]) + 1
-
-
-def _problems(path: Path) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    return str(caught.value)
 
 
 # --- config ---------------------------------------------------------------------------
