@@ -50,6 +50,7 @@ from ivr.web.state import STATE
 from ivr.web.store import UserStore
 from queue_manager.manager import QueueManager
 from tests.rig.browser import launch_chromium, require_chromium
+from tests.rig.browser import signed_in as browser_signed_in
 from tests.rig.stack import (
     HOTLINE_NUMBER,
     REPO,
@@ -173,15 +174,7 @@ async def rig(
 
 
 async def signed_in(rig: LoopRig, username: str) -> tuple[BrowserContext, Page]:
-    # A fresh context is a fresh cookie jar (one user each).
-    context = await rig.browser.new_context(viewport={"width": 1360, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = await context.new_page()
-    await page.goto(rig.url + "/")
-    await expect(page.locator("h1")).to_have_text("Đăng nhập")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    await page.click("#sign-in")
+    context, page = await browser_signed_in(rig.browser, rig.url, username, PASSWORD, TIMEOUT_MS)
     return context, page
 
 
