@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from ivr.config.channels import ChannelsSection
 from ivr.config.destinations import Destination
 from ivr.config.email import EmailSection
 from ivr.config.forwarding import ForwardingSection, ResponsibleUnit
@@ -397,6 +398,9 @@ class HotlineConfig(Strict):
     # Units cases are forwarded to, and their deadlines (ivr/config/forwarding.py).
     units: list[ResponsibleUnit] = []
     forwarding: ForwardingSection = ForwardingSection()
+    # Written channels into the case store: web form, email, SMS, Zalo, Open311
+    # (ivr/config/channels.py).
+    channels: ChannelsSection = ChannelsSection()
     # Codes an agent picks from when pausing (ivr/config/pause_reasons.py).
     pause_reasons: list[PauseReason] = Field(
         default_factory=lambda: list(DEFAULT_PAUSE_REASONS), min_length=1
