@@ -176,6 +176,31 @@ async def test_the_forms_move_the_forward_and_the_answer_carries_its_file(setup:
     assert again.status == 400 and "cannot become in_progress" in await again.text()
 
 
+async def test_the_answer_form_takes_a_file_larger_than_aiohttps_default_body(
+    setup: Setup,
+) -> None:
+    # A scanned report of a few MB is an ordinary answer; aiohttp refuses any
+    # body over 1 MB unless the route is given more.
+    ids = await _forward_both(setup)
+    unit, headers = await setup.user("donvi-1")
+    scan = b"%PDF-1.4 " + bytes(range(256)) * (3 * 4096)  # 3 MB
+    form = FormData()
+    form.add_field("csrf_token", headers["X-CSRF-Token"])
+    form.add_field("answer", "Biên bản quét kèm theo.")
+    form.add_field("file", scan, filename="scan.pdf", content_type="application/pdf")
+    answered = await unit.post(f"/forwards/{ids[UNIT_1]}/answer", data=form,
+                               allow_redirects=False)  # fmt: skip
+    assert answered.status == 303, answered.status
+    with setup.sessions() as session:
+        attachment = session.scalar(
+            select(ForwardAttachment).where(ForwardAttachment.forward_id == ids[UNIT_1])
+        )
+    assert attachment is not None and attachment.size == len(scan)
+    # Other routes keep the default: a big body on the login form is refused.
+    big = await unit.post("/login", data={"username": "x" * (2 * 2**20), "password": "y"})
+    assert big.status == 413
+
+
 async def test_a_supervisor_grants_an_extension_from_the_case_page(setup: Setup) -> None:
     ids = await _forward_both(setup)
     unit, headers = await setup.user("donvi-1")

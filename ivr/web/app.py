@@ -88,6 +88,10 @@ ROUTES: list[Route] = [
     *admin.ROUTES,
 ]
 
+# Routes whose forms carry files: a larger body than aiohttp's 1 MB default
+# (which every other route keeps, so a big body elsewhere is refused early).
+BODY_LIMITS: dict[str, int] = {**unit_portal.BODY_LIMITS}
+
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -124,6 +128,9 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     if request.path.startswith("/static/"):
         return await handler(request)
     route_name = request.match_info.route.name
+    body_limit = BODY_LIMITS.get(route_name or "")
+    if body_limit is not None:
+        request = request.clone(client_max_size=body_limit)
     roles = state.roles.get(route_name or "")
     if roles is None:
         if isinstance(request.match_info.http_exception, web.HTTPException):

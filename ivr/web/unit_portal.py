@@ -21,7 +21,12 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from ivr.cases.forwarding import TRANSITIONS, ForwardError, ForwardNotFound
+from ivr.cases.forwarding import (
+    MAX_ATTACHMENT_BYTES,
+    TRANSITIONS,
+    ForwardError,
+    ForwardNotFound,
+)
 from ivr.contracts.statuses import OPEN_FORWARD_STATUSES, ForwardStatus
 from ivr.web.forwarding import (
     FORWARDING,
@@ -215,3 +220,8 @@ ROUTES = [
     Route("GET", "/api/v1/wallboard/overdue-forwards", overdue_forwards, WATCHERS,
           "overdue_forwards_api"),
 ]  # fmt: skip
+
+# The answer form carries up to three files of the largest size a forward's
+# attachment may have (the API takes one file per request, streamed).
+ANSWER_FORM_FILES = 3
+BODY_LIMITS = {"unit_answer": ANSWER_FORM_FILES * MAX_ATTACHMENT_BYTES + 2**20}
