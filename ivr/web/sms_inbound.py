@@ -1,0 +1,254 @@
+"""Inbound texts from the SMS gateway's bridge: ``POST /channels/sms/inbound``.
+
+The bridge POSTs one JSON object per text (docs/channels.md):
+``{"id", "from", "to", "text", "received_at"}``, signed with the shared secret
+``channels.sms.secret``: ``X-Hotline-Signature: sha256=<hex HMAC-SHA256 of
+"<X-Hotline-Timestamp>.<raw body>">``. A request signed outside the window is
+refused; inside it the text's ``id`` makes a second copy a no-op.
+
+``to`` (one of the hotlines' SMS numbers) picks the hotline. A short text
+holding a case code (``cases.code_digits`` digits) asks for that case's
+status: the citizen who opened it gets the status back by SMS, anyone else the
+same "not found" as for a code that does not exist (a code never reveals
+another person's case). Any other text becomes a case through the intake.
+Errors are ``{"error": "…"}`` with 400, 401, 409 or 413.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from ivr.config.schema import HotlineConfig
+from ivr.contracts.channels import Channel, ContactKind
+from ivr.intake.types import IntakeRefused, Submission
+from ivr.phone import normalise_caller
+from ivr.web.intake_state import intake_of
+from ivr.web.state import PUBLIC, Route, db, state_of
+from ivr.web.webhook_guard import (
+    REPLAYS,
+    Claim,
+    WebhookRefused,
+    check_window,
+    json_error,
+    read_body,
+)
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hotline-Signature"
+TIMESTAMP_HEADER = "X-Hotline-Timestamp"
+TEXT_MAX = 2000  # characters: ten concatenated Unicode parts and then some
+_ID_MAX = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Line breaks are part of a text; other control characters are not.
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+# A status request is the code with at most a few words around it ("TRA CUU
+# 25110123", "mã 25110123?"); a longer text that happens to hold a number of
+# that length is a report.
+STATUS_REQUEST_MAX_WORDS = 4
+
+# How a case's status reads in a text (the console's Vietnamese labels).
+STATUS_WORDS = {
+    "received": "chờ tiếp nhận",
+    "classified": "chờ xử lý",
+    "assigned": "đã chuyển đơn vị xử lý",
+    "in_progress": "đang xử lý",
+    "answered": "đã xử lý",
+    "closed": "đã đóng",
+    "rejected": "bị từ chối",
+}
+
+
+def sms_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Hotline-Signature`` value of ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    id: str
+    sender: str  # "from" as the bridge wrote it
+    to: str
+    text: str
+    received_at: str
+
+
+def parse_inbound(body: bytes) -> InboundSms:
+    """The bridge's JSON, checked field by field (:class:`WebhookRefused` 400)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRefused(400, "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise WebhookRefused(400, "the body is not a JSON object")
+    fields: dict[str, str] = {}
+    for name in ("id", "from", "to"):
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise WebhookRefused(400, f"{name}: missing")
+        if len(value) > _ID_MAX or _CONTROL.search(value):
+            raise WebhookRefused(400, f"{name}: too long or holds control characters")
+        fields[name] = value.strip()
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise WebhookRefused(400, "text: missing or empty")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _TEXT_CONTROL.search(text):
+        raise WebhookRefused(400, "text: holds control characters")
+    if len(text) > TEXT_MAX:
+        raise WebhookRefused(400, f"text: longer than {TEXT_MAX} characters")
+    received_at = data.get("received_at", "")
+    if not isinstance(received_at, str) or len(received_at) > 64 or _CONTROL.search(received_at):
+        raise WebhookRefused(400, "received_at: expected an ISO 8601 time")
+    return InboundSms(fields["id"], fields["from"], fields["to"], text.strip(), received_at)
+
+
+def status_request_code(text: str, code_digits: int) -> str | None:
+    """The case code a short text asks about, or None when the text is a report."""
+    codes = re.findall(rf"(?<!\d)\d{{{code_digits}}}(?!\d)", text)
+    if len(codes) != 1:
+        return None
+    rest = re.sub(r"[^\w\s]", " ", text.replace(codes[0], " "))
+    if len(rest.split()) > STATUS_REQUEST_MAX_WORDS or re.search(r"\d", rest):
+        return None
+    return codes[0]
+
+
+def _field(view: Any, *names: str) -> Any:
+    for name in names:
+        value = getattr(view, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def status_text(view: Any, unit_name: str) -> str:
+    """The status of the case ``view`` (from the intake's status lookup) as a text."""
+    code = _field(view, "case_code", "code")
+    status = str(_field(view, "status") or "")
+    text = f"{unit_name}: phản ánh mã số {code} {STATUS_WORDS.get(status, status)}."
+    due = _field(view, "due_date")
+    if isinstance(due, date) and status not in ("answered", "closed", "rejected"):
+        text += f" Hạn trả lời: {due.strftime('%d/%m/%Y')}."
+    answer = _field(view, "answer")
+    if answer and status in ("answered", "closed"):
+        text += f" Trả lời: {answer}"
+    return text
+
+
+def not_found_text(code: str, unit_name: str) -> str:
+    """The same words whether the code does not exist or is someone else's."""
+    return (
+        f"{unit_name}: không tìm thấy phản ánh mã số {code} của số điện thoại này. "
+        "Xin kiểm tra lại mã số."
+    )
+
+
+def _unit_name(config: HotlineConfig, hotline_id: str) -> str:
+    hotline = config.hotline(hotline_id)
+    return hotline.unit_name if hotline else "Đường dây nóng"
+
+
+async def sms_inbound(request: web.Request) -> web.Response:
+    """One text from the bridge (see the module's docstring)."""
+    state = state_of(request)
+    section = state.config.channels.sms
+    if not section.enabled or section.secret is None:
+        return json_error(404, "the SMS channel is not enabled")
+    guard = request.app[REPLAYS]
+    try:
+        body = await read_body(request, section.max_body_bytes)
+        stamp = request.headers.get(TIMESTAMP_HEADER, "")
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not stamp.isdigit() or len(stamp) > 12 or not signature:
+            raise WebhookRefused(401, f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required")
+        expected = sms_signature(section.secret, stamp, body)
+        if not hmac.compare_digest(signature.strip().encode(), expected.encode()):
+            raise WebhookRefused(401, "invalid signature")
+        now = time.time()
+        check_window(int(stamp), now, section.window_seconds)
+        sms = parse_inbound(body)
+        hotline_id = section.hotline_of(sms.to)
+        if hotline_id is None or state.config.hotline(hotline_id) is None:
+            raise WebhookRefused(400, "to: not one of the hotlines' SMS numbers")
+        number = normalise_caller(sms.sender).e164
+        if number is None or not number.startswith("+"):
+            raise WebhookRefused(400, "from: not a phone number")
+    except WebhookRefused as refused:
+        if refused.status == 401:
+            logger.warning("SMS webhook refused from %s: %s", request.remote, refused.message)
+        return json_error(refused.status, refused.message)
+
+    # The content, not the body: a bridge retrying may stamp it anew.
+    digest = hashlib.sha256(f"{number}\n{hotline_id}\n{sms.text}".encode()).hexdigest()
+    claim, first = guard.claim("sms", sms.id, digest, now, 2 * section.window_seconds)
+    if claim is Claim.DUPLICATE:
+        return web.json_response({**(first or {}), "duplicate": True})
+    if claim is Claim.CONFLICT:
+        return json_error(409, "id: already used for another text")
+    if claim is Claim.BUSY:
+        return json_error(409, "id: the first copy of this text is still being handled")
+    try:
+        result = await _handle(request, sms, hotline_id, number)
+    except IntakeRefused as refused:
+        guard.release("sms", sms.id)
+        answer: dict[str, Any] = {"error": str(refused)}
+        if refused.field:
+            answer["field"] = refused.field
+        return web.json_response(answer, status=400)
+    except BaseException:
+        guard.release("sms", sms.id)
+        raise
+    guard.done("sms", sms.id, result)
+    return web.json_response(result)
+
+
+async def _handle(
+    request: web.Request, sms: InboundSms, hotline_id: str, number: str
+) -> dict[str, Any]:
+    state = state_of(request)
+    config = state.config
+    intake = intake_of(request)
+    code = status_request_code(sms.text, config.cases.code_digits)
+    if code is not None:
+        view = await db(intake.status, code, (ContactKind.PHONE, number))
+        unit = _unit_name(config, hotline_id)
+        # Another hotline's case is "not found" too: the number asked this hotline.
+        if view is not None and _field(view, "hotline_id") in (None, hotline_id):
+            case_id = _field(view, "case_id", "id")
+            await db(state.cases.text_citizen, number, status_text(view, unit),
+                     "status_reply", case_id)  # fmt: skip
+            logger.info("SMS %s: status of case %s sent", sms.id, code)
+            return {"ok": True, "action": "status"}
+        await db(state.cases.text_citizen, number, not_found_text(code, unit), "status_not_found")
+        logger.info("SMS %s: asked for a case not found", sms.id)
+        return {"ok": True, "action": "not_found"}
+    submission = Submission(
+        hotline_id=hotline_id, channel=Channel.SMS, text=sms.text,
+        contacts=((ContactKind.PHONE, number),), idempotency_key=sms.id, external_id=sms.id,
+    )  # fmt: skip
+    result = await db(intake.submit, submission)
+    logger.info("SMS %s: case %s (%s)", sms.id, result.case_code,
+                "new" if result.created else "joined")  # fmt: skip
+    return {
+        "ok": True,
+        "action": "case_opened" if result.created else "joined",
+        "case_code": result.case_code,
+        "duplicate": result.duplicate,
+    }
+
+
+ROUTES = [
+    Route("POST", "/channels/sms/inbound", sms_inbound, PUBLIC, "channel_sms_inbound"),
+]

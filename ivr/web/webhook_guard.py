@@ -1,0 +1,120 @@
+"""What the signed webhooks (SMS bridge, Zalo) share: their JSON errors, a
+body read with a size limit, the timestamp window and the replay guard.
+
+A webhook is authenticated by its signature, and a signature stays valid for
+ever; the timestamp window refuses a captured request sent again later, and
+inside the window the message id makes a second copy a no-op (the
+:class:`ReplayGuard` here, and the intake's idempotency key behind it, which
+survives a restart).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+
+class WebhookRefused(Exception):
+    """A request refused with ``status`` and a message for the sender's
+    developers (never anything secret)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_error(status: int, message: str) -> web.Response:
+    """The webhooks' error format: ``{"error": "…"}``."""
+    return web.json_response({"error": message}, status=status)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body (signatures are over the bytes as sent), 413 beyond
+    ``limit`` whether or not a Content-Length announced it."""
+    if request.content_length is not None and request.content_length > limit:
+        raise WebhookRefused(413, f"body larger than {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise WebhookRefused(413, f"body larger than {limit} bytes")
+    return body
+
+
+def check_window(sent_at: float, now: float, window_seconds: int) -> None:
+    """401 when the request was signed outside ``window_seconds`` of now
+    (either side: a clock a little ahead is tolerated, a replay later is not)."""
+    if abs(now - sent_at) > window_seconds:
+        raise WebhookRefused(401, "timestamp outside the accepted window (replay or clock skew)")
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class Claim(enum.Enum):
+    NEW = "new"  # go on; call ``done`` or ``release``
+    DUPLICATE = "duplicate"  # the same message again: answer what the first got
+    CONFLICT = "conflict"  # the same id with another content
+    BUSY = "busy"  # the first copy is still being handled
+
+
+@dataclass
+class _Seen:
+    digest: str
+    until: float
+    result: dict[str, Any] | None = None  # None while the first copy is handled
+
+
+class ReplayGuard:
+    """Message ids seen in the last ``ttl`` seconds, per channel, with the
+    answer the first copy got. One per application; used from the event loop
+    only (a claim is a check and a set with no await between them, so two
+    copies arriving together cannot both be NEW)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._seen: dict[tuple[str, str], _Seen] = {}
+        self._max = max_entries
+
+    def claim(
+        self, channel: str, message_id: str, digest: str, now: float, ttl: float
+    ) -> tuple[Claim, dict[str, Any] | None]:
+        self._expire(now)
+        key = (channel, message_id)
+        seen = self._seen.get(key)
+        if seen is None:
+            if len(self._seen) >= self._max:
+                # Full of live entries: forget the oldest; the intake's
+                # idempotency key still stops a second case.
+                oldest = min(self._seen, key=lambda k: self._seen[k].until)
+                del self._seen[oldest]
+            self._seen[key] = _Seen(digest, now + ttl)
+            return Claim.NEW, None
+        if seen.digest != digest:
+            return Claim.CONFLICT, None
+        if seen.result is None:
+            return Claim.BUSY, None
+        return Claim.DUPLICATE, seen.result
+
+    def done(self, channel: str, message_id: str, result: dict[str, Any]) -> None:
+        seen = self._seen.get((channel, message_id))
+        if seen is not None:
+            seen.result = result
+
+    def release(self, channel: str, message_id: str) -> None:
+        """The first copy failed: a retry is welcome."""
+        self._seen.pop((channel, message_id), None)
+
+    def _expire(self, now: float) -> None:
+        stale = [key for key, seen in self._seen.items() if seen.until < now]
+        for key in stale:
+            del self._seen[key]
+
+
+REPLAYS = web.AppKey("hotline_webhook_replays", ReplayGuard)
