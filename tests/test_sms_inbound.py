@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.config import HotlineConfig, load_config
 from ivr.contracts.channels import Channel, ContactKind
+from ivr.intake.service import CaseStatusView
 from ivr.intake.types import IntakeRefused, IntakeResult, Submission
 from ivr.web import sms_inbound
 from ivr.web.intake_state import INTAKE
@@ -86,6 +87,11 @@ class FakeIntake:
 @dataclass
 class FakeCases:
     texts: list[tuple[str, str, str, int | None]] = field(default_factory=list)
+    hotline_of_case: dict[str, str] = field(default_factory=dict)
+
+    def find_by_code(self, code: str) -> Any:
+        hotline_id = self.hotline_of_case.get(code)
+        return SimpleNamespace(id=int(code[-3:]), hotline_id=hotline_id) if hotline_id else None
 
     def text_citizen(
         self, to_number: str, text: str, purpose: str, case_id: int | None = None
@@ -119,6 +125,14 @@ class Bridge:
             sent = headers
         answer = await self.client.post("/channels/sms/inbound", data=body, headers=sent)
         return answer.status, await answer.json()
+
+
+def _view(code: str, status: str, answer: str) -> CaseStatusView:
+    return CaseStatusView(
+        case_code=code, status=status, channel="sms", topic=None,
+        received_at=datetime(2026, 11, 30, 2, tzinfo=UTC), due_date=date(2026, 12, 14),
+        answered_at=None, answer=answer,
+    )  # fmt: skip
 
 
 def _text(id_: str, text: str, sender: str = CITIZEN, to: str = HOTLINE_SMS) -> dict[str, Any]:
@@ -229,10 +243,8 @@ async def test_a_replay_inside_the_window_makes_nothing_new(bridge: Bridge) -> N
 
 
 async def test_the_citizen_gets_the_status_of_their_own_case_by_sms(bridge: Bridge) -> None:
-    view = SimpleNamespace(
-        case_code="26110042", case_id=42, hotline_id="bac-tu-liem",
-        status="in_progress", due_date=date(2026, 12, 14), answer=None,
-    )  # fmt: skip
+    view = _view("26110042", "in_progress", answer="")
+    bridge.cases.hotline_of_case["26110042"] = "bac-tu-liem"
     bridge.intake.views[("26110042", (ContactKind.PHONE, CITIZEN_E164))] = view
     status, answer = await bridge.post(_text("gw-5", "tra cuu 26110042"))
     assert (status, answer) == (200, {"ok": True, "action": "status"})
@@ -248,9 +260,8 @@ async def test_the_citizen_gets_the_status_of_their_own_case_by_sms(bridge: Brid
 
 
 async def test_an_answered_case_reads_its_answer(bridge: Bridge) -> None:
-    view = SimpleNamespace(case_code="26110043", case_id=43, hotline_id="bac-tu-liem",
-                           status="answered", due_date=date(2026, 12, 14),
-                           answer="Đã sửa xong đèn.")  # fmt: skip
+    view = _view("26110043", "answered", answer="Đã sửa xong đèn.")
+    bridge.cases.hotline_of_case["26110043"] = "bac-tu-liem"
     bridge.intake.views[("26110043", (ContactKind.PHONE, CITIZEN_E164))] = view
     await bridge.post(_text("gw-6", "26110043"))
     [(_, text, _, _)] = bridge.cases.texts
@@ -261,8 +272,8 @@ async def test_an_unknown_code_and_someone_elses_code_read_the_same_not_found(
     bridge: Bridge,
 ) -> None:
     # Another hotline's case of this very number: not found on this hotline.
-    other_hotline = SimpleNamespace(case_code="26110077", case_id=77, hotline_id="thanh-xuan",
-                                    status="received", due_date=None, answer=None)  # fmt: skip
+    other_hotline = _view("26110077", "received", answer="")
+    bridge.cases.hotline_of_case["26110077"] = "thanh-xuan"
     bridge.intake.views[("26110077", (ContactKind.PHONE, CITIZEN_E164))] = other_hotline
     await bridge.post(_text("gw-7", "26110099"))  # nobody's (or someone else's: no view)
     await bridge.post(_text("gw-8", "26110077"))

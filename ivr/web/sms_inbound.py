@@ -23,13 +23,13 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from ivr.config.schema import HotlineConfig
 from ivr.contracts.channels import Channel, ContactKind
+from ivr.intake.service import CaseStatusView
 from ivr.intake.types import IntakeRefused, Submission
 from ivr.phone import normalise_caller
 from ivr.web.intake_state import intake_of
@@ -125,25 +125,14 @@ def status_request_code(text: str, code_digits: int) -> str | None:
     return codes[0]
 
 
-def _field(view: Any, *names: str) -> Any:
-    for name in names:
-        value = getattr(view, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def status_text(view: Any, unit_name: str) -> str:
-    """The status of the case ``view`` (from the intake's status lookup) as a text."""
-    code = _field(view, "case_code", "code")
-    status = str(_field(view, "status") or "")
-    text = f"{unit_name}: phản ánh mã số {code} {STATUS_WORDS.get(status, status)}."
-    due = _field(view, "due_date")
-    if isinstance(due, date) and status not in ("answered", "closed", "rejected"):
-        text += f" Hạn trả lời: {due.strftime('%d/%m/%Y')}."
-    answer = _field(view, "answer")
-    if answer and status in ("answered", "closed"):
-        text += f" Trả lời: {answer}"
+def status_text(view: CaseStatusView, unit_name: str) -> str:
+    """The status of the case ``view`` (the intake's status lookup) as a text."""
+    status = view.status
+    text = f"{unit_name}: phản ánh mã số {view.case_code} {STATUS_WORDS.get(status, status)}."
+    if status not in ("answered", "closed", "rejected"):
+        text += f" Hạn trả lời: {view.due_date.strftime('%d/%m/%Y')}."
+    if view.answer and status in ("answered", "closed"):
+        text += f" Trả lời: {view.answer}"
     return text
 
 
@@ -223,12 +212,13 @@ async def _handle(
     code = status_request_code(sms.text, config.cases.code_digits)
     if code is not None:
         view = await db(intake.status, code, (ContactKind.PHONE, number))
+        case = await db(state.cases.find_by_code, code) if view is not None else None
         unit = _unit_name(config, hotline_id)
-        # Another hotline's case is "not found" too: the number asked this hotline.
-        if view is not None and _field(view, "hotline_id") in (None, hotline_id):
-            case_id = _field(view, "case_id", "id")
+        # The same person's case on another hotline is "not found" too: this
+        # number wrote to this hotline, whose staff hold only its own cases.
+        if view is not None and case is not None and case.hotline_id == hotline_id:
             await db(state.cases.text_citizen, number, status_text(view, unit),
-                     "status_reply", case_id)  # fmt: skip
+                     "status_reply", case.id)  # fmt: skip
             logger.info("SMS %s: status of case %s sent", sms.id, code)
             return {"ok": True, "action": "status"}
         await db(state.cases.text_citizen, number, not_found_text(code, unit), "status_not_found")
