@@ -1,0 +1,162 @@
+"""What an Open311 request carried besides the case (table ``open311_requests``),
+and the reads of ``GET requests``: Open311 cases of one hotline with only what
+a public page may show.
+
+Which cases are listed: those that came in through Open311. The spec makes
+every request public; a citizen who used an Open311 app was told so by the
+app, one who phoned or wrote to the hotline was not, so cases of other
+channels are never listed here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from ivr.cases.models import Case
+from ivr.contracts.statuses import OPEN_CASE_STATUSES
+from ivr.db.models import Base, UtcDateTime, utc_now
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUESTS = 1000  # the spec's default cap of one list
+
+
+class Open311Request(Base):
+    """What an Open311 POST carried besides the case's own fields: the app that
+    sent it, the spec's ``address_id``, the media link (stored, never
+    fetched) and the app's ids of the citizen. One row per case."""
+
+    __tablename__ = "open311_requests"
+    __table_args__ = (Index("ix_open311_requests_hotline_requested", "hotline_id", "requested_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("open311_api_keys.id"), index=True)
+    hotline_id: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
+    # The free address and coordinates are the case's own (cases.address…).
+    address_id: Mapped[str] = mapped_column(String(128), default="")
+    media_url: Mapped[str] = mapped_column(String(1000), default="")
+    device_id: Mapped[str] = mapped_column(String(128), default="")
+    account_id: Mapped[str] = mapped_column(String(128), default="")
+
+
+@dataclass(frozen=True)
+class RequestDetails:
+    """The Open311 fields of a new request, as the handler parsed them."""
+
+    api_key_id: int
+    hotline_id: str
+    address_id: str = ""
+    media_url: str = ""
+    device_id: str = ""
+    account_id: str = ""
+
+
+@dataclass(frozen=True)
+class PublicRequest:
+    """One case as ``GET requests`` may show it (raw: the handler redacts)."""
+
+    code: str
+    status: str
+    topic: str | None
+    summary: str
+    caller_name: str
+    answer: str
+    rejection_reason: str
+    responsible_unit: str | None
+    received_at: datetime
+    updated_at: datetime
+    due_date: date
+    erased: bool
+    address: str
+    latitude: float | None
+    longitude: float | None
+    media_url: str
+
+
+def record_request(sessions: sessionmaker[Session], case_id: int, details: RequestDetails) -> None:
+    """The request's Open311 fields for ``case_id``; kept as they are when a
+    retry of the same request (the intake gave the case back) wrote them."""
+    try:
+        with sessions.begin() as session:
+            if session.scalar(select(Open311Request.id).where(Open311Request.case_id == case_id)):
+                return
+            session.add(
+                Open311Request(
+                    case_id=case_id, api_key_id=details.api_key_id,
+                    hotline_id=details.hotline_id, requested_at=utc_now(),
+                    address_id=details.address_id, media_url=details.media_url,
+                    device_id=details.device_id, account_id=details.account_id,
+                )
+            )  # fmt: skip
+    except IntegrityError:
+        # Two retries of one request racing: the other one wrote the row.
+        logger.info("open311 fields of case %s were written by a concurrent retry", case_id)
+
+
+def _public(case: Case, row: Open311Request) -> PublicRequest:
+    return PublicRequest(
+        code=case.code, status=case.status, topic=case.topic, summary=case.summary,
+        caller_name=case.caller_name, answer=case.answer,
+        rejection_reason=case.rejection_reason, responsible_unit=case.responsible_unit,
+        received_at=case.received_at, updated_at=case.updated_at, due_date=case.due_date,
+        erased=case.erased_at is not None, address=case.address, latitude=case.latitude,
+        longitude=case.longitude, media_url=row.media_url,
+    )  # fmt: skip
+
+
+def requests_by_code(
+    sessions: sessionmaker[Session], hotline_id: str, codes: Sequence[str]
+) -> list[PublicRequest]:
+    """The hotline's Open311 requests among ``codes`` (others are left out)."""
+    if not codes:
+        return []
+    with sessions() as session:
+        rows = session.execute(
+            select(Case, Open311Request)
+            .join(Open311Request, Open311Request.case_id == Case.id)
+            .where(Open311Request.hotline_id == hotline_id, Case.code.in_(list(codes)))
+            .order_by(Open311Request.requested_at.desc())
+            .limit(MAX_REQUESTS)
+        ).all()
+        return [_public(case, row) for case, row in rows]
+
+
+def requests_between(
+    sessions: sessionmaker[Session],
+    hotline_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    topics: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+) -> list[PublicRequest]:
+    """The hotline's Open311 requests received in [start, end], newest first, at
+    most :data:`MAX_REQUESTS`; ``statuses`` are the spec's words (open, closed)."""
+    query = (
+        select(Case, Open311Request)
+        .join(Open311Request, Open311Request.case_id == Case.id)
+        .where(
+            Open311Request.hotline_id == hotline_id,
+            Open311Request.requested_at >= start,
+            Open311Request.requested_at <= end,
+        )
+    )
+    if topics:
+        query = query.where(Case.topic.in_(list(topics)))
+    wanted = set(statuses)
+    if wanted == {"open"}:
+        query = query.where(Case.status.in_(list(OPEN_CASE_STATUSES)))
+    elif wanted == {"closed"}:
+        query = query.where(Case.status.not_in(list(OPEN_CASE_STATUSES)))
+    query = query.order_by(Open311Request.requested_at.desc()).limit(MAX_REQUESTS)
+    with sessions() as session:
+        return [_public(case, row) for case, row in session.execute(query).all()]
