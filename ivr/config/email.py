@@ -91,6 +91,12 @@ class EmailSection(BaseModel):
     from_name: SafeTitle = "Đường dây nóng"
     reply_to: EmailAddress | None = None
     timeout_seconds: float = Field(15.0, gt=0, le=300)
+    # The server's certificate (starttls, tls) is checked against this CA file
+    # (PEM; relative to the config file) or, when None, the system's CAs, and
+    # must name ``host``. ``verify_certificate: false`` turns the check off: only
+    # for a relay on this machine, whose certificate cannot name it.
+    ca_file: SafePath | None = None
+    verify_certificate: bool = True
     # Mail the server did not take waits here (JSON lines) and is retried with
     # back-off: the first retry after retry_first_seconds, then twice as long
     # each time up to retry_max_seconds, for give_up_hours.
@@ -122,6 +128,19 @@ class EmailSection(BaseModel):
     def _enabled_needs_a_sender(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None and info.data.get("enabled"):
             raise ValueError("email is enabled: give the address mail is sent from")
+        return value
+
+    @field_validator("verify_certificate")
+    @classmethod
+    def _verified_beyond_this_machine(cls, value: bool, info: ValidationInfo) -> bool:
+        host = info.data.get("host")
+        if not value and host is not None and not _is_loopback(host):
+            # Without the check anyone on the path may pose as the server and
+            # read the citizens' mail and the login.
+            raise ValueError(
+                f"the certificate of {host} must be checked: give ca_file for a private CA "
+                "(verify_certificate: false is only for a relay on this machine)"
+            )
         return value
 
     @property

@@ -79,6 +79,9 @@ class OutgoingEmail:
     text: str
     reply_to: str | None = None  # None: the config's ``email.reply_to``
     headers: dict[str, str] = field(default_factory=dict)  # X-Hotline-Case, In-Reply-To…
+    # None: the config's ``email.from_address``; a hotline's own address for its
+    # answers to citizens (channels.email), so their replies come back to it.
+    from_address: str | None = None
 
 
 class EmailError(Exception):
@@ -110,6 +113,8 @@ def check_outgoing(message: OutgoingEmail) -> None:
             raise UnsafeEmail(f"{where}: {_safe_repr(exc)}") from None
 
     address(message.to, "to")
+    if message.from_address is not None:
+        address(message.from_address, "from_address")
     if message.reply_to is not None:
         address(message.reply_to, "reply_to")
     if _CONTROL.search(message.subject):
@@ -145,10 +150,11 @@ def build_message(
 ) -> EmailMessage:
     """The MIME message (UTF-8 text/plain) for ``message``; checks it first."""
     check_outgoing(message)
-    if settings.from_address is None:
+    from_address = message.from_address or settings.from_address
+    if from_address is None:
         raise EmailNotSent("email.from_address is not set", temporary=False)
     mime = EmailMessage(policy=email.policy.SMTP)
-    mime["From"] = Address(display_name=settings.from_name, addr_spec=settings.from_address)
+    mime["From"] = Address(display_name=settings.from_name, addr_spec=from_address)
     mime["To"] = message.to
     mime["Subject"] = message.subject
     mime["Date"] = format_datetime(date)
@@ -190,6 +196,7 @@ class QueuedEmail:
                 "text": self.message.text,
                 "reply_to": self.message.reply_to,
                 "headers": self.message.headers,
+                "from_address": self.message.from_address,
                 "date": self.date.isoformat(),
                 "queued_at": self.queued_at.isoformat(),
                 "attempts": self.attempts,
@@ -204,7 +211,12 @@ class QueuedEmail:
         data = json.loads(line)
         return cls(
             OutgoingEmail(
-                data["to"], data["subject"], data["text"], data["reply_to"], data["headers"]
+                data["to"],
+                data["subject"],
+                data["text"],
+                data["reply_to"],
+                data["headers"],
+                data.get("from_address"),  # absent in lines queued before issue 14
             ),
             data["message_id"],
             datetime.fromisoformat(data["date"]),
@@ -314,9 +326,13 @@ class EmailSender:
         *,
         password: str | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        ca_path: Path | None = None,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
+        # ``settings.ca_file`` resolved against the config's folder (from_config);
+        # None: the file as written, or the system's CAs.
+        self._ca_path = ca_path if ca_path is not None else settings.ca_file
         self._password = password if password is not None else settings.password
         self._clock = clock
         self._retrying = asyncio.Lock()
@@ -326,26 +342,30 @@ class EmailSender:
     @classmethod
     def from_config(cls, config: HotlineConfig) -> EmailSender:
         settings = config.email
-        return cls(settings, EmailOutbox(config.resolve_path(settings.outbox_path)))
+        ca_path = config.resolve_path(settings.ca_file) if settings.ca_file is not None else None
+        return cls(
+            settings, EmailOutbox(config.resolve_path(settings.outbox_path)), ca_path=ca_path
+        )
 
     @property
     def enabled(self) -> bool:
         return self.settings.enabled
 
-    async def send(self, message: OutgoingEmail) -> None:
+    async def send(self, message: OutgoingEmail, *, message_id: str | None = None) -> str:
         """Send ``message`` now, or keep it in the outbox if the server cannot
-        take it now. Raises :class:`UnsafeEmail` (nothing sent) or
-        :class:`EmailNotSent` (refused for good, or no outbox to keep it in)."""
+        take it now; returns its Message-ID (``message_id``, else a new one).
+        Raises :class:`UnsafeEmail` (nothing sent) or :class:`EmailNotSent`
+        (refused for good, or no outbox to keep it in)."""
         check_outgoing(message)
+        message_id = message_id or new_message_id(self.settings)
         if not self.enabled:
             logger.info(
                 "email is off (email.enabled: false): not sent to %s (%d characters)",
                 message.to,
                 len(message.text),
             )
-            return
+            return message_id
         now = self._clock()
-        message_id = new_message_id(self.settings)
         try:
             await self.deliver(message, message_id=message_id, date=now)
         except EmailNotSent as exc:
@@ -365,6 +385,7 @@ class EmailSender:
                 message.to,
                 exc,
             )
+        return message_id
 
     async def deliver(
         self, message: OutgoingEmail, *, message_id: str | None = None, date: datetime | None = None
@@ -383,16 +404,16 @@ class EmailSender:
     def _exchange(self, mime: EmailMessage, recipient: str) -> None:
         """The SMTP session (in a worker thread)."""
         s = self.settings
-        assert s.from_address is not None  # build_message checked it
+        from_address = mime["From"].addresses[0].addr_spec  # build_message checked it
         where = f"{s.host}:{s.smtp_port}"
         try:
             with self._connect() as smtp:
                 if s.security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=self._tls_context())
                     smtp.ehlo()
                 if s.username is not None and self._password is not None:
                     smtp.login(s.username, self._password)
-                smtp.send_message(mime, from_addr=s.from_address, to_addrs=[recipient])
+                smtp.send_message(mime, from_addr=from_address, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise EmailNotSent(
@@ -407,6 +428,15 @@ class EmailSender:
         except smtplib.SMTPResponseException as exc:
             raise EmailNotSent(
                 f"{where} answered {_reply(exc)}", temporary=not 500 <= exc.smtp_code < 600
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            # A config matter too (the wrong CA file, or a server posing as
+            # ours): the mail waits in the outbox for the fix, the reason on its line.
+            trusted = f"the CA file {self._ca_path}" if self._ca_path else "the system's CAs"
+            raise EmailNotSent(
+                f"{where}: the server's certificate is not trusted by {trusted}: "
+                f"{_safe_repr(Exception(exc.verify_message or exc.reason or exc))}",
+                temporary=True,
             ) from None
         except (smtplib.SMTPException, OSError, UnicodeError) as exc:
             # Down, unreachable, timed out, cut off, no STARTTLS, a bad certificate
@@ -425,9 +455,28 @@ class EmailSender:
                 s.smtp_port,
                 local_hostname=local,
                 timeout=s.timeout_seconds,
-                context=ssl.create_default_context(),
+                context=self._tls_context(),
             )
         return smtplib.SMTP(s.host, s.smtp_port, local_hostname=local, timeout=s.timeout_seconds)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Checks the server's certificate against ``ca_file`` (or the system's
+        CAs) and its name against ``host``, unless verify_certificate is off
+        (loopback only, the config insists)."""
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self._ca_path) if self._ca_path is not None else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise EmailNotSent(
+                f"email.ca_file {self._ca_path} could not be read: {_safe_repr(exc)}",
+                temporary=True,
+            ) from None
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if not self.settings.verify_certificate:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def _delay(self, attempts: int) -> timedelta:
         """Back-off after ``attempts`` failed tries: first, then doubling, capped."""
