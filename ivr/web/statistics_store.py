@@ -8,14 +8,23 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select, true
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, true
 from sqlalchemy import case as when
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.models import Case, CaseForward, ForwardEvent
+from ivr.contracts.channels import Channel
 from ivr.contracts.statuses import ForwardStatus
 from ivr.db.models import Call
 from ivr.queue_records.models import QueueCall
+from ivr.reports.call_rollup import (
+    QUARTER,
+    day_bounds,
+    distinct_callers_query,
+    queue_figures,
+    split_period,
+)
+from ivr.reports.models import CallDayCount, QueueDayCount
 
 logger = logging.getLogger(__name__)
 
@@ -71,55 +80,75 @@ def statistics_queries(
     zone: ZoneInfo,
     hotline: tuple[str, list[str]] | None,
     postgresql: bool = True,
+    split: tuple[list[date], list[tuple[datetime, datetime]]] | None = None,
 ) -> dict[str, Select[Any]]:
     """The queries behind the statistics page (also for the bench's plans).
 
-    Counting is done by the database (GROUP BY): a year of a provincial line is
-    two million calls, too many to fetch. Only the grouping by the hotline's
-    local hour needs a date function; on SQLite (embedded, small) the call
-    times are fetched and grouped in Python instead."""
+    ``split`` is the period as :func:`~ivr.reports.call_rollup.split_period`
+    gives it: the UTC days read from the daily roll-up, and the intervals read
+    from the calls (default: all of it from the calls). Counting is done by the
+    database (GROUP BY); only the grouping by the hotline's local hour needs a
+    date function, so the calls give quarter hours (the roll-up keeps them)
+    and Python turns them into the zone's days and hours; on SQLite
+    (embedded, small) the raw call times are fetched and grouped in Python."""
     start, end = _period_bounds(day_from, day_to, zone)
+    days, rest = split if split is not None else ([], [(start, end)])
     call_scope, queue_scope, case_scope = _scopes(hotline)
-    in_period = (Call.started_at >= start, Call.started_at < end, call_scope)
-    if postgresql:
-        # Quarter hours in UTC, turned into the zone's days and hours in Python:
-        # every zone's offset is a whole number of quarter hours, and binning
-        # costs a third of converting each row with timezone() (2 M rows a year).
-        quarter = func.date_bin(
-            literal_column("interval '15 minutes'"),
-            Call.started_at,
-            literal_column("timestamptz '2000-01-01 00:00:00+00'"),
+    queries: dict[str, Select[Any]] = {}
+    if rest:
+        raw_calls = or_(*(and_(Call.started_at >= a, Call.started_at < b) for a, b in rest))
+        in_rest = (raw_calls, call_scope)
+        if postgresql:
+            # Every zone's offset is a whole number of quarter hours, and
+            # binning costs a third of converting each row with timezone().
+            quarter = func.date_bin(
+                literal_column("interval '15 minutes'"),
+                Call.started_at,
+                literal_column("timestamptz '2000-01-01 00:00:00+00'"),
+            )
+            queries["per_hour"] = select(quarter, func.count()).where(*in_rest).group_by(quarter)
+        else:
+            queries["per_hour"] = select(Call.started_at).where(*in_rest)
+        queries["by_area_outcome"] = (
+            select(Call.area_code, Call.outcome, func.count())
+            .where(*in_rest)
+            .group_by(Call.area_code, Call.outcome)
         )
-        per_hour = select(quarter, func.count()).where(*in_period).group_by(quarter)
-    else:
-        per_hour = select(Call.started_at).where(*in_period)
-    # GROUP BY, then count: a hash of the numbers instead of count(DISTINCT)'s sort.
-    callers = (
-        select(Call.caller_number)
-        .where(*in_period, Call.caller_number != "")
-        .group_by(Call.caller_number)
-        .subquery()
+        raw_queue = or_(*(and_(QueueCall.joined_at >= a, QueueCall.joined_at < b) for a, b in rest))
+        queries["queue"] = select(*queue_figures()).where(raw_queue, queue_scope)
+    if days:
+        rolled_scope = true() if hotline is None else CallDayCount.hotline_id == hotline[0]
+        rolled = (CallDayCount.day.in_(days), rolled_scope)
+        total = func.sum(CallDayCount.calls)
+        queries["rolled_quarters"] = (
+            select(CallDayCount.day, CallDayCount.value, total)
+            .where(*rolled, CallDayCount.dimension == "quarter")
+            .group_by(CallDayCount.day, CallDayCount.value)
+        )
+        queries["rolled_area_outcome"] = (
+            select(CallDayCount.dimension, CallDayCount.value, total)
+            .where(*rolled, CallDayCount.dimension.in_(("area", "outcome")))
+            .group_by(CallDayCount.dimension, CallDayCount.value)
+        )
+        queue_rolled = true() if hotline is None else QueueDayCount.queue.in_(hotline[1])
+        queries["rolled_queue"] = select(
+            func.sum(QueueDayCount.answered),
+            func.sum(QueueDayCount.abandoned),
+            func.sum(QueueDayCount.wait_tenths),
+            func.sum(QueueDayCount.waits),
+        ).where(QueueDayCount.day.in_(days), queue_rolled)
+    # Each number's first call of the period: a count over an index.
+    queries["distinct_callers"] = distinct_callers_query(
+        start, end, None if hotline is None else hotline[0]
     )
-    answered = QueueCall.outcome == "answered"
-    return {
-        "per_hour": per_hour,
-        "by_area_outcome": select(Call.area_code, Call.outcome, func.count())
-        .where(*in_period)
-        .group_by(Call.area_code, Call.outcome),
-        "distinct_callers": select(func.count()).select_from(callers),
-        "queue": select(
-            func.count().filter(answered),
-            func.count().filter(QueueCall.outcome.in_(("abandoned", "left", "lost"))),
-            func.avg(QueueCall.wait_seconds).filter(answered, QueueCall.wait_seconds > 0),
-        ).where(QueueCall.joined_at >= start, QueueCall.joined_at < end, queue_scope),
-        # A year is some twenty thousand cases: their rows are fetched, the
-        # on-time report needs each one's dates.
-        "cases": select(*CASE_COLUMNS).where(
-            Case.received_at >= start, Case.received_at < end, case_scope
-        ),
-        # The per-unit report counts forwards (a case sent to two units is two).
-        "forwards": forward_query(start, end, None if hotline is None else hotline[0]),
-    }
+    # A year is some twenty thousand cases: their rows are fetched, the
+    # on-time report needs each one's dates.
+    queries["cases"] = select(*CASE_COLUMNS).where(
+        Case.received_at >= start, Case.received_at < end, case_scope
+    )
+    # The per-unit report counts forwards (a case sent to two units is two).
+    queries["forwards"] = forward_query(start, end, None if hotline is None else hotline[0])
+    return queries
 
 
 def statistics(
@@ -129,33 +158,54 @@ def statistics(
     zone: ZoneInfo,
     hotline: tuple[str, list[str]] | None = None,
     today: date | None = None,
+    use_rollup: bool = True,
 ) -> dict[str, Any]:
     """Counts for the statistics page, in the hotline's time zone; ``hotline``
     (its id and its queues' ids) limits them to one hotline. Deadlines are
     judged as of the period's last day, or ``today`` (default: the date now
     in ``zone``) when that is earlier: a past period's report stays the same
-    whenever it is printed."""
+    whenever it is printed. The days the daily roll-up holds are summed from
+    it (``use_rollup=False``: everything from the records, the same figures)."""
+    start, end = _period_bounds(day_from, day_to, zone)
     with sessions() as session:
         postgresql = session.get_bind().dialect.name == "postgresql"
-        queries = statistics_queries(day_from, day_to, zone, hotline, postgresql)
-        per_local_hour: Counter[datetime] = Counter()
-        if postgresql:
-            for quarter, count in session.execute(queries["per_hour"]):
-                local = quarter.astimezone(zone)
-                per_local_hour[local.replace(minute=0, second=0, microsecond=0)] += count
-        else:
-            for (started_at,) in session.execute(queries["per_hour"]):
-                local = started_at.astimezone(zone)
-                per_local_hour[local.replace(minute=0, second=0, microsecond=0)] += 1
+        split = split_period(session, start, end) if use_rollup else ([], [(start, end)])
+        queries = statistics_queries(day_from, day_to, zone, hotline, postgresql, split)
+        per_quarter: Counter[datetime] = Counter()
         by_area: Counter[str] = Counter()
         by_outcome: Counter[str] = Counter()
-        for area_code, outcome, count in session.execute(queries["by_area_outcome"]):
-            by_area[area_code or "-"] += count
-            by_outcome[outcome] += count
+        queue = [0, 0, 0, 0]  # answered, abandoned, wait tenths, waits
+        if "per_hour" in queries:
+            if postgresql:
+                for quarter, count in session.execute(queries["per_hour"]):
+                    per_quarter[quarter] += count
+            else:
+                for (started_at,) in session.execute(queries["per_hour"]):
+                    per_quarter[started_at.replace(minute=started_at.minute // 15 * 15,
+                                                   second=0, microsecond=0)] += 1  # fmt: skip
+            for area_code, outcome, count in session.execute(queries["by_area_outcome"]):
+                by_area[area_code or "-"] += count
+                by_outcome[outcome] += count
+            for n, value in enumerate(session.execute(queries["queue"]).one()):
+                queue[n] += int(value or 0)
+        if "rolled_quarters" in queries:
+            for day, value, count in session.execute(queries["rolled_quarters"]):
+                per_quarter[day_bounds(day)[0] + int(value) * QUARTER] += count
+            for dimension, value, count in session.execute(queries["rolled_area_outcome"]):
+                if dimension == "area":
+                    by_area[value or "-"] += count
+                else:
+                    by_outcome[value] += count
+            for n, value in enumerate(session.execute(queries["rolled_queue"]).one()):
+                queue[n] += int(value or 0)
         distinct_callers = session.scalar(queries["distinct_callers"]) or 0
-        answered, abandoned, average_wait = session.execute(queries["queue"]).one()
         cases = session.execute(queries["cases"]).all()
         forwards = session.execute(queries["forwards"]).all()
+    per_local_hour: Counter[datetime] = Counter()
+    for quarter, count in per_quarter.items():
+        local = quarter.astimezone(zone)
+        per_local_hour[local.replace(minute=0, second=0, microsecond=0)] += count
+    answered, abandoned, wait_tenths, waits = queue
     days = [day_from + timedelta(days=n) for n in range((day_to - day_from).days + 1)]
     per_day: Counter[date] = Counter()
     per_hour: Counter[int] = Counter()
@@ -171,12 +221,14 @@ def statistics(
         "distinct_callers": distinct_callers,
         "per_day": [(d.isoformat(), per_day.get(d, 0)) for d in days],
         "per_hour": [(h, per_hour.get(h, 0)) for h in range(24)],
-        "by_area": by_area.most_common(),
-        "by_outcome": by_outcome.most_common(),
+        "by_area": sorted(by_area.items(), key=lambda item: (-item[1], item[0])),
+        "by_outcome": sorted(by_outcome.items(), key=lambda item: (-item[1], item[0])),
         "by_topic": Counter(c.topic or "-" for c in cases).most_common(),
-        "queue_answered": answered or 0,
-        "queue_abandoned": abandoned or 0,
-        "average_wait_seconds": round(float(average_wait), 1) if average_wait else 0.0,
+        "queue_answered": answered,
+        "queue_abandoned": abandoned,
+        # Waits are summed in whole tenths of a second: the same average
+        # whether the days come from the roll-up or from the records.
+        "average_wait_seconds": round(wait_tenths / 10 / waits, 1) if waits else 0.0,
         "cases": len(cases),
         "forwards": deadlines["unit_total"]["received"],
         # (unit, on time, late) for the chart: "late" counts open forwards past due too.
@@ -314,3 +366,27 @@ def deadline_report(cases: Any, as_of: date, zone: ZoneInfo, forwards: Any = ())
         },
         "total": _deadline_row("", total),
     }
+
+
+def cases_by_channel(
+    sessions: sessionmaker[Session],
+    day_from: date,
+    day_to: date,
+    zone: ZoneInfo,
+    hotline_id: str | None = None,
+) -> list[tuple[str, int]]:
+    """Cases received in the period per channel (issue 14: phone, voicemail,
+    SMS, email, Zalo, web form, Open311), of one hotline or all; every channel
+    is listed, in the order of :class:`ivr.contracts.channels.Channel`, then
+    any value outside it (older data)."""
+    start, end = _period_bounds(day_from, day_to, zone)
+    scope = true() if hotline_id is None else Case.hotline_id == hotline_id
+    query = (
+        select(Case.channel, func.count())
+        .where(Case.received_at >= start, Case.received_at < end, scope)
+        .group_by(Case.channel)
+    )
+    with sessions() as session:
+        counted = {str(channel): int(count) for channel, count in session.execute(query)}
+    known = [(c.value, counted.pop(c.value, 0)) for c in Channel]
+    return known + sorted(counted.items())

@@ -1,0 +1,1 @@
+"""Figures kept ahead of the reports that read them (the statistics page's roll-up)."""
