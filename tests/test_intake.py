@@ -7,7 +7,7 @@ Runs on SQLite, and on PostgreSQL with HOTLINE_TEST_DB=postgresql."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ class Rig:
     cases: CaseService
     intake: IntakeService
     root: Path
+    engine: Any
 
     def count(self, model: Any) -> int:
         with self.sessions() as session:
@@ -58,17 +59,25 @@ class Rig:
         }
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    config = load_config(write_config(tmp_path / "cfg"))
+def build_rig(folder: Path, edit: Callable[[dict[str, Any]], None] | None = None) -> Rig:
+    """Two hotlines (A, B), a migrated database, the case and intake services."""
+    config = load_config(write_config(folder / "cfg", edit))
     upgrade(config.database_url)
     engine = make_engine(config.database_url)
     sessions = make_session_factory(engine)
     cases = CaseService(sessions, config, clock=lambda: NOW)
-    root = tmp_path / "recordings"
-    root.mkdir()
-    yield Rig(config, sessions, cases, IntakeService(sessions, config, cases, root, lambda: NOW), root)
-    engine.dispose()
+    # As the web app builds it (ivr.web.intake_state): paths.recordings/attachments.
+    root = folder / "recordings"
+    root.mkdir(exist_ok=True)
+    intake = IntakeService(sessions, config, cases, root / "attachments", lambda: NOW)
+    return Rig(config, sessions, cases, intake, root, engine)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    built = build_rig(tmp_path)
+    yield built
+    built.engine.dispose()
 
 
 def web(text: str = "Đèn đường hỏng trước số 12 phố Cổ Nhuế", **fields: Any) -> Submission:
@@ -220,9 +229,7 @@ def test_a_case_code_joins_only_the_same_citizens_case_of_the_same_hotline(rig: 
         ({"contacts": ((ContactKind.EMAIL, "not-an-address"),)}, "contacts"),
     ],
 )
-def test_a_refused_submission_writes_nothing(
-    rig: Rig, fields: dict[str, Any], field: str
-) -> None:
+def test_a_refused_submission_writes_nothing(rig: Rig, fields: dict[str, Any], field: str) -> None:
     before = rig.counts()
     with pytest.raises(IntakeRefused) as refused:
         rig.intake.submit(web(**{"idempotency_key": "k", **fields}))

@@ -261,9 +261,10 @@ def _degrees(value: Any, ref: Any) -> float | None:
 # --- storage ----------------------------------------------------------------
 
 
-def relative_folder(hotline_id: str, at: datetime) -> str:
-    """``attachments/<hotline>/<yyyy>/<mm>``: beside the recordings, per hotline."""
-    return f"attachments/{hotline_id}/{at:%Y}/{at:%m}"
+def relative_folder(attachments: str, hotline_id: str, at: datetime) -> str:
+    """``attachments/<hotline>/<yyyy>/<mm>`` (``attachments`` the folder's name
+    under the recordings root): beside the recordings, per hotline."""
+    return f"{attachments}/{hotline_id}/{at:%Y}/{at:%m}"
 
 
 @dataclass
