@@ -301,7 +301,9 @@ def queue_reply(
         channel, to, subject = route
         limit = SMS_REPLY_LIMIT if channel == Channel.SMS else REPLY_LIMIT
         if len(text) > limit:
-            raise ReplyRefused(N_("The reply is too long for its channel (an SMS: 480 characters)."))
+            raise ReplyRefused(
+                N_("The reply is too long for its channel (an SMS: 480 characters).")
+            )
         if subject and case.code not in subject:
             subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
             subject = f"{subject} [Mã số {case.code}]"
