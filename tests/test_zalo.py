@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.config import HotlineConfig, load_config
+from ivr.config.secret_mask import MASK, mask_secrets
 from ivr.contracts.channels import Channel, ContactKind
 from ivr.intake.types import IntakeResult, OutgoingReply, Submission
 from ivr.notify.zalo import ZaloReplySender
@@ -274,3 +275,12 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     data["channels"]["zalo"]["api_base_url"] = "ftp://example"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     assert "api_base_url" in config_problems(path)
+
+
+def test_the_channels_secrets_are_masked_where_the_config_is_shown() -> None:
+    data = _data()
+    data["channels"]["sms"] = {"enabled": False, "secret": "bridge-secret-0123456789"}
+    masked = mask_secrets(yaml.safe_dump(data, allow_unicode=True))
+    for secret in (OA_SECRET, OA_TOKEN, "bridge-secret-0123456789"):
+        assert secret not in masked
+    assert masked.count(MASK) >= 3
