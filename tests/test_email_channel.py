@@ -213,6 +213,32 @@ def test_the_case_code_in_brackets_in_the_subject_names_its_case(subject: str) -
     assert parse_mail(_mail(subject=subject), HOTLINE, DOMAINS).case_code == "25071234"
 
 
+def test_a_signed_mail_passes_on_its_photo_not_its_signature() -> None:
+    mail = EmailMessage()
+    mail["From"] = CITIZEN
+    mail["Subject"] = "Ký số"
+    mail["Message-ID"] = "<signed@example.com>"
+    mail.set_content("Nội dung có chữ ký số.")
+    mail.add_attachment(PHOTO, maintype="image", subtype="jpeg", filename="a.jpg")
+    mail.add_attachment(
+        b"0\x82\x01\x00", maintype="application", subtype="pkcs7-signature", filename="smime.p7s"
+    )
+    mail.add_attachment(b"BEGIN:VCARD\r\nEND:VCARD\r\n", maintype="text", subtype="vcard")
+    submission = parse_mail(mail.as_bytes(policy=email.policy.SMTP), HOTLINE, DOMAINS)
+    assert [a.filename for a in submission.attachments] == ["a.jpg"]
+
+
+def test_parts_nested_thousands_deep_are_refused_not_crashed_on() -> None:
+    depth = 3000
+    head = b"From: a@example.com\r\nSubject: s\r\nMessage-ID: <deep@example.com>\r\n"
+    body = b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n)
+        for n in range(depth)
+    )
+    with pytest.raises(MailRefused, match="nested too deeply"):
+        parse_mail(head + body + b"Content-Type: text/plain\r\n\r\nx\r\n", HOTLINE, DOMAINS)
+
+
 def test_a_photo_with_a_subject_only_takes_the_subject_as_its_text() -> None:
     submission = parse_mail(_mail(None, photo=PHOTO, subject="Ổ gà"), HOTLINE, DOMAINS)
     assert submission.text == "Ổ gà" and len(submission.attachments) == 1

@@ -77,6 +77,17 @@ _EXTENSIONS = {
 }
 
 
+# Parts mail software adds that are not what the citizen sends: signatures of
+# signed mail, contact cards, calendar invitations, Outlook's TNEF wrapper.
+# Passed on, the intake would refuse the whole mail for them.
+_MACHINERY_TYPES = frozenset(
+    {"application/pkcs7-signature", "application/x-pkcs7-signature",
+     "application/pgp-signature", "application/pgp-keys", "application/pgp-encrypted",
+     "text/vcard", "text/x-vcard", "text/calendar", "application/ms-tnef",
+     "message/delivery-status", "message/disposition-notification"}
+)  # fmt: skip
+
+
 class MailRefused(ValueError):
     """A mail the receiver answers with a permanent refusal (5xx); the message
     is the reason the sender's server puts in its bounce."""
@@ -87,8 +98,16 @@ def parse_mail(raw: bytes, hotline_id: str, our_domains: Iterable[str]) -> Submi
     :class:`MailRefused` naming the header or part that is not acceptable.
     ``our_domains`` are the domains of our Message-IDs (a reference to another
     domain's message does not name a case)."""
-    message = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)  # policy.default builds these
+    try:
+        message = BytesParser(policy=email.policy.default).parsebytes(raw)
+        assert isinstance(message, EmailMessage)  # policy.default builds these
+        return _submission(message, hotline_id, our_domains)
+    except RecursionError:
+        # Parts nested thousands deep: a bomb, not a citizen's mail.
+        raise MailRefused("the message's parts are nested too deeply") from None
+
+
+def _submission(message: EmailMessage, hotline_id: str, our_domains: Iterable[str]) -> Submission:
     name, sender = _sender(message)
     subject = _header_text(message, "Subject", SUBJECT_MAX)
     message_id = _message_id(message, "Message-ID")
@@ -241,6 +260,8 @@ def _attachments(message: EmailMessage) -> Iterable[IncomingAttachment]:
         is_text = part.get_content_maintype() == "text" and filename is None
         if is_text and part.get_content_disposition() != "attachment":
             continue  # the other alternative of the body (HTML beside plain)
+        if part.get_content_type() in _MACHINERY_TYPES:
+            continue
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes) or not payload:
             continue

@@ -80,8 +80,9 @@ def _ascii_reply(text: str, limit: int = 400) -> str:
 
 def _is_auto_submitted(raw: bytes) -> bool:
     headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
-    value = str(headers.get("Auto-Submitted", "no")).strip().lower()
-    return value.split(";", 1)[0].strip() not in ("", "no")
+    # The raw value: the header is a keyword (RFC 3834), nothing to decode.
+    value = next((v for k, v in headers.raw_items() if k.lower() == "auto-submitted"), "no")
+    return str(value).split(";", 1)[0].strip().lower() not in ("", "no")
 
 
 class MailHandler:
