@@ -67,8 +67,8 @@ def build_rig(folder: Path, edit: Callable[[dict[str, Any]], None] | None = None
     sessions = make_session_factory(engine)
     cases = CaseService(sessions, config, clock=lambda: NOW)
     # As the web app builds it (ivr.web.intake_state): paths.recordings/attachments.
-    root = folder / "recordings"
-    root.mkdir(exist_ok=True)
+    root = config.resolve_path(config.paths.recordings)
+    root.mkdir(parents=True, exist_ok=True)
     intake = IntakeService(sessions, config, cases, root / "attachments", lambda: NOW)
     return Rig(config, sessions, cases, intake, root, engine)
 
