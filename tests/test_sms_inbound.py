@@ -195,7 +195,19 @@ async def test_a_signed_text_opens_a_case_for_the_sender_of_the_hotline_of_to(
     assert submission.contacts == ((ContactKind.PHONE, CITIZEN_E164),)
     assert submission.text == "Cống ở ngõ 5 bị tắc, nước tràn ra đường"
     assert submission.idempotency_key == "gw-1" and submission.external_id == "gw-1"
+    assert submission.case_code is None
     assert bridge.cases.texts == []  # the acknowledgement is the intake's
+
+
+async def test_a_report_quoting_a_case_code_asks_the_intake_to_join_that_case(
+    bridge: Bridge,
+) -> None:
+    text = "Bổ sung cho phản ánh 26110042: nước đã tràn vào nhà dân ở ngõ 5"
+    status, answer = await bridge.post(_text("gw-join", text))
+    assert status == 200, answer
+    [submission] = bridge.intake.submissions
+    assert submission.case_code == "26110042"  # the intake checks whose it is
+    assert bridge.intake.status_asked == [] and bridge.cases.texts == []
 
 
 async def test_the_hotline_number_is_matched_in_any_usual_spelling(bridge: Bridge) -> None:

@@ -134,7 +134,16 @@ async def test_an_sms_opens_a_case_and_its_code_gets_the_status_back_to_its_citi
         assert (status, answer) == (200, {"ok": True, "action": "not_found"})
         assert "không tìm thấy" in _outbox(outbox)[-1]["text"]
 
-        # 6. Forged and stale webhooks are refused and change nothing.
+        # 6. A longer text quoting the code continues the case: it joins its thread.
+        follow_up = f"Bổ sung cho phản ánh {code}: nước đã tràn vào nhà dân"
+        status, answer = await bridge.post(_text("gw-8", CITIZEN, follow_up))
+        assert status == 200 and (answer["action"], answer["case_code"]) == ("joined", code)
+        # The same words from someone else never join that case: a case of their own.
+        status, answer = await bridge.post(_text("gw-9", "0987654321", follow_up))
+        assert status == 200 and answer["action"] == "case_opened" and answer["case_code"] != code
+        neighbours_code = answer["case_code"]
+
+        # 7. Forged and stale webhooks are refused and change nothing.
         texts_before = len(_outbox(outbox))
         status, answer = await bridge.post(_text("gw-6", CITIZEN, "Giả"), secret="x" * 24)
         assert (status, answer) == (401, {"error": "invalid signature"})
@@ -147,18 +156,19 @@ async def test_an_sms_opens_a_case_and_its_code_gets_the_status_back_to_its_citi
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     with sessions() as session:
-        [case] = session.scalars(select(Case).where(Case.channel == "sms")).all()
-        assert (case.code, case.hotline_id, case.caller_number) == (
-            code,
-            "bac-tu-liem",
-            CITIZEN_E164,
-        )
+        case, neighbours = session.scalars(select(Case).order_by(Case.id)).all()
+        assert (case.code, case.channel, case.hotline_id, case.caller_number) == (
+            code, "sms", "bac-tu-liem", CITIZEN_E164
+        )  # fmt: skip
+        assert (neighbours.code, neighbours.caller_number) == (neighbours_code, NEIGHBOUR_E164)
         inbound = session.scalars(
-            select(CaseMessage.external_id).where(CaseMessage.case_id == case.id)
+            select(CaseMessage.external_id)
+            .where(CaseMessage.case_id == case.id)
+            .order_by(CaseMessage.id)
         ).all()
-        assert inbound == ["gw-1"]
+        assert inbound == ["gw-1", "gw-8"]
         purposes = session.scalars(select(SmsMessage.purpose).order_by(SmsMessage.id)).all()
         assert purposes == ["case_opened", "status_reply", "status_not_found",
-                            "status_not_found", "status_not_found"]  # fmt: skip
-        assert session.scalar(select(func.count()).select_from(Case)) == 1
+                            "status_not_found", "status_not_found", "case_opened"]  # fmt: skip
+        assert session.scalar(select(func.count()).select_from(Case)) == 2
     engine.dispose()

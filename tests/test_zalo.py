@@ -160,7 +160,11 @@ async def test_a_signed_text_opens_a_case_for_the_zalo_user(webhook: Webhook) ->
     assert submission.hotline_id == "bac-tu-liem" and submission.channel is Channel.ZALO
     assert submission.contacts == ((ContactKind.ZALO, USER),)
     assert submission.idempotency_key == "msg-1" and submission.external_id == "msg-1"
-    assert submission.text == "Cống ở ngõ 5 bị tắc"
+    assert submission.text == "Cống ở ngõ 5 bị tắc" and submission.case_code is None
+    # A message quoting a case code asks the intake to join it (whose it is, the
+    # intake checks).
+    await webhook.post(_event("msg-1b", "Bổ sung cho mã 26110001: đã tắc lại"))
+    assert webhook.intake.submissions[-1].case_code == "26110001"
 
 
 async def test_an_invalid_signature_is_refused_and_nothing_is_written(webhook: Webhook) -> None:

@@ -40,7 +40,9 @@ from ivr.web.webhook_guard import (
     WebhookRefused,
     check_window,
     json_error,
+    quoted_case_code,
     read_body,
+    status_request_code,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,10 +54,6 @@ _ID_MAX = 128
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Line breaks are part of a text; other control characters are not.
 _TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-# A status request is the code with at most a few words around it ("TRA CUU
-# 25110123", "mã 25110123?"); a longer text that happens to hold a number of
-# that length is a report.
-STATUS_REQUEST_MAX_WORDS = 4
 
 # How a case's status reads in a text (the console's Vietnamese labels).
 STATUS_WORDS = {
@@ -112,17 +110,6 @@ def parse_inbound(body: bytes) -> InboundSms:
     if not isinstance(received_at, str) or len(received_at) > 64 or _CONTROL.search(received_at):
         raise WebhookRefused(400, "received_at: expected an ISO 8601 time")
     return InboundSms(fields["id"], fields["from"], fields["to"], text.strip(), received_at)
-
-
-def status_request_code(text: str, code_digits: int) -> str | None:
-    """The case code a short text asks about, or None when the text is a report."""
-    codes = re.findall(rf"(?<!\d)\d{{{code_digits}}}(?!\d)", text)
-    if len(codes) != 1:
-        return None
-    rest = re.sub(r"[^\w\s]", " ", text.replace(codes[0], " "))
-    if len(rest.split()) > STATUS_REQUEST_MAX_WORDS or re.search(r"\d", rest):
-        return None
-    return codes[0]
 
 
 def status_text(view: CaseStatusView, unit_name: str) -> str:
@@ -224,9 +211,12 @@ async def _handle(
         await db(state.cases.text_citizen, number, not_found_text(code, unit), "status_not_found")
         logger.info("SMS %s: asked for a case not found", sms.id)
         return {"ok": True, "action": "not_found"}
+    # A report quoting its citizen's case code joins that case (the intake
+    # checks it is theirs and this hotline's; otherwise it opens a new one).
     submission = Submission(
         hotline_id=hotline_id, channel=Channel.SMS, text=sms.text,
         contacts=((ContactKind.PHONE, number),), idempotency_key=sms.id, external_id=sms.id,
+        case_code=quoted_case_code(sms.text, config.cases.code_digits),
     )  # fmt: skip
     result = await db(intake.submit, submission)
     logger.info("SMS %s: case %s (%s)", sms.id, result.case_code,

@@ -1,5 +1,6 @@
 """What the signed webhooks (SMS bridge, Zalo) share: their JSON errors, a
-body read with a size limit, the timestamp window and the replay guard.
+body read with a size limit, the timestamp window, the replay guard, and how a
+case code is found in a citizen's text.
 
 A webhook is authenticated by its signature, and a signature stays valid for
 ever; the timestamp window refuses a captured request sent again later, and
@@ -13,6 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,3 +120,29 @@ class ReplayGuard:
 
 
 REPLAYS = web.AppKey("hotline_webhook_replays", ReplayGuard)
+
+
+# --- case codes in a citizen's text ---------------------------------------------------
+
+# A status request is the code with at most a few words around it ("TRA CUU
+# 26110123", "mã 26110123?"); a longer text that holds a number of that length
+# is a report (which may continue the case it quotes).
+STATUS_REQUEST_MAX_WORDS = 4
+
+
+def quoted_case_code(text: str, code_digits: int) -> str | None:
+    """The one number of a case code's length in ``text``, or None (none, or
+    several: which one would it be?)."""
+    codes = re.findall(rf"(?<!\d)\d{{{code_digits}}}(?!\d)", text)
+    return codes[0] if len(codes) == 1 else None
+
+
+def status_request_code(text: str, code_digits: int) -> str | None:
+    """The case code a short text asks about, or None when the text is a report."""
+    code = quoted_case_code(text, code_digits)
+    if code is None:
+        return None
+    rest = re.sub(r"[^\w\s]", " ", text.replace(code, " "))
+    if len(rest.split()) > STATUS_REQUEST_MAX_WORDS or re.search(r"\d", rest):
+        return None
+    return code

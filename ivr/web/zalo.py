@@ -46,6 +46,7 @@ from ivr.web.webhook_guard import (
     body_digest,
     check_window,
     json_error,
+    quoted_case_code,
     read_body,
 )
 
@@ -170,10 +171,14 @@ async def _submit(
                 attachments.append(IncomingAttachment(f"zalo-{event.msg_id}-{index + 1}", content))
         if not text:
             text = IMAGE_ONLY_TEXT if attachments else IMAGE_NOT_FETCHED
+    # A message quoting its citizen's case code joins that case's thread (the
+    # intake checks the case is theirs and this hotline's; otherwise a new case).
+    code_digits = state_of(request).config.cases.code_digits
     submission = Submission(
         hotline_id=account.hotline, channel=Channel.ZALO, text=text,
         contacts=((ContactKind.ZALO, event.sender_id),), attachments=tuple(attachments),
         idempotency_key=event.msg_id, external_id=event.msg_id,
+        case_code=quoted_case_code(event.text, code_digits),
     )  # fmt: skip
     result = await db(intake_of(request).submit, submission)
     logger.info("Zalo message %s: case %s (%s)", event.msg_id, result.case_code,
