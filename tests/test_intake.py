@@ -45,6 +45,11 @@ class Rig:
     root: Path
     engine: Any
 
+    @property
+    def files(self) -> Path:
+        """The attachments root: rows' paths are relative to it."""
+        return self.intake.attachments_root
+
     def count(self, model: Any) -> int:
         with self.sessions() as session:
             return int(session.scalar(select(func.count()).select_from(model)) or 0)

@@ -136,9 +136,11 @@ def test_a_png_named_pdf_is_stored_as_an_image_with_a_thumbnail(
     )
     [row] = stored(rig, result.case_id)
     assert (row.kind, row.media_type, row.filename) == ("image", "image/jpeg", "bien-ban.jpg")
-    assert row.path and row.path.startswith("attachments/bac-tu-liem/2026/11/")
+    assert row.path and row.path.startswith("bac-tu-liem/2026/11/")
     saved = rig.intake.attachment_for(result.case_id, row.id)
     assert saved is not None and saved.path is not None and saved.thumbnail is not None
+    # Beside the recordings, where the console serves them from.
+    assert saved.path.is_relative_to((rig.root / "attachments" / "bac-tu-liem").resolve())
     assert saved.path.read_bytes()[:3] == b"\xff\xd8\xff" and row.size == saved.path.stat().st_size
     with Image.open(saved.thumbnail) as thumb:
         assert max(thumb.size) == 320 and thumb.format == "JPEG"
@@ -174,7 +176,7 @@ def test_an_oversized_video_and_a_pixel_bomb_are_refused(rig_with: Callable[...,
     small = rig.intake.submit(web(attachments=(IncomingAttachment("c.mov", MP4_HEAD * 10),)))
     [row] = stored(rig, small.case_id)
     assert (row.kind, row.media_type, row.filename) == ("video", "video/mp4", "c.mp4")
-    assert (rig.root / str(row.path)).read_bytes() == MP4_HEAD * 10  # videos are kept as sent
+    assert (rig.files / str(row.path)).read_bytes() == MP4_HEAD * 10  # videos are kept as sent
 
 
 def test_too_many_files_and_a_pdf_with_javascript_are_refused(rig_with: Callable[..., Rig]) -> None:
@@ -207,10 +209,10 @@ def test_photo_location_is_stripped_and_used_only_when_shared(rig_with: Callable
     )  # fmt: skip
     for result in (kept_private, shared):
         [row] = stored(rig, result.case_id)
-        exif, info = _exif_of(rig.root / str(row.path))
+        exif, info = _exif_of(rig.files / str(row.path))
         assert len(exif) == 0 and not exif.get_ifd(0x8825)
         assert not {"exif", "xmp", "icc_profile", "comment"} & set(info)
-        assert b"PhoneMaker" not in (rig.root / str(row.path)).read_bytes()
+        assert b"PhoneMaker" not in (rig.files / str(row.path)).read_bytes()
     with rig.sessions() as session:
         private = session.get(Case, kept_private.case_id)
         public = session.get(Case, shared.case_id)

@@ -56,8 +56,8 @@ def test_thread_and_photos_go_with_the_case_text_unless_held_or_open(rig: Rig) -
     close(rig, done)
     rig.cases.set_legal_hold(close(rig, held), hold=True, reason="Thanh tra", actor="sup01")
     files_before = {
-        case_id: [rig.root / str(a.path) for a in rig.intake.attachments_of(case_id)]
-        + [rig.root / str(a.thumbnail_path) for a in rig.intake.attachments_of(case_id)]
+        case_id: [rig.files / str(a.path) for a in rig.intake.attachments_of(case_id)]
+        + [rig.files / str(a.thumbnail_path) for a in rig.intake.attachments_of(case_id)]
         for case_id in (done, held, still_open)
     }
     assert all(p.is_file() for paths in files_before.values() for p in paths)

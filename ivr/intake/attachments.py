@@ -44,6 +44,9 @@ from ivr.intake.types import IncomingAttachment, IntakeRefused
 logger = logging.getLogger(__name__)
 
 IMAGE, VIDEO, PDF = "image", "video", "pdf"
+# The citizens' files live in this folder of ``paths.recordings`` (the forwards'
+# attachments too, in ``attachments/<case code>/``); rows hold paths below it.
+ATTACHMENTS_FOLDER = "attachments"
 KINDS = (IMAGE, VIDEO, PDF)
 
 # ftyp brands (ISO/IEC 14496-12 and the registrations at mp4ra.org).
@@ -261,10 +264,10 @@ def _degrees(value: Any, ref: Any) -> float | None:
 # --- storage ----------------------------------------------------------------
 
 
-def relative_folder(attachments: str, hotline_id: str, at: datetime) -> str:
-    """``attachments/<hotline>/<yyyy>/<mm>`` (``attachments`` the folder's name
-    under the recordings root): beside the recordings, per hotline."""
-    return f"{attachments}/{hotline_id}/{at:%Y}/{at:%m}"
+def relative_folder(hotline_id: str, at: datetime) -> str:
+    """``<hotline>/<yyyy>/<mm>``, under the attachments root
+    (``paths.recordings``/:data:`ATTACHMENTS_FOLDER`): beside the recordings."""
+    return f"{hotline_id}/{at:%Y}/{at:%m}"
 
 
 @dataclass

@@ -90,8 +90,9 @@ class CaseMessage(Base):
 
 class CaseAttachment(Base):
     """A photo, video or PDF a citizen sent. The file lives under
-    ``paths.recordings`` (``attachments/<hotline>/<yyyy>/<mm>/<random>``) with a
-    name that says nothing; ``filename`` is the citizen's (sanitised, display
+    ``paths.recordings`` (``attachments/<hotline>/<yyyy>/<mm>/<random>``; the
+    rows' paths are relative to that ``attachments`` folder) with a name that
+    says nothing; ``filename`` is the citizen's (sanitised, display
     only). Served only through the console's access checks."""
 
     __tablename__ = "case_attachments"
@@ -104,7 +105,7 @@ class CaseAttachment(Base):
     kind: Mapped[str] = mapped_column(String(8))  # image, video, pdf
     media_type: Mapped[str] = mapped_column(String(64))  # sniffed from the bytes
     filename: Mapped[str] = mapped_column(String(255), default="")
-    path: Mapped[str | None] = mapped_column(String(512))  # relative to paths.recordings
+    path: Mapped[str | None] = mapped_column(String(512))  # below paths.recordings/attachments
     thumbnail_path: Mapped[str | None] = mapped_column(String(512))
     size: Mapped[int] = mapped_column(Integer, default=0)
     sha256: Mapped[str] = mapped_column(String(64), default="")

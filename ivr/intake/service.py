@@ -169,13 +169,11 @@ class IntakeService:
         self._sessions = sessions
         self.config_source = ConfigSource.of(config)
         self._cases = cases
-        # ``attachments_root`` is ``paths.recordings``/attachments (see
-        # ivr.web.intake_state.attachments_root). Rows store paths relative to
-        # the recordings root ("attachments/<hotline>/<yyyy>/<mm>/<name>"), as
-        # the forwards' attachments do, so retention and the console resolve
-        # both kinds the same way.
+        # ``paths.recordings``/attachments (ivr.web.intake_state.attachments_root,
+        # files.ATTACHMENTS_FOLDER). Rows store paths relative to it
+        # ("<hotline>/<yyyy>/<mm>/<random name>"): the console serves them from
+        # there, retention removes them from there.
         self.attachments_root = Path(attachments_root)
-        self.recordings_root = self.attachments_root.parent
         self._clock = clock
         # Answers to email and Zalo cases go back on their thread; the hook runs
         # in the transaction that answers the case (ivr.cases does not import
@@ -200,7 +198,7 @@ class IntakeService:
         first result with ``duplicate=True``."""
         checked = self._check(submission)
         for _attempt in range(_ATTEMPTS):
-            staged = files.StagedFiles(self.recordings_root)
+            staged = files.StagedFiles(self.attachments_root)
             try:
                 with self._sessions.begin() as session:
                     result, sms, outbound = self._write(session, checked, staged)
@@ -327,7 +325,7 @@ class IntakeService:
         )  # fmt: skip
         session.add(message)
         session.flush()
-        folder = files.relative_folder(self.attachments_root.name, s.hotline_id, now)
+        folder = files.relative_folder(s.hotline_id, now)
         for item in c.attachments:
             path = staged.stage(folder, item.extension, item.content)
             thumb = staged.stage(folder, "thumb.jpg", item.thumbnail) if item.thumbnail else None
@@ -532,7 +530,7 @@ class IntakeService:
         if not relative:
             return None
         root = self.attachments_root.resolve()
-        path = (self.recordings_root.resolve() / relative).resolve()
+        path = (root / relative).resolve()
         if not path.is_relative_to(root) or not path.is_file():
             return None
         return path
