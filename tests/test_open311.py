@@ -489,3 +489,19 @@ def test_the_keys_command_adds_lists_and_revokes(
     assert "revoked" in run("list")[1]
     assert run("add", "--hotline", "hue", "--app", "x")[0] == 2
     assert run("revoke", "99")[0] == 2
+
+
+def test_a_checked_key_is_trusted_for_two_seconds_only() -> None:
+    """The console asks the database again after CHECKED_SECONDS, so a key
+    revoked from the command line is refused within that time."""
+    from ivr.web.api_keys import ApiKeyView, CheckedKeys
+
+    view = ApiKeyView(1, HOTLINE, "app", "", "o311_abcdef", None, "x", None)  # type: ignore[arg-type]
+    checked = CheckedKeys(seconds=2.0, size=2)
+    checked.put("o311_key", view, now=100.0)
+    assert checked.get("o311_key", now=101.9) == view
+    assert checked.get("o311_key", now=102.0) is None
+    assert checked.get("o311_other", now=100.0) is None
+    checked.put("o311_b", view, now=100.0)
+    checked.put("o311_c", view, now=100.0)  # full: the oldest go, never more than size
+    assert len(checked._found) <= 2

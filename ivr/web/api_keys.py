@@ -3,8 +3,9 @@
 One key per client app and hotline. The key is shown once, when it is created
 (``hotline open311-keys add``); only its SHA-256 is stored. A key is 32 random
 bytes, so a fast hash is enough: there is no password to guess offline, and a
-lookup by hash stays one indexed query per request. Revoking takes effect on
-the next request (nothing is cached). Creating and revoking are audited, in
+lookup by hash stays one indexed query. The console keeps a key it checked
+for :data:`CHECKED_SECONDS` (:class:`CheckedKeys`), so a revocation, made by
+the command in another process, takes effect within that time. Creating and revoking are audited, in
 the same transaction as the change.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,6 +72,37 @@ def _view(row: Open311ApiKey) -> ApiKeyView:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+# How long a checked key is trusted without asking the database again: an app
+# posting many requests a second costs one lookup per key per interval.
+CHECKED_SECONDS = 2.0
+
+
+class CheckedKeys:
+    """Keys found active lately (by hash), for :data:`CHECKED_SECONDS`;
+    unknown keys are never kept (each costs its lookup, and the address its
+    budget)."""
+
+    def __init__(self, seconds: float = CHECKED_SECONDS, size: int = 1000) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._found: dict[str, tuple[ApiKeyView, float]] = {}
+
+    def get(self, key: str, now: float | None = None) -> ApiKeyView | None:
+        now = time.monotonic() if now is None else now
+        found = self._found.get(hash_key(key))
+        if found is None or found[1] <= now:
+            return None
+        return found[0]
+
+    def put(self, key: str, view: ApiKeyView, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if len(self._found) >= self.size:
+            self._found = {k: v for k, v in self._found.items() if v[1] > now}
+            if len(self._found) >= self.size:
+                self._found.clear()
+        self._found[hash_key(key)] = (view, now + self.seconds)
 
 
 class ApiKeyError(ValueError):

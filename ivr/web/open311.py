@@ -58,7 +58,7 @@ from ivr.db.models import utc_now
 from ivr.intake.types import IncomingAttachment, IntakeRefused, Submission
 from ivr.phone import normalise_caller
 from ivr.web import open311_store
-from ivr.web.api_keys import ApiKeyStore, ApiKeyView
+from ivr.web.api_keys import ApiKeyStore, ApiKeyView, CheckedKeys
 from ivr.web.intake_state import intake_of
 from ivr.web.open311_format import (
     FORMATS,
@@ -114,6 +114,16 @@ def _budgets(request: web.Request, channel: Open311Channel) -> Budgets:
         )
         _BUDGETS[request.app] = budgets
     return budgets
+
+
+_CHECKED: weakref.WeakKeyDictionary[web.Application, CheckedKeys] = weakref.WeakKeyDictionary()
+
+
+def _checked_keys(request: web.Request) -> CheckedKeys:
+    checked = _CHECKED.get(request.app)
+    if checked is None:
+        checked = _CHECKED[request.app] = CheckedKeys()
+    return checked
 
 
 def _spend(limiter: LoginRateLimiter, key: str) -> None:
@@ -449,7 +459,12 @@ async def post_request(request: web.Request, fmt: str, channel: Open311Channel) 
         raise Open311Error(403, "api_key is required to post a request")
     budgets = _budgets(request, channel)
     # Wrong keys are budgeted per address, so guessing is slow too.
-    key = await db(ApiKeyStore(state.sessions).check, given)
+    checked = _checked_keys(request)
+    key = checked.get(given)
+    if key is None:
+        key = await db(ApiKeyStore(state.sessions).check, given)
+        if key is not None:
+            checked.put(given, key)
     if key is None:
         _spend(budgets.posts, f"bad:{address_of(request)}")
         logger.info("open311 POST with an unknown or revoked key from %s", address_of(request))

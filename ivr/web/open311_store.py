@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, select
+from sqlalchemy import ForeignKey, Index, Integer, String, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -84,13 +84,12 @@ class PublicRequest:
 
 def record_request(sessions: sessionmaker[Session], case_id: int, details: RequestDetails) -> None:
     """The request's Open311 fields for ``case_id``; kept as they are when a
-    retry of the same request (the intake gave the case back) wrote them."""
+    retry of the same request (the intake gave the case back) wrote them
+    (one INSERT: a retry is rare, so the unique case_id tells, not a SELECT)."""
     try:
         with sessions.begin() as session:
-            if session.scalar(select(Open311Request.id).where(Open311Request.case_id == case_id)):
-                return
-            session.add(
-                Open311Request(
+            session.execute(
+                insert(Open311Request).values(
                     case_id=case_id, api_key_id=details.api_key_id,
                     hotline_id=details.hotline_id, requested_at=utc_now(),
                     address_id=details.address_id, media_url=details.media_url,
@@ -98,8 +97,7 @@ def record_request(sessions: sessionmaker[Session], case_id: int, details: Reque
                 )
             )  # fmt: skip
     except IntegrityError:
-        # Two retries of one request racing: the other one wrote the row.
-        logger.info("open311 fields of case %s were written by a concurrent retry", case_id)
+        logger.info("open311 fields of case %s were written by the first request", case_id)
 
 
 def _public(case: Case, row: Open311Request) -> PublicRequest:
