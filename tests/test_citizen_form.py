@@ -354,7 +354,7 @@ async def test_a_forged_or_foreign_token_makes_no_case(site: Site) -> None:
 
 @pytest.mark.db
 async def test_an_intake_refusal_is_shown_beside_its_field(site: Site) -> None:
-    site.intake.refuse = IntakeRefused("This file is neither a photo nor a video.", "files")
+    site.intake.refuse = IntakeRefused("This file is neither a photo nor a video.", "attachments")
     token = await _fresh_form(site)
     answer = await site.client.post("/report", data=_multipart(
         {**GOOD, "form_token": token}, [("x.jpg", b"MZ\x90\x00", "image/jpeg")]))  # fmt: skip

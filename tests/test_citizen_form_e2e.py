@@ -197,3 +197,20 @@ async def test_posts_past_the_per_address_budget_get_a_429_page(
     assert statuses == [200, 200, 200, 200, 429]
     assert "Too many reports" in html and retry_after is not None and int(retry_after) > 0
     assert len(_web_cases(sessions)) == 4
+
+
+async def test_a_file_that_is_no_photo_comes_back_on_the_form_and_nothing_is_written(
+    served: Served, store: tuple[HotlineConfig, Any]
+) -> None:
+    config, sessions = store
+    fake = b"MZ\x90\x00" + b"\0" * 2048  # a program, named and labelled as a photo
+    async with aiohttp.ClientSession() as http:
+        token = await _token(http, served.base_url + "/report")
+        async with http.post(served.base_url + "/report", data=_form(
+                token, [("anh.jpg", fake, "image/jpeg")],
+                topic=config.cases.topics[0].code)) as answer:  # fmt: skip
+            html = await answer.text()
+    assert answer.status == 400, html
+    assert 'id="e-files"' in html and 'href="#f-files"' in html
+    assert "Ngõ 5 phố Đông Ngạc" in html  # the citizen's input kept
+    assert _web_cases(sessions) == [] and _attachment_count(sessions) == 0

@@ -435,9 +435,16 @@ def _form_page(
         topics=config.cases.topics, ward_groups=wards(config),
         token=request.app[FORM_TOKENS].issue(hotline.id),
         max_files=config.channels.web_form.max_files,
-        max_mb=config.channels.web_form.max_upload_bytes // (1024 * 1024),
+        max_size=size_text(config.channels.web_form.max_upload_bytes),
         action=_base_path(hotline, config), notice=notice,
     )  # fmt: skip
+
+
+def size_text(size: int) -> str:
+    """A byte count as a citizen reads it: "60 MB", "512 KB"."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.3g} MB"
+    return f"{max(1, size // 1024)} KB"
 
 
 def _base_path(hotline: Hotline, config: HotlineConfig) -> str:
@@ -473,9 +480,9 @@ async def report_submit(request: web.Request) -> web.StreamResponse:
         _ = translator(request[LANGUAGE])
         return _error_page(
             request, 413, _("The files are too large"),
-            _("A report with its photos and video may be at most {mb} MB. Nothing was "
+            _("A report with its photos and video may be at most {size}. Nothing was "
               "saved: go back and choose smaller photos or a shorter video.",
-              mb=channel.max_upload_bytes // (1024 * 1024)),
+              size=size_text(channel.max_upload_bytes)),
             hotline,
         )  # fmt: skip
     config = state_of(request).config
@@ -495,8 +502,9 @@ async def report_submit(request: web.Request) -> web.StreamResponse:
     try:
         result = await db(intake.submit, submission)
     except IntakeRefused as exc:
-        form.error(exc.field if exc.field in _FIELDS else "form", str(exc))
-        if files and exc.field != "files":
+        field_name = _INTAKE_FIELDS.get(exc.field or "", "form")
+        form.error(field_name, str(exc))
+        if files and field_name != "files":
             form.error("files", M_FILES_AGAIN)
         return _form_page(request, hotline, form, status=400)
     logger.info("web form: case %s (%s)", result.case_code,
@@ -509,9 +517,10 @@ async def report_submit(request: web.Request) -> web.StreamResponse:
                  status_path=_base_path(hotline, config) + "/status")  # fmt: skip
 
 
-# Fields an intake refusal may name (else the message goes to the summary).
-_FIELDS = frozenset({"topic", "ward", "address", "latitude", "description", "files", "name",
-                     "phone", "email"})  # fmt: skip
+# The intake's names of the fields it refuses → the form's (else the summary shows it).
+_INTAKE_FIELDS = {"topic": "topic", "area_code": "ward", "address": "address",
+                  "latitude": "latitude", "longitude": "latitude", "text": "description",
+                  "attachments": "files", "name": "name", "contacts": "phone"}  # fmt: skip
 
 
 @dataclass(frozen=True)
