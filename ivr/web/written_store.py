@@ -40,7 +40,7 @@ def _written_open(scope: AccessScope, channel: Channel | None) -> ColumnElement[
 
 def written_queue_query(
     scope: AccessScope, channel: Channel | None = None, order: str = "due", limit: int = MAX_ROWS
-) -> Select[tuple[Case]]:
+) -> Select[Case]:
     """The open written cases ``scope`` may read, oldest due date first (then
     the longest waiting), or newest first."""
     query = select(Case).where(_written_open(scope, channel))
@@ -299,17 +299,21 @@ def queue_reply(
         if route is None:
             raise ReplyRefused(N_("This case has no contact to reply to on a written channel."))
         channel, to, subject = route
+        if channel == Channel.EMAIL and not subject:
+            subject = f"[Mã số {case.code}] Trả lời phản ánh"
         limit = SMS_REPLY_LIMIT if channel == Channel.SMS else REPLY_LIMIT
         if len(text) > limit:
             raise ReplyRefused(
                 N_("The reply is too long for its channel (an SMS: 480 characters).")
             )
-        if subject and case.code not in subject:
+        if channel != Channel.EMAIL:
+            subject = ""  # only a mail has a subject line
+        elif subject and case.code not in subject:
             subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
             subject = f"{subject} [Mã số {case.code}]"
         message = CaseMessage(
             case_id=case.id, direction=MessageDirection.OUTBOUND.value, channel=channel.value,
-            purpose="reply", subject=(subject or f"[Mã số {case.code}] Trả lời phản ánh")[:255],
+            purpose="reply", subject=subject[:255],
             text=text, at=now, to=to, status=PENDING, next_attempt_at=now,
         )  # fmt: skip
         session.add(message)
