@@ -4,6 +4,7 @@ tests/test_sms_inbound_e2e.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -318,6 +319,33 @@ async def test_bad_bodies_get_a_json_error_and_change_nothing(bridge: Bridge) ->
         status, answer = await bridge.post(payload)
         assert status == expected and word in answer["error"], (payload, answer)
     assert bridge.intake.submissions == [] and bridge.cases.texts == []
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole_and_limited_without_a_length(
+    bridge: Bridge,
+) -> None:
+    """A chunked body has no Content-Length: it is read to its end (a signature
+    over a part would fail) and still cut at the limit."""
+
+    async def post_in_pieces(body: bytes) -> tuple[int, dict[str, Any]]:
+        stamp = str(int(time.time()))
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 200):
+                yield body[start : start + 200]
+                await asyncio.sleep(0.001)
+
+        headers = {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sms_signature(SECRET, stamp, body)}
+        answer = await bridge.client.post("/channels/sms/inbound", data=pieces(), headers=headers)
+        return answer.status, await answer.json()
+
+    long_text = "Nước thải tràn ra đường ở ngõ 5 Đông Ngạc. " * 40  # ~2 KB of UTF-8
+    status, answer = await post_in_pieces(json.dumps(_text("gw-pieces", long_text[:1990])).encode())
+    assert status == 200 and answer["action"] == "case_opened", answer
+    assert bridge.intake.submissions[0].text == long_text[:1990].strip()
+    status, answer = await post_in_pieces(json.dumps(_text("gw-big", "x" * 30_000)).encode())
+    assert status == 413
+    assert len(bridge.intake.submissions) == 1
 
 
 async def test_a_text_the_intake_refuses_is_400_and_may_be_sent_again(bridge: Bridge) -> None:

@@ -43,10 +43,16 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     ``limit`` whether or not a Content-Length announced it."""
     if request.content_length is not None and request.content_length > limit:
         raise WebhookRefused(413, f"body larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
+    # read(n) returns what has arrived, up to n bytes: loop to the end.
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > limit:
         raise WebhookRefused(413, f"body larger than {limit} bytes")
-    return body
+    return bytes(body)
 
 
 def check_window(sent_at: float, now: float, window_seconds: int) -> None:
