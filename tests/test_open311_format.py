@@ -1,14 +1,17 @@
 """GeoReport v2's wire formats (ivr/web/open311_format.py): the spec's element
-names, errors, w3 datetimes and the 90-day window."""
+names, errors, w3 datetimes and the 90-day window; and the channel's config
+errors."""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from ivr.web.open311_format import (
     REQUESTS,
@@ -22,6 +25,8 @@ from ivr.web.open311_format import (
     render,
     w3,
 )
+from tests.config_checks import config_problems, line_of
+from tests.rig.stack import EXAMPLE
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -114,3 +119,21 @@ def test_comma_lists_drop_blanks_and_are_capped() -> None:
     assert comma_list(None, limit=5) == []
     with pytest.raises(Open311Error):
         comma_list("1,2,3", limit=2)
+
+
+def test_config_errors_name_the_line_of_an_unknown_open311_topic(tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    data["channels"] = {
+        "open311": {"enabled": True, "topics": ["hien-truong", "den-duong"],
+                    "services": {"rac-thai": {"group": "Đô thị"}}, "requests_per_minute": 0}
+    }  # fmt: skip
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    problems = config_problems(path)
+    assert "requests_per_minute" in problems
+    data["channels"]["open311"].pop("requests_per_minute")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    problems = config_problems(path)
+    topic_line = line_of(path, "den-duong")
+    assert f"{path}:{topic_line}: channels.open311.topics[1]: unknown topic 'den-duong'" in problems
+    assert f"{path}:{line_of(path, 'rac-thai')}: channels.open311.services.rac-thai" in problems
