@@ -32,6 +32,7 @@ from ivr.web.app import create_app
 from ivr.web.citizen_form import FormTokens, check_report, parse_contact
 from ivr.web.intake_state import INTAKE
 from ivr.web.state import STATE
+from tests.config_checks import config_problems, line_of
 from tests.rig.postgres import fresh_database_url
 from tests.rig.stack import EXAMPLE
 
@@ -116,6 +117,24 @@ def test_status_contact_is_a_phone_or_an_email() -> None:
     assert parse_contact("") is None
 
 
+def test_the_form_section_is_off_by_default_and_a_bad_value_names_its_line(
+    tmp_path: Path,
+) -> None:
+    assert EXAMPLE_CONFIG.channels.web_form.enabled is False  # no public form unless asked
+    text = EXAMPLE.read_text(encoding="utf-8").rstrip("\n") + (
+        "\nchannels:\n  web_form:\n    enabled: true\n    max_files: 99\n"
+    )
+    path = tmp_path / "hotline.yaml"
+    path.write_text(text, encoding="utf-8")
+    message = config_problems(path)
+    assert f"hotline.yaml:{line_of(path, 'max_files')}: channels.web_form.max_files" in message
+
+
+def test_sizes_read_as_a_citizen_reads_them() -> None:
+    assert citizen_form.size_text(60 * 1024 * 1024) == "60 MB"
+    assert citizen_form.size_text(512 * 1024) == "512 KB"
+
+
 def test_form_token_is_bound_to_its_hotline_and_expires() -> None:
     tokens = FormTokens(b"k" * 32)
     token = tokens.issue("a", now=1_000_000)
@@ -190,8 +209,8 @@ class FakeIntake:
                                summary="staff summary")  # fmt: skip
 
 
-def _config(tmp_path: Path, **web_form: Any) -> HotlineConfig:
-    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+def _config(tmp_path: Path, example: Path = EXAMPLE, **web_form: Any) -> HotlineConfig:
+    data = yaml.safe_load(example.read_text(encoding="utf-8"))
     data["database"]["url"] = fresh_database_url(tmp_path)
     data["paths"]["recordings"] = str(tmp_path / "recordings")
     data["web"] = {"cookie_secure": False}
@@ -473,3 +492,30 @@ async def test_unknown_hotline_and_a_disabled_form_are_not_found(
     off = await site_factory(_config(tmp_path / "off", enabled=False))
     assert (await off.client.get("/report")).status == 404
     assert (await off.client.get("/report/status")).status == 404
+
+
+@pytest.mark.db
+async def test_several_hotlines_each_have_their_form_and_a_token_serves_only_its_own(
+    tmp_path: Path, site_factory: Any
+) -> None:
+    combined = EXAMPLE.parent / "combined.yaml"
+    site = await site_factory(_config(tmp_path, example=combined))
+    first, second = site.config.hotlines[0], site.config.hotlines[1]
+    chooser = await (await site.client.get("/report")).text()
+    for hotline in site.config.hotlines:
+        assert f'href="/report/{hotline.id}?lang=vi"' in chooser
+    page = await site.client.get(f"/report/{second.id}")
+    html = await page.text()
+    assert page.status == 200 and second.name in html
+    assert f'action="/report/{second.id}?lang=vi"' in html
+    assert (await site.client.post("/report", data=_multipart(GOOD))).status == 404
+
+    token = await _fresh_form(site, f"/report/{first.id}")
+    topic = site.config.cases.topics[0].code
+    fields = {**GOOD, "topic": topic, "ward": "", "form_token": token}
+    foreign = await site.client.post(f"/report/{second.id}?lang=en", data=_multipart(fields))
+    assert foreign.status == 400 and "The form was open too long" in await foreign.text()
+    assert site.intake.submissions == []
+    own = await site.client.post(f"/report/{first.id}", data=_multipart(fields))
+    assert own.status == 200
+    assert [s.hotline_id for s in site.intake.submissions] == [first.id]
