@@ -219,6 +219,14 @@ async def test_an_image_is_fetched_only_from_an_allowed_host(webhook: Webhook) -
     assert [s.text for s in webhook.intake.submissions[1:]] == ["Ảnh"] * 4
 
 
+async def test_a_large_image_is_fetched_whole(webhook: Webhook) -> None:
+    large = JPEG[:-2] + bytes(range(256)) * 1600 + JPEG[-2:]  # ~400 KB, many TCP reads
+    url = webhook.api.add_image("large.jpg", large)
+    status, answer = await webhook.post(_event("msg-large", "Ảnh lớn", image_urls=(url,)))
+    assert status == 200 and answer["attachments"] == 1, answer
+    assert webhook.intake.submissions[-1].attachments[0].content == large
+
+
 async def test_other_events_are_acknowledged_and_ignored(webhook: Webhook) -> None:
     follow = {
         "app_id": APP_ID, "event_name": "follow", "timestamp": str(int(time.time() * 1000)),

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +43,22 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     ``limit`` whether or not a Content-Length announced it."""
     if request.content_length is not None and request.content_length > limit:
         raise WebhookRefused(413, f"body larger than {limit} bytes")
-    # read(n) returns what has arrived, up to n bytes: loop to the end.
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = await request.content.read(limit + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
+    body = await read_at_most(request.content, limit + 1)
     if len(body) > limit:
         raise WebhookRefused(413, f"body larger than {limit} bytes")
-    return bytes(body)
+    return body
+
+
+async def read_at_most(stream: StreamReader, size: int) -> bytes:
+    """The stream to its end or its first ``size`` bytes, whichever is first
+    (``read(n)`` alone returns what has arrived so far)."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = await stream.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def check_window(sent_at: float, now: float, window_seconds: int) -> None:

@@ -47,6 +47,7 @@ from ivr.web.webhook_guard import (
     check_window,
     json_error,
     quoted_case_code,
+    read_at_most,
     read_body,
 )
 
@@ -87,7 +88,7 @@ async def fetch_image(url: str, section: ZaloChannel) -> bytes | None:
             if response.status != 200:
                 logger.warning("Zalo image %r answered HTTP %s", url[:200], response.status)
                 return None
-            content = await response.content.read(section.max_image_bytes + 1)
+            content = await read_at_most(response.content, section.max_image_bytes + 1)
     except (aiohttp.ClientError, TimeoutError) as exc:
         logger.warning("Zalo image %r not fetched: %s", url[:200], exc)
         return None
