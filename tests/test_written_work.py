@@ -20,6 +20,7 @@ that came by SMS, email, the web form and Zalo, and one by phone:
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -37,11 +38,14 @@ from ivr.cases.forwarding import ForwardingService, ForwardRequest
 from ivr.cases.models import CLOSED, Case
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig, load_config
-from ivr.contracts.channels import ContactKind, MessageDirection
+from ivr.config.source import ConfigSource
+from ivr.contracts.channels import Channel, ContactKind, MessageDirection
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import utc_now
 from ivr.intake.models import FAILED, SENT, CaseAttachment, CaseMessage, Citizen, CitizenContact
+from ivr.intake.replies import ReplyDispatcher
+from ivr.notify.sms_replies import SmsReplySender
 from ivr.web.store import UserStore
 from tests.test_tenancy import A, B, write_config
 from tests.test_web import PASSWORD, Console, FakeManager
@@ -480,3 +484,30 @@ async def test_a_reply_is_refused_without_a_contact_with_bad_text_or_outside_the
     assert answer.status == 403
     assert _outbound(written.sessions, c["a_sms"]) == []
     assert _outbound(written.sessions, c["a_email"]) == []
+
+
+@pytest.mark.db
+async def test_the_reply_dispatcher_delivers_an_sms_reply_and_the_thread_shows_it_sent(
+    written: Written,
+) -> None:
+    c = written.codes
+    agent, headers = await written.user("dtv-a")
+    answer = await agent.post(
+        f"/api/v1/cases/{c['a_sms']}/replies",
+        json={"text": "Đã sửa xong đèn đường ngõ 5."},
+        headers=headers,
+    )
+    assert answer.status == 200, await answer.text()
+    source = ConfigSource.of(written.config)
+    dispatcher = ReplyDispatcher(written.sessions, {Channel.SMS: SmsReplySender(source)})
+    run = await dispatcher.run_once()
+    assert run.sent == 1
+    (reply,) = _outbound(written.sessions, c["a_sms"])
+    assert reply.status == "sent" and reply.sent_at is not None
+    # The configured gateway (a file in tests) got the text for the citizen's number.
+    outbox = Path(written.config.resolve_path(written.config.sms.path))
+    sent = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines()]
+    mine = [m for m in sent if m["text"] == "Đã sửa xong đèn đường ngõ 5."]
+    assert len(mine) == 1 and mine[0]["to"] == "+84912000111"
+    page = await (await agent.get(f"/cases/{c['a_sms']}")).text()
+    assert f'data-message="{reply.id}" data-direction="out" data-status="sent"' in page
