@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.config import HotlineConfig, load_config
 from ivr.config.secret_mask import MASK, mask_secrets
 from ivr.contracts.channels import Channel, ContactKind
-from ivr.intake.types import IntakeResult, OutgoingReply, Submission
+from ivr.intake.types import IntakeRefused, IntakeResult, OutgoingReply, Submission
 from ivr.notify.zalo import ZaloReplySender
 from ivr.notify.zalo_payloads import (
     ZaloApiError,
@@ -73,6 +73,9 @@ class FakeIntake:
     submissions: list[Submission] = field(default_factory=list)
 
     def submit(self, submission: Submission) -> IntakeResult:
+        # As the real intake's sniffing: a file that is no JPEG is refused.
+        if any(not a.content.startswith(b"\xff\xd8") for a in submission.attachments):
+            raise IntakeRefused("tệp không phải ảnh (not an image)", "attachments")
         for index, earlier in enumerate(self.submissions):
             if earlier.idempotency_key == submission.idempotency_key:
                 return IntakeResult(f"2611{index + 1:04d}", index + 1, index + 1, False, True)
@@ -118,7 +121,7 @@ async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
         intake = FakeIntake()
         app = web.Application()
         app[STATE] = SimpleNamespace(config=config)  # type: ignore[misc]
-        app[INTAKE] = intake
+        app[INTAKE] = intake  # type: ignore[misc]
         app[REPLAYS] = ReplayGuard()
         for route in zalo.ROUTES:
             app.router.add_route(route.method, route.path, route.handler, name=route.name)
@@ -225,6 +228,17 @@ async def test_a_large_image_is_fetched_whole(webhook: Webhook) -> None:
     status, answer = await webhook.post(_event("msg-large", "Ảnh lớn", image_urls=(url,)))
     assert status == 200 and answer["attachments"] == 1, answer
     assert webhook.intake.submissions[-1].attachments[0].content == large
+
+
+async def test_a_file_the_intake_refuses_as_an_image_does_not_lose_the_message(
+    webhook: Webhook,
+) -> None:
+    url = webhook.api.add_image("not-a-photo.jpg", b"<html>not an image</html>")
+    status, answer = await webhook.post(_event("msg-html", "Rác ở ngõ 3", image_urls=(url,)))
+    assert status == 200 and answer["attachments"] == 0, answer
+    submission = webhook.intake.submissions[-1]
+    assert submission.attachments == ()
+    assert submission.text == f"Rác ở ngõ 3\n{zalo.IMAGE_REFUSED}"
 
 
 async def test_other_events_are_acknowledged_and_ignored(webhook: Webhook) -> None:

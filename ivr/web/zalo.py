@@ -18,6 +18,7 @@ following redirects: a URL in an event never makes us fetch anything else.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from urllib.parse import urlsplit
@@ -56,6 +57,7 @@ logger = logging.getLogger(__name__)
 # What the case's text says when the citizen sent only a photo.
 IMAGE_ONLY_TEXT = "(Ảnh gửi qua Zalo, không kèm lời nhắn)"
 IMAGE_NOT_FETCHED = "(Ảnh gửi qua Zalo không tải được)"
+IMAGE_REFUSED = "(Tệp gửi qua Zalo không phải ảnh hợp lệ, không được lưu)"
 
 
 def image_url_allowed(url: str, section: ZaloChannel) -> bool:
@@ -181,7 +183,19 @@ async def _submit(
         idempotency_key=event.msg_id, external_id=event.msg_id,
         case_code=quoted_case_code(event.text, code_digits),
     )  # fmt: skip
-    result = await db(intake_of(request).submit, submission)
+    try:
+        result = await db(intake_of(request).submit, submission)
+    except IntakeRefused as refused:
+        if refused.field != "attachments" or not attachments:
+            raise
+        # A file that is no image (or too big) must not lose the message: Zalo
+        # would resend the event for hours. File it without, and say so.
+        logger.warning("Zalo message %s: image refused (%s), filed without", event.msg_id, refused)
+        attachments = []
+        note = IMAGE_REFUSED
+        text = note if text in (IMAGE_ONLY_TEXT, IMAGE_NOT_FETCHED) else f"{text}\n{note}"
+        submission = dataclasses.replace(submission, text=text, attachments=())
+        result = await db(intake_of(request).submit, submission)
     logger.info("Zalo message %s: case %s (%s)", event.msg_id, result.case_code,
                 "new" if result.created else "joined")  # fmt: skip
     return {
