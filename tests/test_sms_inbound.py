@@ -146,7 +146,7 @@ def _app(config: HotlineConfig, intake: FakeIntake, cases: FakeCases) -> web.App
     (no database: this is the unit tier)."""
     app = web.Application()
     app[STATE] = SimpleNamespace(config=config, cases=cases)  # type: ignore[misc]
-    app[INTAKE] = intake
+    app[INTAKE] = intake  # type: ignore[misc]
     app[REPLAYS] = ReplayGuard()
     for route in sms_inbound.ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
