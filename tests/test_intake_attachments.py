@@ -253,3 +253,14 @@ def test_a_rolled_back_submission_leaves_no_file(
         rig.intake.submit(web(idempotency_key="k1", attachments=(photo, photo)))
     assert made and rig.counts() == before
     assert [p for p in rig.root.rglob("*") if p.is_file()] == []
+
+
+def test_a_broken_image_is_refused_and_a_webp_becomes_jpeg() -> None:
+    with pytest.raises(IntakeRefused, match="cannot be read"):
+        process(IncomingAttachment("a.jpg", b"\xff\xd8\xff\xe0" + b"\x00garbage" * 50),
+                AttachmentLimits())  # fmt: skip
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(out, "WEBP")
+    item = process(IncomingAttachment("x.png", out.getvalue()), AttachmentLimits())
+    assert (item.media_type, item.filename) == ("image/jpeg", "x.jpg")
+    assert item.content[:3] == b"\xff\xd8\xff" and item.thumbnail is not None

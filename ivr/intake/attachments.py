@@ -189,7 +189,7 @@ def _process_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(content))
+            image: Image.Image = Image.open(io.BytesIO(content))
             width, height = image.size
             if width * height > limits.max_image_pixels:
                 raise IntakeRefused(
@@ -207,9 +207,23 @@ def _process_image(
         raise unreadable from exc
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise IntakeRefused(f"ảnh {name} quá lớn khi giải nén ({exc})", "attachments") from exc
+    try:
+        stored, thumbnail, media_type, extension = _reencode(image, limits)
+    except (OSError, ValueError) as exc:  # a pixel mode with no way to RGB, say
+        raise unreadable from exc
+    return ProcessedAttachment(
+        IMAGE, media_type, extension, _named(name, extension), stored,
+        hashlib.sha256(stored).hexdigest(), thumbnail, gps,
+    )  # fmt: skip
+
+
+def _reencode(image: Image.Image, limits: AttachmentLimits) -> tuple[bytes, bytes, str, str]:
+    """(the stored file, its thumbnail, media type, extension): JPEG, or PNG
+    where there is transparency."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
         image.mode == "P" and "transparency" in image.info
     )
+    options: dict[str, Any]
     if has_alpha:
         pixels = image.convert("RGBA")
         media_type, extension, fmt, options = "image/png", "png", "PNG", {"optimize": True}
@@ -227,10 +241,7 @@ def _process_image(
     thumb.thumbnail((limits.thumbnail_pixels, limits.thumbnail_pixels))
     thumb_out = io.BytesIO()
     thumb.save(thumb_out, "JPEG", quality=80)
-    return ProcessedAttachment(
-        IMAGE, media_type, extension, _named(name, extension), stored,
-        hashlib.sha256(stored).hexdigest(), thumb_out.getvalue(), gps,
-    )  # fmt: skip
+    return stored, thumb_out.getvalue(), media_type, extension
 
 
 _GPS_IFD = 0x8825

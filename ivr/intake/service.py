@@ -204,7 +204,12 @@ class IntakeService:
                     result, sms, outbound = self._write(session, checked, staged)
             except (IntegrityError, OperationalError) as exc:
                 staged.rollback()
-                if isinstance(exc, OperationalError) and "locked" not in str(exc).lower():
+                # SQLite's busy writer, PostgreSQL's deadlock between two merges:
+                # transient, like the races below. Anything else is a fault.
+                transient = ("locked", "deadlock", "could not serialize")
+                if isinstance(exc, OperationalError) and not any(
+                    word in str(exc).lower() for word in transient
+                ):
                     raise
                 # Another transaction won a race: the same key (its result is
                 # ours), a contact (it now exists), or a case code (draw again).
@@ -392,8 +397,9 @@ class IntakeService:
             session.add(citizen)
             session.flush()
         else:
-            citizen = session.get(Citizen, owners[0], with_for_update=True)
-            assert citizen is not None
+            oldest = session.get(Citizen, owners[0], with_for_update=True)
+            assert oldest is not None
+            citizen = oldest
             others = owners[1:]
             if others:
                 # Two known citizens named together: one person. The oldest
