@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+import ivr.intake.service
 from ivr.cases.models import Case, CaseEvent, SmsMessage
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig, load_config
@@ -148,6 +149,28 @@ def test_two_copies_at_once_make_one_case(rig: Rig) -> None:
     assert len({r.case_id for r in results}) == 1
     assert sorted(r.duplicate for r in results) == [False, True]
     assert rig.count(Case) == 1 and rig.count(Citizen) == 1 and rig.count(CitizenContact) == 1
+
+
+def test_a_copy_that_missed_the_key_loses_on_the_unique_constraint(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race made certain: the second copy's lookup runs before the first
+    commits (simulated by hiding the key from it once), so only the unique
+    constraint stops a second case; the winner's result comes back."""
+    first = rig.intake.submit(web(idempotency_key="race", contacts=((ContactKind.PHONE, PHONE),)))
+    before = rig.counts()
+    real = ivr.intake.service._key_result
+    calls: list[str] = []
+
+    def blind_once(*args: Any) -> Any:
+        calls.append("lookup")
+        return None if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(ivr.intake.service, "_key_result", blind_once)
+    again = rig.intake.submit(web(idempotency_key="race", contacts=((ContactKind.PHONE, PHONE),)))
+    assert len(calls) == 2  # the blind write failed, then the winner was read
+    assert again.duplicate and again.case_id == first.case_id
+    assert rig.counts() == before
 
 
 def test_contacts_seen_on_two_channels_are_one_citizen(rig: Rig) -> None:
