@@ -136,6 +136,12 @@ async def _load(base_url: str, key: str, topic: str, rate: float, seconds: float
     return run
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -207,9 +213,11 @@ async def main() -> int:
     topic = config.cases.topics[0].code
     total = int(args.rate * args.seconds)
     async with running_serve(config_path) as served:
+        cpu_before = _cpu_seconds(served.process.pid)
         began = time.perf_counter()
         run = await _load(served.base_url, key, topic, args.rate, args.seconds, args.retry_share)
         elapsed = time.perf_counter() - began
+        cpu = _cpu_seconds(served.process.pid) - cpu_before
         log = served.log
     latencies = [o.latency_ms for o in run.outcomes if o.status == 200]
     retries = sum(1 for o in run.outcomes if o.retry)
@@ -220,6 +228,9 @@ async def main() -> int:
         print(f"latency ms: p50 {statistics.median(latencies):.1f}  "
               f"p95 {_percentile(latencies, 0.95):.1f}  p99 {_percentile(latencies, 0.99):.1f}  "
               f"max {max(latencies):.1f}")  # fmt: skip
+    per_request = cpu * 1000 / len(run.outcomes)
+    print(f"hotline serve CPU: {cpu:.1f} s, {per_request:.2f} ms per request "
+          f"(one process: about {1000 / per_request:.0f} requests/s per core it gets)")  # fmt: skip
     print(
         f"client lateness ms: p99 {_percentile(run.late_ms, 0.99):.1f} "
         "(time the load generator itself sent late)"
