@@ -35,7 +35,7 @@ from ivr.web.sms_inbound import (
     status_request_code,
 )
 from ivr.web.state import STATE
-from ivr.web.webhook_guard import REPLAYS, ReplayGuard
+from ivr.web.webhook_guard import REFUSALS, WEBHOOKS, WebhookGuard
 from tests.config_checks import config_problems
 from tests.rig.stack import EXAMPLE
 
@@ -147,7 +147,7 @@ def _app(config: HotlineConfig, intake: FakeIntake, cases: FakeCases) -> web.App
     app = web.Application()
     app[STATE] = SimpleNamespace(config=config, cases=cases)  # type: ignore[misc]
     app[INTAKE] = intake  # type: ignore[misc]
-    app[REPLAYS] = ReplayGuard()
+    app[WEBHOOKS] = WebhookGuard()
     for route in sms_inbound.ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     return app
@@ -232,6 +232,18 @@ async def test_a_forged_or_unsigned_request_is_401_and_nothing_is_done(bridge: B
     )
     assert status == 401
     assert bridge.intake.submissions == [] and bridge.cases.texts == []
+
+
+async def test_an_address_sending_forgeries_is_held_off_for_a_while(bridge: Bridge) -> None:
+    for index in range(REFUSALS):
+        status, _ = await bridge.post(_text(f"gw-f{index}", "Giả"), secret="x" * 24)
+        assert status == 401
+    answer = await bridge.client.post("/channels/sms/inbound", data=b"{}")
+    assert answer.status == 429 and int(answer.headers["Retry-After"]) >= 1
+    # Even a correctly signed text waits: the address is held off, not the text judged.
+    status, _ = await bridge.post(_text("gw-after", "Thật"))
+    assert status == 429
+    assert bridge.intake.submissions == []
 
 
 async def test_a_request_signed_outside_the_window_is_refused(bridge: Bridge) -> None:

@@ -34,7 +34,7 @@ from ivr.notify.zalo_payloads import (
 from ivr.web import zalo
 from ivr.web.intake_state import INTAKE
 from ivr.web.state import STATE
-from ivr.web.webhook_guard import REPLAYS, ReplayGuard
+from ivr.web.webhook_guard import WEBHOOKS, WebhookGuard
 from tests.config_checks import config_problems
 from tests.rig.stack import EXAMPLE
 from tests.rig.zalo_api import ZaloApiStandIn, running_zalo_api, signed_event, user_message_event
@@ -122,7 +122,7 @@ async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
         app = web.Application()
         app[STATE] = SimpleNamespace(config=config)  # type: ignore[misc]
         app[INTAKE] = intake  # type: ignore[misc]
-        app[REPLAYS] = ReplayGuard()
+        app[WEBHOOKS] = WebhookGuard()
         for route in zalo.ROUTES:
             app.router.add_route(route.method, route.path, route.handler, name=route.name)
         async with TestClient(TestServer(app)) as client:

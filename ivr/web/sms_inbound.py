@@ -33,9 +33,9 @@ from ivr.intake.service import CaseStatusView
 from ivr.intake.types import IntakeRefused, Submission
 from ivr.phone import normalise_caller
 from ivr.web.intake_state import intake_of
-from ivr.web.state import PUBLIC, Route, db, state_of
+from ivr.web.state import PUBLIC, Route, address_of, db, state_of
 from ivr.web.webhook_guard import (
-    REPLAYS,
+    WEBHOOKS,
     Claim,
     WebhookRefused,
     check_window,
@@ -142,7 +142,12 @@ async def sms_inbound(request: web.Request) -> web.Response:
     section = state.config.channels.sms
     if not section.enabled or section.secret is None:
         return json_error(404, "the SMS channel is not enabled")
-    guard = request.app[REPLAYS]
+    webhooks = request.app[WEBHOOKS]
+    address = address_of(request)
+    limited = webhooks.too_many_refusals(address)
+    if limited is not None:
+        return limited
+    guard = webhooks.replays
     try:
         body = await read_body(request, section.max_body_bytes)
         stamp = request.headers.get(TIMESTAMP_HEADER, "")
@@ -163,7 +168,8 @@ async def sms_inbound(request: web.Request) -> web.Response:
             raise WebhookRefused(400, "from: not a phone number")
     except WebhookRefused as refused:
         if refused.status == 401:
-            logger.warning("SMS webhook refused from %s: %s", request.remote, refused.message)
+            logger.warning("SMS webhook refused from %s: %s", address, refused.message)
+            webhooks.refused(address)
         return json_error(refused.status, refused.message)
 
     # The content, not the body: a bridge retrying may stamp it anew.

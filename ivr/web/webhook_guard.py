@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import StreamReader, web
 
+from ivr.web.security import LoginRateLimiter
+
 logger = logging.getLogger(__name__)
 
 
@@ -131,7 +133,36 @@ class ReplayGuard:
             del self._seen[key]
 
 
-REPLAYS = web.AppKey("hotline_webhook_replays", ReplayGuard)
+# Refused requests (bad signature, unknown app, stale) per client address: past
+# this many in the window the address gets 429 until the window passes, so a
+# forger cannot hammer the signature check; a sender that signs correctly never
+# comes near it.
+REFUSALS = 30
+REFUSAL_WINDOW_SECONDS = 60
+
+
+class WebhookGuard:
+    """One per application: the message ids seen lately and the refusals per
+    client address."""
+
+    def __init__(self) -> None:
+        self.replays = ReplayGuard()
+        self.refusals = LoginRateLimiter(REFUSALS, REFUSAL_WINDOW_SECONDS)
+
+    def too_many_refusals(self, address: str) -> web.Response | None:
+        """429 while ``address`` is over its budget of refused requests."""
+        wait = self.refusals.blocked([f"webhook:{address}"])
+        if wait <= 0:
+            return None
+        response = json_error(429, "too many refused requests from this address; wait")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+
+    def refused(self, address: str) -> None:
+        self.refusals.failed([f"webhook:{address}"])
+
+
+WEBHOOKS = web.AppKey("hotline_webhooks", WebhookGuard)
 
 
 # --- case codes in a citizen's text ---------------------------------------------------

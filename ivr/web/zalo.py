@@ -39,9 +39,9 @@ from ivr.notify.zalo_payloads import (
     signature_valid,
 )
 from ivr.web.intake_state import intake_of
-from ivr.web.state import PUBLIC, Route, db, state_of
+from ivr.web.state import PUBLIC, Route, address_of, db, state_of
 from ivr.web.webhook_guard import (
-    REPLAYS,
+    WEBHOOKS,
     Claim,
     WebhookRefused,
     body_digest,
@@ -127,18 +127,25 @@ async def zalo_webhook(request: web.Request) -> web.Response:
     section = state.config.channels.zalo
     if not section.enabled:
         return json_error(404, "the Zalo channel is not enabled")
+    webhooks = request.app[WEBHOOKS]
+    address = address_of(request)
+    limited = webhooks.too_many_refusals(address)
+    if limited is not None:
+        return limited
     try:
         body = await read_body(request, section.max_body_bytes)
         event = _authenticated_event(body, request.headers.get(SIGNATURE_HEADER), section)
         now = time.time()
         check_window(event.sent_at_seconds, now, section.window_seconds)
     except WebhookRefused as refused:
-        logger.warning("Zalo webhook refused from %s: %s", request.remote, refused.message)
+        logger.warning("Zalo webhook refused from %s: %s", address, refused.message)
+        if refused.status in (401, 403):
+            webhooks.refused(address)
         return json_error(refused.status, refused.message)
     if event.event_name not in TAKEN_EVENTS:
         return web.json_response({"ok": True, "ignored": event.event_name})
 
-    guard = request.app[REPLAYS]
+    guard = webhooks.replays
     key = f"{event.recipient_id}:{event.msg_id}"
     # Zalo's resend of an event is the same body; the signature covers it.
     claim, first = guard.claim("zalo", key, body_digest(body), now, 2 * section.window_seconds)
