@@ -3,11 +3,13 @@
 case, and its acknowledgement reaches the local stand-in of Zalo's OA message
 API (tests/rig/zalo_api.py) with the OA's access token; an image is fetched
 from the allowed host and stored with the case; an invalid signature writes
-nothing; a replayed event makes no second case.
+nothing; a replayed event makes no second case; an agent's answer goes back
+to the citizen on Zalo.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -21,8 +23,11 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from ivr.cases.models import Case
+from ivr.cases.service import CaseService
+from ivr.config import load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.intake.models import CaseAttachment, CaseMessage, CitizenContact
+from ivr.intake.service import IntakeService
 from tests.rig.serve import running_serve, write_serve_config
 from tests.rig.zalo_api import running_zalo_api, signed_event, user_message_event
 
@@ -48,6 +53,22 @@ def _counts(url: str) -> tuple[int, int]:
             cases = session.scalar(select(func.count()).select_from(Case))
             messages = session.scalar(select(func.count()).select_from(CaseMessage))
             return int(cases or 0), int(messages or 0)
+    finally:
+        engine.dispose()
+
+
+def _answer(config_path: Path, code: str, answer: str) -> None:
+    """What the case page does when an agent answers (another process than
+    the server's: the dispatcher of ``hotline serve`` finds the queued reply)."""
+    config = load_config(config_path)
+    engine = make_engine(config.database_url)
+    try:
+        sessions = make_session_factory(engine)
+        cases = CaseService(sessions, config)
+        # Registers the hook that queues an answer on the case's Zalo thread.
+        IntakeService(sessions, config, cases, config_path.parent / "attachments")
+        cases.change_status(code, "in_progress", "dtv01")
+        cases.change_status(code, "answered", "dtv01", note=answer)
     finally:
         engine.dispose()
 
@@ -116,6 +137,11 @@ async def test_a_signed_zalo_message_opens_a_case_acknowledged_through_the_oa_ap
             await zalo.wait_for_sent(2)
             assert zalo.media_requests == ["den-duong.jpg"]
 
+            # 5. An agent answers the first case: the answer goes back on Zalo.
+            await asyncio.to_thread(_answer, path, code, "Đã thay bóng đèn ngõ 12.")
+            answered = (await zalo.wait_for_sent(3))[2]
+            assert answered["user_id"] == USER and "Đã thay bóng đèn ngõ 12." in answered["text"]
+
         engine = make_engine(url)
         with make_session_factory(engine)() as session:
             cases = session.scalars(select(Case).order_by(Case.id)).all()
@@ -128,10 +154,11 @@ async def test_a_signed_zalo_message_opens_a_case_acknowledged_through_the_oa_ap
                 .where(CaseMessage.case_id == cases[0].id)
                 .order_by(CaseMessage.id)
             ).all()
-            assert [(r.direction, r.external_id, r.status) for r in rows] == [
+            assert [(r.direction, r.external_id, r.status) for r in rows][:2] == [
                 ("in", "m-1", None),
                 ("out", ack["message_id"], "sent"),
             ]
+            assert [(r.direction, r.purpose) for r in rows][2:] == [("out", "case_answered")]
             [photo] = session.scalars(select(CaseAttachment)).all()
             assert (photo.case_id, photo.kind) == (cases[1].id, "image")
         engine.dispose()
