@@ -5,6 +5,7 @@ downloaded) against the real ``hotline serve --only web`` (tests/rig/serve.py).
 A citizen fills the Vietnamese form with their thumb: picks a topic and ward,
 lets the page fill the coordinates from the phone's position (emulated), adds
 a photo, sends, and reads the case code; then follows it on the status page.
+Screenshots of the filled form and of the result go to docs/screenshots/ (README).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from playwright.async_api import async_playwright, expect
 
 from tests.rig.browser import launch_chromium
 from tests.rig.serve import running_serve, write_serve_config
+from tests.rig.stack import REPO
 
 pytestmark = [pytest.mark.browser]
 
 PHONE_SCREEN = {"width": 390, "height": 844}  # a common phone, CSS pixels
+SCREENSHOTS = REPO / "docs" / "screenshots"
 
 
 def _jpeg() -> bytes:
@@ -68,6 +71,9 @@ async def test_a_citizen_reports_from_a_phone_and_follows_the_case(tmp_path: Pat
             await expect(page.locator("#error-summary")).to_be_visible()
             await expect(page.locator("#error-summary a[href='#f-topic']")).to_be_visible()
             assert await page.locator("#f-topic").get_attribute("aria-invalid") == "true"
+            first_problem = page.locator("#error-summary li a").first
+            await expect(first_problem).to_have_attribute("href", "#f-topic")  # page order
+            await page.goto(served.base_url + "/report")  # a clean page for the screenshot
 
             await page.select_option("#f-topic", index=1)
             await page.select_option("#f-ward", "dong-ngac")
@@ -84,12 +90,14 @@ async def test_a_citizen_reports_from_a_phone_and_follows_the_case(tmp_path: Pat
             await page.fill("#f-phone", "0912 345 678")
             assert not await page.is_checked("#f-publish_consent")  # unticked by default
             await page.check("#f-publish_consent")
+            await page.screenshot(path=str(SCREENSHOTS / "report-form-phone.png"), full_page=True)
             await page.locator("#send-report").click()
 
             code_box = page.locator("#case-code")
             await expect(code_box).to_have_text(re.compile(r"^\d{8,12}$"))
             code = (await code_box.text_content() or "").strip()
             await expect(page.locator("#due-date")).to_contain_text("Hạn trả lời")
+            await page.screenshot(path=str(SCREENSHOTS / "report-done-phone.png"))
 
             # The status page, reached from the result, with the code filled in.
             await page.click("text=Tra cứu phản ánh này")

@@ -67,6 +67,9 @@ LIMITS = {"name": 100, "phone": 30, "email": 254, "address": 300, "description":
           "code": 16, "contact": 254, "latitude": 32, "longitude": 32, "topic": 64,
           "ward": 64, "form_token": 200}  # fmt: skip
 DESCRIPTION_MIN = 10
+# The form's fields top to bottom ("form": a problem with the whole post, listed first).
+FIELD_ORDER = ("form", "topic", "description", "files", "ward", "address", "latitude", "name",
+               "phone", "email")  # fmt: skip
 TEXT_PART_BYTES = 64 * 1024  # one text field of the multipart post
 CHUNK = 64 * 1024
 # Allowed in the description besides printable text; single-line fields allow none.
@@ -428,8 +431,9 @@ def _form_page(
     config = state_of(request).config
     form = form or ReportForm()
     _ = translator(request[LANGUAGE])
-    errors = {name: _(message, **form.error_values.get(name, {}))
-              for name, message in form.errors.items()}  # fmt: skip
+    # The summary lists the problems in the order the fields come on the page.
+    ordered = sorted(form.errors.items(), key=lambda item: FIELD_ORDER.index(item[0]))
+    errors = {name: _(message, **form.error_values.get(name, {})) for name, message in ordered}
     return _page(
         request, "report_form.html", status, hotline=hotline, form=form, errors=errors,
         topics=config.cases.topics, ward_groups=wards(config),
