@@ -46,6 +46,8 @@ from ivr.db.models import utc_now
 from ivr.intake.models import FAILED, SENT, CaseAttachment, CaseMessage, Citizen, CitizenContact
 from ivr.intake.replies import ReplyDispatcher
 from ivr.notify.sms_replies import SmsReplySender
+from ivr.web import written_store
+from ivr.web.access import AccessScope
 from ivr.web.store import UserStore
 from tests.test_tenancy import A, B, write_config
 from tests.test_web import PASSWORD, Console, FakeManager
@@ -511,3 +513,29 @@ async def test_the_reply_dispatcher_delivers_an_sms_reply_and_the_thread_shows_i
     assert len(mine) == 1 and mine[0]["to"] == "+84912000111"
     page = await (await agent.get(f"/cases/{c['a_sms']}")).text()
     assert f'data-message="{reply.id}" data-direction="out" data-status="sent"' in page
+
+
+@pytest.mark.db
+async def test_the_screen_pop_shows_a_citizen_of_the_calls_and_users_hotline_only(
+    written: Written,
+) -> None:
+    """The same number known to hotline A's citizen: A's agent gets its other
+    contact and written cases; B's agent, or the administrator on a call to B,
+    nothing of A's citizen."""
+    config, sessions = written.config, written.sessions
+    users = UserStore(sessions)
+
+    def scope(name: str) -> AccessScope:
+        user = next(u for u in users.all() if u.username == name)
+        return AccessScope.of(user, config)
+
+    number = "+84912000111"
+    mine = written_store.citizen_of_caller(sessions, number, scope("dtv-a"), A)
+    assert [(c.kind, c.value) for c in mine.contacts] == [("email", "lan@example.vn")]
+    codes = {c.code for c in mine.written_cases}
+    assert codes == {written.codes["a_sms"], written.codes["a_web"]} == mine.readable_cases
+    assert written_store.citizen_of_caller(sessions, number, scope("dtv-b"), B).contacts == []
+    assert written_store.citizen_of_caller(sessions, number, scope("dtv-b"), None).contacts == []
+    assert written_store.citizen_of_caller(sessions, number, scope("quantri"), B).contacts == []
+    everything = written_store.citizen_of_caller(sessions, number, scope("quantri"), None)
+    assert {c.code for c in everything.written_cases} == codes
