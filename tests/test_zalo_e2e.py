@@ -4,7 +4,7 @@ case, and its acknowledgement reaches the local stand-in of Zalo's OA message
 API (tests/rig/zalo_api.py) with the OA's access token; an image is fetched
 from the allowed host and stored with the case; an invalid signature writes
 nothing; a replayed event makes no second case; an agent's answer goes back
-to the citizen on Zalo.
+to the citizen on Zalo; Zalo's refusal of a message is recorded on its row.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ivr.config import load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.intake.models import CaseAttachment, CaseMessage, CitizenContact
 from ivr.intake.service import IntakeService
+from ivr.sim.polling import wait_for
 from tests.rig.serve import running_serve, write_serve_config
 from tests.rig.zalo_api import running_zalo_api, signed_event, user_message_event
 
@@ -53,6 +54,25 @@ def _counts(url: str) -> tuple[int, int]:
             cases = session.scalar(select(func.count()).select_from(Case))
             messages = session.scalar(select(func.count()).select_from(CaseMessage))
             return int(cases or 0), int(messages or 0)
+    finally:
+        engine.dispose()
+
+
+def _ack_error(url: str, msg_id: str) -> str | None:
+    """The error recorded on the acknowledgement of the case opened by ``msg_id``."""
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            case_id = session.scalar(
+                select(CaseMessage.case_id).where(CaseMessage.external_id == msg_id)
+            )
+            return session.scalar(
+                select(CaseMessage.error).where(
+                    CaseMessage.case_id == case_id,
+                    CaseMessage.direction == "out",
+                    CaseMessage.error != "",
+                )
+            )
     finally:
         engine.dispose()
 
@@ -142,10 +162,18 @@ async def test_a_signed_zalo_message_opens_a_case_acknowledged_through_the_oa_ap
             answered = (await zalo.wait_for_sent(3))[2]
             assert answered["user_id"] == USER and "Đã thay bóng đèn ngõ 12." in answered["text"]
 
+            # 6. Zalo refuses a message (an expired token): the failure is on its row.
+            zalo.fail_with = (-216, "Access token is invalid")
+            body, headers = signed_event(event("m-3", text="Lại hỏng đèn"), APP_ID, OA_SECRET)
+            assert (await post(body, headers))[0] == 200
+            error = await wait_for(lambda: _ack_error(url, "m-3"), 30, "the failure recorded")
+            assert "-216" in error and "Access token is invalid" in error
+            assert len(zalo.sent) == 3
+
         engine = make_engine(url)
         with make_session_factory(engine)() as session:
             cases = session.scalars(select(Case).order_by(Case.id)).all()
-            assert [(c.channel, c.hotline_id) for c in cases] == [("zalo", "bac-tu-liem")] * 2
+            assert [(c.channel, c.hotline_id) for c in cases] == [("zalo", "bac-tu-liem")] * 3
             assert cases[0].code == code
             contacts = session.scalars(select(CitizenContact)).all()
             assert [(c.kind, c.value) for c in contacts] == [("zalo", USER)]
