@@ -317,8 +317,9 @@ async def test_a_report_with_a_photo_reaches_the_intake_and_shows_code_and_due_d
     photo = b"\xff\xd8\xff\xe0fake-jpeg-bytes"
     fields = {**GOOD, "form_token": token, "publish_consent": "1", "latitude": "21.07",
               "longitude": "105.76"}  # fmt: skip
-    answer = await site.client.post("/report", data=_multipart(fields, [
-        ("C:\\Users\\an\\đèn hỏng.jpg", photo, "image/jpeg")]))  # fmt: skip
+    posted = _multipart(fields, [("C:\\Users\\an\\đèn hỏng.jpg", photo, "image/jpeg")])
+    posted.add_field("avatar", b"GIF89a", filename="x.gif")  # not the form's file input: dropped
+    answer = await site.client.post("/report", data=posted)
     html = await answer.text()
     assert answer.status == 200, html
     [submission] = site.intake.submissions

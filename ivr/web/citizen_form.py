@@ -335,7 +335,8 @@ async def read_post(
             raise web.HTTPBadRequest(text="unexpected nested multipart")
         if part.filename is not None:
             content = await _read_part(part, max_bytes, budget)
-            if content:  # a file input left empty posts an empty part
+            # Only the form's file input; a file input left empty posts an empty part.
+            if content and part.name == "files":
                 files.append(IncomingAttachment(
                     _safe_filename(part.filename), content, part.headers.get("Content-Type", "")
                 ))  # fmt: skip
