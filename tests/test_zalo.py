@@ -5,6 +5,7 @@ in tests/test_zalo_e2e.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -273,6 +274,19 @@ async def test_the_reply_sender_posts_a_cs_message_with_the_oa_access_token(
         assert sent["message_id"] == message_id
         assert (sent["user_id"], sent["access_token"]) == (USER, OA_TOKEN)
         assert "26110001" in sent["text"]
+
+
+async def test_a_reply_names_its_case_once_and_has_no_subject_line(tmp_path: Path) -> None:
+    async with running_zalo_api({OA_TOKEN}) as api:
+        sender = ZaloReplySender(_config(tmp_path, _data(api)))
+        ack = dataclasses.replace(_reply(), subject="[Mã số 26110001] Phản ánh đã được tiếp nhận")
+        answer = dataclasses.replace(ack, text="Đã thay bóng đèn.")
+        await sender.send(ack)
+        await sender.send(answer)
+        assert [m["text"] for m in api.sent] == [
+            "Phản ánh của quý vị đã được tiếp nhận, mã số 26110001.",
+            "Phản ánh mã số 26110001: Đã thay bóng đèn.",
+        ]
 
 
 async def test_the_reply_sender_raises_what_zalo_answered(tmp_path: Path) -> None:

@@ -46,7 +46,11 @@ class ZaloReplySender:
         if account is None:
             raise ZaloApiError(-1, f"no Zalo official account for hotline {reply.hotline_id!r}")
         url = section.api_base_url.rstrip("/") + CS_MESSAGE_PATH
-        text = f"{reply.subject}\n{reply.text}" if reply.subject else reply.text
+        # A chat has no subject line (the email's "[Mã số …] …"): the text says
+        # which case it is about, once.
+        text = reply.text
+        if reply.case_code not in text:
+            text = f"Phản ánh mã số {reply.case_code}: {text}"
         timeout = aiohttp.ClientTimeout(total=section.timeout_seconds)
         async with (
             aiohttp.ClientSession(timeout=timeout) as http,
