@@ -168,7 +168,7 @@ def _check(run: Run, config_path: Path, total: int) -> list[str]:
             ).all()
     finally:
         engine.dispose()
-    markers = Counter()
+    markers: Counter[int] = Counter()
     for _code, summary in rows:
         start = summary.find(MARKER)
         if start < 0:

@@ -182,6 +182,20 @@ async def test_services_are_the_hotline_topics_in_json_and_xml(api: Api) -> None
     assert _xml_errors(await missing.text())[0][0] == "404"
 
 
+async def test_discovery_names_this_endpoint_and_both_formats(api: Api) -> None:
+    answer = await (await api.client.get(f"{BASE}/discovery.json")).json()
+    (endpoint,) = answer["endpoints"]
+    assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint["url"].endswith(BASE) and endpoint["formats"] == [
+        "application/json", "text/xml"
+    ]  # fmt: skip
+    root = ET.fromstring(await (await api.client.get(f"{BASE}/discovery.xml")).text())
+    assert root.tag == "discovery"
+    assert [f.text for f in root.findall("endpoints/endpoint/formats/format")] == [
+        "application/json", "text/xml"
+    ]  # fmt: skip
+
+
 async def test_unknown_jurisdiction_and_format_answer_in_the_spec_format(api: Api) -> None:
     answer = await api.client.get(f"{BASE}/services.json", params={"jurisdiction_id": "hue"})
     assert answer.status == 404

@@ -240,16 +240,6 @@ async def discovery(request: web.Request, fmt: str, channel: Open311Channel) -> 
             }
         ],
     }
-    if fmt == "xml":
-        endpoint = body["endpoints"][0]  # type: ignore[index]
-        body = {**body, "endpoints": [{**endpoint, "formats": {"format": "text/xml"}}]}
-        data, content_type = render("xml", ("discovery", None), body)
-        # Both formats as two <format> elements (ElementTree keys are unique).
-        data = data.replace(
-            b"<format>text/xml</format>",
-            b"<format>application/json</format><format>text/xml</format>",
-        )
-        return web.Response(body=data, headers={"Content-Type": content_type})
     return _answer(fmt, ("discovery", None), body)
 
 

@@ -54,8 +54,6 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_text(v) for v in value)
     return _NOT_XML.sub("", str(value))
 
 
@@ -64,8 +62,8 @@ def _element(parent: ET.Element, name: str, value: Any) -> None:
     if isinstance(value, Mapping):
         for key, inner in value.items():
             _element(child, key, inner)
-    elif isinstance(value, list) and value and isinstance(value[0], Mapping):
-        # A list of objects (a definition's attributes, discovery's endpoints):
+    elif isinstance(value, (list, tuple)):
+        # A list (a definition's attributes, discovery's endpoints and formats):
         # one element per item, named as the list without its plural "s".
         for item in value:
             _element(child, name[:-1] if name.endswith("s") else name, item)
