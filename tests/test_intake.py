@@ -6,6 +6,8 @@ Runs on SQLite, and on PostgreSQL with HOTLINE_TEST_DB=postgresql."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -288,3 +290,28 @@ def test_status_is_shown_only_to_a_contact_of_the_cases_citizen(rig: Rig) -> Non
     answered = rig.intake.status(result.case_code, (ContactKind.PHONE, PHONE))
     assert answered is not None and answered.answer == "Đã sửa đèn."
     assert answered.answered_at == NOW
+
+
+def test_a_process_without_the_intake_still_writes_cases(rig: Rig) -> None:
+    """``cases.citizen_id``'s foreign key is declared by ivr.intake.models: a
+    FastAGI-only server or a CLI command that never imports it opens cases."""
+    script = (
+        "import sys\n"
+        "from ivr.cases.service import CaseService\n"
+        "from ivr.config import load_config\n"
+        "from ivr.db.engine import make_engine, make_session_factory\n"
+        "config = load_config(sys.argv[1])\n"
+        "sessions = make_session_factory(make_engine(config.database_url))\n"
+        "case = CaseService(sessions, config).open_case(\n"
+        "    channel='phone', hotline_id=sys.argv[2], caller_number=None)\n"
+        "assert 'ivr.intake.models' not in sys.modules, 'the intake was loaded'\n"
+        "print(case.code)\n"
+    )
+    assert rig.config.source is not None
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(rig.config.source), A],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with rig.sessions() as session:
+        assert session.scalar(select(Case).where(Case.code == done.stdout.strip())) is not None
