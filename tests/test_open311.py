@@ -384,6 +384,18 @@ async def test_posts_per_key_have_a_budget(api: Api) -> None:
     assert api.count(Case) == POSTS_PER_MINUTE
 
 
+async def test_reads_per_client_address_have_a_budget(tmp_path: Path, sessions: Any) -> None:
+    client, _ = await _api(_config(tmp_path, reads_per_minute=3), sessions)
+    try:
+        statuses = [(await client.get(f"{BASE}/services.xml")).status for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        refused = await client.get(f"{BASE}/requests.xml")
+        assert _xml_errors(await refused.text())[0][0] == "429"
+        assert int(refused.headers["Retry-After"]) > 0
+    finally:
+        await client.close()
+
+
 # --- GET requests ------------------------------------------------------------------
 
 
