@@ -20,7 +20,7 @@ from ivr.cases.forwarding import ForwardingService
 from ivr.cases.models import SmsMessage
 from ivr.contracts.channels import Channel, ContactKind, MessageDirection
 from ivr.intake.models import CaseMessage
-from ivr.intake.replies import ReplyDispatcher, backoff
+from ivr.intake.replies import CLAIM, ReplyDispatcher, backoff
 from ivr.intake.types import OutgoingReply, Submission
 from tests.test_intake import EMAIL, NOW, PHONE, ZALO, Rig, build_rig
 from tests.test_tenancy import A
@@ -164,3 +164,47 @@ def test_a_phone_case_is_answered_by_sms_only(rig: Rig) -> None:
     with rig.sessions() as session:
         purposes = [m.purpose for m in session.scalars(select(SmsMessage).order_by(SmsMessage.id))]
     assert purposes == ["case_opened", "case_answered"]
+
+
+def test_two_dispatchers_at_once_send_each_row_once(rig: Rig) -> None:
+    cases = [mail(rig, f"Phản ánh {n}", f"<m{n}@example.vn>").case_id for n in range(6)]
+    sender = FakeSender(Channel.EMAIL)
+
+    async def both() -> None:
+        first = ReplyDispatcher(rig.sessions, {Channel.EMAIL: sender}, clock=lambda: NOW)
+        second = ReplyDispatcher(rig.sessions, {Channel.EMAIL: sender}, clock=lambda: NOW)
+        await asyncio.gather(first.run_once(), second.run_once())
+
+    asyncio.run(both())
+    assert sorted(r.message_id for r in sender.sent) == sorted(
+        outbound(rig, case_id)[0].id for case_id in cases
+    )
+
+
+def test_the_intake_wakes_the_dispatcher_after_its_commit(rig: Rig) -> None:
+    seen: list[int] = []
+
+    def wake() -> None:  # runs after the commit: the row is there to read
+        with rig.sessions() as session:
+            seen.append(len(session.scalars(select(CaseMessage.id).where(
+                CaseMessage.direction == MessageDirection.OUTBOUND)).all()))  # fmt: skip
+
+    rig.intake.on_outbound = wake
+    mail(rig, "Đèn hỏng", "<m1@example.vn>")
+    rig.intake.submit(Submission(hotline_id=A, channel=Channel.WEB, text="Không cần trả lời"))
+    assert seen == [1]  # the web form's code is shown, nothing queued: no wake
+
+
+def test_a_row_claimed_by_one_dispatcher_is_left_alone_by_another(rig: Rig) -> None:
+    result = mail(rig, "Đèn hỏng", "<m1@example.vn>")
+    first = ReplyDispatcher(rig.sessions, {Channel.EMAIL: FakeSender(Channel.EMAIL)},
+                            clock=lambda: NOW)  # fmt: skip
+    [claimed] = first._claim()  # the first is sending it (a slow relay, say)
+    other = FakeSender(Channel.EMAIL)
+    second = ReplyDispatcher(rig.sessions, {Channel.EMAIL: other}, clock=lambda: NOW)
+    assert asyncio.run(second.run_once()).sent == 0 and other.sent == []
+    # A dispatcher that died with its claim: the row is sent once the claim expires.
+    late = ReplyDispatcher(rig.sessions, {Channel.EMAIL: other}, clock=lambda: NOW + CLAIM)
+    assert asyncio.run(late.run_once()).sent == 1
+    assert [r.message_id for r in other.sent] == [claimed.message_id]
+    assert outbound(rig, result.case_id)[0].status == "sent"

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -46,7 +47,8 @@ class Citizen(Base):
 # package that owns ``citizens``, and not in ivr.cases.models: a foreign key the
 # ORM cannot resolve fails every flush of a case in a process that has not
 # imported this module, and ivr.cases does not import ivr.intake.
-Case.__table__.append_constraint(ForeignKeyConstraint(["citizen_id"], ["citizens.id"]))
+_cases_table: Table = Case.__table__  # type: ignore[assignment]
+_cases_table.append_constraint(ForeignKeyConstraint(["citizen_id"], ["citizens.id"]))
 
 
 class CitizenContact(Base):

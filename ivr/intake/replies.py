@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.cases.models import Case
@@ -74,7 +75,15 @@ class ReplyDispatcher:
         """Send every due row whose channel has a sender (the others wait for
         one to be configured), each once."""
         run = DispatchRun()
-        claimed = await asyncio.to_thread(self._claim)
+        try:
+            claimed = await asyncio.to_thread(self._claim)
+        except OperationalError as exc:
+            # SQLite: another dispatcher is claiming at this moment. Its rows are
+            # its own; ours wait for the next pass.
+            if "locked" not in str(exc).lower():
+                raise
+            logger.info("reply rows busy (%s); next pass", exc)
+            return run
         for reply in claimed:
             sender = self.senders[reply.channel]
             try:
