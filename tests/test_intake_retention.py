@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ivr.cases.models import Case
 from ivr.contracts.channels import Channel, ContactKind
-from ivr.intake.models import CaseAttachment, CaseMessage
+from ivr.intake.models import CaseAttachment, CaseMessage, Citizen, CitizenContact
 from ivr.intake.types import IncomingAttachment, Submission
 from ivr.privacy.retention import run_retention
 from tests.test_intake import EMAIL, NOW, Rig, build_rig
@@ -92,3 +92,27 @@ def test_thread_and_photos_go_with_the_case_text_unless_held_or_open(rig: Rig) -
                 assert attachment.filename == "nha-anh-an.jpg"
                 assert case.address == "Số 5 ngõ 12 Cổ Nhuế"
                 assert all(p.is_file() for p in files_before[case_id])
+
+
+def test_a_citizens_contacts_go_when_all_their_cases_are_done(rig: Rig) -> None:
+    def write(contact: str, text: str) -> int:
+        return rig.intake.submit(
+            Submission(hotline_id=A, channel=Channel.WEB, text=text, name="Nguyễn Văn An",
+                       contacts=((ContactKind.PHONE, contact),))
+        ).case_id  # fmt: skip
+
+    close(rig, write("+84912000001", "Đèn hỏng"))  # all done: forgotten
+    close(rig, write("+84912000002", "Rác"))
+    write("+84912000002", "Cống tắc")  # one case still open: kept
+    held = write("+84912000003", "Ồn")
+    rig.cases.set_legal_hold(close(rig, held), hold=True, reason="Thanh tra", actor="sup01")
+
+    later = NOW + timedelta(days=rig.config.retention.caller_number_days + 1)
+    result = run_retention(rig.sessions, rig.config, clock=lambda: later)
+    assert result.errors == []
+    with rig.sessions() as session:
+        left = sorted(session.scalars(select(CitizenContact.value)).all())
+        names = sorted(session.scalars(select(Citizen.name)).all())
+    assert left == ["+84912000002", "+84912000003"]
+    assert names == ["", "Nguyễn Văn An", "Nguyễn Văn An"]
+    assert rig.intake.contacts_of_number(A, "+84912000001") == []
