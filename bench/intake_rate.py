@@ -136,6 +136,19 @@ async def _load(base_url: str, key: str, topic: str, rate: float, seconds: float
     return run
 
 
+def _runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a core (Linux
+    schedstat, summed over threads alive now): what other programs on the
+    machine cost it."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far (Linux /proc), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -214,10 +227,12 @@ async def main() -> int:
     total = int(args.rate * args.seconds)
     async with running_serve(config_path) as served:
         cpu_before = _cpu_seconds(served.process.pid)
+        wait_before = _runqueue_wait_seconds(served.process.pid)
         began = time.perf_counter()
         run = await _load(served.base_url, key, topic, args.rate, args.seconds, args.retry_share)
         elapsed = time.perf_counter() - began
         cpu = _cpu_seconds(served.process.pid) - cpu_before
+        waited = _runqueue_wait_seconds(served.process.pid) - wait_before
         log = served.log
     latencies = [o.latency_ms for o in run.outcomes if o.status == 200]
     retries = sum(1 for o in run.outcomes if o.retry)
@@ -231,6 +246,9 @@ async def main() -> int:
     per_request = cpu * 1000 / len(run.outcomes)
     print(f"hotline serve CPU: {cpu:.1f} s, {per_request:.2f} ms per request "
           f"(one process: about {1000 / per_request:.0f} requests/s per core it gets)")  # fmt: skip
+    print(f"hotline serve waited for a core: {waited:.1f} s in all "
+          f"({waited * 1000 / len(run.outcomes):.2f} ms per request), load average "
+          f"{os.getloadavg()[0]:.1f}, niceness {os.nice(0)}")  # fmt: skip
     print(
         f"client lateness ms: p99 {_percentile(run.late_ms, 0.99):.1f} "
         "(time the load generator itself sent late)"
