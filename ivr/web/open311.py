@@ -51,6 +51,7 @@ from multidict import MultiDict
 
 from ivr.cases.redaction import redact
 from ivr.config.channels import Open311Channel
+from ivr.config.email import check_email_address
 from ivr.config.schema import HotlineConfig
 from ivr.contracts.channels import Channel, ContactKind
 from ivr.contracts.statuses import OPEN_CASE_STATUSES, CaseStatus
@@ -81,7 +82,6 @@ SPEC = "http://wiki.open311.org/GeoReport_v2"
 BASE = "/open311/v2"
 DESCRIPTION_MAX = 4000  # the spec's limit of ``description``
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$")
 _CODE = re.compile(r"^\d{1,16}$")
 # Control characters (line breaks excepted in the description) have no place in
 # a field that ends up in a case, a log line or an XML answer.
@@ -406,8 +406,11 @@ def _parse_post(
     contacts: list[tuple[ContactKind, str]] = []
     email = _field(form, "email", 255).lower()
     if email:
-        if not _EMAIL.match(email):
-            raise Open311Error(400, "email is not an e-mail address")
+        try:
+            # The same check as every address the hotline may write to.
+            check_email_address(email)
+        except ValueError:
+            raise Open311Error(400, "email is not an e-mail address") from None
         contacts.append((ContactKind.EMAIL, email))
     phone_text = _field(form, "phone", 32)
     if phone_text:
