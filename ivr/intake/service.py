@@ -197,6 +197,10 @@ class IntakeService:
         having written nothing. The same idempotency key again returns the
         first result with ``duplicate=True``."""
         checked = self._check(submission)
+        # A retried copy is answered before its photos are decoded again.
+        if checked.key is not None and (known := self._result_for_key(checked)) is not None:
+            return known
+        checked.attachments = [files.process(a, self._limits) for a in submission.attachments]
         for _attempt in range(_ATTEMPTS):
             staged = files.StagedFiles(self.attachments_root)
             try:
@@ -274,8 +278,8 @@ class IntakeService:
             )
         if not text and not s.attachments:
             raise IntakeRefused("xin nhập nội dung phản ánh (the text is empty)", "text")
-        processed = [files.process(a, self._limits) for a in s.attachments]
-        return _Checked(s, text, subject, name, address, contacts, key, external_id, processed)
+        # The files are checked by submit, after the idempotency key.
+        return _Checked(s, text, subject, name, address, contacts, key, external_id, [])
 
     def _write(
         self, session: Session, c: _Checked, staged: files.StagedFiles
