@@ -78,6 +78,8 @@ class FakeIntake:
         if key and key in self.seen:
             first = self.seen[key]
             return IntakeResult(first.case_code, first.case_id, first.message_id, False, True)
+        if "database down" in submission.text:  # stands for a failure of the server
+            raise RuntimeError("database down")
         if "<script" in submission.text:  # stands for any refusal of the intake
             raise IntakeRefused("the description holds markup", "description")
         phone = next((v for k, v in submission.contacts if k == ContactKind.PHONE), None)
@@ -189,6 +191,8 @@ async def test_discovery_names_this_endpoint_and_both_formats(api: Api) -> None:
     assert endpoint["url"].endswith(BASE) and endpoint["formats"] == [
         "application/json", "text/xml"
     ]  # fmt: skip
+    forged = await api.client.get(f"{BASE}/discovery.json", headers={"Host": "evil.example"})
+    assert (await forged.json())["endpoints"][0]["url"] == "http://evil.example" + BASE
     root = ET.fromstring(await (await api.client.get(f"{BASE}/discovery.xml")).text())
     assert root.tag == "discovery"
     assert [f.text for f in root.findall("endpoints/endpoint/formats/format")] == [
@@ -297,6 +301,13 @@ async def test_malformed_posts_get_the_spec_error_and_write_nothing(
     assert api.count(Case) == 0 and api.count(Open311Request) == 0
 
 
+async def test_a_failure_of_the_server_is_a_500_in_the_spec_format(api: Api) -> None:
+    answer = await api.post("xml", description="database down")
+    assert answer.status == 500
+    assert _xml_errors(await answer.text()) == [("500", "the server failed; nothing was saved")]
+    assert api.count(Open311Request) == 0
+
+
 async def test_a_bad_key_in_xml_is_an_xml_error(api: Api) -> None:
     answer = await api.post("xml", api_key="o311_wrong")
     assert answer.status == 403
@@ -382,6 +393,19 @@ async def test_posts_per_key_have_a_budget(api: Api) -> None:
     refused = await api.post()
     assert "Retry-After" in refused.headers
     assert api.count(Case) == POSTS_PER_MINUTE
+
+
+async def test_discovery_names_the_configured_address_not_the_host_header(
+    tmp_path: Path, sessions: Any
+) -> None:
+    config = _config(tmp_path, public_url="https://hotline.example.gov.vn")
+    client, _ = await _api(config, sessions)
+    try:
+        answer = await client.get(f"{BASE}/discovery.json", headers={"Host": "evil.example"})
+        url = (await answer.json())["endpoints"][0]["url"]
+        assert url == "https://hotline.example.gov.vn/open311/v2"
+    finally:
+        await client.close()
 
 
 async def test_reads_per_client_address_have_a_budget(tmp_path: Path, sessions: Any) -> None:

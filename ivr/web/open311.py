@@ -38,11 +38,13 @@ Decisions the spec leaves open (docs/channels.md says them too):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
 import re
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +76,7 @@ from ivr.web.open311_format import (
     w3,
 )
 from ivr.web.security import LoginRateLimiter
-from ivr.web.state import PUBLIC, Route, address_of, db, state_of
+from ivr.web.state import PUBLIC, Handler, Route, address_of, db, state_of
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +199,14 @@ def _services(config: HotlineConfig, channel: Open311Channel) -> list[dict[str, 
     return out
 
 
-def _guarded(handler: Any) -> Any:
-    """Every Open311 handler: errors in the spec's format, the read budget."""
+Open311Handler = Callable[[web.Request, str, Open311Channel], Awaitable[web.StreamResponse]]
 
+
+def _guarded(handler: Open311Handler) -> Handler:
+    """Every Open311 handler: errors in the spec's format (a failure of ours
+    too: a 500 the client can parse), the read budget."""
+
+    @functools.wraps(handler)
     async def run(request: web.Request) -> web.StreamResponse:
         fmt = _format(request)
         try:
@@ -213,9 +220,12 @@ def _guarded(handler: Any) -> Any:
             return _error(fmt, exc)
         except web.HTTPRequestEntityTooLarge:
             return _error(fmt, Open311Error(413, "the request is too large"))
+        except web.HTTPException:
+            raise
+        except Exception:
+            logger.exception("open311 %s %s failed", request.method, request.path)
+            return _error(fmt, Open311Error(500, "the server failed; nothing was saved"))
 
-    run.__name__ = handler.__name__
-    run.__doc__ = handler.__doc__
     return run
 
 
@@ -225,7 +235,8 @@ def _guarded(handler: Any) -> Any:
 @_guarded
 async def discovery(request: web.Request, fmt: str, channel: Open311Channel) -> web.Response:
     """Where this endpoint is and what it speaks (the spec's service discovery)."""
-    base = f"{request.scheme}://{request.host}{BASE}"
+    # The configured address when there is one: the Host header is the client's.
+    base = (channel.public_url or f"{request.scheme}://{request.host}") + BASE
     body = {
         "changeset": "2026-11-30T00:00:00Z",
         "contact": "the hotline's administrators",
