@@ -12,6 +12,7 @@ HOTLINE_TEST_DB=postgresql.
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import subprocess
 import sys
@@ -25,8 +26,13 @@ import pytest
 import pytest_asyncio
 import requests
 from georeport import GeoReport
+from PIL import Image
 
+from ivr.cases.service import CaseService
 from ivr.config import load_config
+from ivr.db.engine import make_engine, make_session_factory
+from ivr.intake.service import IntakeService
+from ivr.web.intake_state import attachments_root
 from tests.rig.serve import Served, running_serve, write_serve_config
 from tests.rig.stack import REPO
 
@@ -154,3 +160,47 @@ async def test_bad_keys_and_malformed_posts_get_spec_errors_from_the_server(
     assert missing.json()[0]["description"].startswith("a location is required")
     none = await asyncio.to_thread(requests.get, f"{root}/requests/12345678.json", timeout=30)
     assert none.status_code == 404 and none.json()[0]["code"] == 404
+
+
+async def test_a_photo_posted_as_media_is_stored_without_its_location(
+    served: tuple[Served, str], serve_config: Path
+) -> None:
+    running, key = served
+    config = load_config(serve_config)
+    photo = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x8825] = {2: (21.0, 4.0, 13.0), 1: "N"}  # GPS: where the phone was
+    Image.new("RGB", (80, 60), (10, 120, 30)).save(photo, "JPEG", exif=exif)
+    with Image.open(io.BytesIO(photo.getvalue())) as sent:
+        assert sent.getexif().get_ifd(0x8825)  # the photo as sent has its location
+    form = aiohttp.FormData()
+    for name, value in (
+        ("api_key", key),
+        ("service_code", config.cases.topics[2].code),
+        ("address_string", "Chợ Phú Diễn"),
+        ("description", "Rác tràn"),
+    ):
+        form.add_field(name, value)
+    form.add_field("media", photo.getvalue(), filename="rac.jpg", content_type="image/jpeg")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(running.base_url + "/open311/v2/requests.json", data=form) as answer,
+    ):
+        body = await answer.json()
+    assert answer.status == 200, str(body) + running.log
+    code = body[0]["service_request_id"]
+    engine = make_engine(config.database_url)
+    try:
+        sessions = make_session_factory(engine)
+        folder = attachments_root(config.resolve_path(config.paths.recordings))
+        intake = IntakeService(sessions, config, CaseService(sessions, config), folder)
+        case = CaseService(sessions, config).find_by_code(code)
+        assert case is not None and case.channel == "open311"
+        (row,) = intake.attachments_of(case.id)
+        stored = intake.attachment_for(case.id, row.id)
+    finally:
+        engine.dispose()
+    assert row.kind == "image" and stored is not None and stored.path is not None
+    with Image.open(stored.path) as image:
+        assert image.size == (80, 60)
+        assert 0x8825 not in image.getexif()  # the GPS block is gone
