@@ -292,6 +292,10 @@ def test_status_is_shown_only_to_a_contact_of_the_cases_citizen(rig: Rig) -> Non
     answered = rig.intake.status(result.case_code, (ContactKind.PHONE, PHONE))
     assert answered is not None and answered.answer == "Đã sửa đèn."
     assert answered.answered_at == NOW
+    # Sent back for review: no answer to show until it is answered again.
+    rig.cases.change_status(result.case_code, "in_progress", "supervisor01")
+    reopened = rig.intake.status(result.case_code, (ContactKind.PHONE, PHONE))
+    assert reopened is not None and (reopened.answered_at, reopened.answer) == (None, "")
 
 
 def test_a_process_without_the_intake_still_writes_cases(rig: Rig) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.cases.models import ANSWERED, Case, CaseEvent, SmsMessage
+from ivr.cases.models import ANSWERED, CLOSED, Case, CaseEvent, SmsMessage
 from ivr.cases.service import CaseError, CaseService
 from ivr.config.channels import AttachmentLimits
 from ivr.config.schema import HotlineConfig
@@ -479,10 +479,16 @@ class IntakeService:
                 return None
             if not _contact_reaches_case(session, case, kind, value):
                 return None
-            answered_at = session.scalar(
-                select(func.max(CaseEvent.at)).where(
-                    CaseEvent.case_id == case.id, CaseEvent.to_status == ANSWERED
+            # An answer sent back for review (answered → in progress) is not
+            # the citizen's answer yet.
+            answered_at = (
+                session.scalar(
+                    select(func.max(CaseEvent.at)).where(
+                        CaseEvent.case_id == case.id, CaseEvent.to_status == ANSWERED
+                    )
                 )
+                if case.status in (ANSWERED, CLOSED)
+                else None
             )
             return CaseStatusView(
                 case_code=case.code, status=case.status, channel=case.channel, topic=case.topic,
