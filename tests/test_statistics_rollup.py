@@ -10,8 +10,9 @@ read from the records, and both equal a count done here in Python from the
 rows (distinct callers as a set of numbers). A call recorded late for a
 rolled day (the fallback spool) counts at once and after the next run; a
 late queue record or a call written by hand counts after the next run; a day
-with a call still in progress is not rolled; retention's replaced numbers
-keep the distinct callers equal to the numbers' set."""
+with a call still in progress is not rolled; after retention's real run
+(pseudonyms or erased numbers) the distinct callers are those of the
+numbers the rows hold."""
 
 from __future__ import annotations
 
@@ -24,18 +25,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from sqlalchemy import func, select, update
 
+from ivr.config import load_config
 from ivr.db.call_chain import relink_numbers
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
 from ivr.db.models import Call
 from ivr.fallback_calls import SpooledStart, insert_spooled_start
+from ivr.privacy.schedule import run_and_audit
 from ivr.queue_records.models import QueueCall
 from ivr.reports.call_rollup import roll_up, split_period
 from ivr.reports.models import RolledDay
 from ivr.web.statistics_store import statistics
 from tests.rig.postgres import fresh_database_url
+from tests.rig.stack import EXAMPLE
 
 pytestmark = pytest.mark.db
 
@@ -258,3 +263,48 @@ def test_replaced_numbers_keep_distinct_callers_exact(world: Any) -> None:
         linked = session.scalar(select(func.count()).where(Call.previous_call_at.is_not(None)))
     assert linked
     check_all(sessions, calls, queue)
+
+
+@pytest.mark.parametrize("mode", ["pseudonym", "erase"])
+def test_retention_keeps_distinct_callers_those_of_the_numbers_left(
+    tmp_path: Path, mode: str
+) -> None:
+    """Retention's real run: a number's old calls get a pseudonym (another
+    number) or lose it; the page's distinct callers stay the count of the
+    distinct numbers the rows now hold, for a period across the cutoff."""
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    data["database"]["url"] = fresh_database_url(tmp_path)
+    data["web"] = {"enabled": False}
+    data["transcription"] = {"model_path": None, "model_package": None}
+    data["paths"]["recordings"] = str(tmp_path / "recordings")
+    data["recording"].pop("retention_days", None)
+    data["retention"] = {"caller_number_days": 90, "caller_numbers": mode,
+                         "pseudonym_key_file": str(tmp_path / "keys" / "pseudonym")}  # fmt: skip
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    config = load_config(path)
+    upgrade(config.database_url)
+    engine = make_engine(config.database_url)
+    sessions = make_session_factory(engine)
+    hotline = config.hotlines[0].id
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=200), now - timedelta(days=2)
+    calls = [(old, "+84912000001"), (old + timedelta(days=1), "+84912000001"),
+             (recent, "+84912000001"), (old, "+84912000002"), (recent, "+84912000003")]  # fmt: skip
+    with sessions.begin() as session:
+        for n, (at, number) in enumerate(calls):
+            session.add(Call(uniqueid=f"r{n}", linkedid=f"r{n}", hotline_id=hotline,
+                             caller_number=number, caller_raw=number, started_at=at,
+                             outcome="answered"))  # fmt: skip
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    period = ((old - timedelta(days=1)).date(), now.date())
+    assert statistics(sessions, *period, zone)["distinct_callers"] == 3
+    report = run_and_audit(sessions, config, "test")
+    assert report.counts["numbers.calls"] == 3
+    with sessions() as session:
+        numbers = set(session.scalars(select(Call.caller_number)))
+    left = {n for n in numbers if n}
+    assert len(left) == (4 if mode == "pseudonym" else 2)  # two pseudonyms, or none
+    for scope in (None, (hotline, [])):
+        assert statistics(sessions, *period, zone, scope)["distinct_callers"] == len(left)
+    engine.dispose()

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 
 from ivr.db.models import Call
 
-_CALLS = Call.__table__
+_CALLS: Any = Call.__table__
 
 
 def _previous(outer: Any, same_hotline: bool) -> Any:

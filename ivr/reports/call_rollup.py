@@ -36,6 +36,7 @@ import logging
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, delete, func, insert, literal_column, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -91,6 +92,47 @@ def rolled_days(session: Session, first: date, last: date) -> set[date]:
     if last < first:
         return set()
     return set(session.scalars(select(RolledDay.day).where(RolledDay.day.between(first, last))))
+
+
+def day_ranges(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days, first and last of each."""
+    ranges: list[tuple[date, date]] = []
+    for day in days:
+        if ranges and ranges[-1][1] + timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def offset_groups(days: list[date], zone: ZoneInfo) -> dict[int | None, list[date]]:
+    """The UTC days by ``zone``'s offset from UTC during the whole day, in
+    minutes (``None``: the days a clock change falls in). Within one offset
+    each quarter hour of a UTC day is one local hour, and the local midnight
+    one quarter: the page's hours and days are then a few sums by quarter."""
+    groups: dict[int | None, list[date]] = {}
+    for day in days:
+        start, end = day_bounds(day)
+        first = start.astimezone(zone).utcoffset()
+        last = (end - timedelta(microseconds=1)).astimezone(zone).utcoffset()
+        offset = None if first != last or first is None else int(first.total_seconds() // 60)
+        groups.setdefault(offset, []).append(day)
+    return groups
+
+
+def local_midnight_quarter(offset: int) -> int:
+    """The first quarter of a UTC day (0–96) whose local date differs from
+    that of quarter 0, at ``offset`` minutes from UTC (96: none)."""
+    if offset > 0:
+        return (1440 - offset + 14) // 15
+    if offset < 0:
+        return (-offset + 14) // 15
+    return 96
+
+
+def local_day_shift(offset: int, quarter: int) -> int:
+    """Days from a UTC day to the local date of its ``quarter``."""
+    return (quarter * 15 + offset) // 1440
 
 
 def split_period(

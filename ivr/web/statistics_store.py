@@ -8,7 +8,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy import case as when
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +31,11 @@ from ivr.queue_records.models import QueueCall
 from ivr.reports.call_rollup import (
     QUARTER,
     day_bounds,
+    day_ranges,
     distinct_callers_query,
+    local_day_shift,
+    local_midnight_quarter,
+    offset_groups,
     queue_figures,
     split_period,
 )
@@ -81,7 +96,7 @@ def statistics_queries(
     hotline: tuple[str, list[str]] | None,
     postgresql: bool = True,
     split: tuple[list[date], list[tuple[datetime, datetime]]] | None = None,
-) -> dict[str, Select[Any]]:
+) -> dict[str, Any]:
     """The queries behind the statistics page (also for the bench's plans).
 
     ``split`` is the period as :func:`~ivr.reports.call_rollup.split_period`
@@ -94,7 +109,7 @@ def statistics_queries(
     start, end = _period_bounds(day_from, day_to, zone)
     days, rest = split if split is not None else ([], [(start, end)])
     call_scope, queue_scope, case_scope = _scopes(hotline)
-    queries: dict[str, Select[Any]] = {}
+    queries: dict[str, Any] = {}
     if rest:
         raw_calls = or_(*(and_(Call.started_at >= a, Call.started_at < b) for a, b in rest))
         in_rest = (raw_calls, call_scope)
@@ -118,13 +133,34 @@ def statistics_queries(
         queries["queue"] = select(*queue_figures()).where(raw_queue, queue_scope)
     if days:
         rolled_scope = true() if hotline is None else CallDayCount.hotline_id == hotline[0]
-        rolled = (CallDayCount.day.in_(days), rolled_scope)
+        # Runs of consecutive days as ranges: "day = ANY(366 dates)" is a
+        # comparison with each date for each row.
+        ranges = day_ranges(days)
+        rolled = (or_(*(CallDayCount.day.between(a, b) for a, b in ranges)), rolled_scope)
         total = func.sum(CallDayCount.calls)
-        queries["rolled_quarters"] = (
-            select(CallDayCount.day, CallDayCount.value, total)
-            .where(*rolled, CallDayCount.dimension == "quarter")
-            .group_by(CallDayCount.day, CallDayCount.value)
-        )
+        # The local days and hours: per run of days at one offset from UTC,
+        # two sums per day (before and after local midnight) and one per
+        # quarter hour; the days of a clock change quarter by quarter.
+        quarters = (CallDayCount.dimension == "quarter", rolled_scope)
+        slot = cast(CallDayCount.value, Integer)
+        for offset, group in offset_groups(days, zone).items():
+            in_group = or_(*(CallDayCount.day.between(a, b) for a, b in day_ranges(group)))
+            if offset is None:
+                queries["rolled_quarters"] = (
+                    select(CallDayCount.day, slot, total)
+                    .where(in_group, *quarters)
+                    .group_by(CallDayCount.day, slot)
+                )
+                continue
+            after = slot >= local_midnight_quarter(offset)
+            queries[f"rolled_days {offset}"] = (
+                select(CallDayCount.day, after, total)
+                .where(in_group, *quarters)
+                .group_by(CallDayCount.day, after)
+            )
+            queries[f"rolled_hours {offset}"] = (
+                select(slot, total).where(in_group, *quarters).group_by(slot)
+            )
         queries["rolled_area_outcome"] = (
             select(CallDayCount.dimension, CallDayCount.value, total)
             .where(*rolled, CallDayCount.dimension.in_(("area", "outcome")))
@@ -136,7 +172,7 @@ def statistics_queries(
             func.sum(QueueDayCount.abandoned),
             func.sum(QueueDayCount.wait_tenths),
             func.sum(QueueDayCount.waits),
-        ).where(QueueDayCount.day.in_(days), queue_rolled)
+        ).where(or_(*(QueueDayCount.day.between(a, b) for a, b in ranges)), queue_rolled)
     # Each number's first call of the period: a count over an index.
     queries["distinct_callers"] = distinct_callers_query(
         start, end, None if hotline is None else hotline[0]
@@ -169,6 +205,11 @@ def statistics(
     start, end = _period_bounds(day_from, day_to, zone)
     with sessions() as session:
         postgresql = session.get_bind().dialect.name == "postgresql"
+        if postgresql:
+            # One snapshot for the page: which days are rolled up and their
+            # rows, even while the job rewrites a day (or a late call takes
+            # one out of the roll-up) between two of these statements.
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         split = split_period(session, start, end) if use_rollup else ([], [(start, end)])
         queries = statistics_queries(day_from, day_to, zone, hotline, postgresql, split)
         per_quarter: Counter[datetime] = Counter()
@@ -188,9 +229,23 @@ def statistics(
                 by_outcome[outcome] += count
             for n, value in enumerate(session.execute(queries["queue"]).one()):
                 queue[n] += int(value or 0)
-        if "rolled_quarters" in queries:
-            for day, value, count in session.execute(queries["rolled_quarters"]):
-                per_quarter[day_bounds(day)[0] + int(value) * QUARTER] += count
+        per_day: Counter[date] = Counter()
+        per_hour: Counter[int] = Counter()
+        for name, query in queries.items():
+            if name == "rolled_quarters":
+                for day, value, count in session.execute(query):
+                    per_quarter[day_bounds(day)[0] + value * QUARTER] += count
+            elif name.startswith("rolled_days "):
+                offset = int(name.split()[1])
+                boundary = local_midnight_quarter(offset)
+                for day, after, count in session.execute(query):
+                    shift = local_day_shift(offset, boundary if after else 0)
+                    per_day[day + timedelta(days=shift)] += count
+            elif name.startswith("rolled_hours "):
+                offset = int(name.split()[1])
+                for value, count in session.execute(query):
+                    per_hour[(value * 15 + offset) % 1440 // 60] += count
+        if "rolled_area_outcome" in queries:
             for dimension, value, count in session.execute(queries["rolled_area_outcome"]):
                 if dimension == "area":
                     by_area[value or "-"] += count
@@ -207,8 +262,6 @@ def statistics(
         per_local_hour[local.replace(minute=0, second=0, microsecond=0)] += count
     answered, abandoned, wait_tenths, waits = queue
     days = [day_from + timedelta(days=n) for n in range((day_to - day_from).days + 1)]
-    per_day: Counter[date] = Counter()
-    per_hour: Counter[int] = Counter()
     for local_hour, count in per_local_hour.items():
         per_day[local_hour.date()] += count
         per_hour[local_hour.hour] += count
