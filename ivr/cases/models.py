@@ -76,6 +76,17 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     call_uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The citizen (issue 14, ivr.intake.models) whose contacts reach this case;
+    # None for cases opened before, or from a call with a withheld number. Its
+    # foreign key to ``citizens`` is declared by ivr.intake.models (migration
+    # 0016 creates it): a process that never loads the intake (a FastAGI-only
+    # server, a CLI command) must still be able to write cases.
+    citizen_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Where the problem is, as a written channel gave it (free address, WGS 84
+    # coordinates); empty/None for calls.
+    address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
     # Legal hold (set by a supervisor): retention touches nothing linked to the
     # case (its calls, recordings, transcripts, numbers, text) while it is on.
     legal_hold: Mapped[bool] = mapped_column(default=False)

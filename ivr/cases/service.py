@@ -58,6 +58,10 @@ _CODE_ATTEMPTS = 20
 SMS_TEXT_LIMIT = 480  # three concatenated Unicode SMS parts, roughly
 
 
+# Called inside the transaction that answers a case (see CaseService.set_answer_hook).
+AnswerHook = Callable[[Session, Case, datetime], None]
+
+
 class CaseError(ValueError):
     """A request the case rules do not allow; the message says why."""
 
@@ -88,6 +92,7 @@ class CaseService:
             first,
             WorkingCalendar(h.date for h in first.holidays),
         )
+        self._answer_hooks: dict[str, AnswerHook] = {}
 
     @property
     def _config(self) -> HotlineConfig:
@@ -151,9 +156,7 @@ class CaseService:
 
         Opening twice for the same call returns the first case (the AGI route
         may be retried), so a call never yields two codes."""
-        if severity not in SEVERITIES:
-            raise CaseError(f"unknown severity {severity!r}; use {', '.join(SEVERITIES)}")
-        self._check_topic(topic)
+        self.check_new_case(topic, severity)
         for _attempt in range(_CODE_ATTEMPTS):
             now = self._clock()
             try:
@@ -164,33 +167,20 @@ class CaseService:
                         )
                         if existing is not None:
                             return existing
-                    case = Case(
-                        code=self._new_code(session, now),
+                    case, sms = self.open_case_in(
+                        session,
+                        now=now,
                         channel=channel,
                         hotline_id=hotline_id,
                         caller_number=caller_number,
                         caller_name=caller_name,
                         area_code=area_code,
                         topic=topic,
-                        severity=severity,
                         summary=summary,
-                        status=RECEIVED,
-                        received_at=now,
-                        updated_at=now,
-                        due_date=self.due_date_for(hotline_id, topic, severity, now),
                         call_uniqueid=call_uniqueid,
+                        actor=actor,
+                        severity=severity,
                     )
-                    session.add(case)
-                    session.flush()
-                    session.add(
-                        CaseEvent(
-                            case_id=case.id, at=now, actor=actor, action="opened",
-                            to_status=RECEIVED, note=f"channel {channel}",
-                        )
-                    )  # fmt: skip
-                    if call_uniqueid:
-                        self._link_call(session, case, call_uniqueid)
-                    sms = self._queue_sms(session, case, "case_opened", now)
                 break
             except IntegrityError:
                 # Two cases drew the same code at once: draw again.
@@ -199,6 +189,79 @@ class CaseService:
             raise CaseError("could not draw a free case code; raise cases.code_digits")
         self._deliver(sms)
         return self._reload(case.id)
+
+    def check_new_case(self, topic: str | None, severity: str = "normal") -> None:
+        """Raise :class:`CaseError` for a topic or severity a new case may not have."""
+        if severity not in SEVERITIES:
+            raise CaseError(f"unknown severity {severity!r}; use {', '.join(SEVERITIES)}")
+        self._check_topic(topic)
+
+    def open_case_in(
+        self,
+        session: Session,
+        *,
+        now: datetime,
+        channel: str,
+        hotline_id: str,
+        caller_number: str | None,
+        caller_name: str = "",
+        area_code: str | None = None,
+        topic: str | None = None,
+        summary: str = "",
+        call_uniqueid: str | None = None,
+        actor: str = "system",
+        severity: str = "normal",
+        citizen_id: int | None = None,
+    ) -> tuple[Case, SmsMessage | None]:
+        """Inside the caller's transaction (the intake's, which writes the
+        citizen, the message and the attachments with it): the new case with
+        its code, deadline and history, and the SMS with the code queued when
+        there is a number. The caller commits, then hands the SMS to
+        :meth:`deliver_queued_sms`. A code drawn by another transaction at the
+        same moment fails the commit with ``IntegrityError``: retry."""
+        self.check_new_case(topic, severity)
+        case = Case(
+            code=self._new_code(session, now),
+            channel=channel,
+            hotline_id=hotline_id,
+            caller_number=caller_number,
+            caller_name=caller_name,
+            area_code=area_code,
+            topic=topic,
+            severity=severity,
+            summary=summary,
+            status=RECEIVED,
+            received_at=now,
+            updated_at=now,
+            due_date=self.due_date_for(hotline_id, topic, severity, now),
+            call_uniqueid=call_uniqueid,
+            citizen_id=citizen_id,
+        )
+        session.add(case)
+        session.flush()
+        session.add(
+            CaseEvent(
+                case_id=case.id, at=now, actor=actor, action="opened",
+                to_status=RECEIVED, note=f"channel {channel}",
+            )
+        )  # fmt: skip
+        if call_uniqueid:
+            self._link_call(session, case, call_uniqueid)
+        return case, self._queue_sms(session, case, "case_opened", now)
+
+    def deliver_queued_sms(self, message: SmsMessage | None) -> None:
+        """Hand a text queued by :meth:`open_case_in` to the gateway, after commit."""
+        self._deliver(message)
+
+    def set_answer_hook(self, name: str, hook: AnswerHook | None) -> None:
+        """Run ``hook(session, case, now)`` inside the transaction that makes a
+        case ``answered`` (the intake queues the answer on the citizen's email
+        or Zalo thread there). One hook per name: registering again replaces
+        it, so building a second intake service never sends twice."""
+        if hook is None:
+            self._answer_hooks.pop(name, None)
+        else:
+            self._answer_hooks[name] = hook
 
     def change_status(self, code: str, status: str, actor: str, note: str = "") -> Case:
         """Move a case; ``rejected`` needs the reason in ``note``; ``answered``
@@ -236,6 +299,9 @@ class CaseService:
             sms = (
                 self._queue_sms(session, case, "case_answered", now) if status == ANSWERED else None
             )
+            if status == ANSWERED:
+                for hook in list(self._answer_hooks.values()):
+                    hook(session, case, now)
         self._deliver(sms)
         return self._reload(case.id)
 
@@ -317,6 +383,20 @@ class CaseService:
             CaseEvent(case_id=case.id, at=self._clock(), actor="transcription",
                       action="transcript", note=f"{len(text)} characters")
         )  # fmt: skip
+
+    def text_citizen(
+        self, to_number: str, text: str, purpose: str, case_id: int | None = None
+    ) -> None:
+        """A text to a citizen that reports no change (a case's status asked
+        for by SMS, "no such case"): through the same outbox and gateway as
+        every other text, its outcome recorded on its row."""
+        with self._sessions.begin() as session:
+            message = SmsMessage(
+                case_id=case_id, to_number=to_number, purpose=purpose[:32],
+                text=text[:SMS_TEXT_LIMIT], created_at=self._clock(), gateway=self._sms.name,
+            )  # fmt: skip
+            session.add(message)
+        self._deliver(message)
 
     # --- internals -----------------------------------------------------------
 

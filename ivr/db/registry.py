@@ -14,6 +14,10 @@ MODEL_MODULES = (
     "ivr.web.models",
     "ivr.audit",
     "ivr.knowledge.models",
+    "ivr.web.api_keys",  # Open311 apps' keys and their requests (issue 14)
+    "ivr.web.open311_store",
+    "ivr.intake.models",
+    "ivr.reports.models",
 )
 
 for _module in MODEL_MODULES:

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, true, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from ivr.cases.models import (
@@ -59,7 +59,10 @@ from ivr.cases.models import (
 )
 from ivr.config.retention import effective_audio_days
 from ivr.config.schema import HotlineConfig
+from ivr.db.call_chain import relink_numbers
 from ivr.db.models import Call, utc_now
+from ivr.intake.attachments import ATTACHMENTS_FOLDER
+from ivr.intake.models import CaseAttachment, CaseMessage, Citizen, CitizenContact
 from ivr.phone import normalise_caller
 from ivr.privacy.pseudonym import PREFIX, load_key, pseudonym
 from ivr.queue_records.models import CallbackRequest, QueueCall, QueueLogEntry
@@ -408,12 +411,24 @@ class RetentionJob:
                 or_(_needs_anonymising(Call.caller_number), Call.caller_raw != ""),
             ]
 
+        # Numbers replaced: their calls' previous-call chains are recomputed
+        # after (distinct callers are counted from them, ivr/reports/call_rollup.py).
+        replaced: set[str] = set()
+
         def blank_raw(session: Session, call: Call) -> bool:
-            call.caller_number = self._anonymous(call.caller_number, nullable=True)
+            number = call.caller_number
+            call.caller_number = self._anonymous(number, nullable=True)
             call.caller_raw = ""  # the network's raw caller ID: no statistic needs it
+            if call.caller_number != number:
+                replaced.update(n for n in (number, call.caller_number) if n)
+                if call.caller_number is None:  # erased: nothing links it to other calls
+                    call.previous_call_at = call.previous_call_anywhere_at = None
             return True
 
         counts["numbers.calls"] = self._batches(Call, calls, blank_raw, dry)
+        if replaced:
+            with self.sessions.begin() as session:
+                relink_numbers(session.connection(), replaced)
 
         def queue_calls(held: HeldLinks) -> list[ColumnElement[bool]]:
             return [
@@ -481,6 +496,33 @@ class RetentionJob:
         counts["numbers.cases"] = self._batches(
             Case, cases, self._replace((Case.caller_number, True)), dry
         )
+        self._citizen_contacts(report, cutoff, dry)
+
+    def _citizen_contacts(self, report: RetentionReport, cutoff: datetime, dry: bool) -> None:
+        """The written channels' citizens (issue 14): once every case of a
+        citizen is finished before the cutoff and none is held, their numbers,
+        addresses and Zalo ids are deleted and the name blanked (counted with
+        the cases' numbers). Writing again makes a new citizen."""
+        keeps = exists().where(
+            Case.citizen_id == Citizen.id,
+            or_(
+                Case.status.not_in(_FINISHED_CASE),
+                Case.closed_at.is_(None),
+                Case.closed_at >= cutoff,
+                Case.legal_hold,
+            ),
+        )
+        contacts = exists().where(CitizenContact.citizen_id == Citizen.id)
+
+        def due(held: HeldLinks) -> list[ColumnElement[bool]]:
+            return [~keeps, or_(contacts, Citizen.name != "")]
+
+        def forget(session: Session, citizen: Citizen) -> bool:
+            session.execute(delete(CitizenContact).where(CitizenContact.citizen_id == citizen.id))
+            citizen.name = ""
+            return True
+
+        report.counts["numbers.cases"] += self._batches(Citizen, due, forget, dry)
 
     # --- case text ----------------------------------------------------------------
 
@@ -515,6 +557,16 @@ class RetentionJob:
             session.execute(
                 update(ForwardEvent).where(ForwardEvent.forward_id.in_(forwards)).values(note="")
             )
+            # The written channels' thread (issue 14): what the citizen wrote and
+            # what we answered, and where they wrote from; directions, channels,
+            # dates and delivery states stay for the statistics.
+            session.execute(
+                update(CaseMessage)
+                .where(CaseMessage.case_id == case.id)
+                .values(text="", subject="", sender=None, to=None, external_id=None, error="",
+                        erased_at=now)
+            )  # fmt: skip
+            case.address, case.latitude, case.longitude = "", None, None
             # The public texts too: a published case leaves the public page.
             case.public_title = case.public_text = case.public_answer = ""
             case.publish_consent_note = ""
@@ -528,6 +580,48 @@ class RetentionJob:
             return True
 
         report.counts["case_text"] = self._batches(Case, due, erase, dry)
+        self._case_attachments(report, cutoff, now, dry)
+
+    def _case_attachments(
+        self, report: RetentionReport, cutoff: datetime, now: datetime, dry: bool
+    ) -> None:
+        """The citizens' photos, videos and PDFs (issue 14) go with the case's
+        text: files removed, names blanked; kind, size and hash stay. Its own
+        pass, so a file that could not be removed is tried again next run."""
+        recordings = self.config.resolve_path(self.config.paths.recordings)
+        root = (recordings / ATTACHMENTS_FOLDER).resolve()
+        finished = select(Case.id).where(
+            Case.status.in_(_FINISHED_CASE), Case.closed_at < cutoff, ~Case.legal_hold
+        )
+
+        def due(held: HeldLinks) -> list[ColumnElement[bool]]:
+            return [
+                CaseAttachment.erased_at.is_(None),
+                CaseAttachment.case_id.in_(finished),
+                _not_in(CaseAttachment.case_id, held.case_ids),
+            ]
+
+        def erase(session: Session, attachment: CaseAttachment) -> bool:
+            for relative in (attachment.path, attachment.thumbnail_path):
+                if not relative:
+                    continue
+                path = (root / relative).resolve()
+                if not path.is_relative_to(root):
+                    outside = f"{relative} is outside {root}"
+                    report.errors.append(f"case attachment {attachment.id}: {outside}")
+                    return False
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    report.errors.append(f"case attachment {attachment.id}: {exc}")
+                    return False
+            attachment.erased_at = now
+            attachment.filename = ""
+            attachment.path = attachment.thumbnail_path = None
+            return True
+
+        # Counted with the forwards' attachments: the same kind of data.
+        report.counts["attachments"] += self._batches(CaseAttachment, due, erase, dry)
 
 
 def run_retention(
