@@ -202,6 +202,12 @@ def cmd_users(args: argparse.Namespace) -> int:
     return run_users_command(_load(args), args)
 
 
+def cmd_open311_keys(args: argparse.Namespace) -> int:
+    from ivr.web.open311_cli import run_open311_keys_command
+
+    return run_open311_keys_command(_load(args), args)
+
+
 def cmd_kb(args: argparse.Namespace) -> int:
     from ivr.knowledge.cli import run_kb_command
 
@@ -340,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ivr.web.cli import add_users_parser
 
     add_users_parser(commands, cmd_users)
+
+    from ivr.web.open311_cli import add_open311_keys_parser
+
+    add_open311_keys_parser(commands, cmd_open311_keys)
 
     from ivr.knowledge.cli import add_kb_parser
 

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from ivr.agi.case_desk import CaseDesk
 from ivr.agi.listener import AllowedClients, allowed_client_entries
 from ivr.agi.server import HotlineAgi, start_agi_server
@@ -30,6 +32,7 @@ from ivr.db.models import utc_now
 from ivr.fallback_calls import FallbackCallSpool
 from ivr.privacy.schedule import RetentionSchedule
 from ivr.prompt_setup import prompt_warnings, update_hotline_prompts
+from ivr.reports.call_rollup import RollUpSchedule
 from ivr.routing_table import call_spool_path
 from ivr.transcription.processes import start_worker_processes, stop_worker_processes
 from queue_manager.manager import QueueManager
@@ -41,8 +44,13 @@ class RunningServices:
     """What :func:`start_services` started; ``close`` stops it all."""
 
     retention: RetentionSchedule | None = None  # the retention job's schedule (web part)
+    roll_up: RollUpSchedule | None = None  # the statistics roll-up's schedule (web part)
     # Reminders and escalations of forwarded cases (web part; ivr.cases.forwarding).
     forward_checks: Any | None = None
+    # Outbound messages of case threads (ivr.intake.replies.ReplyDispatcher, web part).
+    replies: Any | None = None
+    # The SMTP receiver of channels.email (ivr.notify.smtp_receiver, web part).
+    email_receiver: Any | None = None
     config_source: ConfigSource | None = None  # the one config every part reads
     cases: CaseService | None = None  # the one case service (console and case desk)
     # Calls served by the fallback script while the server was down, read into the call log.
@@ -75,8 +83,14 @@ class RunningServices:
         then the call log writes all it holds before the process may exit."""
         if self.retention is not None:
             await self.retention.close()
+        if self.roll_up is not None:
+            await self.roll_up.close()
         if self.forward_checks is not None:
             await self.forward_checks.close()
+        if self.email_receiver is not None:  # no new mail before the intake goes
+            await self.email_receiver.close()
+        if self.replies is not None:
+            await self.replies.close()
         if self.agi is not None:
             await self.agi.drain(drain_seconds)
         if self.web_runner is not None:
@@ -133,6 +147,10 @@ async def start_services(
     retention = RetentionSchedule(sessions, source) if "web" in parts else None
     if retention is not None:
         retention.start()
+    # The statistics page's daily roll-up, likewise once per deployment.
+    roll_up = RollUpSchedule(sessions) if "web" in parts else None
+    if roll_up is not None:
+        roll_up.start()
     # Reminders before a forwarded case's deadline and escalation after it, once
     # per deployment like retention: beside the console, whose wallboard shows them.
     forward_checks = None
@@ -140,10 +158,34 @@ async def start_services(
         from ivr.web.forwarding import start_due_checks
 
         forward_checks = start_due_checks(web_runner.app)
+    # Acknowledgements and answers to citizens leave on their channel through one
+    # dispatcher per deployment, beside the console; each channel registers its sender.
+    replies = _start_replies(sessions, web_runner) if web_runner is not None else None
+    # The email channel (issue 14): mail to the hotlines' addresses filed by the
+    # web app's intake, answers by SMTP.
+    email_receiver = None
+    if web_runner is not None and replies is not None and config.channels.email.enabled:
+        email_receiver = await _start_email_channel(source, web_runner, replies)
+    # The Zalo channel (issue 14): replies through the OA message API. Always
+    # registered: it reads channels.zalo at each send (an OA added while running
+    # is used at once; a reply on a channel switched off is recorded as failed).
+    if replies is not None:
+        from ivr.contracts.channels import Channel
+        from ivr.notify.zalo import ZaloReplySender
+
+        replies.senders[Channel.ZALO] = ZaloReplySender(source)
+        # An agent's reply to a case that came by SMS (or a web form with only a
+        # number): through the configured SMS gateway.
+        from ivr.notify.sms_replies import SmsReplySender
+
+        replies.senders[Channel.SMS] = SmsReplySender(source)
     if "agi" not in parts:
         services = RunningServices(None, None, queue_manager, web_runner, applier)
         services.retention = retention
+        services.roll_up = roll_up
         services.forward_checks = forward_checks
+        services.replies = replies
+        services.email_receiver = email_receiver
         services.config_source = source
         services.cases = cases
         return services
@@ -167,10 +209,41 @@ async def start_services(
     services = RunningServices(server, call_log, queue_manager, web_runner, applier, agi)
     services.call_spool = call_spool
     services.retention = retention
+    services.replies = replies
+    services.email_receiver = email_receiver
+    services.roll_up = roll_up
     services.forward_checks = forward_checks
     services.config_source = source
     services.cases = cases
     return services
+
+
+def _start_replies(sessions: sessionmaker[Session], web_runner: Any) -> Any:
+    """The reply dispatcher, woken by the web app's intake when it queues a row."""
+    from ivr.intake.replies import ReplyDispatcher
+    from ivr.web.intake_state import INTAKE
+
+    replies = ReplyDispatcher(sessions, {})
+    intake = web_runner.app.get(INTAKE)
+    if intake is not None and hasattr(intake, "on_outbound"):
+        intake.on_outbound = replies.wake
+    replies.start()
+    return replies
+
+
+async def _start_email_channel(source: ConfigSource, web_runner: Any, replies: Any) -> Any:
+    """The SMTP receiver on the web app's intake; answers through the email
+    sender of ``email:`` (none while it is off: they wait on their rows)."""
+    from ivr.contracts.channels import Channel
+    from ivr.notify.email import sender_from_config
+    from ivr.notify.email_replies import EmailReplySender
+    from ivr.notify.smtp_receiver import EmailReceiver
+    from ivr.web.intake_state import INTAKE
+
+    replies.senders[Channel.EMAIL] = EmailReplySender(source, sender_from_config(source.current))
+    receiver = EmailReceiver(source, web_runner.app[INTAKE])
+    await receiver.start()
+    return receiver
 
 
 async def reload_config(services: RunningServices) -> None:

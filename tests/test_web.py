@@ -397,6 +397,33 @@ ROUTE_TABLE = [
     ("POST", "/api/v1/cases/{code}/publish", "WATCHERS", "case_publish_api"),
     ("POST", "/cases/{code}/unpublish", "WATCHERS", "case_unpublish"),
     ("POST", "/api/v1/cases/{code}/unpublish", "WATCHERS", "case_unpublish_api"),
+    # The public report form and its status page (issue 14).
+    ("GET", "/report", "PUBLIC", "report_form"),
+    ("POST", "/report", "PUBLIC", "report_submit"),
+    ("GET", "/report/status", "PUBLIC", "report_status"),
+    ("POST", "/report/status", "PUBLIC", "report_status_lookup"),
+    ("GET", "/report/{hotline_id}", "PUBLIC", "report_hotline_form"),
+    ("POST", "/report/{hotline_id}", "PUBLIC", "report_hotline_submit"),
+    ("GET", "/report/{hotline_id}/status", "PUBLIC", "report_hotline_status"),
+    ("POST", "/report/{hotline_id}/status", "PUBLIC", "report_hotline_status_lookup"),
+    # The queue of written work, the case's thread, attachments and replies (issue 14).
+    ("GET", "/written", "STAFF", "written_work"),
+    ("GET", "/api/v1/written-work", "STAFF", "written_work_api"),
+    ("GET", "/api/v1/written-work/counts", "STAFF", "written_counts_api"),
+    ("GET", "/api/v1/cases/{code}/thread", "STAFF", "case_thread_api"),
+    ("POST", "/cases/{code}/replies", "STAFF", "case_reply"),
+    ("POST", "/api/v1/cases/{code}/replies", "STAFF", "case_reply_api"),
+    ("GET", "/cases/{code}/attachments/{attachment_id}", "FORWARD_READERS", "case_attachment"),
+    # Webhooks of the written channels (issue 14), signed by their senders.
+    ("POST", "/channels/sms/inbound", "PUBLIC", "channel_sms_inbound"),
+    ("POST", "/channels/zalo/webhook", "PUBLIC", "channel_zalo_webhook"),
+    # Open311 GeoReport v2 (issue 14): public reads, POSTs with an app's API key.
+    ("GET", "/open311/v2/discovery.{fmt:[a-z0-9]+}", "PUBLIC", "open311_discovery"),
+    ("GET", "/open311/v2/services.{fmt:[a-z0-9]+}", "PUBLIC", "open311_services"),
+    ("GET", "/open311/v2/services/{service_code}.{fmt:[a-z0-9]+}", "PUBLIC", "open311_service"),
+    ("POST", "/open311/v2/requests.{fmt:[a-z0-9]+}", "PUBLIC", "open311_post_request"),
+    ("GET", "/open311/v2/requests.{fmt:[a-z0-9]+}", "PUBLIC", "open311_requests"),
+    ("GET", "/open311/v2/requests/{request_id}.{fmt:[a-z0-9]+}", "PUBLIC", "open311_request"),
 ]
 FEATURES = (
     "auth",
@@ -410,7 +437,12 @@ FEATURES = (
     "unit_portal",
     "knowledge",
     "public",
+    "citizen_form",
     "admin",
+    "written_work",
+    "sms_inbound",
+    "zalo",
+    "open311",
 )
 
 

@@ -43,6 +43,7 @@ LOCKED: tuple[FieldPath, ...] = (
     *(("paths", name) for name in PathsSection.model_fields),
     ("sms", "path"),
     ("email", "outbox_path"),
+    ("email", "ca_file"),  # whom the mail server must prove it is
     ("web", "secret_file"),
     ("database", "url"),
     ("transcription", "model_path"),

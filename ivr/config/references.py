@@ -9,6 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from ivr.config.channels import (
+    email_channel_problems,
+    open311_channel_problems,
+    sms_zalo_channel_problems,
+)
 from ivr.config.destinations import Destination, DestinationKind
 from ivr.config.prompt_texts import (
     HOTLINE_PLACEHOLDERS,
@@ -66,6 +71,9 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
 
     problems += _ownership_problems(config)
     problems += _unit_problems(config, areas_by_code)
+    problems += email_channel_problems(config)
+    problems += sms_zalo_channel_problems(config)
+    problems += open311_channel_problems(config)
 
     shift_ids = {shift.id for shift in config.roster.shifts}
     for section in ("assignments", "overrides"):

@@ -37,17 +37,24 @@ from ivr.web import (
     auth,
     calls,
     cases,
+    citizen_form,
     forwarding,
     knowledge,
+    open311,
     openapi,
     public,
+    sms_inbound,
     stats,
     store,
     unit_portal,
     wallboard,
+    webhook_guard,
+    written_work,
+    zalo,
 )
 from ivr.web.auth import LANG_COOKIE, SESSION_COOKIE
 from ivr.web.i18n import LANGUAGES
+from ivr.web.intake_state import install_intake
 from ivr.web.live import LiveHub
 from ivr.web.models import WebUser
 from ivr.web.rendering import error_page, is_api
@@ -85,7 +92,12 @@ ROUTES: list[Route] = [
     *unit_portal.ROUTES,
     *knowledge.ROUTES,
     *public.ROUTES,
+    *citizen_form.ROUTES,
     *admin.ROUTES,
+    *written_work.ROUTES,
+    *sms_inbound.ROUTES,
+    *zalo.ROUTES,
+    *open311.ROUTES,
 ]
 
 # Routes whose forms carry files: a larger body than aiohttp's 1 MB default
@@ -246,7 +258,14 @@ def create_app(
     # The public page (issue 13): its request budget per address; the case
     # page pre-fills the texts to publish without personal data.
     app[public.PUBLIC_LIMITER] = public.public_limiter()
+    # The SMS and Zalo webhooks' message ids seen lately (replays inside the window)
+    # and refused requests per address.
+    app[webhook_guard.WEBHOOKS] = webhook_guard.WebhookGuard()
     templates.filters["public_draft"] = draft_of
+    # The public report form (issue 14): its form tokens and per-address budgets.
+    citizen_form.setup(app, secret, config.channels.web_form)
+    # The one intake every written channel submits through (issue 14).
+    install_intake(app, sessions, source, state.cases, state.recordings_root)
     for method, path, handler, roles, name in ROUTES:
         app.router.add_route(method, path, handler, name=name)
         state.roles[name] = roles
