@@ -20,7 +20,10 @@ checked before anything is rendered, and a refusal is a 403 that is audited.
   call record's ``answered_by`` naming their phone), the cases they opened and
   the cases linked to those calls; plus the call ringing or answered at their
   phone right now (the live hub knows it). Their hotline is their agent's
-  (``Agent.hotline``): their board shows only its queues.
+  (``Agent.hotline``): their board shows only its queues. Written cases (SMS,
+  email, Zalo, web form, Open311: ``WRITTEN_CHANNELS``) come with no call to
+  answer: the agents of the case's hotline work them from the queue of written
+  work (:mod:`ivr.web.written_work`), so they may read them.
 
 Queues and agents belong to a hotline in the config (``Queue.hotline``,
 ``Agent.hotline``; implied when there is one): the queue manager's data is
@@ -33,10 +36,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
 from ivr.cases.models import Case, CaseEvent, CaseForward
 from ivr.config.schema import Agent, HotlineConfig
+from ivr.contracts.channels import WRITTEN_CHANNELS
 from ivr.db.models import Call
 from ivr.queue_records.models import QueueCall
 from ivr.web.models import AGENT, SUPERVISOR, UNIT, WebUser
@@ -234,6 +238,11 @@ class AccessScope:
             QueueCall.uniqueid == Case.call_uniqueid, QueueCall.agent_id == self.agent_id
         )
         conditions = [opened, queue_answered]
+        if self.hotline_id is not None:
+            # The hotline's written work is every one of its agents' to take.
+            conditions.append(
+                and_(Case.hotline_id == self.hotline_id, Case.channel.in_(WRITTEN_CHANNELS))
+            )
         if self.phone_interface:
             conditions.append(
                 exists().where(

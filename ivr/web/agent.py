@@ -21,6 +21,7 @@ from ivr.web.rendering import (
     unknown_pause_reason,
 )
 from ivr.web.state import AGENTS, Route, audit, manager_of, scope_of, state_of, user_of
+from ivr.web.written_work import citizen_of_caller, written_panel
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ async def agent_page(request: web.Request) -> web.Response:
     return render(
         request, "agent.html", me=agent_state(request), reasons=state.config.pause_reasons,
         topics=state.config.cases.topics, areas=iter_areas(state.config.areas),
-        severities=SEVERITIES,
+        severities=SEVERITIES, written=await written_panel(request),
     )  # fmt: skip
 
 
@@ -103,8 +104,10 @@ async def screen_pop(request: web.Request) -> web.Response:
     if history is None:
         return refused(request)
     current = history.current_call
+    # The same citizen on the written channels (issue 14): other contacts, cases.
+    citizen = await citizen_of_caller(request, history, current.hotline_id if current else None)
     return render(
-        request, "pop.html", history=history, uniqueid=uniqueid,
+        request, "pop.html", history=history, uniqueid=uniqueid, **citizen,
         queue=request.query.get("queue", ""), topics=state.config.cases.topics,
         areas=iter_areas(state.config.areas), severities=SEVERITIES,
         area_code=current.area_code if current else "",

@@ -21,6 +21,7 @@ from ivr.web.payloads import case_json
 from ivr.web.reads import may_read_call
 from ivr.web.rendering import done, error_page, form_or_json, refuse, render, wants_json
 from ivr.web.state import STAFF, WATCHERS, Route, audit, db, scope_of, state_of, user_of
+from ivr.web.written_work import case_thread
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,10 @@ async def case_page(request: web.Request) -> web.Response:
     if case.transcript or transcript is not None:
         await audit(request, "read_transcript", f"case {code}")
     forwarding = await case_forwarding(request, case)  # the forwards and their forms
+    thread = await case_thread(request, case)  # the written channels' messages and files
     return render(
         request, "case.html", case=case, zone=state.zone, recordings=recordings, **forwarding,
+        **thread,
         next_statuses=sorted(TRANSITIONS[case.status]), topics=state.config.cases.topics,
         units=state.config.departments, severities=SEVERITIES,
         turns=turns_from_json(transcript.dialogue) if transcript else [],

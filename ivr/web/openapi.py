@@ -165,6 +165,24 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             body=True,
         ),
     },
+    # The written channels in the console (issue 14, ivr/web/written_work.py).
+    "/api/v1/written-work": {
+        "get": _op(
+            "Open cases from SMS, email, Zalo, the web form and Open311, with counts per "
+            "channel (order: due or newest)",
+            "any",
+            params=("channel", "order"),
+        )
+    },
+    "/api/v1/written-work/counts": {
+        "get": _op("Open written cases per channel, of the user's hotlines", "any")
+    },
+    "/api/v1/cases/{code}/thread": {
+        "get": _op("The case's messages both ways (delivery status) and attachments", "any")
+    },
+    "/api/v1/cases/{code}/replies": {
+        "post": _op("Reply to the citizen on the case's channel: {text}", "any", body=True)
+    },
     "/api/v1/forwards": {"get": _op("The unit user's forwards", "unit", many=True)},
     "/api/v1/forwards/{forward_id}": {
         "get": _op("One forward with the case as the unit may read it", "any, unit")

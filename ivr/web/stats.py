@@ -19,7 +19,8 @@ from ivr.web.exports import export, is_export
 from ivr.web.i18n import N_, translator
 from ivr.web.rendering import render
 from ivr.web.state import LANGUAGE, WATCHERS, Route, db, scope_of, state_of
-from ivr.web.statistics_store import monthly_report, statistics
+from ivr.web.statistics_store import cases_by_channel, monthly_report, statistics
+from ivr.web.written_work import channel_label
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
         None if scope.sees_everything else (scope.hotline_id or "", scope.queues(state.config))
     )
     figures = await db(statistics, state.sessions, day_from, day_to, state.zone, hotline)
+    # Cases per channel (issue 14): phone, voicemail and the written channels.
+    figures["by_channel"] = await db(
+        cases_by_channel, state.sessions, day_from, day_to, state.zone,
+        None if hotline is None else hotline[0],
+    )  # fmt: skip
     if request.path.startswith("/api/"):
         return web.json_response(figures)
     _ = translator(request[LANGUAGE])
@@ -50,6 +56,8 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
     names = report_names(state, _)
     unit_names = names["unit"]
     if is_export(request):
+        if request.query.get("table") == "channels":
+            return await export(request, "channels", channel_rows(figures["by_channel"], _))
         if request.query.get("table") == "deadlines":
             by = request.query.get("by", "unit")
             by = by if by in names else "unit"
@@ -77,13 +85,29 @@ async def stats_page(request: web.Request) -> web.StreamResponse:
             [(_("Queue"), figures["queue_answered"], figures["queue_abandoned"])],
             (_("Answered"), _("Abandoned")), _("Queue calls: answered and abandoned"),
         ),
+        "by_channel": bar_chart(
+            [(_(channel_label(c)), n) for c, n in figures["by_channel"]], _("Cases by channel"),
+            horizontal=True,
+        ),
         "units": stacked_bars(
             [(unit_names.get(u, u), on, late) for u, on, late in figures["cases_by_unit"]],
             (_("On time"), _("Late")), _("Forwards answered on time and late per unit"),
         ),
     }  # fmt: skip
     return render(request, "stats.html", figures=figures, charts=charts, unit_names=unit_names,
-                  names=names)  # fmt: skip
+                  names=names, channel_label=channel_label)  # fmt: skip
+
+
+def channel_rows(by_channel: list[tuple[str, int]], _: Callable[..., str]) -> list[dict[str, Any]]:
+    """Cases per channel as the export's rows (the channel's code and name),
+    then the total."""
+    rows: list[dict[str, Any]] = [
+        {_("Channel"): channel, _("Name"): _(channel_label(channel)), _("Cases"): count}
+        for channel, count in by_channel
+    ]
+    rows.append({_("Channel"): "", _("Name"): _("Total"),
+                 _("Cases"): sum(n for _c, n in by_channel)})  # fmt: skip
+    return rows
 
 
 def report_names(state: Any, _: Callable[..., str]) -> dict[str, dict[str, str]]:

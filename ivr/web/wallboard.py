@@ -20,6 +20,7 @@ from ivr.web.rendering import (
     unknown_pause_reason,
 )
 from ivr.web.state import WATCHERS, Route, audit, manager_of, scope_of, state_of, user_of
+from ivr.web.written_work import written_panel
 from queue_manager.listen_in import SPY_OPTIONS
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
     foreign = {a.phone for a in config.agents if a.id not in agents}
     return render(
         request, "wallboard.html", phones=[p.id for p in config.phones if p.id not in foreign],
-        agents=agents,
+        agents=agents, written=await written_panel(request),
     )  # fmt: skip
 
 
