@@ -18,7 +18,7 @@ import pytest_asyncio
 import yaml
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from ivr.audit import AuditEntry
 from ivr.cases.models import Case
@@ -489,6 +489,14 @@ async def test_request_lists_by_ids_service_status_and_window(api: Api) -> None:
     assert too_long.status == 400
     bad_status = await api.client.get(f"{BASE}/requests.json", params={"status": "pending"})
     assert bad_status.status == 400
+
+
+async def test_a_case_whose_open311_row_is_missing_is_still_listed(api: Api) -> None:
+    code = (await (await api.post()).json())[0]["service_request_id"]
+    with api.sessions.begin() as session:  # as if the second write had failed
+        session.execute(delete(Open311Request))
+    (shown,) = await (await api.client.get(f"{BASE}/requests.json")).json()
+    assert shown["service_request_id"] == code and shown["media_url"] is None
 
 
 async def test_cases_of_other_channels_are_never_listed(api: Api) -> None:

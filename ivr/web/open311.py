@@ -447,8 +447,8 @@ def _parse_post(
         idempotency_key=_idempotency_key(request, key, form),
     )  # fmt: skip
     details = open311_store.RequestDetails(
-        api_key_id=key.id, hotline_id=hotline_id, address_id=address_id, media_url=media_url,
-        device_id=device_id, account_id=account_id,
+        api_key_id=key.id, address_id=address_id, media_url=media_url, device_id=device_id,
+        account_id=account_id,
     )  # fmt: skip
     return _Posted(submission, details, account_id)
 

@@ -2,10 +2,11 @@
 and the reads of ``GET requests``: Open311 cases of one hotline with only what
 a public page may show.
 
-Which cases are listed: those that came in through Open311. The spec makes
-every request public; a citizen who used an Open311 app was told so by the
-app, one who phoned or wrote to the hotline was not, so cases of other
-channels are never listed here.
+Which cases are listed: those that came in through Open311 (``cases.channel``;
+the row here is not needed to list one, so a case whose row was never written
+is still listed). The spec makes every request public; a citizen who used an
+Open311 app was told so by the app, one who phoned or wrote to the hotline
+was not, so cases of other channels are never listed here.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, insert, select
+from sqlalchemy import ForeignKey, Integer, Select, String, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from ivr.cases.models import Case
+from ivr.contracts.channels import Channel
 from ivr.contracts.statuses import OPEN_CASE_STATUSES
-from ivr.db.models import Base, UtcDateTime, utc_now
+from ivr.db.models import Base
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +36,10 @@ class Open311Request(Base):
     fetched) and the app's ids of the citizen. One row per case."""
 
     __tablename__ = "open311_requests"
-    __table_args__ = (Index("ix_open311_requests_hotline_requested", "hotline_id", "requested_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
     api_key_id: Mapped[int] = mapped_column(ForeignKey("open311_api_keys.id"), index=True)
-    hotline_id: Mapped[str] = mapped_column(String(64))
-    requested_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utc_now)
     # The free address and coordinates are the case's own (cases.address…).
     address_id: Mapped[str] = mapped_column(String(128), default="")
     media_url: Mapped[str] = mapped_column(String(1000), default="")
@@ -53,7 +52,6 @@ class RequestDetails:
     """The Open311 fields of a new request, as the handler parsed them."""
 
     api_key_id: int
-    hotline_id: str
     address_id: str = ""
     media_url: str = ""
     device_id: str = ""
@@ -91,7 +89,6 @@ def record_request(sessions: sessionmaker[Session], case_id: int, details: Reque
             session.execute(
                 insert(Open311Request).values(
                     case_id=case_id, api_key_id=details.api_key_id,
-                    hotline_id=details.hotline_id, requested_at=utc_now(),
                     address_id=details.address_id, media_url=details.media_url,
                     device_id=details.device_id, account_id=details.account_id,
                 )
@@ -100,15 +97,23 @@ def record_request(sessions: sessionmaker[Session], case_id: int, details: Reque
         logger.info("open311 fields of case %s were written by the first request", case_id)
 
 
-def _public(case: Case, row: Open311Request) -> PublicRequest:
+def _public(case: Case, row: Open311Request | None) -> PublicRequest:
     return PublicRequest(
         code=case.code, status=case.status, topic=case.topic, summary=case.summary,
         caller_name=case.caller_name, answer=case.answer,
         rejection_reason=case.rejection_reason, responsible_unit=case.responsible_unit,
         received_at=case.received_at, updated_at=case.updated_at, due_date=case.due_date,
         erased=case.erased_at is not None, address=case.address, latitude=case.latitude,
-        longitude=case.longitude, media_url=row.media_url,
+        longitude=case.longitude, media_url=row.media_url if row else "",
     )  # fmt: skip
+
+
+def _open311_cases(hotline_id: str) -> Select[Case, Open311Request]:
+    return (
+        select(Case, Open311Request)
+        .outerjoin(Open311Request, Open311Request.case_id == Case.id)
+        .where(Case.channel == Channel.OPEN311, Case.hotline_id == hotline_id)
+    )
 
 
 def requests_by_code(
@@ -117,15 +122,14 @@ def requests_by_code(
     """The hotline's Open311 requests among ``codes`` (others are left out)."""
     if not codes:
         return []
+    query = (
+        _open311_cases(hotline_id)
+        .where(Case.code.in_(list(codes)))
+        .order_by(Case.received_at.desc())
+        .limit(MAX_REQUESTS)
+    )
     with sessions() as session:
-        rows = session.execute(
-            select(Case, Open311Request)
-            .join(Open311Request, Open311Request.case_id == Case.id)
-            .where(Open311Request.hotline_id == hotline_id, Case.code.in_(list(codes)))
-            .order_by(Open311Request.requested_at.desc())
-            .limit(MAX_REQUESTS)
-        ).all()
-        return [_public(case, row) for case, row in rows]
+        return [_public(case, row) for case, row in session.execute(query).all()]
 
 
 def requests_between(
@@ -139,15 +143,7 @@ def requests_between(
 ) -> list[PublicRequest]:
     """The hotline's Open311 requests received in [start, end], newest first, at
     most :data:`MAX_REQUESTS`; ``statuses`` are the spec's words (open, closed)."""
-    query = (
-        select(Case, Open311Request)
-        .join(Open311Request, Open311Request.case_id == Case.id)
-        .where(
-            Open311Request.hotline_id == hotline_id,
-            Open311Request.requested_at >= start,
-            Open311Request.requested_at <= end,
-        )
-    )
+    query = _open311_cases(hotline_id).where(Case.received_at >= start, Case.received_at <= end)
     if topics:
         query = query.where(Case.topic.in_(list(topics)))
     wanted = set(statuses)
@@ -155,6 +151,6 @@ def requests_between(
         query = query.where(Case.status.in_(list(OPEN_CASE_STATUSES)))
     elif wanted == {"closed"}:
         query = query.where(Case.status.not_in(list(OPEN_CASE_STATUSES)))
-    query = query.order_by(Open311Request.requested_at.desc()).limit(MAX_REQUESTS)
+    query = query.order_by(Case.received_at.desc()).limit(MAX_REQUESTS)
     with sessions() as session:
         return [_public(case, row) for case, row in session.execute(query).all()]

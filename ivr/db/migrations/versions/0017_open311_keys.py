@@ -42,8 +42,6 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("api_key_id", sa.Integer(), nullable=False),
-        sa.Column("hotline_id", sa.String(length=64), nullable=False),
-        sa.Column("requested_at", UtcDateTime(timezone=True), nullable=False),
         sa.Column("address_id", sa.String(length=128), nullable=False),
         sa.Column("media_url", sa.String(length=1000), nullable=False),
         sa.Column("device_id", sa.String(length=128), nullable=False),
@@ -65,11 +63,6 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_open311_requests_api_key_id"), "open311_requests", ["api_key_id"], unique=False
     )
-    # GET requests.json reads one hotline's requests by date, newest first.
-    op.create_index(
-        "ix_open311_requests_hotline_requested", "open311_requests",
-        ["hotline_id", "requested_at"], unique=False,
-    )  # fmt: skip
 
 
 def downgrade() -> None:
