@@ -6,7 +6,9 @@ retries, budgets, and the keys' store and command."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -385,6 +387,26 @@ async def test_retries_with_one_idempotency_key_make_one_case(api: Api) -> None:
     other = await (await api.post(device_id="phone-1", description="Một việc khác")).json()
     assert other != by_device[0]
     assert api.count(Case) == 3 and api.count(Open311Request) == 3
+
+
+async def test_a_burst_with_one_key_looks_it_up_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests arriving while the key's lookup waits share it (under a backlog
+    each would otherwise queue a lookup of its own)."""
+    looked_up: list[str] = []
+    real_check = ApiKeyStore.check
+
+    def slow_check(self: ApiKeyStore, key: str) -> Any:
+        looked_up.append(key)
+        time.sleep(0.3)
+        return real_check(self, key)
+
+    monkeypatch.setattr(ApiKeyStore, "check", slow_check)
+    answers = await asyncio.gather(*(api.post() for _ in range(5)))
+    assert [a.status for a in answers] == [200] * 5
+    assert looked_up == [api.key]
+    assert (await api.post()).status == 200 and looked_up == [api.key]  # then trusted
 
 
 async def test_posts_per_key_have_a_budget(api: Api) -> None:

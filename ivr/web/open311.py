@@ -38,6 +38,7 @@ Decisions the spec leaves open (docs/channels.md says them too):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -45,7 +46,7 @@ import math
 import re
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -61,7 +62,7 @@ from ivr.db.models import utc_now
 from ivr.intake.types import IncomingAttachment, IntakeRefused, IntakeResult, Submission
 from ivr.phone import normalise_caller
 from ivr.web import open311_store
-from ivr.web.api_keys import ApiKeyStore, ApiKeyView, CheckedKeys
+from ivr.web.api_keys import ApiKeyStore, ApiKeyView, CheckedKeys, hash_key
 from ivr.web.intake_state import intake_of
 from ivr.web.open311_format import (
     FORMATS,
@@ -118,14 +119,43 @@ def _budgets(request: web.Request, channel: Open311Channel) -> Budgets:
     return budgets
 
 
-_CHECKED: weakref.WeakKeyDictionary[web.Application, CheckedKeys] = weakref.WeakKeyDictionary()
+@dataclass
+class _Keys:
+    """Keys checked lately, and the lookups under way: requests with the same
+    key that arrive while its lookup waits for a database thread (a burst, a
+    backlog) wait for that one lookup instead of each queueing their own."""
+
+    checked: CheckedKeys = field(default_factory=CheckedKeys)
+    pending: dict[str, asyncio.Future[ApiKeyView | None]] = field(default_factory=dict)
 
 
-def _checked_keys(request: web.Request) -> CheckedKeys:
-    checked = _CHECKED.get(request.app)
-    if checked is None:
-        checked = _CHECKED[request.app] = CheckedKeys()
-    return checked
+_KEYS: weakref.WeakKeyDictionary[web.Application, _Keys] = weakref.WeakKeyDictionary()
+
+
+async def _api_key(request: web.Request, given: str) -> ApiKeyView | None:
+    """The active key ``given`` is (see :class:`ivr.web.api_keys.CheckedKeys`)."""
+    keys = _KEYS.get(request.app)
+    if keys is None:
+        keys = _KEYS[request.app] = _Keys()
+    found = keys.checked.get(given)
+    if found is not None:
+        return found
+    digest = hash_key(given)
+    lookup = keys.pending.get(digest)
+    if lookup is None:
+        store = ApiKeyStore(state_of(request).sessions)
+        lookup = keys.pending[digest] = asyncio.ensure_future(db(store.check, given))
+
+        def done(future: asyncio.Future[ApiKeyView | None]) -> None:
+            keys.pending.pop(digest, None)
+            if not future.cancelled() and future.exception() is None:
+                view = future.result()
+                if view is not None:
+                    keys.checked.put(given, view)
+
+        lookup.add_done_callback(done)
+    # Shielded: one waiter leaving (its client hung up) cancels no one else's.
+    return await asyncio.shield(lookup)
 
 
 def _spend(limiter: LoginRateLimiter, key: str) -> None:
@@ -463,12 +493,7 @@ async def post_request(request: web.Request, fmt: str, channel: Open311Channel) 
         raise Open311Error(403, "api_key is required to post a request")
     budgets = _budgets(request, channel)
     # Wrong keys are budgeted per address, so guessing is slow too.
-    checked = _checked_keys(request)
-    key = checked.get(given)
-    if key is None:
-        key = await db(ApiKeyStore(state.sessions).check, given)
-        if key is not None:
-            checked.put(given, key)
+    key = await _api_key(request, given)
     if key is None:
         _spend(budgets.posts, f"bad:{address_of(request)}")
         logger.info("open311 POST with an unknown or revoked key from %s", address_of(request))
@@ -487,8 +512,8 @@ async def post_request(request: web.Request, fmt: str, channel: Open311Channel) 
     try:
         result = await db(submit)
     except IntakeRefused as exc:
-        field = f"{exc.field}: " if exc.field else ""
-        raise Open311Error(400, f"{field}{exc}") from None
+        where = f"{exc.field}: " if exc.field else ""
+        raise Open311Error(400, f"{where}{exc}") from None
     if result.duplicate:
         logger.info("open311 retry of case %s (key %s)", result.case_code, key.id)
     body = [
