@@ -245,6 +245,7 @@ async def test_a_post_opens_an_open311_case_through_the_intake(api: Api) -> None
     answer = await api.post(
         first_name="Văn An", last_name="Nguyễn", phone="0912 345 678",
         email="An.Nguyen@Example.VN", account_id="acc-7", address_string="Ngõ 12 Phú Diễn",
+        device_id="iphone-42", address_id="so-nha-12",
     )  # fmt: skip
     assert answer.status == 200, await answer.text()
     (created,) = await answer.json()
@@ -258,11 +259,16 @@ async def test_a_post_opens_an_open311_case_through_the_intake(api: Api) -> None
         (ContactKind.PHONE, "+84912345678"), (ContactKind.EMAIL, "an.nguyen@example.vn")
     }  # fmt: skip
     assert (submission.latitude, submission.longitude) == (21.07, 105.76)
+    key = ApiKeyStore(api.sessions).check(api.key)
+    assert key is not None and (submission.external_id or "").startswith(f"open311:{key.id}:")
     with api.sessions() as session:
         case = session.scalars(select(Case)).one()
         row = session.scalars(select(Open311Request)).one()
     assert case.code == created["service_request_id"] and case.channel == "open311"
-    assert row.case_id == case.id and case.address == "Ngõ 12 Phú Diễn"
+    assert case.address == "Ngõ 12 Phú Diễn"
+    assert (row.case_id, row.api_key_id, row.address_id) == (case.id, key.id, "so-nha-12")
+    # The app's ids of the citizen are not kept (data minimisation).
+    assert not {"device_id", "account_id"} & set(Open311Request.__table__.columns.keys())
 
 
 async def test_the_xml_answer_of_a_post_is_the_spec_request_list(api: Api) -> None:
@@ -386,7 +392,8 @@ async def test_retries_with_one_idempotency_key_make_one_case(api: Api) -> None:
     assert by_device[0] == by_device[1]
     other = await (await api.post(device_id="phone-1", description="Một việc khác")).json()
     assert other != by_device[0]
-    assert api.count(Case) == 3 and api.count(Open311Request) == 3
+    assert api.count(Case) == 3
+    assert api.count(Open311Request) == 0  # no media link, no address_id: no row
 
 
 async def test_a_burst_with_one_key_looks_it_up_once(
@@ -514,7 +521,10 @@ async def test_request_lists_by_ids_service_status_and_window(api: Api) -> None:
 
 
 async def test_a_case_whose_open311_row_is_missing_is_still_listed(api: Api) -> None:
-    code = (await (await api.post()).json())[0]["service_request_id"]
+    code = (await (await api.post(media_url="https://example.vn/a.jpg")).json())[0][
+        "service_request_id"
+    ]
+    assert api.count(Open311Request) == 1
     with api.sessions.begin() as session:  # as if the second write had failed
         session.execute(delete(Open311Request))
     (shown,) = await (await api.client.get(f"{BASE}/requests.json")).json()

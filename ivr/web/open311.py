@@ -44,6 +44,7 @@ import hashlib
 import logging
 import math
 import re
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -464,21 +465,24 @@ def _parse_post(
     name = " ".join(
         part for part in (_field(form, "last_name", 64), _field(form, "first_name", 64)) if part
     )
-    device_id = _field(form, "device_id", 128)
-    account_id = _field(form, "account_id", 128)
+    _field(form, "device_id", 128)  # checked; used only to recognise a retry
+    account_id = _field(form, "account_id", 128)  # echoed in the answer, not kept
     text = description
     if media_url:
         # Agents see the link; the server never fetches it.
         text = f"{text}\n\nmedia_url (not fetched): {media_url}".strip()
+    idempotency_key = _idempotency_key(request, key, form)
     submission = Submission(
         hotline_id=hotline_id, channel=Channel.OPEN311, text=text, contacts=tuple(contacts),
         name=name, topic=code, address=address,
         latitude=latitude, longitude=longitude, attachments=(media,) if media else (),
-        idempotency_key=_idempotency_key(request, key, form),
+        idempotency_key=idempotency_key,
+        # Which app sent it, on the case's thread: the key's id, and the
+        # request's own id when the app gave one.
+        external_id=idempotency_key or f"open311:{key.id}:{uuid.uuid4().hex}",
     )  # fmt: skip
     details = open311_store.RequestDetails(
-        api_key_id=key.id, address_id=address_id, media_url=media_url, device_id=device_id,
-        account_id=account_id,
+        api_key_id=key.id, address_id=address_id, media_url=media_url,
     )  # fmt: skip
     return _Posted(submission, details, account_id)
 
@@ -506,7 +510,8 @@ async def post_request(request: web.Request, fmt: str, channel: Open311Channel) 
         # One trip to a database thread for both writes: at hundreds of posts a
         # second the hand-over to and from the thread is a cost of its own.
         result = intake.submit(posted.submission)
-        open311_store.record_request(state.sessions, result.case_id, posted.details)
+        if posted.details.worth_a_row:
+            open311_store.record_request(state.sessions, result.case_id, posted.details)
         return result
 
     try:

@@ -31,9 +31,12 @@ MAX_REQUESTS = 1000  # the spec's default cap of one list
 
 
 class Open311Request(Base):
-    """What an Open311 POST carried besides the case's own fields: the app that
-    sent it, the spec's ``address_id``, the media link (stored, never
-    fetched) and the app's ids of the citizen. One row per case."""
+    """What an Open311 POST carried that the case has no column for: the
+    spec's ``address_id`` and the media link (stored, never fetched), with the
+    app that sent them. Written only for a request that had either: which app
+    sent a request is on its thread message (``external_id``), and the app's
+    ids of the citizen (``device_id``, ``account_id``) are not kept at all (the
+    hotline has no use for them; the case has the citizen's contacts)."""
 
     __tablename__ = "open311_requests"
 
@@ -43,8 +46,6 @@ class Open311Request(Base):
     # The free address and coordinates are the case's own (cases.address…).
     address_id: Mapped[str] = mapped_column(String(128), default="")
     media_url: Mapped[str] = mapped_column(String(1000), default="")
-    device_id: Mapped[str] = mapped_column(String(128), default="")
-    account_id: Mapped[str] = mapped_column(String(128), default="")
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,10 @@ class RequestDetails:
     api_key_id: int
     address_id: str = ""
     media_url: str = ""
-    device_id: str = ""
-    account_id: str = ""
+
+    @property
+    def worth_a_row(self) -> bool:
+        return bool(self.address_id or self.media_url)
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,6 @@ def record_request(sessions: sessionmaker[Session], case_id: int, details: Reque
                 insert(Open311Request).values(
                     case_id=case_id, api_key_id=details.api_key_id,
                     address_id=details.address_id, media_url=details.media_url,
-                    device_id=details.device_id, account_id=details.account_id,
                 )
             )  # fmt: skip
     except IntegrityError:

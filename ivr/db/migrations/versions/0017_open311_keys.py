@@ -44,8 +44,6 @@ def upgrade() -> None:
         sa.Column("api_key_id", sa.Integer(), nullable=False),
         sa.Column("address_id", sa.String(length=128), nullable=False),
         sa.Column("media_url", sa.String(length=1000), nullable=False),
-        sa.Column("device_id", sa.String(length=128), nullable=False),
-        sa.Column("account_id", sa.String(length=128), nullable=False),
         sa.ForeignKeyConstraint(
             ["api_key_id"],
             ["open311_api_keys.id"],
