@@ -50,6 +50,11 @@ def upgrade() -> None:
             "day", "hotline_id", "dimension", "value", name=op.f("pk_call_day_counts")
         ),
     )
+    op.create_index(
+        "ix_call_day_counts_dimension_day",
+        "call_day_counts",
+        ["dimension", "day", "hotline_id", "value", "calls"],
+    )
     op.create_table(
         "queue_day_counts",
         sa.Column("day", sa.Date(), nullable=False),
@@ -99,5 +104,6 @@ def downgrade() -> None:
         batch.drop_column("previous_call_anywhere_at")
         batch.drop_column("previous_call_at")
     op.drop_table("queue_day_counts")
+    op.drop_index("ix_call_day_counts_dimension_day", table_name="call_day_counts")
     op.drop_table("call_day_counts")
     op.drop_table("rolled_days")
