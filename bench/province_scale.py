@@ -1,9 +1,12 @@
 """Five years of a busy provincial line in PostgreSQL, and how fast the console reads it.
 
 Loads synthetic history (about 9 million calls, their queue records and
-100,000 cases with their histories at ``--scale 1``) into a PostgreSQL database
-through psycopg's ``COPY``, then times, through the same functions the console
-calls, with varied parameters and p50/p95 over repeated runs:
+100,000 cases with their histories and some 100,000 forwards to units at
+``--scale 1``) into a PostgreSQL database through psycopg's ``COPY``, runs the
+statistics roll-up over it as ``hotline serve`` would (ivr/reports/call_rollup.py;
+``--no-roll-up``: the page reads the records only), then times, through the
+same functions the console calls, with varied parameters and p50/p95 over
+repeated runs:
 
 - the statistics page (:func:`ivr.web.statistics_store.statistics`) over two
   weeks, a month, a quarter and a year, for the whole deployment and for one
@@ -179,6 +182,7 @@ class Population:
     queues: dict[str, list[str]]  # hotline id → its queues
     agents: dict[str, list[tuple[str, str]]]  # hotline id → (agent id, phone)
     wards: list[tuple[str, str]]  # (code, name)
+    units: dict[str, list[str]]  # hotline id → the units it forwards to
     ward_weights: list[float]
     calendar: WorkingCalendar
     working_days: Callable[[str, str | None, str], int]
@@ -201,6 +205,10 @@ class Population:
             agents={h: [(a.id, a.phone) for a in config.agents
                         if config.agent_owner(a.id) == h] for h in hotlines},
             wards=wards,
+            # The config's units of the hotline, else (the example names few)
+            # the wards' committees and the city's departments, as cases do.
+            units={h: [u.code for u in config.units_for(h)]
+                   or [*(code for code, _ in wards), *DEPARTMENTS] for h in hotlines},
             ward_weights=weights,
             calendar=WorkingCalendar(h.date for h in config.holidays),
             working_days=config.cases.working_days_for,
@@ -276,7 +284,8 @@ def calls_per_day(days: list[date], total: int, rng: random.Random) -> list[int]
 CALL_COLUMNS = ("uniqueid", "linkedid", "hotline_id", "channel", "caller_number", "caller_raw",
                 "caller_withheld", "dialed_number", "keys_pressed", "area_code", "route_kind",
                 "route_target", "last_step", "started_at", "answered_at", "ended_at",
-                "answered_by", "dial_status", "outcome", "satisfaction", "notes")  # fmt: skip
+                "answered_by", "dial_status", "outcome", "satisfaction", "notes",
+                "previous_call_at", "previous_call_anywhere_at")  # fmt: skip
 QUEUE_COLUMNS = ("node", "uniqueid", "linkedid", "caller_id", "first_queue", "queue",
                  "queues_visited", "shift_id", "joined_at", "answered_at", "ended_at", "outcome",
                  "wait_seconds", "talk_seconds", "agent_interface", "agent_id",
@@ -287,6 +296,17 @@ CASE_COLUMNS = ("id", "code", "channel", "hotline_id", "caller_number", "caller_
                 "updated_at", "closed_at", "call_uniqueid", "legal_hold", "legal_hold_reason",
                 "erased_at", "satisfaction")  # fmt: skip
 HISTORY_COLUMNS = ("case_id", "at", "actor", "action", "from_status", "to_status", "note")
+FORWARD_COLUMNS = ("id", "case_id", "unit_code", "hotline_id", "sent_at", "sent_by", "due_date",
+                   "status", "share_transcript", "share_recording", "answer", "answered_at",
+                   "answered_by", "extension_days_requested", "extension_reason", "note",
+                   "reminded_for", "escalated_for")  # fmt: skip
+FORWARD_EVENT_COLUMNS = ("forward_id", "at", "actor", "action", "status_from", "status_to", "note")
+# Forwarded cases: most go to one unit, some to two or three (1.5 on average).
+FORWARDED_SHARE = 0.7
+UNITS_PER_FORWARD = {1: 0.6, 2: 0.3, 3: 0.1}
+# What became of a forward: answered (on time or late), returned as not the
+# unit's, else still owed.
+FORWARD_ON_TIME, FORWARD_LATE, FORWARD_RETURNED = 0.76, 0.12, 0.06
 
 
 @dataclass
@@ -299,6 +319,8 @@ class History:
     case_history: list[tuple[Any, ...]]
     # The calls a case was opened from: (uniqueid, hotline, number, started, area).
     case_calls: list[tuple[str, str, str | None, datetime, str | None]]
+    forwards: list[tuple[Any, ...]] = field(default_factory=list)
+    forward_events: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def generate(
@@ -347,6 +369,10 @@ def _calls(
     # surplus is dropped evenly over the years at the end.
     case_chance = total_cases / (total_calls * OUTCOMES["answered"]) * 1.1
     serial = 0
+    # Each number's previous call to the hotline and to any (calls come in
+    # time order): what the call log records (ivr/db/call_chain.py).
+    previous: dict[tuple[str, str], datetime] = {}
+    previous_anywhere: dict[str, datetime] = {}
     for day, count in zip(days, calls_per_day(days, total_calls, rng), strict=True):
         midnight = datetime(day.year, day.month, day.day, tzinfo=ZONE).astimezone(UTC)
         seconds = sorted(
@@ -389,12 +415,18 @@ def _calls(
                 if answered_at and rng.random() < case_chance:
                     history.case_calls.append((uniqueid, hotline, number, started, area))
             dialled = rng.choice(population.numbers[hotline])
+            before = before_anywhere = None
+            if number is not None:
+                before = previous.get((hotline, number))
+                before_anywhere = previous_anywhere.get(number)
+                previous[hotline, number] = previous_anywhere[number] = started
             yield (
                 (uniqueid, uniqueid, hotline, f"PJSIP/trunk-{serial:08x}", number,
                 (number or "").replace("+84", "0"), number is None, dialled,
                 "1" if area is None else "2", area, "queue", queue, "queue", started,
                 answered_at, ended_at, answered_by, "ANSWER" if answered_at else None, result,
-                rng.choice((1, 2, 3, None, None)) if answered_at else None, ""),
+                rng.choice((1, 2, 3, None, None)) if answered_at else None, "", before,
+                before_anywhere),
                 queue_row,
             )  # fmt: skip
     _cases(population, rng, days[-1], total_cases, history)
@@ -464,6 +496,64 @@ def _cases(
             history.case_history.append(
                 (case_id, closed_at, "supervisor", "status", "in_progress", status, "")
             )
+        if status != "rejected" and rng.random() < FORWARDED_SHARE:
+            _forwards(population, rng, last_day, history, case_id, hotline, unit, received,
+                      population.working_days(hotline, topic, severity))  # fmt: skip
+
+
+def _forwards(
+    population: Population,
+    rng: random.Random,
+    last_day: date,
+    history: History,
+    case_id: int,
+    hotline: str,
+    unit: str,
+    received: datetime,
+    working_days: int,
+) -> None:
+    """A case's forwards: to one unit or a few, each with its own deadline and
+    fate (answered on time or late, returned, or still owed)."""
+    units = population.units[hotline]
+    if not units:
+        return
+    count = rng.choices(list(UNITS_PER_FORWARD), weights=list(UNITS_PER_FORWARD.values()))[0]
+    chosen = [unit] if unit in units else []
+    chosen += rng.sample(units, min(count, len(units)))
+    for code in list(dict.fromkeys(chosen))[:count]:
+        forward_id = len(history.forwards) + 1
+        sent = received + timedelta(minutes=rng.randrange(10, 1440))
+        sent_day = sent.astimezone(ZONE).date()
+        if sent_day > last_day:
+            continue
+        due = population.calendar.add_working_days(sent_day, max(working_days - 2, 3))
+        span = max((due - sent_day).days, 1)
+        u = rng.random()
+        status, answered_at, answered_by, answer = "in_progress", None, None, ""
+        event: tuple[datetime, str] | None = None
+        if u < FORWARD_ON_TIME + FORWARD_LATE:
+            late = u >= FORWARD_ON_TIME
+            days = rng.uniform(span + 1, span * 2 + 2) if late else rng.uniform(0.1, span)
+            moment = sent + timedelta(days=days)
+            if moment.astimezone(ZONE).date() <= last_day:
+                status, answered_at, answered_by = "answered", moment, f"{code}-vanthu"
+                answer = "Đơn vị đã kiểm tra và xử lý theo quy định."
+                event = (moment, "answered")
+        elif u < FORWARD_ON_TIME + FORWARD_LATE + FORWARD_RETURNED:
+            moment = sent + timedelta(days=rng.uniform(0.1, 3))
+            if moment.astimezone(ZONE).date() <= last_day:
+                status, event = "returned", (moment, "returned")
+        if status == "in_progress":
+            status = rng.choice(("sent", "received", "in_progress", "extension_requested"))
+        history.forwards.append(
+            (forward_id, case_id, code, hotline, sent, "agent", due, status, False, False,
+             answer, answered_at, answered_by, None, "", "", None, None)
+        )  # fmt: skip
+        history.forward_events.append((forward_id, sent, "agent", "sent", None, "sent", ""))
+        if event is not None:
+            history.forward_events.append(
+                (forward_id, event[0], f"{code}-vanthu", "status", "in_progress", event[1], "")
+            )
 
 
 # --- the database ---------------------------------------------------------------
@@ -500,17 +590,51 @@ def load(url: str, history: History, batch_log: int = 1_000_000) -> dict[str, in
             for table, columns, rows in (
                 ("cases", CASE_COLUMNS, history.cases),
                 ("case_history", HISTORY_COLUMNS, history.case_history),
+                ("case_forwards", FORWARD_COLUMNS, history.forwards),
+                ("forward_events", FORWARD_EVENT_COLUMNS, history.forward_events),
             ):
                 with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
                 counts[table] = len(rows)
             cursor.execute("SELECT setval('cases_id_seq', (SELECT max(id) FROM cases))")
+            if history.forwards:
+                cursor.execute(
+                    "SELECT setval('case_forwards_id_seq', (SELECT max(id) FROM case_forwards))"
+                )
         connection.commit()
         logger.info("loaded %s in %.0f s", counts, time.perf_counter() - started)
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE")
     return counts
+
+
+def roll_up_history(url: str) -> str:
+    """The statistics roll-up's first run over the whole history, as ``hotline
+    serve`` does it at start (ivr/reports/call_rollup.py), then a second run
+    (what every hour costs: the last days and the recent days' counts)."""
+    import psycopg
+
+    from ivr.db.engine import make_engine, make_session_factory
+    from ivr.reports.call_rollup import roll_up
+
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    now = datetime.combine(END + timedelta(days=1), datetime.min.time(), ZONE) + timedelta(hours=3)
+    started = time.perf_counter()
+    days = roll_up(sessions, now)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    again = roll_up(sessions, now + timedelta(hours=1))
+    second = time.perf_counter() - started
+    engine.dispose()
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as connection:  # fmt: skip
+        connection.execute("VACUUM ANALYZE rolled_days, call_day_counts, queue_day_counts")
+    return (
+        f"roll-up: {days} days in {first:.0f} s at first; an hourly run re-rolled {again} "
+        f"in {second:.1f} s"
+    )
 
 
 # --- timing ----------------------------------------------------------------------
@@ -628,9 +752,16 @@ def print_plans(sessions: Any, config: HotlineConfig) -> None:
     """PostgreSQL's plans of the heaviest query of each kind (``--explain``)."""
     from sqlalchemy import text
 
+    from ivr.reports.call_rollup import split_period
     from ivr.web import statistics_store, store
 
     day_to = END - timedelta(days=200)
+    day_from = day_to - timedelta(days=365)
+    start, end = statistics_store._period_bounds(day_from, day_to, ZONE)
+    with sessions() as session:
+        split = split_period(session, start, end)
+    hotline = ("tong-dai-1022", [q.id for q in config.queues
+                                 if config.queue_owner(q.id) == "tong-dai-1022"])  # fmt: skip
     queries = {
         "search 'đèn đường'": store.case_search_query(store.Filters(q="đèn đường"), ZONE),
         "search 'Văn Tiến Dũng'": store.case_search_query(store.Filters(q="Văn Tiến Dũng"), ZONE),
@@ -638,9 +769,12 @@ def print_plans(sessions: Any, config: HotlineConfig) -> None:
         **{
             f"statistics (year): {name}": query
             for name, query in statistics_store.statistics_queries(
-                day_to - timedelta(days=365), day_to, ZONE, None
+                day_from, day_to, ZONE, None, split=split
             ).items()
         },
+        "statistics (year, one hotline): distinct_callers": statistics_store.statistics_queries(
+            day_from, day_to, ZONE, hotline, split=split
+        )["distinct_callers"],
     }
     with sessions() as session:
         for name, query in queries.items():
@@ -664,6 +798,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20, help="runs per measurement")
     parser.add_argument("--explain", action="store_true", help="print the query plans")
     parser.add_argument("--keep", action="store_true", help="leave the server running")
+    parser.add_argument(
+        "--no-roll-up", action="store_true", help="time without the daily roll-up (the records)"
+    )
     args = parser.parse_args()  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = load_config(EXAMPLE)
@@ -684,6 +821,8 @@ def main() -> int:
             started = time.perf_counter()
             counts = load(url, generate(Population.of(config), args.scale))
             print(f"loaded {counts} in {time.perf_counter() - started:.0f} s")
+        if not args.no_roll_up:
+            print(roll_up_history(url))
         timings = run_timings(url, config, args.rounds, args.explain)
         print(f"\nscale {args.scale}, {args.rounds} runs each (seconds)")
         for timing in timings:
