@@ -136,6 +136,25 @@ async def _load(base_url: str, key: str, topic: str, rate: float, seconds: float
     return run
 
 
+def _postgres_cpu_seconds(data_dir: Path | None) -> float:
+    """CPU of the rig's PostgreSQL server so far: its postmaster and every
+    backend (their parent), from /proc; 0 on SQLite."""
+    if data_dir is None:
+        return 0.0
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that ended meanwhile
+        if int(entry.name) == postmaster or int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _runqueue_wait_seconds(pid: int) -> float:
     """Time the process's threads spent runnable but waiting for a core (Linux
     schedstat, summed over threads alive now): what other programs on the
@@ -213,7 +232,11 @@ async def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     base = Path(tempfile.mkdtemp(prefix="hotline-intake-bench-"))
-    database_url = postgres_server().new_database() if args.backend == "postgresql" else None
+    database_url = None
+    pg_data: Path | None = None
+    if args.backend == "postgresql":
+        database_url = postgres_server().new_database()
+        pg_data = postgres_server().data
 
     def tweak(data: dict[str, Any]) -> None:
         # The bench is one app: its key's budget must not be what is measured.
@@ -227,11 +250,13 @@ async def main() -> int:
     total = int(args.rate * args.seconds)
     async with running_serve(config_path) as served:
         cpu_before = _cpu_seconds(served.process.pid)
+        db_cpu_before = _postgres_cpu_seconds(pg_data)
         wait_before = _runqueue_wait_seconds(served.process.pid)
         began = time.perf_counter()
         run = await _load(served.base_url, key, topic, args.rate, args.seconds, args.retry_share)
         elapsed = time.perf_counter() - began
         cpu = _cpu_seconds(served.process.pid) - cpu_before
+        db_cpu = _postgres_cpu_seconds(pg_data) - db_cpu_before
         waited = _runqueue_wait_seconds(served.process.pid) - wait_before
         log = served.log
     latencies = [o.latency_ms for o in run.outcomes if o.status == 200]
@@ -246,6 +271,9 @@ async def main() -> int:
     per_request = cpu * 1000 / len(run.outcomes)
     print(f"hotline serve CPU: {cpu:.1f} s, {per_request:.2f} ms per request "
           f"(one process: about {1000 / per_request:.0f} requests/s per core it gets)")  # fmt: skip
+    if pg_data is not None:
+        print(f"PostgreSQL server CPU: {db_cpu:.1f} s, "
+              f"{db_cpu * 1000 / len(run.outcomes):.2f} ms per request")  # fmt: skip
     print(f"hotline serve waited for a core: {waited:.1f} s in all "
           f"({waited * 1000 / len(run.outcomes):.2f} ms per request), load average "
           f"{os.getloadavg()[0]:.1f}, niceness {os.nice(0)}")  # fmt: skip
