@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from ivr.db.models import Call
 
@@ -42,6 +42,39 @@ def _previous(outer: Any, same_hotline: bool) -> Any:
     return select(func.max(p.c.started_at)).where(*conditions).scalar_subquery()
 
 
+def _following(same_hotline: bool) -> Any:
+    """The id of the same number's first call after ``link_at`` (ties by id)."""
+    n = _CALLS.alias("n")
+    at = bindparam("link_at", type_=_CALLS.c.started_at.type)
+    conditions = [
+        n.c.caller_number == bindparam("link_number"),
+        or_(n.c.started_at > at, and_(n.c.started_at == at, n.c.id > bindparam("link_id"))),
+    ]
+    if same_hotline:
+        conditions.append(n.c.hotline_id == bindparam("link_hotline"))
+    return (
+        select(n.c.id).where(*conditions).order_by(n.c.started_at, n.c.id).limit(1)
+    ).scalar_subquery()
+
+
+# Built once, values passed at execution (the call log's hot path: building and
+# hashing these statements per call cost more than running them).
+_LINK = (
+    update(_CALLS)
+    .where(_CALLS.c.id == bindparam("link_id"))
+    .values(
+        previous_call_at=_previous(_CALLS.c, True),
+        previous_call_anywhere_at=_previous(_CALLS.c, False),
+    )
+)
+_LINK_FOLLOWING = [
+    update(_CALLS)
+    .where(_CALLS.c.id == _following(same_hotline))
+    .values({column: bindparam("link_at", type_=_CALLS.c.started_at.type)})
+    for column, same_hotline in (("previous_call_at", True), ("previous_call_anywhere_at", False))
+]
+
+
 def link_previous_call(
     connection: Connection,
     call_id: int,
@@ -51,35 +84,18 @@ def link_previous_call(
 ) -> None:
     """Set the previous calls of the call just recorded, and make it the
     previous call of the one after it if it was recorded late (the fallback
-    spool, or two calls written out of order). Two index probes per column
-    (``ix_calls_caller_number_started_at``); nothing for a withheld number."""
+    spool, or two calls written out of order). Index probes of
+    ``ix_calls_caller_number_hotline_id`` and ``ix_calls_caller_number_started_at``;
+    nothing for a withheld number."""
     if not number:
         return
     if started_at is None:  # an ORM default not read back: the row has it
         started_at = connection.scalar(select(_CALLS.c.started_at).where(_CALLS.c.id == call_id))
-    outer = _CALLS.c
-    connection.execute(
-        update(_CALLS)
-        .where(_CALLS.c.id == call_id)
-        .values(
-            previous_call_at=_previous(outer, True),
-            previous_call_anywhere_at=_previous(outer, False),
-        )
-    )
-    for column, same_hotline in (("previous_call_at", True), ("previous_call_anywhere_at", False)):
-        n = _CALLS.alias("n")
-        conditions = [
-            n.c.caller_number == number,
-            or_(n.c.started_at > started_at, and_(n.c.started_at == started_at, n.c.id > call_id)),
-        ]
-        if same_hotline:
-            conditions.append(n.c.hotline_id == hotline_id)
-        following = (
-            select(n.c.id).where(*conditions).order_by(n.c.started_at, n.c.id).limit(1)
-        ).scalar_subquery()
-        connection.execute(
-            update(_CALLS).where(_CALLS.c.id == following).values({column: started_at})
-        )
+    values = {"link_id": call_id, "link_number": number, "link_hotline": hotline_id,
+              "link_at": started_at}  # fmt: skip
+    connection.execute(_LINK, {"link_id": call_id})
+    for statement in _LINK_FOLLOWING:
+        connection.execute(statement, values)
 
 
 def relink_numbers(connection: Connection, numbers: Iterable[str], chunk: int = 500) -> int:

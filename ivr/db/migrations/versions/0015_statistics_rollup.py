@@ -80,6 +80,11 @@ def upgrade() -> None:
             f"WHERE {HAS_NUMBER}) AS chain "
             "WHERE calls.id = chain.id AND chain.previous IS NOT NULL"
         )
+    op.create_index(
+        "ix_calls_caller_number_hotline_id",
+        "calls",
+        ["caller_number", "hotline_id", "started_at"],
+    )
     where = sa.text(HAS_NUMBER)
     op.create_index(
         "ix_calls_first_caller_hotline",
@@ -100,6 +105,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_calls_first_caller_anywhere", table_name="calls")
     op.drop_index("ix_calls_first_caller_hotline", table_name="calls")
+    op.drop_index("ix_calls_caller_number_hotline_id", table_name="calls")
     with op.batch_alter_table("calls") as batch:
         batch.drop_column("previous_call_anywhere_at")
         batch.drop_column("previous_call_at")
