@@ -396,6 +396,20 @@ async def test_retries_with_one_idempotency_key_make_one_case(api: Api) -> None:
     assert api.count(Open311Request) == 0  # no media link, no address_id: no row
 
 
+async def test_a_device_posting_two_photos_with_the_same_words_makes_two_cases(
+    api: Api,
+) -> None:
+    codes = []
+    for photo in (b"\xff\xd8first", b"\xff\xd8second", b"\xff\xd8second"):
+        form = FormData({"api_key": api.key, "service_code": "hien-truong", "lat": "21",
+                         "long": "105", "description": "Rác", "device_id": "phone-9"})  # fmt: skip
+        form.add_field("media", photo, filename="a.jpg", content_type="image/jpeg")
+        answer = await api.client.post(f"{BASE}/requests.json", data=form)
+        codes.append((await answer.json())[0]["service_request_id"])
+    assert codes[0] != codes[1] and codes[1] == codes[2]  # the same photo again: a retry
+    assert api.count(Case) == 2
+
+
 async def test_a_burst_with_one_key_looks_it_up_once(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

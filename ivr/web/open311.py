@@ -398,9 +398,12 @@ def _media_url(text: str) -> str:
     return text
 
 
-def _idempotency_key(request: web.Request, key: ApiKeyView, form: MultiDict[str]) -> str | None:
+def _idempotency_key(
+    request: web.Request, key: ApiKeyView, form: MultiDict[str], media: IncomingAttachment | None
+) -> str | None:
     """The dedup key of this POST (see the module's docstring), scoped to the
-    API key so two apps never collide."""
+    API key so two apps never collide; a device's key covers every field and
+    the media file's bytes (two photos with the same words are two reports)."""
     given = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
     if given:
         if len(given) > 128 or _CONTROL.search(given):
@@ -410,7 +413,8 @@ def _idempotency_key(request: web.Request, key: ApiKeyView, form: MultiDict[str]
     if not device:
         return None
     fields = sorted((k, v) for k, v in form.items() if k != "api_key")
-    digest = hashlib.sha256(repr(fields).encode("utf-8")).hexdigest()[:40]
+    content = hashlib.sha256(media.content).hexdigest() if media else ""
+    digest = hashlib.sha256(repr((fields, content)).encode("utf-8")).hexdigest()[:40]
     return f"open311:{key.id}:d:{digest}"
 
 
@@ -471,7 +475,7 @@ def _parse_post(
     if media_url:
         # Agents see the link; the server never fetches it.
         text = f"{text}\n\nmedia_url (not fetched): {media_url}".strip()
-    idempotency_key = _idempotency_key(request, key, form)
+    idempotency_key = _idempotency_key(request, key, form, media)
     submission = Submission(
         hotline_id=hotline_id, channel=Channel.OPEN311, text=text, contacts=tuple(contacts),
         name=name, topic=code, address=address,
