@@ -348,6 +348,25 @@ async def test_an_oversized_body_is_413_before_anything_is_written(api: Api) -> 
     assert api.count(Case) == 0
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data; boundary=zzz", b"not a multipart body at all"),
+        ("multipart/form-data", b"--\r\n"),  # no boundary
+        ("application/json", b'{"api_key": "x"}'),
+    ],
+)
+async def test_a_malformed_body_is_a_400_in_the_spec_format(
+    api: Api, content_type: str, body: bytes
+) -> None:
+    answer = await api.client.post(
+        f"{BASE}/requests.xml", data=body, headers={"Content-Type": content_type}
+    )
+    assert answer.status == 400, await answer.text()
+    assert _xml_errors(await answer.text())[0][0] == "400"
+    assert api.count(Case) == 0
+
+
 async def test_a_multipart_post_hands_the_media_file_to_the_intake(api: Api) -> None:
     form = FormData({"api_key": api.key, "service_code": "hien-truong",
                      "address_string": "Phú Diễn", "description": "Ảnh rác"})  # fmt: skip
