@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.contracts.statuses import CallOutcome, RouteKind
+from ivr.db.call_chain import link_previous_call
 from ivr.db.engine import insert_ignoring_duplicates
 from ivr.db.models import Call
 from ivr.phone import normalise_caller
@@ -449,6 +450,9 @@ class CallLog:
         statement = _insert_call_statement(connection.dialect.name)
         inserted = connection.execute(statement, values).scalar()
         if inserted is not None:
+            link_previous_call(
+                connection, inserted, start.hotline_id, caller.e164, start.started_at
+            )
             return int(inserted)
         return int(connection.scalar(select(Call.id).where(Call.uniqueid == start.uniqueid)))
 

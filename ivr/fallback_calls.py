@@ -47,9 +47,11 @@ from sqlalchemy import Connection, update
 
 from ivr.call_log import CallEnd, CallLog, closing_values
 from ivr.contracts.statuses import CallOutcome
+from ivr.db.call_chain import link_previous_call
 from ivr.db.engine import insert_ignoring_duplicates
 from ivr.db.models import Call
 from ivr.phone import normalise_caller
+from ivr.reports.call_rollup import forget_day_of
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +195,13 @@ def insert_spooled_start(connection: Connection, start: SpooledStart) -> bool:
     # RETURNING tells an insert from a conflict on both databases: PostgreSQL's
     # driver reports rowcount -1 for INSERT … ON CONFLICT DO NOTHING here.
     statement = insert_ignoring_duplicates(_CALLS, connection.dialect.name).returning(_CALLS.c.id)
-    return connection.execute(statement, values).scalar() is not None
+    inserted = connection.execute(statement, values).scalar()
+    if inserted is None:
+        return False
+    # A late record: the number's chain and its day's roll-up change.
+    link_previous_call(connection, inserted, values["hotline_id"], caller.e164, start.started_at)
+    forget_day_of(connection, start.started_at)
+    return True
 
 
 def close_spooled_end(connection: Connection, end: CallEnd) -> bool:
@@ -204,8 +212,14 @@ def close_spooled_end(connection: Connection, end: CallEnd) -> bool:
         update(_CALLS)
         .where(_CALLS.c.uniqueid == end.uniqueid, _CALLS.c.outcome.in_(_OPEN))
         .values(**values)
+        .returning(_CALLS.c.started_at)
     )
-    return bool(connection.execute(statement).rowcount)
+    started_at = connection.execute(statement).scalar()
+    if started_at is None:
+        return False
+    # Its outcome changed: the day is read from the calls until rolled again.
+    forget_day_of(connection, started_at)
+    return True
 
 
 @dataclass

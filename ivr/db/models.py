@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, MetaData, String, Text
+from sqlalchemy import DateTime, Index, Integer, MetaData, String, Text, event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -53,6 +54,27 @@ class Call(Base):
     __table_args__ = (
         Index("ix_calls_caller_number_started_at", "caller_number", "started_at"),
         Index("ix_calls_hotline_id_started_at", "hotline_id", "started_at"),
+        # Migration 0015: a number's previous call to a hotline (ivr/db/call_chain.py)
+        # found by two equalities, whatever else the planner could walk.
+        Index("ix_calls_caller_number_hotline_id", "caller_number", "hotline_id", "started_at"),
+        # Migration 0015: distinct callers of a period counted from an index
+        # (ivr/reports/call_rollup.py): a call is its caller's first of the
+        # period when its caller's previous call is before the period.
+        Index(
+            "ix_calls_first_caller_hotline",
+            "hotline_id",
+            "started_at",
+            "previous_call_at",
+            postgresql_where=text("caller_number <> ''"),
+            sqlite_where=text("caller_number <> ''"),
+        ),
+        Index(
+            "ix_calls_first_caller_anywhere",
+            "started_at",
+            "previous_call_anywhere_at",
+            postgresql_where=text("caller_number <> ''"),
+            sqlite_where=text("caller_number <> ''"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -77,3 +99,17 @@ class Call(Base):
     outcome: Mapped[str] = mapped_column(String(32), default="in_progress")
     satisfaction: Mapped[int | None] = mapped_column(Integer)  # 1–3 from the survey
     notes: Mapped[str] = mapped_column(Text, default="")
+    # The same number's previous call to this hotline / to any hotline (None:
+    # none, or no number), kept by ivr/db/call_chain.py when a call is recorded
+    # and when retention replaces numbers.
+    previous_call_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    previous_call_anywhere_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+@event.listens_for(Call, "after_insert")
+def _link_previous_call(mapper: Any, connection: Any, call: Call) -> None:
+    """A call added through the ORM (tests, tools) joins its number's chain
+    like one the call log writes (ivr/db/call_chain.py)."""
+    from ivr.db.call_chain import link_previous_call
+
+    link_previous_call(connection, call.id, call.hotline_id, call.caller_number, call.started_at)
