@@ -167,7 +167,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
-    from ivr.reports import print_recent_calls
+    from ivr.reports.call_listing import print_recent_calls
 
     config = _load(args)
     print_recent_calls(config, limit=args.limit)

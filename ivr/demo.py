@@ -18,7 +18,7 @@ from ivr.asterisk.render import RenderOptions, write_all
 from ivr.config.schema import HotlineConfig
 from ivr.db.migrate import upgrade
 from ivr.prompt_setup import build_hotline_prompts
-from ivr.reports import format_call, recent_calls
+from ivr.reports.call_listing import format_call, recent_calls
 from ivr.routing_table import write_routing_table
 from ivr.service import start_services
 from ivr.sim.polling import wait_for
