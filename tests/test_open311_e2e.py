@@ -32,6 +32,8 @@ from ivr.cases.service import CaseService
 from ivr.config import load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.intake.service import IntakeService
+from ivr.sim.polling import wait_for
+from ivr.web.api_keys import CHECKED_SECONDS
 from ivr.web.intake_state import attachments_root
 from tests.rig.serve import Served, running_serve, write_serve_config
 from tests.rig.stack import REPO
@@ -204,3 +206,31 @@ async def test_a_photo_posted_as_media_is_stored_without_its_location(
     with Image.open(stored.path) as image:
         assert image.size == (80, 60)
         assert 0x8825 not in image.getexif()  # the GPS block is gone
+
+
+async def test_a_key_revoked_by_the_command_is_refused_by_the_running_server(
+    served: tuple[Served, str], serve_config: Path
+) -> None:
+    running, key = served
+    url = running.base_url + "/open311/v2/requests.json"
+    fields = {"api_key": key, "service_code": "khac", "address_string": "Phú Diễn",
+              "description": "Đèn hỏng"}  # fmt: skip
+
+    async def post() -> int:
+        async with aiohttp.ClientSession() as http, http.post(url, data=fields) as answer:
+            return answer.status
+
+    assert await post() == 200  # checked and trusted for CHECKED_SECONDS from now
+    listed = await asyncio.to_thread(
+        _hotline, "--config", str(serve_config), "open311-keys", "list"
+    )
+    key_id = listed.split("\t", 1)[0]
+    await asyncio.to_thread(
+        _hotline, "--config", str(serve_config), "open311-keys", "revoke", key_id
+    )
+
+    async def refused() -> bool:
+        return await post() == 403
+
+    # Another process revoked it: the server sees it once its trust ends.
+    await wait_for(refused, CHECKED_SECONDS + 5, "the revoked key to be refused", interval=0.5)
