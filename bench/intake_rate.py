@@ -31,6 +31,7 @@ import asyncio
 import logging
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -286,7 +287,9 @@ async def main() -> int:
         print("PROBLEM:", problem)
     if problems:
         print(log[-3000:])
+        print(f"kept for a look: {base}")
         return 1
+    shutil.rmtree(base, ignore_errors=True)
     print(f"counts: {total} submissions, {total} cases, every retry answered its original's code")
     return 0
 
