@@ -439,6 +439,14 @@ async def test_a_case_opened_without_a_hotline_is_refused_not_given_to_the_first
     assert "hotline" in (await answer.json())["error"]
     answer = await admin.post("/api/v1/cases", json={**form, "hotline_id": B}, headers=headers)
     assert (await answer.json())["case"]["hotline_id"] == B
+    assert (await answer.json())["case"]["channel"] == "phone"  # by default
+    # The channel the case came by is the form's, one of the known ones.
+    by_mail = {**form, "hotline_id": B, "channel": "email"}
+    answer = await admin.post("/api/v1/cases", json=by_mail, headers=headers)
+    assert (await answer.json())["case"]["channel"] == "email"
+    answer = await admin.post("/api/v1/cases", json={**by_mail, "channel": "fax\r\n"},
+                              headers=headers)  # fmt: skip
+    assert answer.status == 400 and "channel" in (await answer.json())["error"]
     # A hotline's supervisor opens cases of that hotline, whatever the form says.
     gs_b, csrf_b = await d.console.signed_in("gs-b")
     answer = await gs_b.post(

@@ -12,6 +12,7 @@ from aiohttp import web
 from ivr.cases.models import STATUSES
 from ivr.cases.service import SEVERITIES, TRANSITIONS, CaseError, CaseNotFound
 from ivr.config.schema import iter_areas
+from ivr.contracts.channels import Channel
 from ivr.phone import normalise_caller
 from ivr.transcription.recognizer import turns_from_json
 from ivr.web import store
@@ -107,10 +108,21 @@ async def open_case(request: web.Request) -> web.StreamResponse:
     area = form.get("area_code") or None
     if area is not None and state.config.area(area) is None:
         area = None
+    # A case recorded by hand came by phone unless the form says how (a letter
+    # retyped from an email, a text read out at the desk); one of the channels.
+    try:
+        channel = Channel(form.get("channel") or Channel.PHONE)
+    except ValueError:
+        message = f"unknown channel; use one of {', '.join(Channel)}"
+        return (
+            web.json_response({"ok": False, "error": message}, status=400)
+            if wants_json(request)
+            else error_page(request, 400, "Bad request", message)
+        )
     try:
         case = await db(
             state.cases.open_case,
-            channel="phone",
+            channel=channel.value,
             hotline_id=hotline,
             caller_number=caller.e164,
             caller_name=form.get("caller_name", "").strip()[:128],
