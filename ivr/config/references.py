@@ -14,6 +14,7 @@ from ivr.config.channels import (
     open311_channel_problems,
     sms_zalo_channel_problems,
 )
+from ivr.config.cluster import cluster_problems
 from ivr.config.destinations import Destination, DestinationKind
 from ivr.config.prompt_texts import (
     HOTLINE_PLACEHOLDERS,
@@ -74,6 +75,7 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
     problems += email_channel_problems(config)
     problems += sms_zalo_channel_problems(config)
     problems += open311_channel_problems(config)
+    problems += cluster_problems(config)
 
     shift_ids = {shift.id for shift in config.roster.shifts}
     for section in ("assignments", "overrides"):

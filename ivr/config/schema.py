@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ivr.config.channels import ChannelsSection
+from ivr.config.cluster import ClusterSection
 from ivr.config.destinations import Destination
 from ivr.config.email import EmailSection
 from ivr.config.forwarding import ForwardingSection, ResponsibleUnit
@@ -401,6 +402,8 @@ class HotlineConfig(Strict):
     # Written channels into the case store: web form, email, SMS, Zalo, Open311
     # (ivr/config/channels.py).
     channels: ChannelsSection = ChannelsSection()
+    # Several Asterisk nodes behind Kamailio (ivr/config/cluster.py); empty: one node.
+    cluster: ClusterSection = ClusterSection()
     # Codes an agent picks from when pausing (ivr/config/pause_reasons.py).
     pause_reasons: list[PauseReason] = Field(
         default_factory=lambda: list(DEFAULT_PAUSE_REASONS), min_length=1
