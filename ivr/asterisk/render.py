@@ -15,6 +15,7 @@ mode 0600. Secrets are never logged.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.atomic_file import write_atomically
+from ivr.config.cluster import ClusterNode, NodeRole, ProxySection
 from ivr.config.phone_secrets import generated_phone_secrets
 from ivr.config.safe_text import UnsafeValue, refuse_line_breaks
 from ivr.config.schema import AsteriskAmi, HotlineConfig, Phone, Trunk
@@ -75,14 +77,27 @@ class RenderOptions:
         )
 
 
-def render_all(config: HotlineConfig, options: RenderOptions) -> dict[str, str]:
-    """File name → contents for every file we own in Asterisk's config folder."""
+@dataclass(frozen=True)
+class NodeView:
+    """One node of ``cluster.nodes`` as its files see it: where it binds, and
+    the proxy (Kamailio) every call arrives from and every phone is reached
+    through."""
+
+    node: ClusterNode
+    proxy: ProxySection
+
+
+def render_all(
+    config: HotlineConfig, options: RenderOptions, node: NodeView | None = None
+) -> dict[str, str]:
+    """File name → contents for every file we own in Asterisk's config folder;
+    with ``node``, that cluster node's files (see :func:`render_node`)."""
     header = HEADER.format(source=config.source.name if config.source else "config")
     files = {
-        "pjsip.conf": render_pjsip(config, options.phone_secrets),
+        "pjsip.conf": render_pjsip(config, options.phone_secrets, node),
         "extensions.conf": render_extensions(config),
         "queues.conf": render_queues(config, options),
-        "manager.conf": render_manager(config),
+        "manager.conf": render_manager(config, node),
         "musiconhold.conf": render_musiconhold(options),
         "rtp.conf": render_rtp(config),
         "modules.conf": render_modules(),
@@ -102,6 +117,40 @@ def render_all(config: HotlineConfig, options: RenderOptions) -> dict[str, str]:
 
 def write_all(config: HotlineConfig, options: RenderOptions, out_dir: Path) -> list[Path]:
     return write_rendered(render_all(config, options), out_dir)
+
+
+def render_node(config: HotlineConfig, options: RenderOptions, node_id: str) -> dict[str, str]:
+    """The files of one node of ``cluster.nodes`` (issue 15, docs/cluster.md).
+
+    Its SIP transport and AMI bind to the node's own addresses; calls arrive
+    through the proxy, so the carrier trunk is identified by the proxy's
+    address, and the phones are reached through the proxy (their registrar).
+    An owner carries its own hotlines' numbers and queues; the standby carries
+    every hotline's (the same dialplan), so the proxy may send it any call."""
+    node = config.cluster.node(node_id)
+    if node is None:
+        known = ", ".join(n.id for n in config.cluster.nodes) or "none"
+        raise ValueError(f"cluster.nodes: no node {node_id!r} (known: {known})")
+    served = config if node.role is NodeRole.STANDBY else _only_hotlines(config, node.hotlines)
+    return render_all(served, options, NodeView(node, config.cluster.proxy))
+
+
+def write_node(
+    config: HotlineConfig, options: RenderOptions, node_id: str, out_dir: Path
+) -> list[Path]:
+    return write_rendered(render_node(config, options, node_id), out_dir)
+
+
+def _only_hotlines(config: HotlineConfig, hotline_ids: list[str]) -> HotlineConfig:
+    """The config cut down to some hotlines and their queues (an owner node's
+    dialplan and queues.conf); phones and agents stay, any node may ring them."""
+    keep = set(hotline_ids)
+    return config.model_copy(
+        update={
+            "hotlines": [h for h in config.hotlines if h.id in keep],
+            "queues": [q for q in config.queues if config.queue_owner(q.id) in keep],
+        }
+    )
 
 
 def write_rendered(
@@ -128,17 +177,25 @@ def write_rendered(
 # --- pjsip ----------------------------------------------------------------------
 
 
-def render_pjsip(config: HotlineConfig, phone_secrets: Mapping[str, str] | None = None) -> str:
+def render_pjsip(
+    config: HotlineConfig,
+    phone_secrets: Mapping[str, str] | None = None,
+    node: NodeView | None = None,
+) -> str:
     """Trunks and phones. Every phone authenticates what it sends (its secret
     from the config, else from ``phone_secrets``); a phone without either is
-    an error, never an open endpoint."""
+    an error, never an open endpoint. With ``node``: bound to the node's SIP
+    address, the trunks identified by the proxy's address and the registering
+    phones reached through the proxy."""
     sip = config.asterisk.sip
+    bind = _host_port(node.node.sip.host, node.node.sip.port) if node else None
     # A request whose From names a phone is that phone, and is challenged,
     # whatever address it comes from; only other requests are matched to a
     # trunk by address (the carrier does not authenticate).
     parts = [
         "[global]\ntype=global\nuser_agent=Hotline\nendpoint_identifier_order=username,ip\n",
-        f"[transport-udp]\ntype=transport\nprotocol=udp\nbind={_host_port(sip.bind, sip.port)}\n",
+        f"[transport-udp]\ntype=transport\nprotocol=udp\n"
+        f"bind={bind or _host_port(sip.bind, sip.port)}\n",
     ]
     parts += [_trunk(trunk) for trunk in config.trunks]
     for phone in config.phones:
@@ -149,7 +206,42 @@ def render_pjsip(config: HotlineConfig, phone_secrets: Mapping[str, str] | None 
                 "generated ones: RenderOptions.from_config)"
             )
         parts.append(_phone(phone, secret))
-    return "\n".join(parts)
+    text = "\n".join(parts)
+    return text if node is None else _behind_proxy(text, config, node)
+
+
+def _behind_proxy(text: str, config: HotlineConfig, node: NodeView) -> str:
+    """A node's pjsip.conf: the single-node text, then the changes the proxy
+    needs. pjsip.conf sections with the same name and type add their options,
+    so the additions are kept apart from the single-node rendering."""
+    proxy_host = _safe(node.proxy.host, "cluster.proxy.host")
+    via_proxy = _host_port(node.proxy.host, node.proxy.port)
+    media = _safe(node.node.sip.host, f"cluster.nodes.{node.node.id}.sip.host")
+    # Each node's RTP on its own address (two nodes may share a machine).
+    text = text.replace(
+        "direct_media=no\n",
+        f"direct_media=no\nmedia_address={media}\nbind_rtp_to_media_address=yes\n",
+    )
+    # The carrier's calls come from the proxy now: the trunk is identified by
+    # the proxy's address (the first trunk: one identify per address).
+    for index, trunk in enumerate(config.trunks):
+        tid = _safe(trunk.id, f"trunks.{trunk.id}")
+        identify = f"[{tid}]\ntype=identify\nendpoint={tid}\nmatch={_safe(trunk.host, 'trunks')}\n"
+        replacement = (
+            f"[{tid}]\ntype=identify\nendpoint={tid}\nmatch={proxy_host}\n" if index == 0 else ""
+        )
+        text = text.replace(identify, replacement)
+    # A registering phone registers with the proxy; the node rings it there
+    # (Kamailio's lookup finds where it registered).
+    for phone in config.phones:
+        if phone.contact:
+            continue
+        pid = _safe(phone.id, f"phones.{phone.id}")
+        text = text.replace(
+            f"\n[{pid}]\ntype=aor\nmax_contacts=1\nremove_existing=yes\n",
+            f"\n[{pid}]\ntype=aor\ncontact=sip:{pid}@{via_proxy}\n",
+        )
+    return text
 
 
 def _trunk(trunk: Trunk) -> str:
@@ -491,14 +583,21 @@ def render_queues(config: HotlineConfig, options: RenderOptions) -> str:
     return "\n".join(parts)
 
 
-def render_manager(config: HotlineConfig) -> str:
+def render_manager(config: HotlineConfig, node: NodeView | None = None) -> str:
     ami = config.asterisk.ami
     where = "asterisk.ami"
+    if node is not None:
+        # A node's AMI listens on its own address; the queue manager runs
+        # where the FastAGI server does (asterisk.agi.host) or on loopback.
+        bind, port = node.node.ami.host, node.node.ami.port
+        ami = ami.model_copy(update={"bind": _manager_client(config)})
+    else:
+        bind, port = ami.bind, ami.port
     # Only what the queue manager and the console need: queue membership
     # (agent), live call events (call, reporting), originate for callbacks and
     # supervisor listening. No config, command or system writes.
     return (
-        f"[general]\nenabled=yes\nbindaddr={_safe(ami.bind, where)}\nport={ami.port}\n"
+        f"[general]\nenabled=yes\nbindaddr={_safe(bind, where)}\nport={port}\n"
         # Asterisk's own event time lets two queue managers write identical history rows.
         "displayconnects=no\ntimestampevents=yes\n\n"
         f"[{_safe(ami.username, where)}]\nsecret={_safe(ami.secret, where)}\n"
@@ -521,6 +620,17 @@ def _reload_user(ami: AsteriskAmi) -> str:
         f"deny=0.0.0.0/0.0.0.0\npermit={_safe(_permit(ami), where)}/255.255.255.255\n"
         "read=system\nwrite=system\nwritetimeout=5000\n"
     )
+
+
+def _manager_client(config: HotlineConfig) -> str:
+    """The address a node's AMI permits: the FastAGI host when it is an IP
+    address (``hotline serve`` runs there), else loopback."""
+    host = config.asterisk.agi.host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "127.0.0.1"
+    return host
 
 
 def _permit(ami: AsteriskAmi) -> str:
