@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import IO, Any
 
@@ -85,8 +86,13 @@ class AmiLink:
         self.action_timeout = action_timeout
         self.record = record
         self.connected = asyncio.Event()
+        # Whether the node is logged in, and since when (epoch s): the wallboard
+        # shows a node down and since when, and its hotlines on the standby.
+        self.up = False
+        self.since = time.time()
         self.synced = asyncio.Event()
         self.sync_count = 0  # how many times the model was rebuilt from QueueStatus
+        self.logins = 0  # sessions that logged in; /metrics counts those after the first
         self._manager: _Manager | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -154,7 +160,9 @@ class AmiLink:
         login = await asyncio.wait_for(manager.authenticated_future, self.action_timeout)
         if not login.success:
             raise AmiError(f"login refused: {login.get('Message', '')}")
+        self.logins += 1
         self.connected.set()
+        self._set_up(True)
         logger.info("AMI %s: logged in at %s:%s", self.node, self.host, self.port)
         await self.resync()
         if self.on_synced is not None:
@@ -166,9 +174,17 @@ class AmiLink:
             await self.send({"Action": "Ping"})  # raises when the peer went silent
         raise AmiError("connection lost")
 
+    def _set_up(self, up: bool) -> None:
+        if up != self.up:
+            self.up, self.since = up, time.time()
+
     def _drop(self) -> None:
         self.connected.clear()
         self.synced.clear()
+        self._set_up(False)
+        # The picture is no longer current (a dead node's callers are gone):
+        # readers that sum nodes leave it out until the next resync.
+        self.model.stale = True
         manager, self._manager = self._manager, None
         if manager is None:
             return

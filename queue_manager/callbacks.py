@@ -53,6 +53,7 @@ class CallbackDispatcher:
         clock: Callable[[], datetime] = utc_now,
         interval: float = 0.5,
         db: DbExecutor | None = None,
+        send_for: Callable[[str], Callable[[dict[str, str]], object]] | None = None,
     ) -> None:
         self.config_source = ConfigSource.of(config)
         # The queue manager's executor; a dispatcher built alone has its own thread.
@@ -60,6 +61,9 @@ class CallbackDispatcher:
         self.sessions = sessions
         self.models = models
         self.send = send  # an AMI action sender (AmiLink.send of the node)
+        # hotline id → the sender of a node serving it that is up (several
+        # nodes, issue 15); absent: ``send`` for every hotline.
+        self.send_for = send_for
         self.clock = clock
         self.interval = interval
         # Routing table and opening hours of one config, rebuilt when it changes.
@@ -136,16 +140,25 @@ class CallbackDispatcher:
 
         Runs on the event loop, so it only reads the live model: the database
         count is taken off the loop by the caller."""
+        # Summed over the nodes serving the queue (owner and standby): a caller
+        # waiting on either comes first; an agent (a member on both) is free
+        # when idle on a node and busy on none.
+        now = time.time()
+        found = False
+        idle: set[str] = set()
+        busy: set[str] = set()
         for model in self.models.values():
+            if model.stale:
+                continue  # a node that is down: its picture is out of date
             queue = model.queues.get(request.queue)
             if queue is None:
                 continue
+            found = True
             if any(caller.joined_at < request.joined_at for caller in queue.callers.values()):
                 return False
-            now = time.time()
-            free = sum(1 for m in queue.members.values() if m.state(now) == IDLE)
-            return free > dialing
-        return False
+            for member in queue.members.values():
+                (idle if member.state(now) == IDLE else busy).add(member.interface)
+        return found and len(idle - busy) > dialing
 
     def _dialing(self, queue: str) -> int:
         """Call backs of ``queue`` ringing now (a query: call it off the loop)."""
@@ -240,7 +253,8 @@ class CallbackDispatcher:
         }
         logger.info("calling back %s for queue %s", request.caller_number, request.queue)
         try:
-            result = self.send(action)
+            send = self.send if self.send_for is None else self.send_for(hotline.id)
+            result = send(action)
             if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                 await result
         except Exception as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from ivr.db.executor import DbExecutor
 from ivr.queue_records.models import MemberOverride
 from queue_manager.ami import AmiError, AmiLink
 from queue_manager.listen_in import SPY_OPTIONS, originate_spy
-from queue_manager.model import Change, LiveModel
+from queue_manager.model import TALKING, Change, LiveModel
 from queue_manager.roster import (
     current_shift_end,
     next_boundary,
@@ -113,10 +114,27 @@ def desired_members(
     return wanted
 
 
+def served_queues(config: HotlineConfig, node: str) -> set[str] | None:
+    """The queues whose hotline ``node`` serves (``cluster.serving``: its owner
+    and the standby), so the roster puts agents there before a failover; None
+    without ``cluster.nodes`` (the node serves every queue)."""
+    if not config.cluster.nodes:
+        return None
+    return {
+        queue.id
+        for queue in config.queues
+        if any(n.id == node for n in config.cluster.serving(config.queue_owner(queue.id) or ""))
+    }
+
+
 def plan_membership(
-    config: HotlineConfig, wanted: dict[str, set[str]], model: LiveModel
+    config: HotlineConfig,
+    wanted: dict[str, set[str]],
+    model: LiveModel,
+    queues: set[str] | None = None,
 ) -> list[MemberAction]:
-    """The adds and removes that turn the node's membership into ``wanted``.
+    """The adds and removes that turn the node's membership into ``wanted``,
+    in ``queues`` (None: every queue of the config; see :func:`served_queues`).
 
     Only dynamic members that are configured agents are touched: static
     members (queues.conf) and interfaces someone else added are left alone.
@@ -125,6 +143,8 @@ def plan_membership(
     managed = {agent_interface(agent): agent for agent in config.agents}
     actions: list[MemberAction] = []
     for queue in config.queues:
+        if queues is not None and queue.id not in queues:
+            continue
         state = model.queues.get(queue.id)
         present = state.members if state else {}
         want = {
@@ -165,7 +185,8 @@ class QueueManager:
         ami = config.asterisk.ami
         self.models: dict[str, LiveModel] = {}
         self.links: dict[str, AmiLink] = {}
-        for node in ami.node_list():
+        # One link per node: cluster.nodes when set (same AMI user and secret).
+        for node in config.ami_nodes():
             # The model measures waits and wrap-up against Asterisk's event times,
             # so it keeps real time; only the roster follows the injectable clock.
             model = LiveModel(
@@ -220,12 +241,14 @@ class QueueManager:
         if self.sessions is not None and self.links:
             from queue_manager.callbacks import CallbackDispatcher
 
-            # Call backs are originated on the first node (one dialler per manager;
-            # claims in the database keep several managers from dialling twice).
+            # Call backs are originated on a node serving the hotline that is up
+            # (one dialler per manager; claims in the database keep several
+            # managers from dialling twice).
             first = next(iter(self.links.values()))
             self.callbacks = CallbackDispatcher(
-                self.config_source, self.sessions, self.models, first.send, db=self.db
-            )
+                self.config_source, self.sessions, self.models, first.send, db=self.db,
+                send_for=self.sender_for,
+            )  # fmt: skip
             self.callbacks.start()
 
     async def close(self) -> None:
@@ -275,7 +298,37 @@ class QueueManager:
         return unsubscribe
 
     def snapshot(self) -> dict[str, Any]:
-        return {node: model.snapshot() for node, model in self.models.items()}
+        """Each node's picture with its AMI link's state (``up``, ``since``),
+        its role and the hotlines it owns (cluster.nodes; empty otherwise)."""
+        cluster = self.config.cluster
+        pictures: dict[str, Any] = {}
+        for node, model in self.models.items():
+            link = self.links.get(node)
+            member = cluster.node(node)
+            pictures[node] = {
+                **model.snapshot(),
+                "up": link.up if link is not None else model.synced,
+                "since": link.since if link is not None else 0.0,
+                "role": member.role.value if member is not None else "",
+                "hotlines": list(member.hotlines) if member is not None else [],
+            }
+        return pictures
+
+    def serving_links(self, hotline_id: str) -> list[AmiLink]:
+        """The links of the nodes serving a hotline, owner first (every link
+        without cluster.nodes)."""
+        cluster = self.config.cluster
+        if not cluster.nodes:
+            return list(self.links.values())
+        return [self.links[n.id] for n in cluster.serving(hotline_id) if n.id in self.links]
+
+    def sender_for(self, hotline_id: str) -> Callable[[dict[str, str]], Any]:
+        """The AMI sender of the first node serving the hotline that is up (the
+        owner, else the standby after a failover); AmiError when none is."""
+        link = next((k for k in self.serving_links(hotline_id) if k.connected.is_set()), None)
+        if link is None:
+            raise AmiError(f"no node serving hotline {hotline_id!r} is connected")
+        return link.send
 
     def _remember_pause(self, change: Change) -> None:
         interface = change.data.get("interface")
@@ -324,11 +377,12 @@ class QueueManager:
     async def _apply_on(self, link: AmiLink, moment: datetime) -> list[MemberAction]:
         async with self._roster_lock:
             wanted = desired_members(self.config, moment, self._overrides.values())
+            served = served_queues(self.config, link.node)
             actions = [
                 replace(action, pause_reason=self._pauses.get((link.node, action.queue,
                                                                action.interface)))
                 if action.kind == "add" else action
-                for action in plan_membership(self.config, wanted, link.model)
+                for action in plan_membership(self.config, wanted, link.model, served)
             ]  # fmt: skip
             for action in actions:
                 logger.info(
@@ -404,10 +458,38 @@ class QueueManager:
             action["Reason"] = reason
         if queue:
             action["Queue"] = queue
+        # Every node where the agent is a member: with cluster.nodes the roster
+        # puts them on each serving node (owner and standby), so the pause holds
+        # after a failover. A node that is down gets it when its Asterisk comes
+        # back without its members (the roster re-adds them paused); one link
+        # failing does not keep the others from pausing.
+        failures: list[AmiError] = []
+        sent = 0
         for link in self.links.values():
-            if not any(interface in q.members for q in link.model.queues.values()):
+            member_of = [
+                name
+                for name, state in link.model.queues.items()
+                if interface in state.members and (queue is None or name == queue)
+            ]
+            if not member_of:
                 continue  # not a member there: nothing to pause
-            await link.send(action)
+            if not link.connected.is_set():
+                for name in member_of:
+                    key = (link.node, name, interface)
+                    if paused:
+                        self._pauses[key] = reason
+                    else:
+                        self._pauses.pop(key, None)
+                continue
+            try:
+                await link.send(action)
+                sent += 1
+            except AmiError as exc:
+                logger.warning("%s: %s of %s failed: %s", link.node,
+                               action["Action"], agent_id, exc)  # fmt: skip
+                failures.append(exc)
+        if failures and not sent:
+            raise failures[0]
 
     async def spy(self, agent_id: str, phone: str, mode: str) -> str | None:
         """Listen, whisper or barge in on the agent's call from ``phone`` (a phone
@@ -421,10 +503,24 @@ class QueueManager:
         if phone not in {p.id for p in self.config.phones}:
             raise KeyError(f"unknown phone {phone!r}")  # never free text in an AMI header
         interface = agent_interface(agent)
+        # The node where the agent is on a call (members are on owner and
+        # standby alike), else one where they are a member, else the first.
+        now = time.time()
+        up = [link for link in self.links.values() if link.connected.is_set()]
         link = next(
             (
                 link
-                for link in self.links.values()
+                for link in up
+                if any(
+                    interface in q.members and q.members[interface].state(now) == TALKING
+                    for q in link.model.queues.values()
+                )
+            ),
+            None,
+        ) or next(
+            (
+                link
+                for link in up
                 if any(interface in q.members for q in link.model.queues.values())
             ),
             next(iter(self.links.values())),

@@ -189,6 +189,9 @@ class LiveModel:
         self.queue_settings = dict(queue_settings or {})
         self.queues: dict[str, QueueState] = {}
         self.synced = False
+        # Set by the AMI link when its connection drops, cleared by the next
+        # resync: a stale picture is left out where nodes are summed.
+        self.stale = False
         self.events_seen = 0
         self.events_skipped = 0
         self._subscribers: list[Callable[[Change], None]] = []
@@ -567,6 +570,7 @@ class LiveModel:
                 )
         self.queues = fresh
         self.synced = True
+        self.stale = False
         self._emit_resync_differences(old, fresh, now)
         self._emit(ChangeKind.RESYNCED, "", now)
 
@@ -678,6 +682,15 @@ class LiveModel:
                     if totals.answered
                     else 100.0,
                     "service_level_seconds": queue.service_level_seconds,
+                    # Raw figures, so a hotline's queue on several nodes is summed.
+                    "answered_in_sl": totals.answered_in_sl,
+                    "total_wait_answered_seconds": round(totals.total_wait_answered, 1),
                 },
             }
-        return {"node": self.node, "synced": self.synced, "at": now, "queues": queues}
+        return {
+            "node": self.node,
+            "synced": self.synced,
+            "stale": self.stale,
+            "at": now,
+            "queues": queues,
+        }

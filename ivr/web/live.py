@@ -241,16 +241,30 @@ class LiveHub:
 
     def board(self) -> dict[str, Any]:
         """The wallboard: per queue its callers, agents with time in state, today's
-        figures and alerts; merged over nodes (a queue may live on several)."""
+        figures and alerts, summed over the nodes serving it (a hotline's queue on
+        its owner and, after a failover, on the standby), and each node's AMI
+        link: up or down since when, and the hotlines on standby while their
+        owner is down."""
         now = time.time()
         snapshot = self.source.snapshot() if self.source is not None else {}
-        titles = {q.id: q.title for q in self.config.queues}
-        agents_by_iface = {f"PJSIP/{a.phone}": a for a in self.config.agents}
-        web_cfg = self.config.web
+        config = self.config
+        titles = {q.id: q.title for q in config.queues}
+        agents_by_iface = {f"PJSIP/{a.phone}": a for a in config.agents}
+        web_cfg = config.web
+        several = len(snapshot) > 1
+        # A node that is down shows no callers or agents (its calls are lost, its
+        # picture is stale); today's figures it counted still count.
+        live_nodes = {
+            node_id
+            for node_id, node in snapshot.items()
+            if not several or (node.get("up", True) and not node.get("stale"))
+        }
+        synced = bool(live_nodes) and all(snapshot[n].get("synced") for n in live_nodes)
         queues: dict[str, Any] = {}
-        synced = bool(snapshot) and all(n.get("synced") for n in snapshot.values())
-        seen: set[tuple[str, str]] = set()
-        for node in snapshot.values():
+        members: dict[str, dict[str, dict[str, Any]]] = {}  # queue → interface → merged
+        sums: dict[str, dict[str, float]] = {}
+        for node_id, node in snapshot.items():
+            live = node_id in live_nodes
             for name, state in node.get("queues", {}).items():
                 entry = queues.setdefault(
                     name,
@@ -263,37 +277,67 @@ class LiveHub:
                         "longest_wait_seconds": 0.0,
                         "service_level_percent": 100.0,
                         "alerts": [],
+                        "nodes": [],
                     },
                 )
-                entry["callers"].extend(state["callers"])
                 today = state["today"]
                 entry["today"]["answered"] += today["answered"]
                 entry["today"]["abandoned"] += today["abandoned"]
+                total = sums.setdefault(name, {"in_sl": 0.0, "wait": 0.0})
+                # Older snapshots without the raw figures: rebuilt from the percent.
+                total["in_sl"] += today.get(
+                    "answered_in_sl", today["answered"] * today["service_level_percent"] / 100
+                )
+                total["wait"] += today.get(
+                    "total_wait_answered_seconds",
+                    today["answered"] * today.get("average_wait_seconds", 0.0),
+                )
                 entry["longest_wait_seconds"] = max(
-                    entry["longest_wait_seconds"],
-                    today["longest_wait_seconds"],
-                    *(c["wait_seconds"] for c in state["callers"]),
+                    entry["longest_wait_seconds"], today["longest_wait_seconds"]
                 )
-                entry["service_level_percent"] = today["service_level_percent"]
-                entry["current_longest_wait"] = max(
-                    [c["wait_seconds"] for c in entry["callers"]], default=0.0
-                )
+                if not live:
+                    continue
+                entry["nodes"].append(node_id)
+                for caller in state["callers"]:
+                    entry["callers"].append({**caller, "node": node_id})
                 for member in state["members"]:
-                    key = (name, member["interface"])
-                    seen.add(key)
-                    previous = self._since.get(key)
-                    if previous is None or previous[0] != member["state"]:
-                        self._since[key] = (member["state"], now)
-                    agent = agents_by_iface.get(member["interface"])
-                    entry["agents"].append(
-                        {
-                            **member,
-                            "agent_id": agent.id if agent else None,
-                            "seconds_in_state": round(now - self._since[key][1]),
-                        }
-                    )
+                    _merge_member(members.setdefault(name, {}), member, node_id)
+        seen: set[tuple[str, str]] = set()
+        for name, entry in queues.items():
+            callers = entry["callers"]
+            if len(entry["nodes"]) > 1:
+                # Callers on two nodes (the owner's, then the standby's after a
+                # failover) in one line: the longest waiting first.
+                callers.sort(key=lambda c: -c["wait_seconds"])
+                for position, caller in enumerate(callers, start=1):
+                    caller["position"] = position
+            entry["longest_wait_seconds"] = max(
+                [entry["longest_wait_seconds"], *(c["wait_seconds"] for c in callers)]
+            )
+            entry["current_longest_wait"] = max([c["wait_seconds"] for c in callers], default=0.0)
+            answered = entry["today"]["answered"]
+            if answered:
+                entry["service_level_percent"] = round(100.0 * sums[name]["in_sl"] / answered, 1)
+                entry["today"]["average_wait_seconds"] = round(sums[name]["wait"] / answered, 1)
+            else:
+                entry["today"]["average_wait_seconds"] = 0.0
+            for interface, member in sorted(members.get(name, {}).items()):
+                key = (name, interface)
+                seen.add(key)
+                previous = self._since.get(key)
+                if previous is None or previous[0] != member["state"]:
+                    self._since[key] = (member["state"], now)
+                agent = agents_by_iface.get(interface)
+                entry["agents"].append(
+                    {
+                        **member,
+                        "agent_id": agent.id if agent else None,
+                        "seconds_in_state": round(now - self._since[key][1]),
+                    }
+                )
         for key in set(self._since) - seen:
             del self._since[key]
+        nodes, on_standby = _node_states(config, snapshot)
         for entry in queues.values():
             answered, abandoned = entry["today"]["answered"], entry["today"]["abandoned"]
             total = answered + abandoned
@@ -302,11 +346,14 @@ class LiveHub:
                 entry["alerts"].append("longest_wait")
             if total and entry["today"]["abandon_percent"] > web_cfg.alert_abandon_percent:
                 entry["alerts"].append("abandon_rate")
+            entry["on_standby"] = config.queue_owner(entry["id"]) in on_standby
         return {
             "at": now,
             "event_at": self.last_event_at,
             "synced": synced,
             "queues": [queues[k] for k in sorted(queues)],
+            "nodes": nodes,
+            "on_standby": sorted(on_standby),
             "overdue_forwards": dict(self.overdue_forwards),
         }
 
@@ -363,3 +410,47 @@ def _hotline_of(client: Client) -> str | None:
     """The hotline a client's board is limited to; None: every hotline."""
     scope = client.scope
     return None if scope is None or scope.sees_everything else scope.hotline_id or ""
+
+
+# When one agent is a member of a queue on two nodes (owner and standby), the
+# board shows them once, in the state of the node where they are most engaged.
+_STATE_RANK = {"talking": 0, "ringing": 1, "wrapup": 2, "paused": 3, "idle": 4, "unavailable": 5}
+
+
+def _merge_member(merged: dict[str, dict[str, Any]], member: dict[str, Any], node: str) -> None:
+    interface = member["interface"]
+    previous = merged.get(interface)
+    if previous is None:
+        merged[interface] = {**member, "nodes": [node]}
+        return
+    calls = previous["calls_taken"] + member.get("calls_taken", 0)
+    nodes = [*previous["nodes"], node]
+    if _STATE_RANK.get(member["state"], 9) < _STATE_RANK.get(previous["state"], 9):
+        merged[interface] = {**member}
+    merged[interface]["calls_taken"] = calls
+    merged[interface]["nodes"] = nodes
+
+
+def _node_states(
+    config: HotlineConfig, snapshot: dict[str, Any]
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Each node's AMI link (up or down, since when, role, hotlines owned) and
+    the hotlines on standby: those whose owner node is down."""
+    nodes = [
+        {
+            "id": node_id,
+            "up": bool(node.get("up", node.get("synced"))),
+            "since": node.get("since", 0.0),
+            "role": node.get("role", ""),
+            "hotlines": list(node.get("hotlines", [])),
+        }
+        for node_id, node in sorted(snapshot.items())
+    ]
+    on_standby: set[str] = set()
+    if config.cluster.nodes:
+        up = {n["id"] for n in nodes if n["up"]}
+        for hotline in config.hotlines:
+            owner = config.cluster.owner_of(hotline.id)
+            if owner is not None and owner.id not in up:
+                on_standby.add(hotline.id)
+    return nodes, on_standby

@@ -131,9 +131,18 @@ function renderBoard(root, board, t, overdueList = []) {
       el("span", {}, t["Answered today"] + ": ", el("b", {}, q.today.answered)),
       el("span", {}, t["Abandoned today"] + ": ", el("b", {}, q.today.abandoned)),
       el("span", {}, t["Service level"] + ": ", el("b", {}, q.service_level_percent + "%")));
+    // The hotline's owner node is down: its calls go to the standby (issue 15).
+    const standby = q.on_standby ? [el("div", { class: "alert on-standby" }, t["On standby"])] : [];
     return el("section", { class: "card queue" + (q.alerts.length ? " alerting" : ""), "data-queue": q.id },
-      el("h2", {}, q.title), ...alerts, sl, callers, agents);
+      el("h2", {}, q.title), ...standby, ...alerts, sl, callers, agents);
   });
+  // Each Asterisk node's AMI link, up or down since when (several nodes only).
+  if ((board.nodes || []).length > 1) {
+    queues.unshift(el("div", { class: "figures nodes", id: "nodes" }, t["Nodes"] + ": ",
+      ...board.nodes.map((n) => el("span", { class: "node " + (n.up ? "up" : "down"), "data-node": n.id },
+        n.id + " · " + t[n.up ? "Node up since" : "Node down since"] + " " +
+        new Date(n.since * 1000).toLocaleTimeString()))));
+  }
   // Forwarded cases past their deadline (issue 13), the user's hotline's only:
   // the count, then which case and which unit (the list the server keeps).
   const overdue = Object.values(board.overdue_forwards || {}).reduce((a, b) => a + b, 0);
