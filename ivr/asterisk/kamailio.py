@@ -161,8 +161,9 @@ modparam("dispatcher", "ds_probing_threshold", {proxy.probe_threshold})
 modparam("dispatcher", "ds_inactive_threshold", 1)
 # Probe every node all the time, so a node that comes back is used again.
 modparam("dispatcher", "ds_probing_mode", 1)
-# Any answer to OPTIONS means the node's SIP stack is up.
-modparam("dispatcher", "ds_ping_reply_codes", "class=2;class=3;class=4")
+# A node's SIP stack is up when it answers OPTIONS at all (not 408: that is
+# the proxy's own timeout when nothing answered).
+modparam("dispatcher", "ds_ping_reply_codes", "class=2;code=401;code=403;code=404;code=405")
 
 event_route[htable:mod-init] {{
 {chr(10).join(secrets)}
@@ -284,6 +285,15 @@ route[RELAY] {{
         sl_reply_error();
     }}
     exit;
+}}
+
+# What the probes saw, in the log (the wallboard reads the nodes over AMI).
+event_route[dispatcher:dst-down] {{
+    xlog("L_NOTICE", "node down: $ru\n");
+}}
+
+event_route[dispatcher:dst-up] {{
+    xlog("L_NOTICE", "node up: $ru\n");
 }}
 
 failure_route[NEXT_NODE] {{
