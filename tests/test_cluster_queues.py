@@ -17,7 +17,9 @@ import pytest
 
 from ivr.agi.listener import allowed_client_entries
 from ivr.config import HotlineConfig, load_config
-from ivr.web.live import LiveHub
+from ivr.web.access import AccessScope
+from ivr.web.live import LiveHub, scoped_board
+from ivr.web.models import ADMIN, SUPERVISOR
 from queue_manager.ami import AmiError, AmiLink
 from queue_manager.manager import QueueManager, desired_members, served_queues
 from tests.test_cluster_config import _cluster
@@ -310,3 +312,22 @@ def test_a_node_down_is_shown_with_since_when_and_its_hotlines_on_standby(
     owner.up()
     board = hub.board()
     assert board["on_standby"] == [] and all(n["up"] for n in board["nodes"])
+
+
+def test_a_hotlines_supervisor_sees_only_the_nodes_serving_it(
+    cluster: tuple[QueueManager, dict[str, FakeNode]], config: HotlineConfig
+) -> None:
+    """The JSON API and the websocket give a supervisor of hotline B the nodes
+    serving B (its owner and the standby), naming no other hotline."""
+    manager, nodes = cluster
+    nodes["node-a"].down()
+    board = LiveHub(config, manager).board()
+    assert board["on_standby"] == [A]
+    everyone = scoped_board(AccessScope("admin", ADMIN), config, board)
+    assert [n["id"] for n in everyone["nodes"]] == ["node-a", "node-b", "standby"]
+    theirs = scoped_board(AccessScope("gs-hcc", SUPERVISOR, hotline_id=B), config, board)
+    assert [(n["id"], n["hotlines"]) for n in theirs["nodes"]] == [
+        ("node-b", [B]),
+        ("standby", []),
+    ]
+    assert theirs["on_standby"] == []

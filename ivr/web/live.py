@@ -232,7 +232,7 @@ class LiveHub:
     def _frame_for(self, client: Client, board: dict[str, Any]) -> str:
         """One client's board frame: only the queues and agents of the client's
         hotline; agents never get the waiting callers' numbers."""
-        shown = client.scope.board(self.config, board) if client.scope is not None else board
+        shown = scoped_board(client.scope, self.config, board)
         if client.kind == "agent":
             shown = agent_board(shown)
         return json.dumps({"type": "wallboard", "board": shown})
@@ -404,6 +404,25 @@ class LiveHub:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                     await client.task
         return ws
+
+
+def scoped_board(
+    scope: AccessScope | None, config: HotlineConfig, board: dict[str, Any]
+) -> dict[str, Any]:
+    """The board as ``scope`` may see it (:meth:`AccessScope.board`), and of the
+    nodes only those serving the user's hotline, naming no other hotline."""
+    if scope is None or scope.sees_everything:
+        return board
+    shown = scope.board(config, board)
+    serving = {n.id for h in config.hotlines if scope.sees_hotline(h.id)
+               for n in config.cluster.serving(h.id)}  # fmt: skip
+    nodes = [
+        {**node, "hotlines": [h for h in node["hotlines"] if scope.sees_hotline(h)]}
+        for node in board.get("nodes", [])
+        if not config.cluster.nodes or node["id"] in serving
+    ]
+    standby = [h for h in board.get("on_standby", []) if scope.sees_hotline(h)]
+    return {**shown, "nodes": nodes, "on_standby": standby}
 
 
 def _hotline_of(client: Client) -> str | None:

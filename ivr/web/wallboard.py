@@ -11,6 +11,7 @@ import logging
 from aiohttp import web
 
 from ivr.config.pause_reasons import SUPERVISOR_PAUSE
+from ivr.web.live import scoped_board
 from ivr.web.rendering import (
     done,
     error_page,
@@ -44,7 +45,7 @@ async def wallboard_socket(request: web.Request) -> web.StreamResponse:
 
 async def wallboard_api(request: web.Request) -> web.Response:
     state = state_of(request)
-    return web.json_response(scope_of(request).board(state.config, state.hub.board()))
+    return web.json_response(scoped_board(scope_of(request), state.config, state.hub.board()))
 
 
 async def supervise_agent(request: web.Request) -> web.StreamResponse:
