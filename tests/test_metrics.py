@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
@@ -461,3 +462,47 @@ async def test_the_console_serves_metrics_to_loopback_and_refuses_a_missing_toke
     assert (await client.get("/metrics")).status == 401
     ok = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
     assert ok.status == 200
+
+
+@pytest.mark.db
+async def test_a_fastagi_only_process_serves_metrics_and_health_on_its_monitor_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hotline serve --only agi --monitor-port N``: no console, yet its
+    FastAGI counters and health are served (the cluster runs several)."""
+    from ivr.service import start_services
+    from ivr.web.app import bound_port
+
+    monkeypatch.delenv("HOTLINE_METRICS_TOKEN", raising=False)
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    data["database"]["url"] = fresh_database_url(tmp_path)
+    data["paths"] = {
+        "prompts": str(tmp_path / "prompts"),
+        "recordings": str(tmp_path / "recordings"),
+        "routing_table": str(tmp_path / "routing.json"),
+        "phone_secrets": str(tmp_path / "phone-secrets.json"),
+    }
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    config = load_config(path)
+    services = await start_services(config, agi_port=0, parts=frozenset({"agi"}), monitor_port=0)
+    try:
+        assert services.web_runner is None and services.monitor is not None
+        base = f"http://127.0.0.1:{bound_port(services.monitor)}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/metrics") as answer:
+                assert answer.status == 200
+                families = {f.name: f for f in text_string_to_metric_families(await answer.text())}
+            async with http.get(f"{base}/healthz") as answer:
+                assert answer.status == 200
+                body = await answer.json()
+            async with http.get(
+                f"{base}/metrics", headers={"X-Forwarded-For": "10.0.0.1"}
+            ) as answer:
+                assert answer.status == 403
+        assert families["hotline_agi_requests"].type == "counter"
+        assert families["hotline_call_log_backlog"].type == "gauge"  # its startup writes vary
+        assert "hotline_queue_callers_waiting" not in families  # no queue manager here
+        assert body["checks"] == {"database": {"ok": True}, "fastagi": {"ok": True}}
+    finally:
+        await services.close()
