@@ -20,6 +20,9 @@ import os
 import re
 import shutil
 import signal
+import socket
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +50,16 @@ from tests.rig.stack import (
 from tests.test_tenancy import B_PHONE, B_QUEUE, A, B, add_second_hotline
 
 PROXY_HOST = "127.0.0.1"
-NODE_HOSTS = {"node-a": "127.0.0.2", "standby": "127.0.0.3"}
+# node-b: the bench's second owner (hotline B), in the standby's place.
+NODE_HOSTS = {"node-a": "127.0.0.2", "standby": "127.0.0.3", "node-b": "127.0.0.3"}
 A_NUMBER = "02437655555"
 A_PHONE = "t-agent"
-SECRETS = {A_PHONE: "agent-a-secret-0001", B_PHONE: "agent-b-secret-0002"}
+CHAIR_PHONE = "t-chair"  # the bench's answering phone (menu key 9 of both hotlines)
+SECRETS = {
+    A_PHONE: "agent-a-secret-0001",
+    B_PHONE: "agent-b-secret-0002",
+    CHAIR_PHONE: "chair-secret-00003",
+}
 # Any SIP answer within 1 s is a live node; one missed probe marks it down.
 PROBE_INTERVAL_S = 1
 
@@ -85,12 +94,13 @@ class Cluster:
     config: HotlineConfig
     kamailio: KamailioInstance
     nodes: dict[str, Node]
-    services: RunningServices
+    services: RunningServices | None
     phones: dict[str, SippAnswerer]
     records: CallRecords
     workdir: Path
     proxy_port: int
     registrations: dict[str, list[int]] = field(default_factory=dict)
+    serve_process: subprocess.Popen[bytes] | None = None
 
     @property
     def proxy(self) -> str:
@@ -111,7 +121,15 @@ class Cluster:
         return "\n".join(parts)
 
     async def close(self) -> None:
-        await self.services.close()
+        if self.services is not None:
+            await self.services.close()
+        if self.serve_process is not None:
+            self.serve_process.terminate()
+            try:
+                self.serve_process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.serve_process.kill()
+                self.serve_process.wait()
         self.kamailio.stop()
         for node in self.nodes.values():
             node.asterisk.stop()
@@ -120,19 +138,23 @@ class Cluster:
             await phone.stop()
 
 
-def _prompts_for_both(quick_prompts: Path, base: Path) -> Path:
+def prompts_for_both(quick_prompts: Path, base: Path) -> Path:
+    """The quick prompts, with B's folder a copy of A's (tones either way)."""
     prompts = base / "prompts"
     shutil.copytree(quick_prompts, prompts)
-    shutil.copytree(prompts / A, prompts / B)
+    if not (prompts / B).exists():
+        shutil.copytree(prompts / A, prompts / B)
     return prompts
 
 
 def cluster_section(nodes: dict[str, tuple[int, int]], proxy_port: int) -> dict[str, Any]:
-    """``cluster:`` for the rig: node id → (SIP port, AMI port)."""
+    """``cluster:`` for the rig: node id → (SIP port, AMI port). ``node-a``
+    owns A (and B unless ``node-b`` does); ``standby`` stands by."""
+    owned = {"node-a": [A] if "node-b" in nodes else [A, B], "node-b": [B], "standby": []}
     return {
         "nodes": [
             {"id": node_id, "role": "owner" if node_id != "standby" else "standby",
-             "hotlines": [A, B] if node_id != "standby" else [],
+             "hotlines": owned[node_id],
              "sip": {"host": NODE_HOSTS[node_id], "port": sip},
              "ami": {"host": NODE_HOSTS[node_id], "port": ami}}
             for node_id, (sip, ami) in nodes.items()
@@ -149,12 +171,18 @@ async def start_cluster(
     node_ids: tuple[str, ...] = ("node-a", "standby"),
     agent_hold_ms: int = 2000,
     database_url: str | None = None,
+    phone_ids: tuple[str, ...] = (A_PHONE, B_PHONE),
+    serve_process: bool = False,
+    tweak: Callable[[dict[str, Any]], None] | None = None,
 ) -> Cluster:
+    """Start the rig; ``serve_process`` runs ``hotline serve --only agi`` as a
+    process of its own (the bench measures its CPU) instead of in-process."""
     proxy_port = free_udp_port()
     node_ports = {node_id: (free_udp_port(), free_tcp_port()) for node_id in node_ids}
-    phone_ports = {A_PHONE: free_port(), B_PHONE: free_port()}
+    phone_ports = {phone_id: free_port() for phone_id in phone_ids}
+    ports = Ports()
 
-    def tweak(data: dict[str, Any]) -> None:
+    def edit(data: dict[str, Any]) -> None:
         add_second_hotline(data)
         # The agents' phones register (through Kamailio) with their secrets.
         data["phones"].append(
@@ -165,12 +193,18 @@ async def start_cluster(
             if queue["id"] in ("operator", B_QUEUE):
                 queue.update(ring_seconds=8, wrapup_seconds=0, callback=False)
         data["cluster"] = cluster_section(node_ports, proxy_port)
+        if CHAIR_PHONE in phone_ids:
+            chair = next(p for p in data["phones"] if p["id"] == CHAIR_PHONE)
+            chair.pop("contact")
+            chair["secret"] = SECRETS[CHAIR_PHONE]
+        if tweak is not None:
+            tweak(data)
 
     config_path = write_test_config(
-        base, Ports(),
+        base, ports,
         {p: f"sip:{p}@127.0.0.1:9" for p in ("t-chair", "t-chair-silent", "t-vice")},
-        _prompts_for_both(quick_prompts, base), trunk_port=free_udp_port(),
-        database_url=database_url, tweak=tweak,
+        prompts_for_both(quick_prompts, base), trunk_port=free_udp_port(),
+        database_url=database_url, tweak=edit,
     )  # fmt: skip
     config = load_config(config_path)
     options = RenderOptions.from_config(config)
@@ -179,6 +213,7 @@ async def start_cluster(
     phones: dict[str, SippAnswerer] = {}
     kamailio: KamailioInstance | None = None
     services: RunningServices | None = None
+    server: subprocess.Popen[bytes] | None = None
     try:
         for node_id in node_ids:
             instance = AsteriskInstance(
@@ -192,7 +227,15 @@ async def start_cluster(
         write_kamailio(config, generated_phone_secrets(config), proxy_dir / "kamailio.cfg")
         kamailio = KamailioInstance(proxy_dir, proxy_dir / "kamailio.cfg")
         kamailio.start(PROXY_HOST, proxy_port)
-        services = await start_services(config)
+        if serve_process:
+            server = subprocess.Popen(
+                [str(REPO / ".venv/bin/hotline"), "-c", str(config_path), "serve", "--only", "agi"],
+                stdout=subprocess.DEVNULL, stderr=(base / "serve.log").open("wb"),
+                start_new_session=True,  # its own process group: the bench sums its CPU
+            )  # fmt: skip
+            await wait_for(lambda: _listening(ports.agi), 60, "hotline serve to listen")
+        else:
+            services = await start_services(config)
         registrations = {}
         for phone_id, port in phone_ports.items():
             done = await register(
@@ -201,13 +244,17 @@ async def start_cluster(
             )  # fmt: skip
             registrations[phone_id] = done.statuses
             phone = SippAnswerer(
-                base / "sipp", phone_id, mode="answer", hold_ms=agent_hold_ms, port=port
-            )
+                base / "sipp", phone_id, mode="answer", hold_ms=agent_hold_ms, port=port,
+                play_audio=phone_id != CHAIR_PHONE,
+            )  # fmt: skip
             phones[phone_id] = phone
             await phone.start()
     except BaseException:
         if services is not None:
             await services.close()
+        if server is not None:
+            server.kill()
+            server.wait()
         if kamailio is not None:
             kamailio.stop()
         for node in nodes.values():
@@ -217,8 +264,13 @@ async def start_cluster(
         raise
     return Cluster(
         config, kamailio, nodes, services, phones, CallRecords(config), base, proxy_port,
-        registrations,
+        registrations, server,
     )  # fmt: skip
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def wait_node_down(cluster: Cluster, node_id: str, timeout: float = 30) -> None:
