@@ -238,3 +238,29 @@ async def test_healthz_is_503_when_the_database_is_unreachable(client_for: Any) 
     # Nothing of the URL reaches an unauthenticated reader.
     for secret in ("pa55word", "hotline:", str(port), "127.0.0.1"):
         assert secret not in text
+
+
+@pytest.mark.integration
+async def test_healthz_is_503_while_postgresql_is_stalled_then_ok_again(client_for: Any) -> None:
+    """The rig's PostgreSQL stopped with SIGSTOP (tests/rig/stall.py), as on a
+    stalled disk: the check answers within its bound instead of hanging."""
+    from ivr.sim.polling import wait_for
+    from tests.rig.postgres import postgres_server
+    from tests.rig.stall import stalled_database
+
+    url = postgres_server().new_database()
+    upgrade(url)
+    manager = FakeQueueManager({"local": LiveModel("local")}, {"local": FakeLink(True, 1)})
+    client = await client_for(url, manager)
+    assert (await client.get("/healthz")).status == 200  # the pool holds a connection now
+    async with stalled_database(url):
+        answer = await client.get("/healthz")
+        assert answer.status == 503
+        body = await answer.json()
+        assert body["checks"]["database"] == {"ok": False, "reason": "no answer within 2 s"}
+        assert body["checks"]["ami:local"] == {"ok": True}
+
+    async def healthy() -> bool:
+        return (await client.get("/healthz")).status == 200
+
+    await wait_for(healthy, 15, "/healthz ok once the database is back", interval=0.2)
