@@ -33,6 +33,7 @@ from ivr.web.citizen_form import FormTokens, check_report, parse_contact
 from ivr.web.intake_state import INTAKE
 from ivr.web.state import STATE
 from tests.config_checks import config_problems, line_of
+from tests.rig.intake import InMemoryIntake
 from tests.rig.postgres import fresh_database_url
 from tests.rig.stack import EXAMPLE
 
@@ -164,29 +165,16 @@ class FakeView:
 
 
 @dataclass
-class FakeIntake:
-    """Keeps submissions; the same idempotency key gives the same case."""
+class FakeIntake(InMemoryIntake):
+    """Keeps each case's status view too, found by its code and a contact."""
 
-    submissions: list[Submission] = field(default_factory=list)
-    by_key: dict[str, IntakeResult] = field(default_factory=dict)
     views: dict[str, tuple[FakeView, set[tuple[ContactKind, str]]]] = field(default_factory=dict)
-    refuse: IntakeRefused | None = None
 
-    def submit(self, submission: Submission) -> IntakeResult:
-        if self.refuse is not None:
-            raise self.refuse
-        key = submission.idempotency_key or ""
-        if key in self.by_key:
-            first = self.by_key[key]
-            return IntakeResult(first.case_code, first.case_id, first.message_id, False, True)
-        self.submissions.append(submission)
-        code = f"2611{len(self.submissions):04d}"
-        result = IntakeResult(code, len(self.submissions), len(self.submissions), True)
-        self.by_key[key] = result
+    def created(self, submission: Submission, result: IntakeResult) -> None:
+        code = result.case_code
         view = FakeView(code, "received", datetime(2026, 11, 30, 2, 0, tzinfo=UTC),
                         date(2026, 12, 21), submission.text)  # fmt: skip
         self.views[code] = (view, set(submission.contacts))
-        return result
 
     def status(self, case_code: str, contact: tuple[ContactKind, str] | None) -> Any | None:
         found = self.views.get(case_code)

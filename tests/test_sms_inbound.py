@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.config import HotlineConfig, load_config
 from ivr.contracts.channels import Channel, ContactKind
 from ivr.intake.service import CaseStatusView
-from ivr.intake.types import IntakeRefused, IntakeResult, Submission
+from ivr.intake.types import IntakeRefused
 from ivr.web import sms_inbound
 from ivr.web.intake_state import INTAKE
 from ivr.web.sms_inbound import (
@@ -37,6 +37,7 @@ from ivr.web.sms_inbound import (
 from ivr.web.state import STATE
 from ivr.web.webhook_guard import REFUSALS, WEBHOOKS, WebhookGuard
 from tests.config_checks import config_problems
+from tests.rig.intake import InMemoryIntake
 from tests.rig.stack import EXAMPLE
 
 SECRET = "bridge-secret-0123456789"
@@ -60,25 +61,9 @@ def _config(tmp_path: Path, data: dict[str, Any] | None = None) -> HotlineConfig
 
 
 @dataclass
-class FakeIntake:
-    submissions: list[Submission] = field(default_factory=list)
-    by_key: dict[str, IntakeResult] = field(default_factory=dict)
+class FakeIntake(InMemoryIntake):
     views: dict[tuple[str, tuple[ContactKind, str]], Any] = field(default_factory=dict)
     status_asked: list[tuple[str, Any]] = field(default_factory=list)
-    refuse: IntakeRefused | None = None
-
-    def submit(self, submission: Submission) -> IntakeResult:
-        if self.refuse is not None:
-            raise self.refuse
-        key = submission.idempotency_key or ""
-        if key in self.by_key:
-            first = self.by_key[key]
-            return IntakeResult(first.case_code, first.case_id, first.message_id, False, True)
-        self.submissions.append(submission)
-        number = len(self.submissions)
-        result = IntakeResult(f"2611{number:04d}", number, number, True)
-        self.by_key[key] = result
-        return result
 
     def status(self, case_code: str, contact: tuple[ContactKind, str] | None) -> Any:
         self.status_asked.append((case_code, contact))
