@@ -36,7 +36,6 @@ from ivr.web.intake_state import intake_of
 from ivr.web.state import PUBLIC, Route, address_of, db, state_of
 from ivr.web.webhook_guard import (
     WEBHOOKS,
-    Claim,
     WebhookRefused,
     check_window,
     json_error,
@@ -174,26 +173,20 @@ async def sms_inbound(request: web.Request) -> web.Response:
 
     # The content, not the body: a bridge retrying may stamp it anew.
     digest = hashlib.sha256(f"{number}\n{hotline_id}\n{sms.text}".encode()).hexdigest()
-    claim, first = guard.claim("sms", sms.id, digest, now, 2 * section.window_seconds)
-    if claim is Claim.DUPLICATE:
-        return web.json_response({**(first or {}), "duplicate": True})
-    if claim is Claim.CONFLICT:
-        return json_error(409, "id: already used for another text")
-    if claim is Claim.BUSY:
-        return json_error(409, "id: the first copy of this text is still being handled")
-    try:
-        result = await _handle(request, sms, hotline_id, number)
-    except IntakeRefused as refused:
-        guard.release("sms", sms.id)
-        answer: dict[str, Any] = {"error": str(refused)}
-        if refused.field:
-            answer["field"] = refused.field
-        return web.json_response(answer, status=400)
-    except BaseException:
-        guard.release("sms", sms.id)
-        raise
-    guard.done("sms", sms.id, result)
-    return web.json_response(result)
+    return await guard.answered_once(
+        "sms", sms.id, digest, now, 2 * section.window_seconds,
+        handle=lambda: _handle(request, sms, hotline_id, number),
+        refused=_refused_answer,
+        conflict="id: already used for another text",
+        busy="id: the first copy of this text is still being handled",
+    )  # fmt: skip
+
+
+def _refused_answer(refused: IntakeRefused) -> web.Response:
+    answer: dict[str, Any] = {"error": str(refused)}
+    if refused.field:
+        answer["field"] = refused.field
+    return web.json_response(answer, status=400)
 
 
 async def _handle(

@@ -15,11 +15,13 @@ import enum
 import hashlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import StreamReader, web
 
+from ivr.intake.types import IntakeRefused
 from ivr.web.security import LoginRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -126,6 +128,42 @@ class ReplayGuard:
     def release(self, channel: str, message_id: str) -> None:
         """The first copy failed: a retry is welcome."""
         self._seen.pop((channel, message_id), None)
+
+    async def answered_once(
+        self,
+        channel: str,
+        message_id: str,
+        digest: str,
+        now: float,
+        ttl: float,
+        *,
+        handle: Callable[[], Awaitable[dict[str, Any]]],
+        refused: Callable[[IntakeRefused], web.Response],
+        conflict: str,
+        busy: str,
+    ) -> web.Response:
+        """The answer to a message handled once (``handle``'s result): a
+        second copy gets the first one's answer marked ``duplicate``; a copy
+        while the first is in hand, or the same id with another ``digest``, a
+        409 (``busy``, ``conflict``). A message the intake refuses (answered by
+        ``refused``) or whose handling fails may be sent again."""
+        found, first = self.claim(channel, message_id, digest, now, ttl)
+        if found is Claim.DUPLICATE:
+            return web.json_response({**(first or {}), "duplicate": True})
+        if found is Claim.CONFLICT:
+            return json_error(409, conflict)
+        if found is Claim.BUSY:
+            return json_error(409, busy)
+        try:
+            result = await handle()
+        except IntakeRefused as error:
+            self.release(channel, message_id)
+            return refused(error)
+        except BaseException:
+            self.release(channel, message_id)
+            raise
+        self.done(channel, message_id, result)
+        return web.json_response(result)
 
     def _expire(self, now: float) -> None:
         stale = [key for key, seen in self._seen.items() if seen.until < now]

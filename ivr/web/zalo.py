@@ -42,7 +42,6 @@ from ivr.web.intake_state import intake_of
 from ivr.web.state import PUBLIC, Route, address_of, db, state_of
 from ivr.web.webhook_guard import (
     WEBHOOKS,
-    Claim,
     WebhookRefused,
     body_digest,
     check_window,
@@ -148,23 +147,13 @@ async def zalo_webhook(request: web.Request) -> web.Response:
     guard = webhooks.replays
     key = f"{event.recipient_id}:{event.msg_id}"
     # Zalo's resend of an event is the same body; the signature covers it.
-    claim, first = guard.claim("zalo", key, body_digest(body), now, 2 * section.window_seconds)
-    if claim is Claim.DUPLICATE:
-        return web.json_response({**(first or {}), "duplicate": True})
-    if claim is Claim.CONFLICT:
-        return json_error(409, "msg_id: already used for another message")
-    if claim is Claim.BUSY:
-        return json_error(409, "msg_id: the first copy is still being handled")
-    try:
-        result = await _submit(request, event, section)
-    except IntakeRefused as refused:
-        guard.release("zalo", key)
-        return json_error(400, str(refused))
-    except BaseException:
-        guard.release("zalo", key)
-        raise
-    guard.done("zalo", key, result)
-    return web.json_response(result)
+    return await guard.answered_once(
+        "zalo", key, body_digest(body), now, 2 * section.window_seconds,
+        handle=lambda: _submit(request, event, section),
+        refused=lambda refused: json_error(400, str(refused)),
+        conflict="msg_id: already used for another message",
+        busy="msg_id: the first copy is still being handled",
+    )  # fmt: skip
 
 
 async def _submit(
