@@ -111,7 +111,7 @@ def test_hotline_units_run_commands_the_hotline_parser_knows(name: str) -> None:
     arguments = [a.replace("%H-%i", "node1-1") for a in command[1:]]  # systemd specifiers
     parsed = build_parser().parse_args(arguments)
     assert parsed.command in ("serve", "worker")
-    assert one(unit, "Environment") == "HOTLINE_CONFIG=/etc/hotline/hotline.yaml"
+    assert one(unit, "Environment") == "HOTLINE_CONFIG=/var/lib/hotline/etc/hotline.yaml"
     if parsed.command == "serve":
         expected_only = {"hotline.service": None, "hotline-agi.service": "agi",
                          "hotline-ami.service": "ami", "hotline-web.service": "web"}  # fmt: skip
