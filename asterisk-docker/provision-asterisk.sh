@@ -42,7 +42,8 @@ fi
 
 build_deps=(build-essential pkg-config libedit-dev libjansson-dev libxml2-dev uuid-dev
             libsqlite3-dev libssl-dev libncurses-dev libcurl4-openssl-dev bzip2
-            libspeexdsp-dev libsrtp2-dev xz-utils dpkg-dev)
+            libspeexdsp-dev libsrtp2-dev xz-utils dpkg-dev
+            curl)  # configure wants a download tool even with pjproject cached (minimal systems)
 missing=()
 for pkg in "${build_deps[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -87,7 +88,11 @@ mkdir -p "$work/apt/lists/partial" "$work/apt/archives/partial" "$work/download"
 echo "deb-src $mirror sid main" > "$work/apt/sources.list"
 apt_private=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
              -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache::Archives=$work/apt/archives"
-             -o "APT::Sandbox::User=root")
+             -o "APT::Sandbox::User=root"
+             # sid's Release file is valid for a week; a mirror snapshot older than
+             # that is refused unless HOTLINE_APT_CHECK_VALID_UNTIL=false (signatures
+             # are still checked).
+             -o "Acquire::Check-Valid-Until=${HOTLINE_APT_CHECK_VALID_UNTIL:-true}")
 
 cd "$work/download"
 if ! ls asterisk_*.dsc >/dev/null 2>&1; then

@@ -17,7 +17,10 @@ Facts of the design this checks (ivr/agi/server.py ``drain``, ivr/service.py):
 - the bound (``--drain-seconds``) passing, or a second SIGTERM, ends the wait
   for calls up; the process still exits 0 and the record of the call cut off
   is in the database (still open: the fallback spool or the next start's
-  sweep closes it).
+  sweep closes it). From Python 3.12 the listener's ``wait_closed()`` also
+  waits for open sessions, so this needs its own bound (ivr/service.py
+  AGI_CLOSE_SECONDS): under Python 3.13 without it the process never exits
+  while a caller sits in the menu (checked by hand with .venv313).
 """
 
 from __future__ import annotations
