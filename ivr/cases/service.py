@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -55,6 +56,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 SEVERITIES = ("urgent", "normal", "complex")
 _CODE_ATTEMPTS = 20
+_INSERT_EVENT = insert(CaseEvent.__table__)
+# Built once, with one parameter per draw (an expanding list would be rendered
+# again at each execution): building a statement per case costs more than
+# running it.
+_TAKEN_CODES = select(Case.code).where(
+    Case.code.in_([bindparam(f"code{i}") for i in range(_CODE_ATTEMPTS)])
+)
 SMS_TEXT_LIMIT = 480  # three concatenated Unicode SMS parts, roughly
 
 
@@ -212,13 +220,18 @@ class CaseService:
         actor: str = "system",
         severity: str = "normal",
         citizen_id: int | None = None,
+        columns: Mapping[str, Any] | None = None,
     ) -> tuple[Case, SmsMessage | None]:
         """Inside the caller's transaction (the intake's, which writes the
         citizen, the message and the attachments with it): the new case with
         its code, deadline and history, and the SMS with the code queued when
         there is a number. The caller commits, then hands the SMS to
         :meth:`deliver_queued_sms`. A code drawn by another transaction at the
-        same moment fails the commit with ``IntegrityError``: retry."""
+        same moment fails the commit with ``IntegrityError``: retry.
+
+        ``columns``: more of the case's columns (the intake's address, position
+        and publication consent), written with its INSERT: an UPDATE right
+        after it would be one more round trip."""
         self.check_new_case(topic, severity)
         case = Case(
             code=self._new_code(session, now),
@@ -236,14 +249,19 @@ class CaseService:
             due_date=self.due_date_for(hotline_id, topic, severity, now),
             call_uniqueid=call_uniqueid,
             citizen_id=citizen_id,
+            **(columns or {}),
         )
         session.add(case)
         session.flush()
-        session.add(
-            CaseEvent(
-                case_id=case.id, at=now, actor=actor, action="opened",
-                to_status=RECEIVED, note=f"channel {channel}",
-            )
+        # A plain INSERT: as an object it would cost the session a flush of its
+        # own, more than the statement (the case's history is read from the
+        # table, never from this session's objects).
+        session.execute(
+            _INSERT_EVENT,
+            {
+                "case_id": case.id, "at": now, "actor": actor, "action": "opened",
+                "from_status": None, "to_status": RECEIVED, "note": f"channel {channel}",
+            },
         )  # fmt: skip
         if call_uniqueid:
             self._link_call(session, case, call_uniqueid)
@@ -410,9 +428,17 @@ class CaseService:
         in, unguessable enough that codes of others are not found by counting."""
         prefix = now.astimezone(self._zone).strftime("%y%m")
         width = self._config.cases.code_digits - len(prefix)
-        for _ in range(_CODE_ATTEMPTS):
-            code = prefix + f"{secrets.randbelow(10**width):0{width}d}"
-            if session.scalar(select(Case.id).where(Case.code == code)) is None:
+        # Every draw checked in one query (a month's codes fill up: with 8
+        # digits, 6,000 cases take 60 % of them and a draw at a time would take
+        # several round trips); the first free one in the order drawn is as
+        # random as drawing until one is free.
+        # One random number cut into the draws: its digits are independent and
+        # uniform, like separate draws, for one read of the system's randomness.
+        digits = f"{secrets.randbelow(10 ** (width * _CODE_ATTEMPTS)):0{width * _CODE_ATTEMPTS}d}"
+        drawn = [prefix + digits[i * width : (i + 1) * width] for i in range(_CODE_ATTEMPTS)]
+        taken = set(session.scalars(_TAKEN_CODES, {f"code{i}": c for i, c in enumerate(drawn)}))
+        for code in drawn:
+            if code not in taken:
                 return code
         raise CaseError("no free case code this month; raise cases.code_digits")
 

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -197,8 +198,15 @@ class IntakeService:
         having written nothing. The same idempotency key again returns the
         first result with ``duplicate=True``."""
         checked = self._check(submission)
-        # A retried copy is answered before its photos are decoded again.
-        if checked.key is not None and (known := self._result_for_key(checked)) is not None:
+        # A retried copy with files is answered before its photos are decoded
+        # again. Without files the look-up in the write transaction answers it:
+        # a session of its own here would cost four more round trips per
+        # submission (checkout ping, BEGIN, the SELECT, ROLLBACK).
+        if (
+            checked.key is not None
+            and submission.attachments
+            and (known := self._result_for_key(checked)) is not None
+        ):
             return known
         checked.attachments = [files.process(a, self._limits) for a in submission.attachments]
         for _attempt in range(_ATTEMPTS):
@@ -297,6 +305,16 @@ class IntakeService:
         phone = next((v for k, v in c.contacts if k == ContactKind.PHONE), None)
         if case is None:
             summary = f"{c.subject}\n\n{c.text}".strip() if c.subject else c.text
+            # Written with the case's INSERT, not as an UPDATE after it.
+            columns: dict[str, Any] = {"address": c.address}
+            columns["latitude"], columns["longitude"] = _position(c)
+            if s.publish_consent:
+                columns.update(
+                    publish_consent=True,
+                    publish_consent_by=f"citizen:{s.channel}",
+                    publish_consent_at=now,
+                    publish_consent_note=f"given with the submission ({s.channel})",
+                )
             try:
                 case, sms = self._cases.open_case_in(
                     session,
@@ -310,15 +328,10 @@ class IntakeService:
                     summary=summary,
                     actor=f"citizen:{s.channel}",
                     citizen_id=citizen.id if citizen else None,
+                    columns=columns,
                 )
             except CaseError as exc:
                 raise IntakeRefused(str(exc), "topic") from exc
-            case.address, case.latitude, case.longitude = c.address, s.latitude, s.longitude
-            if s.publish_consent:
-                case.publish_consent = True
-                case.publish_consent_by = f"citizen:{s.channel}"
-                case.publish_consent_at = now
-                case.publish_consent_note = f"given with the submission ({s.channel})"
         else:
             case.updated_at = now
             session.add(
@@ -327,29 +340,31 @@ class IntakeService:
             )  # fmt: skip
         sender_kind = CHANNEL_CONTACT.get(Channel(s.channel))
         sender = next((v for k, v in c.contacts if k == sender_kind), None)
-        message = CaseMessage(
-            case_id=case.id, direction=MessageDirection.INBOUND, channel=s.channel,
-            purpose="message", subject=c.subject, text=c.text, external_id=c.external_id,
-            at=now, sender=sender,
-        )  # fmt: skip
-        session.add(message)
-        session.flush()
+        # The message and the key are plain INSERTs, not objects for the
+        # session's flush: each flush costs more than its statement, and the
+        # message's id (for the key and the attachments) is the INSERT's own.
+        # Objects still pending (attachments, a joined case's history) go in
+        # with the flush below.
+        message_id: int = session.execute(
+            _INSERT_MESSAGE,
+            {
+                "case_id": case.id, "direction": MessageDirection.INBOUND,
+                "channel": s.channel, "purpose": "message", "subject": c.subject,
+                "text": c.text, "external_id": c.external_id, "at": now, "sender": sender,
+            },
+        ).inserted_primary_key[0]  # fmt: skip
         folder = files.relative_folder(s.hotline_id, now)
         for item in c.attachments:
             path = staged.stage(folder, item.extension, item.content)
             thumb = staged.stage(folder, "thumb.jpg", item.thumbnail) if item.thumbnail else None
             session.add(
                 CaseAttachment(
-                    case_id=case.id, message_id=message.id, kind=item.kind,
+                    case_id=case.id, message_id=message_id, kind=item.kind,
                     media_type=item.media_type, filename=item.filename, path=path,
                     thumbnail_path=thumb, size=len(item.content), sha256=item.sha256,
                     created_at=now,
                 )
             )  # fmt: skip
-            # The citizen chose to share where they are and typed no position:
-            # the photo's, read before its metadata was stripped.
-            if s.share_location and item.gps and case.latitude is None and created:
-                case.latitude, case.longitude = item.gps
         outbound = False
         if created and Channel(s.channel) in REPLY_CHANNELS and sender:
             hotline = self._config.hotline(s.hotline_id)
@@ -367,14 +382,18 @@ class IntakeService:
             )  # fmt: skip
             outbound = True
         if c.key is not None:
-            session.add(
-                IntakeKey(
-                    hotline_id=s.hotline_id, channel=s.channel, key=c.key, case_id=case.id,
-                    message_id=message.id, created=created, created_at=now,
-                )
+            # A copy that raced this one past the look-up fails here, on the
+            # unique constraint (IntegrityError: submit reads the winner's result).
+            session.execute(
+                _INSERT_KEY,
+                {
+                    "hotline_id": s.hotline_id, "channel": s.channel, "key": c.key,
+                    "case_id": case.id, "message_id": message_id, "created": created,
+                    "created_at": now,
+                },
             )  # fmt: skip
         session.flush()
-        return IntakeResult(case.code, case.id, message.id, created), sms, outbound
+        return IntakeResult(case.code, case.id, message_id, created), sms, outbound
 
     def _result_for_key(self, c: _Checked) -> IntakeResult | None:
         if c.key is None:
@@ -580,6 +599,18 @@ class IntakeService:
 # --- helpers shared with the answer hook -------------------------------------
 
 
+def _position(c: _Checked) -> tuple[float | None, float | None]:
+    """Where a new case is: the position given, or, when the citizen chose to
+    share where they are and typed none, the first photo's (read before its
+    metadata was stripped)."""
+    s = c.submission
+    if s.latitude is None and s.share_location:
+        gps = next((item.gps for item in c.attachments if item.gps), None)
+        if gps is not None:
+            return gps
+    return s.latitude, s.longitude
+
+
 def _reply_subject(code: str, subject: str) -> str:
     base = f"[Mã số {code}]"
     if subject and code not in subject:
@@ -588,13 +619,26 @@ def _reply_subject(code: str, subject: str) -> str:
     return (subject or f"{base} Phản ánh đã được tiếp nhận")[:SUBJECT_LIMIT]
 
 
+# Built once, values bound at execution: building and hashing the statement
+# for every submission cost more than running it.
+_KEY_RESULT = (
+    select(IntakeKey.case_id, IntakeKey.message_id, IntakeKey.created, Case.code)
+    .join(Case, Case.id == IntakeKey.case_id)
+    .where(
+        IntakeKey.hotline_id == bindparam("hotline_id"),
+        IntakeKey.channel == bindparam("channel"),
+        IntakeKey.key == bindparam("key"),
+    )
+)
+
+
+_INSERT_MESSAGE = insert(CaseMessage.__table__)
+_INSERT_KEY = insert(IntakeKey.__table__)
+
+
 def _key_result(session: Session, hotline_id: str, channel: str, key: str) -> IntakeResult | None:
     row = session.execute(
-        select(IntakeKey.case_id, IntakeKey.message_id, IntakeKey.created, Case.code)
-        .join(Case, Case.id == IntakeKey.case_id)
-        .where(
-            IntakeKey.hotline_id == hotline_id, IntakeKey.channel == channel, IntakeKey.key == key
-        )
+        _KEY_RESULT, {"hotline_id": hotline_id, "channel": channel, "key": key}
     ).one_or_none()
     if row is None:
         return None
