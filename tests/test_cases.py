@@ -20,8 +20,7 @@ from ivr.cases.models import SmsMessage
 from ivr.cases.service import CaseError, CaseService
 from ivr.cases.sms import WebhookSmsGateway
 from ivr.config import ConfigError, HotlineConfig, load_config
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
+from tests.rig.console import console_sessions
 from tests.rig.postgres import fresh_database_url
 from tests.rig.stack import EXAMPLE
 
@@ -53,10 +52,8 @@ def config(tmp_path: Path) -> HotlineConfig:
 
 @pytest.fixture
 def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+    with console_sessions(config.database_url) as factory:
+        yield factory
 
 
 # Thursday 30 April 2026, 10:00 in Hà Nội: 30/4 and 1/5 are holidays in the example.

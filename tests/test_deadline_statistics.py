@@ -24,10 +24,8 @@ from sqlalchemy import update
 from ivr.cases.models import Case
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
 from ivr.web.statistics_store import statistics
-from ivr.web.store import UserStore
+from tests.rig.console import Account, console_sessions
 from tests.test_web import PASSWORD, Console, FakeManager, _config, _read_xlsx
 
 pytestmark = pytest.mark.db
@@ -87,13 +85,13 @@ def config(tmp_path: Path) -> HotlineConfig:
 
 @pytest.fixture
 def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    factory = make_session_factory(engine)
-    UserStore(factory).add("giamsat", PASSWORD, "supervisor")
-    seed(factory, config)
-    yield factory
-    engine.dispose()
+    with console_sessions(
+        config.database_url,
+        Account("giamsat", "supervisor"),
+        password=PASSWORD,
+    ) as factory:
+        seed(factory, config)
+        yield factory
 
 
 def row(unit: str, on_time: int, late: int, in_deadline: int, overdue: int) -> dict[str, Any]:

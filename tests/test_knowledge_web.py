@@ -19,12 +19,10 @@ from sqlalchemy import select
 from ivr.audit import AuditEntry
 from ivr.cases.models import Case
 from ivr.config import HotlineConfig, load_config
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
 from ivr.db.models import Call, utc_now
 from ivr.knowledge.service import KNOWLEDGE_ANSWER
 from ivr.queue_records.models import QueueCall
-from ivr.web.store import UserStore
+from tests.rig.console import Account, console_sessions
 from tests.test_tenancy import B_AGENT, A, B, write_config
 from tests.test_web import PASSWORD, Console, FakeManager
 
@@ -38,17 +36,16 @@ def config(tmp_path: Path) -> HotlineConfig:
 
 @pytest.fixture
 def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    factory = make_session_factory(engine)
-    users = UserStore(factory)
-    users.add("quantri", PASSWORD, "admin")
-    users.add("gs-a", PASSWORD, "supervisor", hotline_id=A)
-    users.add("gs-b", PASSWORD, "supervisor", hotline_id=B)
-    users.add("dtv-a", PASSWORD, "agent", agent_id="dtv01")
-    users.add("dtv-b", PASSWORD, "agent", agent_id=B_AGENT)
-    yield factory
-    engine.dispose()
+    with console_sessions(
+        config.database_url,
+        Account("quantri", "admin"),
+        Account("gs-a", "supervisor", hotline_id=A),
+        Account("gs-b", "supervisor", hotline_id=B),
+        Account("dtv-a", "agent", agent_id="dtv01"),
+        Account("dtv-b", "agent", agent_id=B_AGENT),
+        password=PASSWORD,
+    ) as factory:
+        yield factory
 
 
 @pytest_asyncio.fixture(loop_scope="session")

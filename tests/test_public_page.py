@@ -22,10 +22,9 @@ from ivr.audit import AuditEntry
 from ivr.cases.models import ANSWERED, IN_PROGRESS, Case, CaseEvent
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
+from ivr.db.engine import make_engine
 from ivr.web import public
-from ivr.web.store import UserStore
+from tests.rig.console import Account, console_sessions
 from tests.test_web import PASSWORD, Console, FakeManager, _config
 
 CITIZEN = "+84912000678"
@@ -45,15 +44,14 @@ def config(tmp_path: Any) -> HotlineConfig:
 
 @pytest.fixture
 def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    factory = make_session_factory(engine)
-    users = UserStore(factory)
-    users.add("giamsat", PASSWORD, "supervisor", hotline_id=config.hotlines[0].id)
-    users.add("giamsat-1022", PASSWORD, "supervisor", hotline_id=OTHER_HOTLINE)
-    users.add("dtv1", PASSWORD, "agent", agent_id=config.agents[0].id)
-    yield factory
-    engine.dispose()
+    with console_sessions(
+        config.database_url,
+        Account("giamsat", "supervisor", hotline_id=config.hotlines[0].id),
+        Account("giamsat-1022", "supervisor", hotline_id=OTHER_HOTLINE),
+        Account("dtv1", "agent", agent_id=config.agents[0].id),
+        password=PASSWORD,
+    ) as factory:
+        yield factory
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -33,10 +33,8 @@ from sqlalchemy import select
 from ivr.cases.models import Case, CaseEvent
 from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig, load_config
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
 from ivr.web.statistics_store import monthly_report, statistics
-from ivr.web.store import UserStore
+from tests.rig.console import Account, console_sessions
 from tests.rig.postgres import fresh_database_url
 from tests.test_web import PASSWORD, Console, FakeManager, _read_xlsx
 
@@ -175,15 +173,14 @@ def config(tmp_path: Path) -> HotlineConfig:
 
 @pytest.fixture
 def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    factory = make_session_factory(engine)
-    users = UserStore(factory)
-    users.add("giamsat", PASSWORD, "supervisor")
-    users.add("gs-tx", PASSWORD, "supervisor", hotline_id="thanh-xuan")
-    live(factory, config)
-    yield factory
-    engine.dispose()
+    with console_sessions(
+        config.database_url,
+        Account("giamsat", "supervisor"),
+        Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
+        password=PASSWORD,
+    ) as factory:
+        live(factory, config)
+        yield factory
 
 
 def test_the_lives_cover_every_kind_of_case(sessions: Any) -> None:

@@ -27,8 +27,6 @@ from sqlalchemy import select
 from ivr.audit import AuditEntry
 from ivr.cases.models import Recording
 from ivr.config import HotlineConfig, load_config
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
 from ivr.db.models import Call, utc_now
 from ivr.web.app import create_app
 from ivr.web.i18n import VI
@@ -38,6 +36,7 @@ from ivr.web.security import LoginRateLimiter, SessionSigner, hash_password, ver
 from ivr.web.store import UserStore
 from ivr.web.xlsx import workbook
 from queue_manager.model import Change, LiveModel
+from tests.rig.console import Account, console_sessions
 from tests.rig.postgres import fresh_database_url
 from tests.rig.stack import EXAMPLE
 
@@ -224,16 +223,15 @@ def config(tmp_path: Path) -> HotlineConfig:
 
 @pytest.fixture
 def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    factory = make_session_factory(engine)
-    users = UserStore(factory)
-    users.add("quantri", PASSWORD, "admin")
-    users.add("giamsat", PASSWORD, "supervisor")
-    users.add("dtv1", PASSWORD, "agent", agent_id=config.agents[0].id)
-    users.add("dtv2", PASSWORD, "agent", agent_id=config.agents[1].id)
-    yield factory
-    engine.dispose()
+    with console_sessions(
+        config.database_url,
+        Account("quantri", "admin"),
+        Account("giamsat", "supervisor"),
+        Account("dtv1", "agent", agent_id=config.agents[0].id),
+        Account("dtv2", "agent", agent_id=config.agents[1].id),
+        password=PASSWORD,
+    ) as factory:
+        yield factory
 
 
 @pytest_asyncio.fixture(loop_scope="session")

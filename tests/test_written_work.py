@@ -40,8 +40,6 @@ from ivr.cases.service import CaseService
 from ivr.config import HotlineConfig, load_config
 from ivr.config.source import ConfigSource
 from ivr.contracts.channels import Channel, ContactKind, MessageDirection
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.db.migrate import upgrade
 from ivr.db.models import utc_now
 from ivr.intake.models import FAILED, SENT, CaseAttachment, CaseMessage, Citizen, CitizenContact
 from ivr.intake.replies import ReplyDispatcher
@@ -49,6 +47,7 @@ from ivr.notify.sms_replies import SmsReplySender
 from ivr.web import written_store
 from ivr.web.access import AccessScope
 from ivr.web.store import UserStore
+from tests.rig.console import Account, console_sessions
 from tests.test_tenancy import A, B, write_config
 from tests.test_web import PASSWORD, Console, FakeManager
 
@@ -96,19 +95,18 @@ def config(tmp_path: Path) -> HotlineConfig:
 
 @pytest.fixture
 def sessions(config: HotlineConfig) -> Iterator[Any]:
-    upgrade(config.database_url)
-    engine = make_engine(config.database_url)
-    factory = make_session_factory(engine)
-    users = UserStore(factory)
-    users.add("quantri", PASSWORD, "admin")
-    users.add("gs-a", PASSWORD, "supervisor", hotline_id=A)
-    users.add("gs-b", PASSWORD, "supervisor", hotline_id=B)
-    users.add("dtv-a", PASSWORD, "agent", agent_id="dtv01")
-    users.add("dtv-b", PASSWORD, "agent", agent_id="hcc01")
-    users.add("donvi-1", PASSWORD, "unit", unit_code=UNIT_1)
-    users.add("donvi-2", PASSWORD, "unit", unit_code=UNIT_2)
-    yield factory
-    engine.dispose()
+    with console_sessions(
+        config.database_url,
+        Account("quantri", "admin"),
+        Account("gs-a", "supervisor", hotline_id=A),
+        Account("gs-b", "supervisor", hotline_id=B),
+        Account("dtv-a", "agent", agent_id="dtv01"),
+        Account("dtv-b", "agent", agent_id="hcc01"),
+        Account("donvi-1", "unit", unit_code=UNIT_1),
+        Account("donvi-2", "unit", unit_code=UNIT_2),
+        password=PASSWORD,
+    ) as factory:
+        yield factory
 
 
 def _open(
