@@ -19,7 +19,7 @@ from ivr.web import store
 from ivr.web.exports import export, is_export
 from ivr.web.forwarding import case_forwarding
 from ivr.web.payloads import case_json
-from ivr.web.reads import may_read_call
+from ivr.web.reads import may_read_call, visible_case
 from ivr.web.rendering import done, error_page, form_or_json, refuse, render, wants_json
 from ivr.web.state import STAFF, WATCHERS, Route, audit, db, scope_of, state_of, user_of
 from ivr.web.written_work import case_thread
@@ -47,12 +47,10 @@ async def cases_page(request: web.Request) -> web.StreamResponse:
 
 async def case_page(request: web.Request) -> web.Response:
     state = state_of(request)
-    code = request.match_info["code"][:16]
-    if not await db(store.case_visible, state.sessions, scope_of(request), code):
-        return await refuse(request, "read_case_refused", f"case {code}")
-    case = await db(store.case_with_history, state.sessions, code)
-    if case is None:
-        return error_page(request, 404, "Not found")
+    case = await visible_case(request, "read_case_refused")
+    if isinstance(case, web.Response):
+        return case
+    code = case.code
     await audit(request, "read_case", f"case {code}")
     if request.path.startswith("/api/"):
         if case.transcript:

@@ -9,10 +9,11 @@ import logging
 
 from aiohttp import web
 
+from ivr.cases.models import Case
 from ivr.phone import normalise_caller
 from ivr.web import store
 from ivr.web.access import AccessScope
-from ivr.web.rendering import refuse
+from ivr.web.rendering import error_page, refuse
 from ivr.web.state import audit, db, scope_of, state_of
 
 logger = logging.getLogger(__name__)
@@ -65,3 +66,17 @@ async def readable_history(
                 detail=f"{len(history.earlier_calls)} calls, "
                        f"{len(history.open_cases)} open cases")  # fmt: skip
     return history
+
+
+async def visible_case(request: web.Request, refused_action: str) -> Case | web.Response:
+    """The case the URL's ``{code}`` names, with its history, if the user may
+    read it; else the answer to give: the refusal (audited as
+    ``refused_action``), or 404 for a code no case has."""
+    state = state_of(request)
+    code = request.match_info["code"][:16]
+    if not await db(store.case_visible, state.sessions, scope_of(request), code):
+        return await refuse(request, refused_action, f"case {code}")
+    case = await db(store.case_with_history, state.sessions, code)
+    if case is None:
+        return error_page(request, 404, "Not found")
+    return case

@@ -20,6 +20,7 @@ from ivr.web import store, written_store
 from ivr.web.i18n import N_
 from ivr.web.intake_state import INTAKE, attachments_root
 from ivr.web.payloads import iso
+from ivr.web.reads import visible_case
 from ivr.web.rendering import done, error_page, form_or_json, refuse, render, wants_json
 from ivr.web.state import FORWARD_READERS, STAFF, Route, audit, db, scope_of, state_of, user_of
 
@@ -187,12 +188,10 @@ async def case_thread(request: web.Request, case: Case) -> dict[str, Any]:
 async def thread_api(request: web.Request) -> web.Response:
     """The thread as JSON (messages with their delivery status, attachments)."""
     state = state_of(request)
-    code = request.match_info["code"][:16]
-    if not await db(store.case_visible, state.sessions, scope_of(request), code):
-        return await refuse(request, "read_case_refused", f"case {code}")
-    case = await db(store.case_with_history, state.sessions, code)
-    if case is None:
-        return error_page(request, 404, "Not found")
+    case = await visible_case(request, "read_case_refused")
+    if isinstance(case, web.Response):
+        return case
+    code = case.code
     thread = await db(written_store.case_thread, state.sessions, case)
     await audit(request, "read_thread", f"case {code}")
     return web.json_response(
