@@ -25,7 +25,6 @@ caller through a :class:`Notifier` (async, like the SMTP sender).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -63,6 +62,7 @@ from ivr.config.source import ConfigSource
 from ivr.contracts.statuses import OPEN_FORWARD_STATUSES, CaseStatus, ForwardStatus
 from ivr.db.executor import DbExecutor
 from ivr.db.models import utc_now
+from ivr.db.periodic import PeriodicJob
 from ivr.phone import normalise_caller
 
 logger = logging.getLogger(__name__)
@@ -843,14 +843,16 @@ class ForwardingSchedule:
         self.db = DbExecutor("forwarding", 1)
         self.runs = 0
         self.last_run: DueRun | None = None
-        self._task: asyncio.Task[None] | None = None
         self._ran = asyncio.Condition()
+        self._schedule = PeriodicJob(
+            "forwarding", self.run_once, self._pause_seconds, "forward reminder run failed", logger
+        )
 
     def start(self) -> None:
         if self.service.config_source.current.forwarding.check_every_minutes <= 0:
             logger.info("forward reminders are not scheduled (check_every_minutes: 0)")
             return
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="forwarding")
+        self._schedule.start()
 
     async def run_once(self) -> DueRun:
         run = await self.db.run(self.service.run_due_checks)
@@ -872,19 +874,9 @@ class ForwardingSchedule:
         assert self.last_run is not None
         return self.last_run
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # retried at the next tick, never fatal
-                logger.exception("forward reminder run failed")
-            minutes = self.service.config_source.current.forwarding.check_every_minutes or 15
-            await asyncio.sleep(minutes * 60)
+    def _pause_seconds(self) -> float:
+        return (self.service.config_source.current.forwarding.check_every_minutes or 15) * 60
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._schedule.close()
         self.db.close(wait=False)

@@ -11,7 +11,6 @@ growing delay and given up (``failed``) after ``max_attempts``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.cases.models import Case
 from ivr.contracts.channels import Channel, MessageDirection
 from ivr.db.models import utc_now
+from ivr.db.periodic import PeriodicJob
 from ivr.intake.models import FAILED, PENDING, SENT, CaseMessage
 from ivr.intake.types import OutgoingReply, ReplySender
 
@@ -66,8 +66,10 @@ class ReplyDispatcher:
         self.interval = interval_seconds
         self.max_attempts = max_attempts
         self.batch = batch
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._schedule = PeriodicJob(
+            "reply-dispatcher", self.run_once, lambda: self.interval,
+            "reply dispatcher pass failed; next pass continues", logger,
+        )  # fmt: skip
 
     # --- one pass ----------------------------------------------------------------
 
@@ -194,30 +196,10 @@ class ReplyDispatcher:
 
     def wake(self) -> None:
         """Run a pass now (a row was just queued). Safe from any thread."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
-
-    _loop: asyncio.AbstractEventLoop | None = None
+        self._schedule.wake()
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._run_forever(), name="reply-dispatcher")
+        self._schedule.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._loop = None
-
-    async def _run_forever(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                logger.exception("reply dispatcher pass failed; next pass continues")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
+        await self._schedule.close()

@@ -11,7 +11,6 @@ it at once would do no harm: every step is idempotent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from ivr.config.schema import HotlineConfig
 from ivr.config.source import ConfigSource
 from ivr.db.executor import DbExecutor
 from ivr.db.models import utc_now
+from ivr.db.periodic import PeriodicJob
 from ivr.privacy.retention import ACTOR, RetentionReport, run_retention
 
 logger = logging.getLogger(__name__)
@@ -82,14 +82,17 @@ class RetentionSchedule:
         self.clock = clock
         self.runs = 0
         self.last_report: RetentionReport | None = None
-        self._task: asyncio.Task[None] | None = None
         self._ran = asyncio.Condition()
+        # A failed run is retried at the next tick, never fatal.
+        self._schedule = PeriodicJob(
+            "retention", self.run_once, self._pause_seconds, "retention run failed", logger
+        )
 
     def start(self) -> None:
         if self.config.retention.run_every_minutes <= 0:
             logger.info("retention is not scheduled (run_every_minutes: 0): use cron")
             return
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
+        self._schedule.start()
 
     @property
     def config(self) -> HotlineConfig:
@@ -112,20 +115,10 @@ class RetentionSchedule:
             self._ran.notify_all()
         return report
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # a failed run is retried at the next tick, never fatal
-                logger.exception("retention run failed")
-            minutes = self.config.retention.run_every_minutes or 60
-            await asyncio.sleep(minutes * 60)
+    def _pause_seconds(self) -> float:
+        return (self.config.retention.run_every_minutes or 60) * 60
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._schedule.close()
         # Not waiting on the loop: a run under way finishes in its thread.
         self.db.close(wait=False)

@@ -31,7 +31,6 @@ million calls (README, "At a province's scale"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.contracts.statuses import CallOutcome
 from ivr.db.executor import DbExecutor
 from ivr.db.models import Call
+from ivr.db.periodic import PeriodicJob
 from ivr.queue_records.models import QueueCall
 from ivr.reports.models import CallDayCount, QueueDayCount, RolledDay
 
@@ -320,22 +320,15 @@ class RollUpSchedule:
         self.sessions = sessions
         self.every = every
         self.db = DbExecutor("statistics-roll-up", 1)
-        self._task: asyncio.Task[None] | None = None
+        # A failed run is retried at the next tick; the page reads the calls meanwhile.
+        self._schedule = PeriodicJob(
+            "roll-up", lambda: self.db.run(roll_up, self.sessions), self.every.total_seconds,
+            "statistics roll-up failed", logger,
+        )  # fmt: skip
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="roll-up")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.db.run(roll_up, self.sessions)
-            except Exception:  # retried at the next tick; the page reads the calls meanwhile
-                logger.exception("statistics roll-up failed")
-            await asyncio.sleep(self.every.total_seconds())
+        self._schedule.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._schedule.close()
         await asyncio.to_thread(self.db.close, True, True)
