@@ -70,6 +70,18 @@ def _view(row: Open311ApiKey) -> ApiKeyView:
     )  # fmt: skip
 
 
+def _audit(
+    session: Session, row: Open311ApiKey, actor: str, action: str, address: str, detail: str
+) -> None:
+    """The audit entry of a change to the key ``row``, in the change's transaction."""
+    session.add(
+        AuditEntry(
+            at=utc_now(), actor=actor, action=action, target=f"open311 key {row.id}",
+            address=address[:64], detail=detail,
+        )
+    )  # fmt: skip
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
@@ -135,13 +147,8 @@ class ApiKeyStore:
             )  # fmt: skip
             session.add(row)
             session.flush()
-            session.add(
-                AuditEntry(
-                    at=utc_now(), actor=actor, action="open311_key_add",
-                    target=f"open311 key {row.id}", address=address[:64],
-                    detail=f"{hotline_id}: {app_name} ({row.key_prefix}…)",
-                )
-            )  # fmt: skip
+            _audit(session, row, actor, "open311_key_add", address,
+                   f"{hotline_id}: {app_name} ({row.key_prefix}…)")  # fmt: skip
             view = _view(row)
         logger.info("open311 key %s created for %s (%s) by %s", view.id, app_name, hotline_id,
                     actor)  # fmt: skip
@@ -162,13 +169,8 @@ class ApiKeyStore:
                 raise ApiKeyError(f"no Open311 key {key_id}")
             if row.revoked_at is None:
                 row.revoked_at, row.revoked_by = utc_now(), actor
-                session.add(
-                    AuditEntry(
-                        at=utc_now(), actor=actor, action="open311_key_revoke",
-                        target=f"open311 key {row.id}", address=address[:64],
-                        detail=f"{row.hotline_id}: {row.app_name}",
-                    )
-                )  # fmt: skip
+                _audit(session, row, actor, "open311_key_revoke", address,
+                       f"{row.hotline_id}: {row.app_name}")  # fmt: skip
             return _view(row)
 
     def check(self, key: str) -> ApiKeyView | None:
