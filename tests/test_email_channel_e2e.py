@@ -29,7 +29,7 @@ from ivr.cases.models import Case
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.intake.models import CaseAttachment, CaseMessage
 from ivr.sim.polling import wait_for
-from tests.rig.serve import running_serve, write_serve_config
+from tests.rig.serve import port_answers, running_serve, write_serve_config
 from tests.rig.stack import free_tcp_port
 
 pytestmark = pytest.mark.db
@@ -107,16 +107,6 @@ def _deliver_with_reply(port: int, mail: EmailMessage) -> tuple[int, str]:
         return code, reply.decode()
 
 
-async def _smtp_answers(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
-
-
 async def test_a_mail_with_a_photo_becomes_a_case_answered_by_mail_and_the_reply_joins_it(
     tmp_path: Path, sink: Sink
 ) -> None:
@@ -141,7 +131,7 @@ async def test_a_mail_with_a_photo_becomes_a_case_answered_by_mail_and_the_reply
     path = write_serve_config(tmp_path, tweak=tweak)
     url = yaml.safe_load(path.read_text(encoding="utf-8"))["database"]["url"]
     async with running_serve(path) as served:
-        await wait_for(lambda: _smtp_answers(smtp_port), 30, "the SMTP receiver")
+        await wait_for(lambda: port_answers(smtp_port), 30, "the SMTP receiver")
 
         # 1. A real SMTP session carrying a photo.
         first = _citizen_mail("Rác thải ngõ 12", "Rác ở ngõ 12 Đông Ngạc chưa được thu gom.")

@@ -101,9 +101,8 @@ def _web_port(config_path: Path) -> int:
     return port
 
 
-async def _answers(process: subprocess.Popen[bytes], port: int) -> bool:
-    if process.poll() is not None:
-        raise RuntimeError(f"hotline serve exited ({process.returncode})")
+async def port_answers(port: int) -> bool:
+    """Whether something accepts a TCP connection on the loopback ``port``."""
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
@@ -111,6 +110,12 @@ async def _answers(process: subprocess.Popen[bytes], port: int) -> bool:
     writer.close()
     await writer.wait_closed()
     return True
+
+
+async def _answers(process: subprocess.Popen[bytes], port: int) -> bool:
+    if process.poll() is not None:
+        raise RuntimeError(f"hotline serve exited ({process.returncode})")
+    return await port_answers(port)
 
 
 @asynccontextmanager
