@@ -164,3 +164,12 @@ def test_the_node_command_writes_one_nodes_files(
     assert stat.S_IMODE((out / "pjsip.conf").stat().st_mode) == 0o600
     assert main(["-c", str(path), "asterisk-config", "--node", "nope", "--out", str(out)]) == 2
     assert "no node 'nope'" in capsys.readouterr().err
+
+
+def test_a_secret_that_would_break_out_of_its_string_is_refused(tmp_path: Path) -> None:
+    """phone-secrets.json is a file an administrator may edit by hand: a quote
+    or a pseudo-variable in it must not become kamailio.cfg script."""
+    config = _config(tmp_path)
+    for hostile in ('abc"; exit; "', "abc$(hdr(X))", "abc\\", "abc\ndef"):
+        with pytest.raises(UnsafeValue, match=r"phones\.hcc-01"):
+            render_kamailio(config, {"hcc-01": hostile}, tmp_path / "d.list")
