@@ -6,6 +6,7 @@ owner and the standby."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from ivr.agi.server import HotlineAgi
+from ivr.call_log import CallEnd, CallLog, CallStart
 from ivr.config import load_config
 from ivr.db.engine import make_engine, make_session_factory
 from ivr.db.migrate import upgrade
+from ivr.db.models import Call, utc_now
 from ivr.queue_records.models import AgentSession, QueueCall
 from ivr.reports.call_rollup import roll_up
 from ivr.web.statistics_store import statistics
@@ -142,3 +146,47 @@ def test_records_carry_their_node_and_statistics_sum_a_hotline_over_nodes(
         # The daily roll-up (the day is over) gives the same per-hotline figures.
         assert roll_up(sessions, datetime.fromtimestamp(T0, UTC) + timedelta(days=3)) >= 1
     engine.dispose()
+
+
+async def test_a_fastagi_process_forgets_calls_whose_hangup_reached_another(
+    tmp_path: Path,
+) -> None:
+    """Two ``hotline serve --only agi`` processes: a call's entry reached this one,
+    its hangup handler the other, which closed the record. This process no
+    longer counts the call as up: its sweep and its drain do not wait for it,
+    and its list of live calls does not grow with every such call."""
+    config = load_config(write_config(tmp_path, _cluster()))
+    upgrade(config.database_url)
+    engine = make_engine(config.database_url)
+    sessions = make_session_factory(engine)
+    this_log, other_log = CallLog(sessions), CallLog(sessions)
+    agi = HotlineAgi(config, this_log)
+    try:
+        for uniqueid in ("node-a-1800000000.1", "standby-1800000000.1"):
+            await this_log.call_started(
+                CallStart(uniqueid, uniqueid, A, "PJSIP/trunk-000001", "0912000001", "1022",
+                          utc_now())
+            )  # fmt: skip
+            agi.live[uniqueid] = time.monotonic()
+
+        def hung_up_elsewhere(uniqueid: str) -> Any:
+            return other_log.call_ended(
+                CallEnd(uniqueid=uniqueid, route="queue:operator", dial_status="",
+                        answered_epoch=None, answered_by="", queue_member="",
+                        ended_at=utc_now())
+            )  # fmt: skip
+
+        await hung_up_elsewhere("node-a-1800000000.1")
+        assert await agi.sweep_stale_calls() == 0  # nothing closed: none is stale
+        assert set(agi.live) == {"standby-1800000000.1"}
+        await hung_up_elsewhere("standby-1800000000.1")
+        assert await agi.drain(timeout=5.0) == 0  # no call left waiting for its hangup
+        assert agi.live == {}
+        with sessions() as session:
+            outcomes = set(session.scalars(select(Call.outcome)))
+        assert "in_progress" not in outcomes and "interrupted" not in outcomes
+    finally:
+        await agi.close()
+        await asyncio.to_thread(this_log.close)
+        await asyncio.to_thread(other_log.close)
+        engine.dispose()
