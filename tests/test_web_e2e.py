@@ -249,7 +249,9 @@ async def test_caller_on_the_wallboard_screen_pop_case_and_search(rig: ConsoleRi
 
     # Statistics (supervisor), English on request.
     await board.goto(rig.url + "/stats")
-    await expect(board.locator("svg.chart")).to_have_count(6)
+    # Per day, per hour, queue, area, topic, channel, unit.
+    await expect(board.locator("svg.chart")).to_have_count(7)
+    await expect(board.locator('#by-channel tr[data-channel="phone"]')).to_have_count(1)
     await expect(board.locator("#stat-tiles")).to_contain_text("Tổng số cuộc gọi")
     await board.screenshot(path=str(SCREENSHOTS / "statistics.png"), full_page=True)
     await board.goto(rig.url + "/lang/en?next=/stats")
