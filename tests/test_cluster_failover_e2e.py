@@ -21,7 +21,14 @@ import pytest_asyncio
 
 from ivr.db.models import Call
 from ivr.sim.sipp import Dtmf, Pause
-from tests.rig.cluster import A_NUMBER, A_PHONE, Cluster, start_cluster, wait_node_down
+from tests.rig.cluster import (
+    A_NUMBER,
+    A_PHONE,
+    Cluster,
+    start_cluster,
+    wait_node_down,
+    wait_node_up,
+)
 from tests.rig.sip_register import register
 from tests.rig.stack import wait_for
 from tests.test_tenancy import B_NUMBER, B_PHONE, A, B
@@ -135,3 +142,9 @@ async def test_the_standby_takes_the_calls_when_the_owner_dies(cluster: Cluster)
     assert still.ended_at is None
     up_result = await up_call
     assert up_result.answered  # answered before the kill; then the node vanished
+
+    # The owner comes back: once it answers the probes, new calls are its own again.
+    owner.restart()
+    await wait_node_up(cluster, "node-a")
+    back = await _served_by_agent(cluster, A, "0912000108")
+    assert _node(back) == "node-a"

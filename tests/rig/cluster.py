@@ -88,6 +88,10 @@ class Node:
         process.wait(timeout=10)
         self.asterisk.process = None
 
+    def restart(self) -> None:
+        """Start the node again with the same rendered files."""
+        self.asterisk.start()
+
 
 @dataclass
 class Cluster:
@@ -271,6 +275,13 @@ async def start_cluster(
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def wait_node_up(cluster: Cluster, node_id: str, timeout: float = 30) -> None:
+    """Until Kamailio's probes have seen the node answer again (its log says so)."""
+    node = cluster.nodes[node_id]
+    up = f"node up: sip:{node.host}:{node.sip_port}"
+    await wait_for(lambda: up in cluster.kamailio_log(), timeout, f"Kamailio to log {up!r}")
 
 
 async def wait_node_down(cluster: Cluster, node_id: str, timeout: float = 30) -> None:
