@@ -7,7 +7,9 @@ SIGKILLed with a call up; once Kamailio's probes mark it down every new call
 for its hotlines is answered by the standby and reaches an agent (the
 standby's queues have the agents: static members of the rendered config); the
 call records written before the kill are all still there. The call that was
-up on the dead node is lost (its record stays open, as the docs say).
+up on the dead node is lost (its record stays open, as the docs say). A call
+placed the moment the owner dies goes to the standby too (failure_route); the
+owner started again takes new calls once the probes see it up.
 """
 
 from __future__ import annotations
