@@ -171,7 +171,15 @@ while kill -0 "$make_pid" 2>/dev/null; do
     log "  ... compiling: $(( SECONDS - start ))s, $objs object files"
 done
 wait "$make_pid" || true
-if [[ "$(cat "$work/make.rc")" != 0 ]]; then tail -n 60 "$work/make.log" >&2; exit 1; fi
+if [[ "$(cat "$work/make.rc")" != 0 ]]; then
+    # With parallel jobs the first error is often far above the last lines.
+    grep -n -E '(error|Error [0-9])' "$work/make.log" | head -n 20 >&2 || true
+    tail -n 60 "$work/make.log" >&2
+    for pjlog in third-party/pjproject/source/*.log; do
+        [[ -f "$pjlog" ]] && { log "--- $pjlog"; tail -n 40 "$pjlog" >&2; }
+    done
+    exit 1
+fi
 
 step 4 "install into $prefix"
 rm -rf "$prefix"
