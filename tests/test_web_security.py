@@ -5,6 +5,7 @@ exact channel a supervisor spies on."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +19,7 @@ from ivr.web.session_store import SessionStore
 from ivr.web.store import UserStore
 from queue_manager.listen_in import live_channel_of
 from queue_manager.manager import QueueManager
+from queue_manager.model import TALKING
 from tests import test_web
 from tests.test_web import PASSWORD, Console
 
@@ -288,8 +290,11 @@ class _NodeLink(_ChannelsLink):
 
     def __init__(self, channels: list[tuple[str, str]], interface: str) -> None:
         super().__init__(channels)
-        self.model = SimpleNamespace(queues={"q": SimpleNamespace(members={interface: None})})
+        talking = SimpleNamespace(state=lambda now: TALKING)
+        self.model = SimpleNamespace(queues={"q": SimpleNamespace(members={interface: talking})})
         self.sent: list[dict[str, Any]] = []
+        self.connected = asyncio.Event()  # an AMI link that is up
+        self.connected.set()
 
     async def send(self, action: dict[str, Any], as_list: bool = False) -> list[Any]:
         self.sent.append(dict(action))

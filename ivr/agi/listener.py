@@ -63,12 +63,18 @@ class AllowedClients:
         return any(address in network for network in self.networks)
 
 
-def allowed_client_entries(asterisk: AsteriskSection) -> list[str]:
+def allowed_client_entries(
+    asterisk: AsteriskSection, node_hosts: Iterable[str] | None = None
+) -> list[str]:
     """``asterisk.agi.allowed_clients`` or, when absent, every Asterisk node the
-    queue manager knows (``asterisk.ami``) plus loopback."""
+    queue manager knows plus loopback. ``node_hosts``: the nodes' addresses when
+    they come from ``cluster.nodes`` (see ``HotlineConfig.agi_node_hosts``);
+    default: ``asterisk.ami``'s nodes."""
     if asterisk.agi.allowed_clients is not None:
         return list(asterisk.agi.allowed_clients)
-    return [*(node.host for node in asterisk.ami.node_list()), *LOOPBACK]
+    if node_hosts is None:
+        node_hosts = [node.host for node in asterisk.ami.node_list()]
+    return [*dict.fromkeys(node_hosts), *LOOPBACK]
 
 
 class FastAgiApplication(fast_agi.Application):

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from panoramisk import fast_agi
+from prometheus_client import Counter, Histogram
+from sqlalchemy import Connection, select
 
 from ivr.agi.case_desk import CaseDesk
 from ivr.agi.case_directory import CaseRecords
@@ -24,7 +26,7 @@ from ivr.contracts import agi_scripts as scripts
 from ivr.contracts import channel_variables as v
 from ivr.contracts.statuses import RouteKind
 from ivr.db.executor import DbExecutor
-from ivr.db.models import utc_now
+from ivr.db.models import Call, utc_now
 from ivr.flow.call_flow import HotlineFlow, survey_flow
 from ivr.flow.spoken_numbers import day_month_prompts, digit_prompts
 from ivr.flow.steps import Route
@@ -40,6 +42,25 @@ IVR_DB_THREADS = 4
 CASE_LOOKUP_SECONDS = 4.0  # then the caller hears "not found" and may reach an operator
 MAX_CALL_SECONDS = 2 * 3600  # a record "in progress" longer than this is a crash's leftover
 STALE_SWEEP_SECONDS = 600.0
+ENDED_CHECK_SECONDS = 1.0  # a draining server asks this often which calls ended elsewhere
+
+
+def _ended(connection: Connection, uniqueids: list[str]) -> set[str]:
+    """Those of ``uniqueids`` whose record is closed (by any process)."""
+    ended: set[str] = set()
+    for at in range(0, len(uniqueids), 500):  # bounded IN lists on either database
+        chunk = uniqueids[at : at + 500]
+        ended.update(
+            connection.scalars(
+                select(Call.uniqueid).where(Call.uniqueid.in_(chunk), Call.ended_at.is_not(None))
+            )
+        )
+    return ended
+
+
+# FastAGI latency buckets (seconds): an entry session spans the menu, so its
+# tail is long; call-ended and survey sessions are tens of milliseconds.
+AGI_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
 class HotlineAgi:
@@ -77,6 +98,16 @@ class HotlineAgi:
         self.live: dict[str, float] = {}
         self.stopping = False  # set by drain(): new calls go to the dialplan's fallback
         self._housekeeping: asyncio.Task[None] | None = None
+        # Sessions served and their duration by script, read by /metrics at scrape
+        # time (ivr/web/metrics.py). Owned by this instance, in no global registry.
+        self.requests = Counter(
+            "hotline_agi_requests", "FastAGI sessions served, by script and outcome",
+            ["script", "outcome"], registry=None,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "hotline_agi_request_seconds", "FastAGI session duration, by script",
+            ["script"], registry=None, buckets=AGI_LATENCY_BUCKETS,
+        )  # fmt: skip
 
     @property
     def config(self) -> HotlineConfig:
@@ -121,8 +152,26 @@ class HotlineAgi:
     def application(self, allowed: AllowedClients | None = None) -> FastAgiApplication:
         app = FastAgiApplication(allowed)
         for name, handler in self.handlers().items():
-            app.add_route(name, handler)
+            app.add_route(name, self._measured(name, handler))
         return app
+
+    def _measured(
+        self, script: str, handler: Callable[[fast_agi.Request], Awaitable[None]]
+    ) -> Callable[[fast_agi.Request], Awaitable[None]]:
+        """``handler`` counted and timed under its script name (a fixed set:
+        the label never carries what a caller sent)."""
+
+        async def measured(request: fast_agi.Request) -> None:
+            started = time.monotonic()
+            outcome = "error"
+            try:
+                await handler(request)
+                outcome = "ok"
+            finally:
+                self.requests.labels(script, outcome).inc()
+                self.latency.labels(script).observe(time.monotonic() - started)
+
+        return measured
 
     async def entry(self, request: fast_agi.Request) -> None:
         """A new call: play, collect, decide, record, and hand the route back.
@@ -414,8 +463,13 @@ class HotlineAgi:
             logger.info(
                 "stopping: waiting up to %.0f s for %d calls to end", timeout, len(self.live)
             )
+        checked = time.monotonic()
         while self.live and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+            if time.monotonic() - checked >= ENDED_CHECK_SECONDS:
+                checked = time.monotonic()
+                with contextlib.suppress(Exception):  # the database away: wait on
+                    await asyncio.wait_for(self.forget_calls_ended_elsewhere(), 1.0)
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=max(1.0, deadline - time.monotonic()))
         if self.live:
@@ -445,8 +499,22 @@ class HotlineAgi:
         for uniqueid, seen in list(self.live.items()):
             if now - seen > max_call_seconds:  # its hangup never came: not up any more
                 del self.live[uniqueid]
+        await self.forget_calls_ended_elsewhere()
         cutoff = utc_now() - timedelta(seconds=max_call_seconds)
         return int(await self.call_log.close_stale_calls(cutoff, frozenset(self.live)))
+
+    async def forget_calls_ended_elsewhere(self) -> int:
+        """Several FastAGI processes may serve the nodes (issue 15): a call's
+        hangup handler can reach another process than its entry did, and then
+        nothing here pops it from ``live``. A call whose record is closed is
+        not up any more, whoever closed it: forgotten, so ``live`` does not
+        grow with other processes' hangups and a drain does not wait for them."""
+        if not self.live:
+            return 0
+        ended = await self.call_log.submit(_ended, sorted(self.live))
+        for uniqueid in ended:
+            self.live.pop(uniqueid, None)
+        return len(ended)
 
     async def _sweep_loop(self, max_call_seconds: float, interval: float) -> None:
         while True:

@@ -63,7 +63,7 @@ async def reload_modules(
     if ami.reload_secret is None:
         raise ReloadError("asterisk.ami.reload_secret is not set: Asterisk cannot be reloaded")
     done = []
-    for node in ami.node_list():
+    for node in config.ami_nodes():  # cluster.nodes when set
         manager = await _login(node, ami.reload_username, ami.reload_secret, timeout)
         try:
             for module in modules:

@@ -434,6 +434,21 @@ class HotlineConfig(Strict):
     def pause_reason(self, code: str) -> PauseReason | None:
         return next((r for r in self.pause_reasons if r.code == code), None)
 
+    def ami_nodes(self) -> list[AmiNode]:
+        """The Asterisk nodes watched over AMI (queue manager, reloads, FastAGI's
+        default allowed clients): ``cluster.nodes`` at their AMI addresses when
+        set, else ``asterisk.ami.node_list()`` (one node, or the older list)."""
+        if self.cluster.nodes:
+            return [AmiNode(id=n.id, host=n.ami.host, port=n.ami.port) for n in self.cluster.nodes]
+        return self.asterisk.ami.node_list()
+
+    def agi_node_hosts(self) -> list[str]:
+        """Where FastAGI sessions come from: every node's AMI and SIP host (a
+        node may use one address for each), else ``asterisk.ami``'s nodes."""
+        hosts = [n.host for n in self.ami_nodes()]
+        hosts += [n.sip.host for n in self.cluster.nodes]
+        return list(dict.fromkeys(hosts))
+
     # Lookups used everywhere; the lists are small, so a scan is fine and keeps
     # the model immutable.
     def area(self, code: str) -> Area | None:
