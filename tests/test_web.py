@@ -286,6 +286,7 @@ ROUTE_TABLE = [
     ("POST", "/login", "PUBLIC", "login_submit"),
     ("GET", "/lang/{language}", "PUBLIC", "language"),
     ("GET", "/healthz", "PUBLIC", "health"),
+    ("GET", "/metrics", "PUBLIC", "metrics"),
     ("GET", "/api/openapi.json", "PUBLIC", "openapi"),
     ("POST", "/logout", "SIGNED_IN", "logout"),
     ("GET", "/", "SIGNED_IN", "home"),
@@ -385,6 +386,11 @@ ROUTE_TABLE = [
     ("POST", "/admin/config", "ADMINS", "config_apply"),
     ("GET", "/api/v1/config", "ADMINS", "config_api"),
     ("POST", "/api/v1/config", "ADMINS", "config_apply_api"),
+    # Open311 API keys of client apps, for administrators (issue 14).
+    ("GET", "/admin/api-keys", "ADMINS", "api_keys"),
+    ("POST", "/admin/api-keys", "ADMINS", "api_key_issue"),
+    ("GET", r"/admin/api-keys/{key_id:\d+}/revoke", "ADMINS", "api_key_revoke_confirm"),
+    ("POST", r"/admin/api-keys/{key_id:\d+}/revoke", "ADMINS", "api_key_revoke"),
     # The public page of published cases and the consent / publication (issue 13).
     ("GET", "/public/cases", "PUBLIC", "public_cases"),
     ("GET", "/public/cases/{public_id}", "PUBLIC", "public_case"),
@@ -425,6 +431,8 @@ ROUTE_TABLE = [
 ]
 FEATURES = (
     "auth",
+    "health",
+    "metrics",
     "openapi",
     "wallboard",
     "stats",
@@ -437,6 +445,7 @@ FEATURES = (
     "public",
     "citizen_form",
     "admin",
+    "api_keys_admin",
     "written_work",
     "sms_inbound",
     "zalo",

@@ -24,6 +24,11 @@ class WebSection(BaseModel):
     # The key that signs session cookies: $secret_env if set, else secret_file.
     secret_env: str = Field("HOTLINE_WEB_SECRET", pattern=r"^[A-Z_][A-Z0-9_]*$")
     secret_file: SafePath = Path("../var/web-secret")
+    # /metrics (ivr/web/metrics.py): with this variable set, a scraper must send
+    # "Authorization: Bearer <its value>" (from any address, loopback included:
+    # a reverse proxy on this machine would otherwise make everyone local);
+    # unset, /metrics answers direct loopback requests only.
+    metrics_token_env: str = Field("HOTLINE_METRICS_TOKEN", pattern=r"^[A-Z_][A-Z0-9_]*$")
     session_hours: float = Field(12.0, gt=0, le=24 * 30)
     # Secure cookies are only sent over HTTPS (browsers also allow them on localhost).
     cookie_secure: bool = True

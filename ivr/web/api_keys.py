@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +58,7 @@ class ApiKeyView:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    revoked_by: str | None = None
 
     @property
     def active(self) -> bool:
@@ -66,7 +68,7 @@ class ApiKeyView:
 def _view(row: Open311ApiKey) -> ApiKeyView:
     return ApiKeyView(
         row.id, row.hotline_id, row.app_name, row.contact, row.key_prefix, row.created_at,
-        row.created_by, row.revoked_at,
+        row.created_by, row.revoked_at, row.revoked_by,
     )  # fmt: skip
 
 
@@ -90,6 +92,19 @@ def hash_key(key: str) -> str:
 # posting many requests a second costs one lookup per key per interval.
 CHECKED_SECONDS = 2.0
 
+# Revocations made in this process (the console's page): every CheckedKeys
+# forgets what it trusted when this count moves, so such a key is refused at
+# its next request, not up to CHECKED_SECONDS later. Revocations are rare;
+# the keys still in use cost one lookup each afterwards.
+_revocations = 0
+_revocations_lock = threading.Lock()
+
+
+def _revoked_here() -> None:
+    global _revocations
+    with _revocations_lock:
+        _revocations += 1
+
 
 class CheckedKeys:
     """Keys found active lately (by hash), for :data:`CHECKED_SECONDS`;
@@ -100,9 +115,16 @@ class CheckedKeys:
         self.seconds = seconds
         self.size = size
         self._found: dict[str, tuple[ApiKeyView, float]] = {}
+        self._revocations = _revocations
+
+    def _forget_if_revoked(self) -> None:
+        if self._revocations != _revocations:
+            self._found.clear()
+            self._revocations = _revocations
 
     def get(self, key: str, now: float | None = None) -> ApiKeyView | None:
         now = time.monotonic() if now is None else now
+        self._forget_if_revoked()
         found = self._found.get(hash_key(key))
         if found is None or found[1] <= now:
             return None
@@ -110,6 +132,7 @@ class CheckedKeys:
 
     def put(self, key: str, view: ApiKeyView, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        self._forget_if_revoked()
         if len(self._found) >= self.size:
             self._found = {k: v for k, v in self._found.items() if v[1] > now}
             if len(self._found) >= self.size:
@@ -171,7 +194,9 @@ class ApiKeyStore:
                 row.revoked_at, row.revoked_by = utc_now(), actor
                 _audit(session, row, actor, "open311_key_revoke", address,
                        f"{row.hotline_id}: {row.app_name}")  # fmt: skip
-            return _view(row)
+            view = _view(row)
+        _revoked_here()  # after the commit: a lookup from now on sees the revocation
+        return view
 
     def check(self, key: str) -> ApiKeyView | None:
         """The active key ``key`` is, or None."""

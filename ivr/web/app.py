@@ -33,13 +33,16 @@ from ivr.config_applier import ConfigApplier
 from ivr.web import (
     admin,
     agent,
+    api_keys_admin,
     audit_store,
     auth,
     calls,
     cases,
     citizen_form,
     forwarding,
+    health,
     knowledge,
+    metrics,
     open311,
     openapi,
     public,
@@ -82,6 +85,8 @@ HERE = Path(__file__).resolve().parent
 # Every route of the console, feature by feature.
 ROUTES: list[Route] = [
     *auth.ROUTES,
+    *health.ROUTES,
+    *metrics.ROUTES,
     *openapi.ROUTES,
     *wallboard.ROUTES,
     *stats.ROUTES,
@@ -94,6 +99,7 @@ ROUTES: list[Route] = [
     *public.ROUTES,
     *citizen_form.ROUTES,
     *admin.ROUTES,
+    *api_keys_admin.ROUTES,
     *written_work.ROUTES,
     *sms_inbound.ROUTES,
     *zalo.ROUTES,
@@ -251,6 +257,10 @@ def create_app(
     }
     app = web.Application(middlewares=[security_headers, authentication])
     app[STATE] = state
+    # /metrics and /healthz (issue 15): what they read; start_services adds the
+    # FastAGI server, the call log and the background loops once they run.
+    metrics.install_metrics(app, source, sessions, queue_manager)
+    app[health.HEALTH_PROBE] = health.DatabaseProbe()
     # Forwarding to units (issue 13): its service shares the case service;
     # emails go through ``notifier`` (the configured SMTP sender by default).
     app[forwarding.FORWARDING] = ForwardingService(sessions, source, cases=state.cases)

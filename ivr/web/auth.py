@@ -144,10 +144,6 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(home_of(user_of(request)))
 
 
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
-
-
 async def me_api(request: web.Request) -> web.Response:
     user = user_of(request)
     return web.json_response(
@@ -160,7 +156,6 @@ ROUTES = [
     Route("GET", "/login", login_page, PUBLIC, "login"),
     Route("POST", "/login", login_submit, PUBLIC, "login_submit"),
     Route("GET", "/lang/{language}", set_language, PUBLIC, "language"),
-    Route("GET", "/healthz", health, PUBLIC, "health"),
     Route("POST", "/logout", logout, SIGNED_IN, "logout"),
     Route("GET", "/", home, SIGNED_IN, "home"),
     Route("GET", "/api/v1/me", me_api, SIGNED_IN, "me"),
