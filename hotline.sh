@@ -15,8 +15,9 @@ here=$(pwd)
 
 log() { printf '[hotline.sh] %s\n' "$*" >&2; }
 
+# kamailio: the SIP proxy in front of several Asterisk nodes (docs/cluster.md).
 apt_packages=(python3 python3-venv python3-dev sip-tester espeak-ng sox ffmpeg
-              postgresql chromium build-essential pkg-config)
+              postgresql kamailio chromium build-essential pkg-config)
 
 # Debian 12 ships Python 3.11, Debian 13 Python 3.13; the code needs 3.11
 # (StrEnum, TaskGroup, tomllib). Anything else is tried, with a warning.

@@ -91,13 +91,39 @@ def cmd_areas_import(args: argparse.Namespace) -> int:
 
 
 def cmd_asterisk_config(args: argparse.Namespace) -> int:
-    from ivr.asterisk.render import RenderOptions, write_all
+    from ivr.asterisk.render import RenderOptions, write_all, write_node
     from ivr.routing_table import write_routing_table
 
     config = _load(args)
-    written = write_all(config, RenderOptions.from_config(config), Path(args.out))
+    options = RenderOptions.from_config(config)
+    if args.node is not None:
+        try:
+            written = write_node(config, options, args.node, Path(args.out))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        written = write_all(config, options, Path(args.out))
     table = write_routing_table(config)
     for path in [*written, table]:
+        print(path)
+    return 0
+
+
+def cmd_kamailio_config(args: argparse.Namespace) -> int:
+    from ivr.asterisk.kamailio import write_kamailio
+    from ivr.config.phone_secrets import generated_phone_secrets
+
+    config = _load(args)
+    if not config.cluster.nodes:
+        print("error: cluster.nodes is empty: one node needs no proxy", file=sys.stderr)
+        return 2
+    try:
+        written = write_kamailio(config, generated_phone_secrets(config), Path(args.out))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
         print(path)
     return 0
 
@@ -138,14 +164,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _load(args)
     stop = asyncio.Event()
+    hurry = asyncio.Event()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        # SIGTERM (systemd, docker stop) and SIGINT: stop taking calls, let the
+
+        # SIGTERM (systemd, podman stop) and SIGINT: stop taking calls, let the
         # calls up end (their records close), write the queued records, exit.
+        # A second one stops waiting for the calls up (the records are still written).
+        def on_stop_signal() -> None:
+            (hurry if stop.is_set() else stop).set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop, only=args.only, drain_seconds=args.drain_seconds)
+            loop.add_signal_handler(sig, on_stop_signal)
+        await serve(
+            config, stop, only=args.only, drain_seconds=args.drain_seconds, hurry=hurry,
+            monitor_port=args.monitor_port,
+        )  # fmt: skip
 
     asyncio.run(main())
     return 0
@@ -294,7 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_file_argument(sub)
     sub.add_argument("--out", required=True, help="folder to write the files into")
+    sub.add_argument("--node", metavar="ID", help="render the files of this node of cluster.nodes")
     sub.set_defaults(handler=cmd_asterisk_config)
+
+    sub = commands.add_parser(
+        "kamailio-config",
+        help="render the SIP proxy's kamailio.cfg (0600) and its dispatcher list (cluster.nodes)",
+    )
+    _add_config_file_argument(sub)
+    sub.add_argument("--out", required=True, help="the kamailio.cfg to write")
+    sub.set_defaults(handler=cmd_kamailio_config)
 
     sub = commands.add_parser(
         "asterisk-install",
@@ -326,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="on SIGTERM, how long calls up may still end and close their records (default 30)",
+    )
+    sub.add_argument(
+        "--monitor-port",
+        type=int,
+        default=None,
+        help="with --only agi or ami: serve /metrics and /healthz on web.bind at this port "
+        "(the console serves them otherwise; docs/metrics.md)",
     )
     sub.set_defaults(handler=cmd_serve)
 

@@ -9,6 +9,7 @@ share it), and hands them to every part it starts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -39,6 +40,13 @@ from queue_manager.manager import QueueManager
 
 logger = logging.getLogger(__name__)
 
+# The longest a stop takes: the drain (``--drain-seconds``), then this for the
+# listener, then the call log's flush (CallLog.close: 30 s of retries while the
+# database is away, plus 5 for its thread). deploy/systemd's TimeoutStopSec
+# must stay above their sum (tests/test_systemd_units.py checks it).
+AGI_CLOSE_SECONDS = 2.0
+CALL_LOG_FLUSH_SECONDS = 35.0
+
 
 class RunningServices:
     """What :func:`start_services` started; ``close`` stops it all."""
@@ -55,6 +63,8 @@ class RunningServices:
     cases: CaseService | None = None  # the one case service (console and case desk)
     # Calls served by the fallback script while the server was down, read into the call log.
     call_spool: FallbackCallSpool | None = None
+    # /metrics and /healthz alone (ivr/web/monitor.py): --monitor-port without the console.
+    monitor: Any | None = None
 
     def __init__(
         self,
@@ -77,10 +87,11 @@ class RunningServices:
         assert self.agi_server is not None
         return int(self.agi_server.sockets[0].getsockname()[1])
 
-    async def close(self, drain_seconds: float = 0.0) -> None:
+    async def close(self, drain_seconds: float = 0.0, hurry: asyncio.Event | None = None) -> None:
         """Stop everything; the FastAGI part first stops taking calls and, for
-        up to ``drain_seconds``, keeps serving the hangup handlers of calls up,
-        then the call log writes all it holds before the process may exit."""
+        up to ``drain_seconds`` (or until ``hurry`` is set: a second SIGTERM),
+        keeps serving the hangup handlers of calls up, then the call log writes
+        all it holds before the process may exit."""
         if self.retention is not None:
             await self.retention.close()
         if self.roll_up is not None:
@@ -92,14 +103,21 @@ class RunningServices:
         if self.replies is not None:
             await self.replies.close()
         if self.agi is not None:
-            await self.agi.drain(drain_seconds)
+            await _drain_unless_hurried(self.agi, drain_seconds, hurry)
         if self.web_runner is not None:
             await self.web_runner.cleanup()
+        if self.monitor is not None:
+            await self.monitor.cleanup()
         if self.queue_manager is not None:
             await self.queue_manager.close()
         if self.agi_server is not None:
             self.agi_server.close()
-            await self.agi_server.wait_closed()
+            # From Python 3.12 wait_closed() also waits for every open session:
+            # a flow still running past the drain bound would hold the exit.
+            # Its session is cut when the process ends and Asterisk's dialplan
+            # falls back to the classic script (AGISTATUS FAILURE).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.agi_server.wait_closed(), AGI_CLOSE_SECONDS)
         if self.agi is not None:
             await self.agi.close()
         if self.call_spool is not None:
@@ -111,15 +129,37 @@ class RunningServices:
             await asyncio.to_thread(self.call_log.close)
 
 
+async def _drain_unless_hurried(
+    agi: HotlineAgi, drain_seconds: float, hurry: asyncio.Event | None
+) -> None:
+    """``agi.drain(drain_seconds)``, cut short when ``hurry`` is set: the calls
+    still up are then closed by the fallback spool or the next start's sweep,
+    as when the bound passes."""
+    drain = asyncio.ensure_future(agi.drain(drain_seconds))
+    if hurry is None:
+        await drain
+        return
+    hurried = asyncio.ensure_future(hurry.wait())
+    await asyncio.wait({drain, hurried}, return_when=asyncio.FIRST_COMPLETED)
+    hurried.cancel()
+    if not drain.done():
+        logger.warning("second stop signal: not waiting for %d calls up", len(agi.live))
+        drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain
+
+
 async def start_services(
     config: HotlineConfig,
     agi_port: int | None = None,
     migrate: bool = True,
     parts: frozenset[str] = frozenset({"agi"}),
     clock: Callable[[], datetime] = utc_now,
+    monitor_port: int | None = None,
 ) -> RunningServices:
     """Start ``parts`` ("agi", "ami": the queue manager, "web": the console) against
-    one database."""
+    one database. Without the console, ``monitor_port`` serves /metrics and
+    /healthz alone on ``web.bind`` (0: any free port)."""
     if migrate:
         await asyncio.to_thread(upgrade, config.database_url)
     sessions = make_session_factory(make_engine(config.database_url))
@@ -188,6 +228,7 @@ async def start_services(
         services.email_receiver = email_receiver
         services.config_source = source
         services.cases = cases
+        await _feed_metrics(services, sessions, monitor_port)
         return services
     call_log = CallLog(sessions)
     case_desk = CaseDesk(sessions, source, writer=call_log.submit, cases=cases)
@@ -201,9 +242,8 @@ async def start_services(
     # Asterisk nodes may open a session (host names resolved once, here).
     bind = config.asterisk.agi.bind
     port = config.asterisk.agi.port if agi_port is None else agi_port
-    allowed = await asyncio.to_thread(
-        AllowedClients.from_entries, allowed_client_entries(config.asterisk)
-    )
+    entries = allowed_client_entries(config.asterisk, config.agi_node_hosts())
+    allowed = await asyncio.to_thread(AllowedClients.from_entries, entries)
     server = await start_agi_server(agi, bind, port, allowed)
     logger.info("FastAGI server listening on %s:%s", bind, port)
     services = RunningServices(server, call_log, queue_manager, web_runner, applier, agi)
@@ -215,7 +255,41 @@ async def start_services(
     services.forward_checks = forward_checks
     services.config_source = source
     services.cases = cases
+    await _feed_metrics(services, sessions, monitor_port)
     return services
+
+
+async def _feed_metrics(
+    services: RunningServices, sessions: sessionmaker[Session], monitor_port: int | None
+) -> None:
+    """/metrics and /healthz (ivr/web/metrics.py, health.py) read the parts
+    this process started: on the console, or on a listener of their own
+    (``monitor_port``) in a process without it (``--only agi``, ``--only ami``)."""
+    if services.web_runner is None and (monitor_port is None or services.config_source is None):
+        return
+    from ivr.web.metrics import METRICS_SOURCES, MetricsSources
+
+    if services.web_runner is not None:
+        sources = services.web_runner.app[METRICS_SOURCES]
+    else:
+        assert services.config_source is not None
+        sources = MetricsSources(services.config_source, sessions)
+        sources.follow_queues(services.queue_manager)
+    sources.agi, sources.agi_server = services.agi, services.agi_server
+    sources.call_log = services.call_log
+    workers = {
+        "retention": services.retention, "roll_up": services.roll_up,
+        "forward_checks": services.forward_checks, "replies": services.replies,
+    }  # fmt: skip
+    # Only the loops scheduled here (one set to run every 0 minutes is left to cron).
+    sources.workers = {
+        name: loop for name, loop in workers.items() if getattr(loop, "_task", None) is not None
+    }
+    if services.web_runner is None and monitor_port is not None:
+        from ivr.web.monitor import start_monitor
+
+        bind = sources.config.web.bind
+        services.monitor = await start_monitor(sources, bind, monitor_port)
 
 
 def _start_replies(sessions: sessionmaker[Session], web_runner: Any) -> Any:
@@ -281,13 +355,18 @@ async def serve(
     stop: asyncio.Event,
     only: str | None = None,
     drain_seconds: float = 30.0,
+    hurry: asyncio.Event | None = None,
+    monitor_port: int | None = None,
 ) -> None:
     """Run until ``stop`` is set (SIGTERM, SIGINT), then stop taking calls, let
-    the calls up end for up to ``drain_seconds`` and flush the call log."""
+    the calls up end for up to ``drain_seconds`` (less if ``hurry`` is set: a
+    second signal) and flush the call log (up to CALL_LOG_FLUSH_SECONDS)."""
     if only in (None, "agi"):  # the process that plays them
         await build_prompts_at_start(config)
     services = await start_services(
-        config, parts=frozenset({only}) if only else frozenset({"agi", "ami", "web"})
+        config,
+        parts=frozenset({only}) if only else frozenset({"agi", "ami", "web"}),
+        monitor_port=monitor_port,
     )
     # Transcription runs in separate processes (vosk holds a core per worker).
     workers = await start_worker_processes(
@@ -307,4 +386,4 @@ async def serve(
     finally:
         logger.info("stopping: no new calls; flushing the call log")
         await stop_worker_processes(workers)
-        await services.close(drain_seconds)
+        await services.close(drain_seconds, hurry)

@@ -355,7 +355,7 @@ async def test_serve_builds_what_the_config_changed_before_it_takes_calls(
     seen_at_start: list[dict[str, str]] = []
 
     class Stopped:
-        async def close(self, drain_seconds: float = 0.0) -> None:
+        async def close(self, drain_seconds: float = 0.0, hurry: Any = None) -> None:
             return None
 
     async def start_services(*args: Any, **kwargs: Any) -> Stopped:

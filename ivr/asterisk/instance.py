@@ -58,8 +58,17 @@ def modules_dir_for(binary: Path) -> Path:
 class AsteriskInstance:
     """Owns ``base``: etc/ (config), run/, log/, spool/, lib/ under it."""
 
-    def __init__(self, base: Path, binary: Path | None = None, agi_dir: Path | None = None):
+    def __init__(
+        self,
+        base: Path,
+        binary: Path | None = None,
+        agi_dir: Path | None = None,
+        system_name: str | None = None,
+    ):
         self.base = base
+        # Several nodes: each one's name prefixes its channels' uniqueids, so two
+        # nodes never hand the call log the same one (and a record names its node).
+        self.system_name = system_name
         self.binary = binary or find_asterisk()
         self.etc = base / "etc"
         self.log_dir = base / "log"
@@ -100,7 +109,8 @@ class AsteriskInstance:
             f"astlogdir => {self.log_dir}\n"
             f"astsbindir => {self.binary.parent}\n"
             "\n[options]\nverbose=3\ndebug=0\nnocolor=yes\ntransmit_silence=yes\n"
-            "maxfiles=8192\nhideconnect=yes\n",
+            "maxfiles=8192\nhideconnect=yes\n"
+            + (f"systemname={self.system_name}\n" if self.system_name else ""),
             encoding="utf-8",
         )
 
