@@ -59,9 +59,10 @@ _CODE_ATTEMPTS = 20
 _INSERT_EVENT = insert(CaseEvent.__table__)
 # Built once, with one parameter per draw (an expanding list would be rendered
 # again at each execution): building a statement per case costs more than
-# running it.
-_TAKEN_CODES = select(Case.code).where(
-    Case.code.in_([bindparam(f"code{i}") for i in range(_CODE_ATTEMPTS)])
+# running it. On the table, not the mapped class: a plain query skips the ORM's
+# result handling.
+_TAKEN_CODES = select(Case.__table__.c.code).where(
+    Case.__table__.c.code.in_([bindparam(f"code{i}") for i in range(_CODE_ATTEMPTS)])
 )
 SMS_TEXT_LIMIT = 480  # three concatenated Unicode SMS parts, roughly
 

@@ -620,14 +620,16 @@ def _reply_subject(code: str, subject: str) -> str:
 
 
 # Built once, values bound at execution: building and hashing the statement
-# for every submission cost more than running it.
+# for every submission cost more than running it. On the tables, not the mapped
+# classes: a plain query skips the ORM's result handling.
+_KEYS, _CASES = IntakeKey.__table__.c, Case.__table__.c
 _KEY_RESULT = (
-    select(IntakeKey.case_id, IntakeKey.message_id, IntakeKey.created, Case.code)
-    .join(Case, Case.id == IntakeKey.case_id)
+    select(_KEYS.case_id, _KEYS.message_id, _KEYS.created, _CASES.code)
+    .join_from(IntakeKey.__table__, Case.__table__, _CASES.id == _KEYS.case_id)
     .where(
-        IntakeKey.hotline_id == bindparam("hotline_id"),
-        IntakeKey.channel == bindparam("channel"),
-        IntakeKey.key == bindparam("key"),
+        _KEYS.hotline_id == bindparam("hotline_id"),
+        _KEYS.channel == bindparam("channel"),
+        _KEYS.key == bindparam("key"),
     )
 )
 
