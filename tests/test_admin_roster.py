@@ -1,0 +1,259 @@
+"""The roster calendar (ivr/web/admin_roster.py): a cell changed for one day is a
+day override written in the file's style (and removed when the cell goes back
+to the weekly agents); moving an agent into tomorrow's night shift changes the
+queue's membership at 22:00 on a fixed clock, not before; a swap shows on both
+agents' rows of the page; a shift below its minimum is flagged."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivr.config import HotlineConfig, load_config
+from ivr.config_applier import ConfigApplier
+from ivr.web import admin_roster
+from ivr.web.admin_roster import cell_agents, set_cell, shortfalls, swap_agents
+from ivr.web.app import create_app
+from queue_manager.manager import desired_members, plan_membership
+from queue_manager.model import LiveModel
+from tests.rig.console import Account, console_sessions
+from tests.rig.postgres import fresh_database_url
+
+REPO = Path(__file__).resolve().parents[1]
+BAC_TU_LIEM = REPO / "examples" / "bac-tu-liem.yaml"
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+PASSWORD = "mật-khẩu-đủ-dài"
+TUESDAY = date(2026, 12, 1)  # "today" of these tests; the night shift is 22:00-06:00
+
+
+def _changed(old: str, new: str) -> tuple[list[str], list[str]]:
+    removed, added = [], []
+    for line in difflib.ndiff(old.splitlines(), new.splitlines()):
+        if line.startswith("- "):
+            removed.append(line[2:])
+        elif line.startswith("+ "):
+            added.append(line[2:])
+    return removed, added
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    return BAC_TU_LIEM.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def config(text: str) -> HotlineConfig:
+    return load_config(BAC_TU_LIEM, text=text)
+
+
+def test_a_cell_changed_for_a_day_is_one_override_line(text: str, config: HotlineConfig) -> None:
+    before, overridden = cell_agents(config, TUESDAY, "dem", "operator")
+    assert not overridden and "dtv01" not in before
+    new = set_cell(text, config, TUESDAY, "dem", "operator", [*before, "dtv01"])
+    removed, added = _changed(text, new)
+    assert removed == []
+    assert added == [
+        "    - {date: 2026-12-01, shift: dem, queue: operator, agents: [dtv13, dtv14, dtv15, "
+        "dtv16, dtv17, dtv18, dtv01]}"
+    ]
+    changed = load_config(BAC_TU_LIEM, text=new)
+    assert cell_agents(changed, TUESDAY, "dem", "operator") == ([*before, "dtv01"], True)
+    # Other days keep the weekly pattern.
+    assert cell_agents(changed, TUESDAY + timedelta(days=1), "dem", "operator")[0] == before
+    # Back to the weekly agents: the override goes, the file is as it was.
+    assert set_cell(new, changed, TUESDAY, "dem", "operator", before) == text
+
+
+def test_an_existing_override_is_changed_in_place(text: str, config: HotlineConfig) -> None:
+    tet = date(2026, 2, 17)
+    new = set_cell(text, config, tet, "dem", "operator", ["dtv13", "dtv14"])
+    removed, added = _changed(text, new)
+    assert removed == [
+        "    - {date: 2026-02-17, shift: dem, queue: operator, agents: [dtv13, dtv14, dtv15]}"
+    ]
+    assert added == [
+        "    - {date: 2026-02-17, shift: dem, queue: operator, agents: [dtv13, dtv14]}"
+    ]
+
+
+def test_agent_moved_into_tomorrows_night_shift_joins_the_queue_at_22h(
+    text: str, config: HotlineConfig
+) -> None:
+    """The roster applier's plan on a fixed clock: dtv01 (a morning agent) put
+    into tomorrow's night shift of the field queue is added at 22:00 that
+    evening, with the exact AMI action, and not one minute before."""
+    tomorrow = TUESDAY + timedelta(days=1)
+    agents, _ = cell_agents(config, tomorrow, "dem", "field")
+    new = set_cell(text, config, tomorrow, "dem", "field", [*agents, "dtv01"])
+    changed = load_config(BAC_TU_LIEM, text=new)
+
+    def plan(at: datetime) -> list[Any]:
+        # What the roster applier sends to a node with no members yet.
+        return plan_membership(changed, desired_members(changed, at), LiveModel("local"))
+
+    evening = datetime(2026, 12, 2, 21, 59, tzinfo=ZONE)
+    assert not [a for a in plan(evening) if a.interface == "PJSIP/dtv-01" and a.queue == "field"]
+    at_22 = [a for a in plan(evening + timedelta(minutes=1)) if a.interface == "PJSIP/dtv-01"]
+    assert [(a.kind, a.queue) for a in at_22] == [("add", "field")]
+    assert at_22[0].ami()["Action"] == "QueueAdd" and at_22[0].ami()["Queue"] == "field"
+    # The same night on the unchanged config: dtv01 stays out.
+    assert "dtv01" not in desired_members(config, evening + timedelta(minutes=1))["field"]
+    # Through the night, after midnight too: the shift belongs to Wednesday.
+    assert "dtv01" in desired_members(changed, datetime(2026, 12, 3, 3, 0, tzinfo=ZONE))["field"]
+    # The next evening the weekly night crew only.
+    assert "dtv01" not in desired_members(changed, evening + timedelta(days=1, minutes=1))["field"]
+
+
+def test_a_swap_exchanges_the_two_agents_cells(text: str, config: HotlineConfig) -> None:
+    # dtv01 works the morning (operator, procedures, field); dtv13 the night.
+    new = swap_agents(text, config, TUESDAY, "dtv01", "dtv13", list(config.queues))
+    changed = load_config(BAC_TU_LIEM, text=new)
+    assert "dtv13" in cell_agents(changed, TUESDAY, "sang", "operator")[0]
+    assert "dtv01" not in cell_agents(changed, TUESDAY, "sang", "operator")[0]
+    assert "dtv01" in cell_agents(changed, TUESDAY, "dem", "field")[0]
+    assert "dtv13" not in cell_agents(changed, TUESDAY, "dem", "field")[0]
+    # The next day is untouched.
+    assert "dtv01" in cell_agents(changed, TUESDAY + timedelta(days=1), "sang", "operator")[0]
+
+
+def test_shift_below_its_minimum_is_flagged(text: str) -> None:
+    raw = yaml.safe_load(text)
+    raw["roster"]["shifts"][2]["min_agents"] = 6
+    config = load_config(BAC_TU_LIEM, text=yaml.safe_dump(raw, allow_unicode=True))
+    assert shortfalls(config, [TUESDAY], list(config.queues)) == []
+    tet = date(2026, 2, 17)  # the example's Tết night override keeps three on operator,
+    # but field keeps its six: still six distinct agents.
+    assert shortfalls(config, [tet], list(config.queues)) == []
+    fewer = set_cell(yaml.safe_dump(raw, allow_unicode=True), config, TUESDAY, "dem", "field",
+                     ["dtv13"])  # fmt: skip
+    fewer = set_cell(fewer, config, TUESDAY, "dem", "operator", ["dtv13", "dtv14"])
+    [short] = shortfalls(load_config(BAC_TU_LIEM, text=fewer), [TUESDAY], list(config.queues))
+    assert (short.day, short.shift.id, short.staffed) == (TUESDAY, "dem", 2)
+
+
+# --- the page ---------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    data = yaml.safe_load(text)
+    data["database"]["url"] = fresh_database_url(tmp_path)
+    data["web"] = {"cookie_secure": False}
+    data["paths"]["recordings"] = str(tmp_path / "recordings")
+    data["paths"]["config_history"] = str(tmp_path / "history")
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class Page:
+    def __init__(self, app: web.Application) -> None:
+        self.server = TestServer(app)
+        self.clients: list[TestClient] = []
+
+    async def signed_in(self, username: str) -> tuple[TestClient, str]:
+        client = TestClient(self.server)
+        await client.start_server()
+        self.clients.append(client)
+        page = await (await client.get("/login")).text()
+        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        answer = await client.post(
+            "/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": token, "next": "/"},
+            allow_redirects=False,
+        )
+        assert answer.status == 302, await answer.text()
+        me = await (await client.get("/api/v1/me")).json()
+        return client, me["csrf_token"]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(tmp_path: Path, text: str, config: HotlineConfig) -> AsyncIterator[Page]:
+    # The file already holds a swap of dtv01 and dtv13 on Tuesday.
+    path = _write(tmp_path, swap_agents(text, config, TUESDAY, "dtv01", "dtv13",
+                                        list(config.queues)))  # fmt: skip
+    swapped = load_config(path)
+    with console_sessions(
+        swapped.database_url, Account("quantri", "admin"), Account("dtv1", "agent",
+        agent_id="dtv01"), password=PASSWORD,
+    ) as sessions:  # fmt: skip
+        app = create_app(swapped, sessions, secret=b"s" * 32, applier=ConfigApplier(swapped))
+        running = Page(app)
+        await running.server.start_server()
+        try:
+            yield running
+        finally:
+            for client in running.clients:
+                await client.close()
+            await running.server.close()
+
+
+def _row(html: str, agent_id: str) -> str:
+    return html.split(f'<tr id="agent-{agent_id}"', 1)[1].split("</tr>", 1)[0]
+
+
+def _day_cell(row: str, day: date) -> str:
+    return row.split(f'data-day="{day.isoformat()}">', 1)[1].split("</td>", 1)[0]
+
+
+@pytest.mark.db
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_swap_shows_on_both_agents_rows(page: Page) -> None:
+    client, _ = await page.signed_in("quantri")
+    answer = await client.get("/admin/roster?week=2026-12-01")
+    assert answer.status == 200
+    html = await answer.text()
+    tuesday, wednesday = _day_cell, TUESDAY + timedelta(days=1)
+    first, second = _row(html, "dtv01"), _row(html, "dtv13")
+    assert "Ca đêm" in tuesday(first, TUESDAY) and "Ca sáng" not in tuesday(first, TUESDAY)
+    assert "Ca sáng" in tuesday(second, TUESDAY) and "Ca đêm" not in tuesday(second, TUESDAY)
+    # The day after, each is back on their own shift.
+    assert "Ca sáng" in tuesday(first, wednesday) and "Ca đêm" in tuesday(second, wednesday)
+    # The grid marks the changed cells as changed for the day.
+    assert 'class="override"' in html.split('id="cell-2026-12-01-sang-operator"', 1)[0][-200:]
+
+
+@pytest.mark.db
+@pytest.mark.asyncio(loop_scope="session")
+async def test_picking_an_agent_previews_the_override(
+    page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, str] = {}
+
+    async def preview(request: web.Request, *, new_text: str, summary: str, back: str) -> Any:
+        seen.update(new_text=new_text, summary=summary, back=back)
+        return web.Response(text="preview")
+
+    monkeypatch.setattr(admin_roster, "preview_change", preview)
+    client, csrf = await page.signed_in("quantri")
+    form = {"csrf_token": csrf, "op": "add", "date": "2026-12-02", "shift": "dem",
+            "queue": "field", "agent": "dtv02"}  # fmt: skip
+    answer = await client.post("/admin/roster/cell", data=form)
+    assert answer.status == 200 and await answer.text() == "preview"
+    written = yaml.safe_load(seen["new_text"])["roster"]["overrides"][-1]
+    assert written == {
+        "date": date(2026, 12, 2),
+        "shift": "dem",
+        "queue": "field",
+        "agents": ["dtv13", "dtv14", "dtv15", "dtv16", "dtv17", "dtv18", "dtv02"],
+    }
+    assert "Ca đêm" in seen["summary"] and seen["back"] == "/admin/roster?week=2026-11-30"
+    # Hostile or unknown values are refused before any text is built.
+    for bad in ({"date": "2026-13-01"}, {"agent": "nobody"}, {"queue": "x\r\ny"}, {"op": "drop"}):
+        seen.clear()
+        answer = await client.post("/admin/roster/cell", data={**form, **bad})
+        assert answer.status == 400 and not seen
+    # An agent may not use the page at all.
+    agent, agent_csrf = await page.signed_in("dtv1")
+    assert (await agent.get("/admin/roster")).status == 403
+    refused = await agent.post("/admin/roster/cell", data={**form, "csrf_token": agent_csrf})
+    assert refused.status == 403 and not seen
