@@ -29,7 +29,7 @@ from aiohttp import web
 from ivr.config import yaml_edit
 from ivr.config.holiday_calendar import HolidayCalendar
 from ivr.config.schema import WEEKDAYS
-from ivr.web.i18n import translator
+from ivr.web.i18n import N_, translator
 from ivr.web.rendering import error_page, form_or_json, render
 from ivr.web.state import ADMINS, LANGUAGE, WATCHERS, Route, state_of
 
@@ -116,9 +116,9 @@ async def year_page(request: web.Request) -> web.StreamResponse:
     try:
         year = int(request.query.get("year") or datetime.now(state.zone).year)
     except ValueError:
-        return error_page(request, 400, "Bad request", "expected a year")
+        return error_page(request, 400, "Bad request", N_("expected a year"))
     if year not in YEARS:
-        return error_page(request, 400, "Bad request", "expected a year")
+        return error_page(request, 400, "Bad request", N_("expected a year"))
     language = request.get(LANGUAGE, "vi")
     calendar = HolidayCalendar(config)
     days_off = calendar.year(year, language)
@@ -165,7 +165,7 @@ async def change(request: web.Request) -> web.StreamResponse:
                                     back=PAGE)  # fmt: skip
     day = _form_day(form)
     if day is None:
-        return error_page(request, 400, "Bad request", "expected a date YYYY-MM-DD")
+        return error_page(request, 400, "Bad request", N_("expected a date YYYY-MM-DD"))
     shown = day.strftime("%d/%m/%Y")
     # The name is checked by check-config (SafeTitle) in the preview, never here.
     name = form.get("name", "").strip()
@@ -184,9 +184,9 @@ async def change(request: web.Request) -> web.StreamResponse:
         new_text = remove_day(text, "working_days", day)
         summary = _("Holidays: {day} is no longer an announced working day", day=shown)
     else:
-        return error_page(request, 400, "Bad request", "unknown change")
+        return error_page(request, 400, "Bad request", N_("unknown change"))
     if new_text == text:
-        return error_page(request, 400, "Bad request", "nothing to change")
+        return error_page(request, 400, "Bad request", N_("nothing to change"))
     return await preview_change(request, new_text=new_text, summary=summary,
                                 back=_back(day.year))  # fmt: skip
 

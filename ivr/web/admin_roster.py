@@ -34,7 +34,7 @@ from ivr.config import yaml_edit
 from ivr.config.edit import check_config_text
 from ivr.config.loader import ConfigError
 from ivr.config.schema import WEEKDAYS, HotlineConfig, Queue, Shift
-from ivr.web.i18n import translator
+from ivr.web.i18n import N_, translator
 from ivr.web.rendering import error_page, form_or_json, refuse, render
 from ivr.web.state import LANGUAGE, WATCHERS, Route, scope_of, state_of
 
@@ -258,17 +258,17 @@ async def _checked_form(
     config, scope = state_of(request).config, scope_of(request)
     day = _day(form.get("date", ""))
     if day is None:
-        return error_page(request, 400, "Bad request", "expected a date YYYY-MM-DD")
+        return error_page(request, 400, "Bad request", N_("expected a date YYYY-MM-DD"))
     shift = None
     if form.get("shift"):
         shift = next((s for s in config.roster.shifts if s.id == form["shift"]), None)
         if shift is None:
-            return error_page(request, 400, "Bad request", "unknown shift")
+            return error_page(request, 400, "Bad request", N_("unknown shift"))
     queue = None
     if form.get("queue"):
         queue = config.queue(form["queue"])
         if queue is None:
-            return error_page(request, 400, "Bad request", "unknown queue")
+            return error_page(request, 400, "Bad request", N_("unknown queue"))
         if not scope.sees_hotline(config.queue_owner(queue.id)):
             return await refuse(request, "roster_refused", f"queue {queue.id}")
     agents = []
@@ -276,7 +276,7 @@ async def _checked_form(
     for name in agent_fields:
         agent_id = form.get(name, "")
         if agent_id not in known:
-            return error_page(request, 400, "Bad request", "unknown agent")
+            return error_page(request, 400, "Bad request", N_("unknown agent"))
         if not scope.sees_hotline(config.agent_owner(agent_id)):
             return await refuse(request, "roster_refused", f"agent {agent_id}")
         agents.append(agent_id)
@@ -307,13 +307,13 @@ async def cell_change(request: web.Request) -> web.StreamResponse:
     form = await form_or_json(request)
     op = form.get("op", "")
     if op not in ("add", "remove", "reset"):
-        return error_page(request, 400, "Bad request", "unknown change")
+        return error_page(request, 400, "Bad request", N_("unknown change"))
     checked = await _checked_form(request, form, () if op == "reset" else ("agent",))
     if not isinstance(checked, tuple):
         return checked
     day, shift, queue, agents = checked
     if shift is None or queue is None:
-        return error_page(request, 400, "Bad request", "a shift and a queue are needed")
+        return error_page(request, 400, "Bad request", N_("a shift and a queue are needed"))
     current, _overridden = cell_agents(config, day, shift.id, queue.id)
     _ = translator(request.get(LANGUAGE, "vi"))
     names = {a.id: a.name for a in config.agents}
@@ -347,7 +347,7 @@ async def swap(request: web.Request) -> web.StreamResponse:
         return checked
     day, shift, _queue, (first, second) = checked
     if first == second:
-        return error_page(request, 400, "Bad request", "choose two different agents")
+        return error_page(request, 400, "Bad request", N_("choose two different agents"))
     _ = translator(request.get(LANGUAGE, "vi"))
     names = {a.id: a.name for a in config.agents}
     hotline_id = config.agent_owner(first)
@@ -356,7 +356,7 @@ async def swap(request: web.Request) -> web.StreamResponse:
     new_text = swap_agents(text, config, day, first, second, queues,
                            shift.id if shift else None)  # fmt: skip
     if new_text == text:
-        return error_page(request, 400, "Bad request", "neither agent works that day")
+        return error_page(request, 400, "Bad request", N_("neither agent works that day"))
     summary = _("Roster: {first} and {second} swap their shifts on {day}",
                 first=names[first], second=names[second], day=day.strftime("%d/%m/%Y"))  # fmt: skip
     if shift is not None:
