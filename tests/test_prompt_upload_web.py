@@ -173,7 +173,7 @@ async def test_upload_preview_confirm_then_remove_brings_back_the_synthesized_vo
     )
     assert answer.status == 303, await answer.text()
     preview_url = answer.headers["Location"]
-    assert re.fullmatch(rf"{PAGE}/greeting/preview/[0-9a-f]{{32}}", preview_url)
+    assert re.fullmatch(rf"{PAGE}/new/[0-9a-f]{{32}}", preview_url)
     preview = await (await client.get(preview_url)).text()
     assert f'src="{PAGE}/greeting/audio"' in preview  # the current sound
     assert f'src="{preview_url}/audio"' in preview  # and the new one
@@ -275,19 +275,17 @@ async def test_a_supervisor_manages_only_their_own_hotlines_prompts(
     own = await client.get("/admin/prompts", allow_redirects=False)
     assert own.status == 302 and own.headers["Location"] == f"/admin/prompts/{OTHER}/vi"
     assert (await client.get(f"/admin/prompts/{OTHER}/vi")).status == 200
-    for url in (PAGE, f"{PAGE}/greeting/audio", f"{PAGE}/greeting/preview/{token_part}/audio"):
+    for url in (PAGE, f"{PAGE}/greeting/audio", f"{PAGE}/new/{token_part}/audio"):
         assert (await client.get(url)).status == 403, url
     upload = await client.post(
         f"{PAGE}/greeting/upload", data=upload_form(token, tone_wav(1.0), "b.wav", "audio/wav")
     )
     assert upload.status == 403
-    confirm = await client.post(
-        f"{PAGE}/greeting/preview/{token_part}/confirm", data={"csrf_token": token}
-    )
+    confirm = await client.post(f"{PAGE}/new/{token_part}/confirm", data={"csrf_token": token})
     assert confirm.status == 403
     # Another hotline's staged upload, named under their own hotline: not theirs.
     crossed = await client.post(
-        f"/admin/prompts/{OTHER}/vi/greeting/preview/{token_part}/confirm",
+        f"/admin/prompts/{OTHER}/vi/new/{token_part}/confirm",
         data={"csrf_token": token},
     )
     assert crossed.status == 404

@@ -148,7 +148,7 @@ async def _place(request: web.Request) -> Place | web.Response:
         return error_page(request, 404, "Not found")
     if not scope_of(request).sees_hotline(hotline.id):
         return await refuse(request, "prompts_refused", f"hotline:{hotline.id}")
-    language = request.match_info["language"]
+    language = request.match_info["lang"]
     if language not in prompt_languages(hotline):
         return error_page(request, 404, "Not found")
     return Place(hotline, language, config.resolve_path(config.paths.prompts))
@@ -162,14 +162,17 @@ async def _prompt(request: web.Request, place: Place) -> str | None:
     return name if name in texts else None
 
 
-async def _pending(request: web.Request, place: Place, name: str) -> PendingUpload | None:
-    """The staged upload the URL names, for this hotline, language and prompt."""
+async def _staged(request: web.Request, place: Place) -> PendingUpload | None:
+    """The staged upload the URL's token names, if it is for this hotline and
+    language and for a prompt the hotline still has."""
     pending = prompt_upload.pending_upload(place.root, request.match_info["token"])
-    if pending is None or (pending.hotline_id, pending.language, pending.name) != (
-        place.hotline.id, place.language, name,
+    if pending is None or (pending.hotline_id, pending.language) != (
+        place.hotline.id, place.language,
     ):  # fmt: skip
         return None
-    return pending
+    config = state_of(request).config
+    texts = await asyncio.to_thread(prompt_texts, config, place.hotline, place.language)
+    return pending if pending.name in texts else None
 
 
 def _wav(path: Path) -> web.StreamResponse:
@@ -260,7 +263,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
     await audit(request, "prompt_upload", f"prompt:{place.hotline.id}/{place.language}/{name}",
                 detail=f"{pending.original_name} ({pending.source_format}, "
                 f"{pending.seconds:.1f} s), staged")  # fmt: skip
-    raise web.HTTPSeeOther(f"{place.url}/{name}/preview/{pending.token}")
+    raise web.HTTPSeeOther(f"{place.url}/new/{pending.token}")
 
 
 async def preview_page(request: web.Request) -> web.StreamResponse:
@@ -268,10 +271,10 @@ async def preview_page(request: web.Request) -> web.StreamResponse:
     place = await _place(request)
     if isinstance(place, web.Response):
         return place
-    name = await _prompt(request, place)
-    pending = None if name is None else await _pending(request, place, name)
-    if name is None or pending is None:
+    pending = await _staged(request, place)
+    if pending is None:
         return error_page(request, 404, "Not found")
+    name = pending.name
     config = state_of(request).config
     texts = await asyncio.to_thread(prompt_texts, config, place.hotline, place.language)
     return render(request, "admin_prompt_preview.html", place=place, name=name,
@@ -283,8 +286,7 @@ async def preview_audio(request: web.Request) -> web.StreamResponse:
     place = await _place(request)
     if isinstance(place, web.Response):
         return place
-    name = await _prompt(request, place)
-    pending = None if name is None else await _pending(request, place, name)
+    pending = await _staged(request, place)
     if pending is None:
         return error_page(request, 404, "Not found")
     return _wav(prompt_upload.pending_audio(place.root, pending))
@@ -295,11 +297,11 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     place = await _place(request)
     if isinstance(place, web.Response):
         return place
-    name = await _prompt(request, place)
-    pending = None if name is None else await _pending(request, place, name)
-    if name is None or pending is None:
+    pending = await _staged(request, place)
+    if pending is None:
         # Used already (a second click) or discarded: nothing to make live.
         return error_page(request, 404, "Not found")
+    name = pending.name
     config = state_of(request).config
     await asyncio.to_thread(prompt_upload.make_live, place.root, pending)
     report = await asyncio.to_thread(
@@ -321,11 +323,11 @@ async def discard(request: web.Request) -> web.StreamResponse:
     place = await _place(request)
     if isinstance(place, web.Response):
         return place
-    name = await _prompt(request, place)
-    pending = None if name is None else await _pending(request, place, name)
-    if name is not None and pending is not None:
-        await asyncio.to_thread(prompt_upload.discard, place.root, pending)
-    raise web.HTTPSeeOther(f"{place.url}#prompt-{name or ''}")
+    pending = await _staged(request, place)
+    if pending is None:
+        raise web.HTTPSeeOther(place.url)
+    await asyncio.to_thread(prompt_upload.discard, place.root, pending)
+    raise web.HTTPSeeOther(f"{place.url}#prompt-{pending.name}")
 
 
 async def remove_page(request: web.Request) -> web.StreamResponse:
@@ -369,16 +371,18 @@ async def remove(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{place.url}?done=removed&prompt={name}#prompt-{name}")
 
 
-PLACE = r"/admin/prompts/{hotline:[a-z0-9][a-z0-9_-]*}/{language:[a-z]{2,3}}"
-PROMPT = PLACE + r"/{name:[a-z][a-z0-9_-]*}"
-PREVIEW = PROMPT + r"/preview/{token:[0-9a-f]{32}}"
+# Plain segments: each is looked up (the config's hotline, its prompt languages,
+# its prompt list, a staged upload's token), never used as a path.
+PLACE = "/admin/prompts/{hotline}/{lang}"
+PROMPT = PLACE + "/{name}"
+PREVIEW = PLACE + "/new/{token}"  # a staged upload; its token names the prompt
 ROUTES = [
     Route("GET", "/admin/prompts", hotlines_page, WATCHERS, "prompts"),
     Route("GET", PLACE, prompts_page, WATCHERS, "prompts_list"),
     Route("GET", PROMPT + "/audio", prompt_audio, WATCHERS, "prompt_audio"),
     Route("POST", PROMPT + "/upload", upload, WATCHERS, "prompt_upload"),
     Route("GET", PREVIEW, preview_page, WATCHERS, "prompt_preview"),
-    Route("GET", PREVIEW + "/audio", preview_audio, WATCHERS, "prompt_preview_audio"),
+    Route("GET", PREVIEW + "/audio", preview_audio, WATCHERS, "prompt_new_audio"),
     Route("POST", PREVIEW + "/confirm", confirm, WATCHERS, "prompt_confirm"),
     Route("POST", PREVIEW + "/discard", discard, WATCHERS, "prompt_discard"),
     Route("GET", PROMPT + "/remove", remove_page, WATCHERS, "prompt_remove_confirm"),
