@@ -16,7 +16,7 @@ Facts this relies on:
   playback on, without a reload; a playback under way keeps the old inode.
 - The format is taken from the first bytes, never from the file name or the
   browser's content type: RIFF/WAVE, MP3 (an ID3 tag or an MPEG audio frame
-  sync), Ogg (Vorbis or Opus), FLAC, MP4/M4A (``ftyp``). PCM WAV is read by pydub
+  sync), Ogg (Vorbis or Opus), FLAC, MP4/M4A (``ftyp``), WebM (EBML). PCM WAV is read by pydub
   itself; everything else needs ffmpeg (Debian's ``ffmpeg``, installed by
   hotline.sh), which is run with the demuxer named (``-f``), file access only
   (``-protocol_whitelist file``: a crafted file cannot make it open a URL), no
@@ -63,8 +63,12 @@ _TOKEN = re.compile(r"^[0-9a-f]{32}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")  # catalogue names and area_<code>
 
 # Sniffed format -> ffmpeg's demuxer name.
-DEMUXERS = {"wav": "wav", "mp3": "mp3", "ogg": "ogg", "flac": "flac", "m4a": "mov"}
-FORMAT_NAMES = {"wav": "WAV", "mp3": "MP3", "ogg": "Ogg", "flac": "FLAC", "m4a": "M4A/MP4"}
+DEMUXERS = {
+    "wav": "wav", "mp3": "mp3", "ogg": "ogg", "flac": "flac", "m4a": "mov", "webm": "matroska",
+}  # fmt: skip
+FORMAT_NAMES = {
+    "wav": "WAV", "mp3": "MP3", "ogg": "Ogg", "flac": "FLAC", "m4a": "M4A/MP4", "webm": "WebM",
+}  # fmt: skip
 
 
 class UploadRefused(ValueError):
@@ -111,6 +115,8 @@ def sniff_format(head: bytes) -> str | None:
         return "flac"
     if head[4:8] == b"ftyp":
         return "m4a"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: WebM/Matroska, what browsers record
+        return "webm"
     return None
 
 

@@ -95,6 +95,7 @@ def test_a_studio_wav_becomes_8khz_mono_16bit_trimmed() -> None:
         (".ogg", ["-codec:a", "libopus"], "ogg"),
         (".m4a", ["-codec:a", "aac"], "m4a"),
         (".flac", [], "flac"),
+        (".webm", ["-codec:a", "libopus"], "webm"),
     ],
 )
 def test_common_formats_are_sniffed_from_their_bytes_and_converted(

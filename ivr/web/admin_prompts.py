@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 # form for its CSRF check). A little more than the file limit, so a file just
 # over it gets the page's own message rather than aiohttp's 413.
 UPLOAD_BODY_BYTES = prompt_upload.MAX_UPLOAD_BYTES + 2 * 1024 * 1024
-ACCEPT = "audio/*,.wav,.mp3,.ogg,.opus,.m4a,.mp4,.flac"
+ACCEPT = "audio/*,.wav,.mp3,.ogg,.opus,.m4a,.mp4,.flac,.webm"
 
 STUDIO_OWN, STUDIO_SHARED = "studio", "studio_shared"
 SYNTHESIZED, MISSING = "synthesized", "missing"
@@ -254,7 +254,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         await audit(request, "prompt_upload_refused", target, detail=exc.reason)
         message = _(REFUSALS.get(exc.reason, REFUSALS["undecodable"]), **exc.values)
         return render(request, "admin_prompt_refused.html", status=400, place=place,
-                      name=name, message=message)  # fmt: skip
+                      name=name, message=message, accept=ACCEPT)  # fmt: skip
     pending = await asyncio.to_thread(
         prompt_upload.stage, place.root, converted, hotline_id=place.hotline.id,
         language=place.language, name=name, uploaded_by=user_of(request).username,
