@@ -10,6 +10,7 @@ import io
 import math
 import shutil
 import subprocess
+import time
 import wave
 from array import array
 from pathlib import Path
@@ -231,3 +232,16 @@ def test_a_token_that_is_not_one_finds_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         stage(tmp_path, converted, hotline_id=HOTLINE, language="vi", name="../greeting",
               uploaded_by="a", original_name="x")  # fmt: skip
+
+
+def test_uploads_nobody_confirmed_are_removed_after_a_day(tmp_path: Path) -> None:
+    converted = ConvertedPrompt(tone_wav(0.5, rate=8000, channels=1), 0.5, "wav")
+    stale = stage(tmp_path, converted, hotline_id=HOTLINE, language="vi", name="greeting",
+                  uploaded_by="a", original_name="x")  # fmt: skip
+    assert pending_upload(tmp_path, stale.token) == stale
+
+    later = stage(tmp_path, converted, hotline_id=HOTLINE, language="vi", name="greeting",
+                  uploaded_by="a", original_name="z", now=time.time() + 25 * 3600)  # fmt: skip
+
+    assert pending_upload(tmp_path, stale.token) is None
+    assert pending_upload(tmp_path, later.token) == later
