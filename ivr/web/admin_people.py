@@ -538,6 +538,7 @@ async def phone_page(request: web.Request) -> web.StreamResponse:
     phone = state.config.phones[index]
     return _page(request, "admin_phone.html", phone=phone,
                   agents=[a for a in state.config.agents if a.phone == phone.id],
+                  added=request.query.get("added") == "1",
                   notice=request.query.get("notice", ""))  # fmt: skip
 
 
@@ -554,7 +555,7 @@ async def phone_save(request: web.Request) -> web.StreamResponse:
     new_text = phone_text(await _text(request), index, form)
     if index is None:
         summary = _("New phone {phone}", phone=form.id)
-        back = f"/admin/phones/{form.id}?notice=added"
+        back = f"/admin/phones/{form.id}?added=1"  # the preview adds notice=applied
     else:
         summary = _("Phone {phone} changed", phone=form.id)
         back = f"/admin/phones/{form.id}"

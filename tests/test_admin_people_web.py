@@ -1,0 +1,335 @@
+"""The people forms in the console (ivr/web/admin_people.py) against a real
+database and a real config file: each form posts to a change that only
+touches the intended lines and goes live when applied; a phone's SIP secret
+is shown on the page that issues it and on no other; a supervisor manages
+only their hotline's queues and agents (403, audited, nothing changed); a
+bad value comes back with check-config's error, the field in the clerk's
+words."""
+
+from __future__ import annotations
+
+import difflib
+import html
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from ivr.audit import AuditEntry
+from ivr.config import HotlineConfig, load_config
+from ivr.config.phone_secrets import phone_secret, phone_secrets_path
+from ivr.config.source import ConfigSource
+from ivr.config_applier import ConfigApplier
+from ivr.prompts import PromptBuildReport
+from ivr.web.app import create_app
+from tests.rig.console import Account, console_sessions
+from tests.rig.postgres import fresh_database_url
+
+pytestmark = pytest.mark.db
+
+REPO = Path(__file__).resolve().parents[1]
+COMBINED = REPO / "examples" / "combined.yaml"
+PASSWORD = "mật-khẩu-đủ-dài"
+APPLY = "/admin/changes/apply"
+
+
+def no_prompts(config: HotlineConfig) -> PromptBuildReport:
+    return PromptBuildReport()
+
+
+def _write_config(tmp_path: Path) -> Path:
+    """combined.yaml as it is (comments, order, flow style), with its own
+    database and the console's cookies over plain HTTP."""
+    text = COMBINED.read_text(encoding="utf-8")
+    text = text.replace("url: sqlite:///../var/combined.db", f"url: {fresh_database_url(tmp_path)}")
+    text += "\nweb: {cookie_secure: false}\n"
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "hotline.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class Console:
+    """The console on a test server with the config file applied live."""
+
+    def __init__(self, path: Path, sessions: Any) -> None:
+        self.path, self.sessions = path, sessions
+        self.source = ConfigSource(load_config(path))
+        self.applier = ConfigApplier(self.source, build_prompts=no_prompts)
+        app = create_app(self.source, sessions, secret=b"s" * 32, applier=self.applier)
+        self.server = TestServer(app)
+        self.clients: list[TestClient] = []
+
+    @property
+    def config(self) -> HotlineConfig:
+        return self.source.current
+
+    async def signed_in(self, username: str, password: str = PASSWORD) -> tuple[TestClient, str]:
+        client = TestClient(self.server)
+        await client.start_server()
+        self.clients.append(client)
+        token = _csrf(await (await client.get("/login")).text())
+        answer = await client.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": token, "next": "/"},
+            allow_redirects=False,
+        )
+        assert answer.status == 302, await answer.text()
+        me = await (await client.get("/api/v1/me")).json()
+        return client, me["csrf_token"]
+
+    def audit(self) -> list[tuple[str, str, str]]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(AuditEntry.actor, AuditEntry.action, AuditEntry.target).order_by(
+                    AuditEntry.id
+                )
+            ).all()
+        return [(r.actor, r.action, r.target) for r in rows]
+
+
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+def _apply_form(page: str) -> dict[str, str]:
+    """The hidden fields of the preview's Apply form."""
+    match = re.search(r'<form[^>]*action="' + re.escape(APPLY) + r'"[^>]*>(.*?)</form>', page, re.S)
+    assert match, page
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", match.group(1)):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    return fields
+
+
+def _changed_lines(old: str, new: str) -> tuple[list[str], list[str]]:
+    removed, added = [], []
+    for line in difflib.ndiff(old.splitlines(), new.splitlines()):
+        if line.startswith("- "):
+            removed.append(line[2:])
+        elif line.startswith("+ "):
+            added.append(line[2:])
+    return removed, added
+
+
+async def _change(
+    client: TestClient,
+    token: str,
+    path: str,
+    data: list[tuple[str, str]] | dict[str, str],
+    reason: str = "thay đổi nhân sự",
+) -> tuple[str, str]:
+    """Post a form, read its preview, apply it: (the preview page, where Apply
+    led)."""
+    fields = list(data.items()) if isinstance(data, dict) else list(data)
+    preview = await client.post(path, data=[("csrf_token", token), *fields])
+    page = await preview.text()
+    assert preview.status == 200, page
+    form = _apply_form(page)
+    form["reason"] = reason
+    form.setdefault("csrf_token", token)
+    applied = await client.post(APPLY, data=form, allow_redirects=False)
+    assert applied.status in (302, 303), await applied.text()
+    return page, applied.headers["Location"]
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return _write_config(tmp_path)
+
+
+@pytest.fixture
+def sessions(config_path: Path) -> Iterator[Any]:
+    config = load_config(config_path)
+    with console_sessions(
+        config.database_url,
+        Account("quantri", "admin"),
+        Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
+        password=PASSWORD,
+    ) as factory:
+        yield factory
+
+
+@pytest_asyncio.fixture
+async def console(config_path: Path, sessions: Any) -> AsyncIterator[Console]:
+    console = Console(config_path, sessions)
+    yield console
+    for client in console.clients:
+        await client.close()
+
+
+async def test_queue_form_changes_the_queues_lines_only_and_applies_live(
+    console: Console,
+) -> None:
+    client, token = await console.signed_in("quantri")
+    before = console.path.read_text(encoding="utf-8")
+    page = await (await client.get("/admin/queues/tx-can-bo")).text()
+    assert "Người trực cố định" in page and "/admin/roster" in page  # Vietnamese first
+    _, back = await _change(client, token, "/admin/queues/tx-can-bo", [
+        ("title", "Phản ánh thái độ cán bộ, công chức"), ("hotline", "thanh-xuan"),
+        ("strategy", "ringall"), ("ring_seconds", "15"), ("wrapup_seconds", "60"),
+        ("service_level_seconds", "30"), ("max_wait_seconds", "600"),
+        ("members", "tx03"), ("members", "tx02"),
+    ])  # fmt: skip
+    assert back.startswith("/admin/queues/tx-can-bo")
+    removed, added = _changed_lines(before, console.path.read_text(encoding="utf-8"))
+    assert removed == ["     wrapup_seconds: 60, members: [tx03]}"]
+    assert added == ["     wrapup_seconds: 60, members: [tx03, tx02], strategy: ringall}"]
+    queue = console.config.queue("tx-can-bo")
+    assert queue is not None and queue.members == ["tx03", "tx02"]
+    assert queue.strategy == "ringall"
+
+
+def _problems(page: str) -> dict[str, str]:
+    """The preview's problems: check-config's field → the line the clerk reads."""
+    found = re.findall(r'<li class="problem" data-field="([^"]+)">(.*?)</li>', page, re.S)
+    return {field: html.unescape(re.sub(r"<[^>]+>", "", text)) for field, text in found}
+
+
+async def test_a_bad_value_shows_check_configs_error_in_the_clerks_words(
+    console: Console,
+) -> None:
+    client, token = await console.signed_in("quantri")
+    before = console.path.read_text(encoding="utf-8")
+    index = next(i for i, q in enumerate(console.config.queues) if q.id == "tx-mot-cua")
+    form = [("csrf_token", token), ("title", "Bộ phận Một cửa quận Thanh Xuân"),
+            ("hotline", "thanh-xuan"), ("strategy", "leastrecent"),
+            ("members", "tx01")]  # fmt: skip
+    # A ring time below check-config's minimum.
+    answer = await client.post("/admin/queues/tx-mot-cua", data=[*form, ("ring_seconds", "1")])
+    page = await answer.text()
+    assert answer.status == 422 and APPLY not in page, page  # nothing to apply
+    ring = _problems(page)[f"queues[{index}].ring_seconds"]
+    assert ring.startswith("Thời gian đổ chuông (giây) Bộ phận Một cửa quận Thanh Xuân:"), ring
+    # A member who is not an agent of the queue's hotline.
+    answer = await client.post("/admin/queues/tx-mot-cua", data=[*form, ("members", "hcc01")])
+    page = await answer.text()
+    assert answer.status == 422 and APPLY not in page, page
+    member = _problems(page)[f"queues[{index}].members[1]"]
+    assert member.startswith("Thành viên hàng đợi Bộ phận Một cửa") and "hcc01" in member, member
+    # A line break in the name (it would reach Asterisk's queues.conf).
+    named = [("title" if k == "title" else k, "Một cửa\r\n[evil]" if k == "title" else v)
+             for k, v in form]  # fmt: skip
+    answer = await client.post("/admin/queues/tx-mot-cua", data=named)
+    page = await answer.text()
+    assert answer.status == 422 and APPLY not in page, page
+    assert _problems(page)[f"queues[{index}].title"].startswith("Tên hàng đợi")
+    assert console.path.read_text(encoding="utf-8") == before
+
+
+async def test_new_agent_with_queues_then_a_console_user(console: Console) -> None:
+    client, token = await console.signed_in("gs-tx")
+    _, back = await _change(client, token, "/admin/agents", [
+        ("id", "tx04"), ("name", "Trần Thị Mơ"), ("phone", "tx-mot-cua-03"),
+        ("queues", "tx-mot-cua"),
+    ])  # fmt: skip
+    assert back.startswith("/admin/agents/tx04")
+    # A supervisor's new agent is their hotline's.
+    assert console.config.agent_owner("tx04") == "thanh-xuan"
+    assert "tx04" in console.config.queue("tx-mot-cua").members  # type: ignore[union-attr]
+    made = await client.post("/admin/agents/tx04/user", data={
+        "csrf_token": token, "username": "dtv-mo", "password": "mật-khẩu-của-mơ-1",
+        "role": "agent",
+    }, allow_redirects=False)  # fmt: skip
+    assert made.status == 303
+    page = await (await client.get(made.headers["Location"])).text()
+    assert "dtv-mo" in page
+    agent_client, _ = await console.signed_in("dtv-mo", "mật-khẩu-của-mơ-1")
+    me = await (await agent_client.get("/api/v1/me")).json()
+    assert me["role"] == "agent" and me["agent_id"] == "tx04"
+    assert ("gs-tx", "user_add", "dtv-mo") in console.audit()
+
+
+async def test_phone_secret_is_shown_once_and_never_in_the_pages(console: Console) -> None:
+    client, token = await console.signed_in("quantri")
+    before = console.path.read_text(encoding="utf-8")
+    preview, back = await _change(client, token, "/admin/phones", {
+        "id": "tx-mot-cua-04", "name": "Bàn Một cửa 04", "contact": "",
+    })  # fmt: skip
+    assert back == "/admin/phones/tx-mot-cua-04?added=1&notice=applied"
+    removed, added = _changed_lines(before, console.path.read_text(encoding="utf-8"))
+    assert removed == [] and len(added) == 1 and "secret" not in added[0]
+    issued = await client.post("/admin/phones/tx-mot-cua-04/secret", data={"csrf_token": token})
+    page = await issued.text()
+    assert issued.status == 200 and issued.headers["Cache-Control"] == "no-store"
+    match = re.search(r'<code id="phone-secret">([^<]+)</code>', page)
+    assert match
+    secret = html.unescape(match.group(1))
+    # Stored where generated secrets live (0600), and what Asterisk is given.
+    assert phone_secret(console.config, "tx-mot-cua-04") == secret
+    assert phone_secrets_path(console.config).stat().st_mode & 0o777 == 0o600
+    assert secret not in console.path.read_text(encoding="utf-8")
+    assert secret not in preview
+    for path in ("/admin/phones", "/admin/phones/tx-mot-cua-04", "/admin/config",
+                 "/api/v1/config", back):  # fmt: skip
+        assert secret not in await (await client.get(path)).text(), path
+    # Another issue gives another secret: the first can never be shown again.
+    again = await client.post("/admin/phones/tx-mot-cua-04/secret", data={"csrf_token": token})
+    assert secret not in await again.text()
+    assert phone_secret(console.config, "tx-mot-cua-04") != secret
+    assert ("quantri", "phone_secret_issue", "tx-mot-cua-04") in console.audit()
+
+
+async def test_supervisor_manages_only_their_hotline(console: Console) -> None:
+    client, token = await console.signed_in("gs-tx")
+    before = console.path.read_text(encoding="utf-8")
+    listing = await (await client.get("/admin/queues")).text()
+    assert "tx-mot-cua" in listing and "hcc-tong-dai" not in listing
+    refused = [
+        await client.get("/admin/queues/hcc-tong-dai"),
+        await client.post(
+            "/admin/queues/hcc-tong-dai",
+            data={"csrf_token": token, "title": "x", "members": "tx01"},
+        ),
+        await client.post("/admin/queues/hcc-tong-dai/remove", data={"csrf_token": token}),
+        await client.get("/admin/agents/hcc01"),
+        await client.post(
+            "/admin/agents/hcc01", data={"csrf_token": token, "name": "x", "phone": "hcc-dtv-01"}
+        ),
+        await client.post(
+            "/admin/agents/hcc01/user",
+            data={"csrf_token": token, "username": "x", "password": "p" * 12},
+        ),
+        # Their own queue moved to another hotline, a new agent for another one.
+        await client.post(
+            "/admin/queues/tx-mot-cua",
+            data={"csrf_token": token, "title": "x", "hotline": "ha-noi-hcc"},
+        ),
+        await client.post(
+            "/admin/agents",
+            data={
+                "csrf_token": token,
+                "id": "hcc09",
+                "name": "x",
+                "phone": "hcc-dtv-01",
+                "hotline": "ha-noi-hcc",
+            },
+        ),
+        # Their agent put into another hotline's queue.
+        await client.post(
+            "/admin/agents/tx01",
+            data={
+                "csrf_token": token,
+                "name": "x",
+                "phone": "tx-mot-cua-01",
+                "queues": "hcc-tong-dai",
+            },
+        ),
+        await client.get("/admin/phones"),
+    ]
+    assert [r.status for r in refused] == [403] * len(refused)
+    audited = [a for a in console.audit() if a[0] == "gs-tx" and a[1].endswith("_refused")]
+    assert len(audited) == len(refused)  # the phones page by role ("route_refused")
+    assert {a[2] for a in audited} >= {"hcc-tong-dai", "hcc01"}
+    assert console.path.read_text(encoding="utf-8") == before
