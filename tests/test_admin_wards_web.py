@@ -1,0 +1,398 @@
+"""The ward and office forms in the console (ivr/web/admin_wards.py,
+ivr/web/admin_office.py) against a real database and the real combined config
+file, applied live through the change pipeline: a new chairman and a changed
+fallback chain touch only their lines; the test call rings the number typed in
+the form, through the queue manager, before anything is applied, and a wrong
+or hostile number rings nothing and says what is wrong in the clerk's words;
+a supervisor changes and test-calls only their own hotline's wards (others:
+403, audited, nothing rung); departments, office hours and the complaints
+message change through their forms."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import html
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from ivr.audit import AuditEntry
+from ivr.config import HotlineConfig, load_config
+from ivr.config.source import ConfigSource
+from ivr.config_applier import ConfigApplier
+from ivr.prompts import PromptBuildReport
+from ivr.web.app import create_app
+from tests.rig.console import Account, console_sessions
+from tests.rig.postgres import fresh_database_url
+from tests.rig.stack import EXAMPLE
+
+pytestmark = pytest.mark.db
+
+REPO = Path(__file__).resolve().parents[1]
+COMBINED = REPO / "examples" / "combined.yaml"
+PASSWORD = "mật-khẩu-đủ-dài"
+APPLY = "/admin/changes/apply"
+WARD = "/admin/wards/dong-ngac"  # Bắc Từ Liêm's ward 03
+
+
+def no_prompts(config: HotlineConfig) -> PromptBuildReport:
+    return PromptBuildReport()
+
+
+class FakeQueueManager:
+    """Records the test calls the console asks for (the AMI action itself is
+    tested in tests/test_admin_wards.py, on Asterisk in the e2e test)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str, str, int]] = []
+
+    async def trial_call(
+        self, hotline_id: str, dial_string: str, prompt: str, number: str, ring: int
+    ) -> None:
+        self.calls.append((hotline_id, dial_string, prompt, number, ring))
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        return lambda: None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+
+class Console:
+    def __init__(self, path: Path, sessions: Any) -> None:
+        self.path, self.sessions = path, sessions
+        self.source = ConfigSource(load_config(path))
+        self.applier = ConfigApplier(self.source, build_prompts=no_prompts)
+        self.manager = FakeQueueManager()
+        app = create_app(self.source, sessions, secret=b"s" * 32, applier=self.applier,
+                         queue_manager=self.manager)  # fmt: skip
+        self.server = TestServer(app)
+        self.clients: list[TestClient] = []
+
+    @property
+    def config(self) -> HotlineConfig:
+        return self.source.current
+
+    async def signed_in(self, username: str) -> tuple[TestClient, str]:
+        client = TestClient(self.server)
+        await client.start_server()
+        self.clients.append(client)
+        token = _csrf(await (await client.get("/login")).text())
+        answer = await client.post(
+            "/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": token, "next": "/"},
+            allow_redirects=False,
+        )
+        assert answer.status == 302, await answer.text()
+        me = await (await client.get("/api/v1/me")).json()
+        return client, me["csrf_token"]
+
+    def audit(self) -> list[tuple[str, str, str]]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(AuditEntry.actor, AuditEntry.action, AuditEntry.target).order_by(
+                    AuditEntry.id
+                )
+            ).all()
+        return [(r.actor, r.action, r.target) for r in rows]
+
+
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+def _apply_form(page: str) -> dict[str, str]:
+    match = re.search(r'<form[^>]*action="' + re.escape(APPLY) + r'"[^>]*>(.*?)</form>', page, re.S)
+    assert match, page
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", match.group(1)):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    return fields
+
+
+def _changed_lines(old: str, new: str) -> list[str]:
+    return [
+        line
+        for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+async def _change(client: TestClient, token: str, path: str, data: dict[str, str]) -> str:
+    """Post a form, read its preview, apply it; the page Apply led to."""
+    preview = await client.post(path, data={"csrf_token": token, **data})
+    page = await preview.text()
+    assert preview.status == 200, page
+    form = _apply_form(page)
+    form["reason"] = "Bầu Chủ tịch mới"
+    applied = await client.post(APPLY, data=form)
+    text = await applied.text()
+    assert applied.status == 200, text
+    return text
+
+
+def _write(tmp_path: Path, example: Path, database: str) -> Path:
+    """An example as it is (comments, order, flow style), with its own database
+    and the console's cookies over plain HTTP."""
+    text = example.read_text(encoding="utf-8")
+    text = text.replace(f"url: {database}", f"url: {fresh_database_url(tmp_path)}")
+    text += "\nweb: {cookie_secure: false}\n"
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "hotline.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def district(tmp_path: Path) -> AsyncIterator[Console]:
+    """bac-tu-liem.yaml as it is: one hotline, its 13 wards and 30 departments."""
+    path = _write(tmp_path, EXAMPLE, "sqlite:///../var/hotline.db")
+    config = load_config(path)
+    with console_sessions(
+        config.database_url,
+        Account("quantri", "admin"),
+        Account("gs-btl", "supervisor", hotline_id="bac-tu-liem"),
+        Account("gs-khac", "supervisor", hotline_id="thanh-xuan"),  # another deployment's
+        Account("gs-chung", "supervisor"),  # no hotline: reads, never changes
+        Account("dtv1", "agent", agent_id=config.agents[0].id),
+        password=PASSWORD,
+    ) as sessions:
+        async with _running(path, sessions) as running:
+            yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def combined(tmp_path: Path) -> AsyncIterator[Console]:
+    """combined.yaml: four hotlines sharing one area tree."""
+    path = _write(tmp_path, COMBINED, "sqlite:///../var/combined.db")
+    config = load_config(path)
+    with console_sessions(
+        config.database_url,
+        Account("quantri", "admin"),
+        Account("gs-btl", "supervisor", hotline_id="bac-tu-liem-2026"),
+        Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
+        password=PASSWORD,
+    ) as sessions:
+        async with _running(path, sessions) as running:
+            yield running
+
+
+@contextlib.asynccontextmanager
+async def _running(path: Path, sessions: Any) -> AsyncIterator[Console]:
+    running = Console(path, sessions)
+    await running.server.start_server()
+    try:
+        yield running
+    finally:
+        for client in running.clients:
+            await client.close()
+        await running.server.close()
+
+
+def _chairman(number: str) -> dict[str, str]:
+    return {"chairman_kind": "tel", "chairman_number": number, "chairman_trunk": "pstn"}
+
+
+async def test_the_test_call_rings_the_typed_number_before_anything_is_applied(
+    district: Console,
+) -> None:
+    before = district.path.read_text(encoding="utf-8")
+    client, token = await district.signed_in("gs-btl")
+    answer = await client.post(
+        WARD + "/test-call", data={"csrf_token": token, **_chairman("0912 345 678")}
+    )
+    page = html.unescape(await answer.text())
+    assert answer.status == 200, page
+    assert "Đang gọi thử đến Số điện thoại 0912345678" in page
+    [(hotline, dial, prompt, number, ring)] = district.manager.calls
+    assert (hotline, dial, number, ring) == ("bac-tu-liem", "PJSIP/0912345678@pstn",
+                                             "02437655555", 20)  # fmt: skip
+    assert prompt.endswith("/bac-tu-liem/vi/greeting")
+    # The typed number stays in the form for the preview; nothing was changed.
+    assert 'value="0912 345 678"' in page
+    assert district.path.read_text(encoding="utf-8") == before
+    assert ("gs-btl", "ward_test_call", "area:dong-ngac") in district.audit()
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["09ab", "0912\r\nAction: Hangup", "12", ""],
+    ids=["letters", "crlf", "short", "empty"],
+)
+async def test_a_wrong_number_rings_nothing_and_says_why(district: Console, number: str) -> None:
+    client, token = await district.signed_in("quantri")
+    answer = await client.post(WARD + "/test-call", data={"csrf_token": token, **_chairman(number)})
+    page = html.unescape(await answer.text())
+    assert answer.status == 422, page
+    assert 'class="problem ward-problem"' in page
+    if number not in ("",):
+        # check-config's message, the field in the clerk's words.
+        assert "Chủ tịch phường Đông Ngạc" in page
+    assert district.manager.calls == []
+
+
+async def test_a_new_chairman_changes_only_that_line_and_goes_live(district: Console) -> None:
+    before = district.path.read_text(encoding="utf-8")
+    client, token = await district.signed_in("gs-btl")
+    page = await _change(client, token, WARD + "/chairman", _chairman("0912345678"))
+    assert "Số điện thoại 0912345678" in html.unescape(page)
+    after = district.path.read_text(encoding="utf-8")
+    assert _changed_lines(before, after) == [
+        "-            chairman: tel:0900000103@pstn        # Chủ tịch UBND phường (di động)",
+        "+            chairman: tel:0912345678@pstn        # Chủ tịch UBND phường (di động)",
+    ]
+    ward = district.config.area("dong-ngac")
+    assert ward is not None and str(ward.chairman) == "tel:0912345678@pstn"
+
+
+async def test_the_fallback_chain_is_reordered_extended_and_shortened(district: Console) -> None:
+    client, token = await district.signed_in("quantri")
+    # Now: 1 vice-chairman, 2 ward office, 3 operators. Wanted: the ward office
+    # first, then the vice-chairman; the operators removed (row emptied); a
+    # message at the end (a blank row filled).
+    form = {
+        "order_0": "2", "kind_0": "tel", "value_0": "0900 000 203", "trunk_0": "pstn",
+        "order_1": "1", "kind_1": "phone", "value_1": "vp-dong-ngac", "trunk_1": "pstn",
+        "order_2": "3", "kind_2": "", "value_2": "", "trunk_2": "pstn",
+        "order_3": "4", "kind_3": "voicemail", "value_3": "", "trunk_3": "pstn",
+        "order_4": "5", "kind_4": "", "value_4": "", "trunk_4": "pstn",
+    }  # fmt: skip
+    await _change(client, token, WARD + "/fallbacks", form)
+    ward = district.config.area("dong-ngac")
+    assert ward is not None
+    assert [str(d) for d in ward.fallbacks] == [
+        "phone:vp-dong-ngac", "tel:0900000203@pstn", "voicemail",
+    ]  # fmt: skip
+    # The step that stayed in place kept its comment.
+    assert "- tel:0900000203@pstn              # Phó Chủ tịch" in district.path.read_text(
+        encoding="utf-8"
+    )
+
+
+async def test_only_the_hotlines_own_supervisor_or_an_administrator_reaches_a_ward(
+    district: Console,
+) -> None:
+    before = district.path.read_text(encoding="utf-8")
+    for username in ("gs-khac", "gs-chung"):
+        client, token = await district.signed_in(username)
+        wards = await (await client.get("/admin/wards")).text()
+        assert 'data-area="dong-ngac"' not in wards
+        assert (await client.get(WARD)).status == 403
+        for action in ("/test-call", "/chairman"):
+            answer = await client.post(WARD + action, data={"csrf_token": token,
+                                                           **_chairman("0912345678")})  # fmt: skip
+            assert answer.status == 403
+        assert district.audit().count((username, "ward_refused", "area:dong-ngac")) == 3
+    assert district.manager.calls == []
+    assert district.path.read_text(encoding="utf-8") == before
+    # The hotline's own supervisor finds it by name without accents.
+    own, _ = await district.signed_in("gs-btl")
+    found = await (await own.get("/admin/wards", params={"q": "dong ngac"})).text()
+    assert 'data-area="dong-ngac"' in found and 'data-area="xuan-tao"' not in found
+    # Agents do not reach the forms at all.
+    agent, _ = await district.signed_in("dtv1")
+    assert (await agent.get(WARD)).status == 403
+
+
+async def test_with_several_hotlines_the_shared_wards_stay_with_the_administrators(
+    combined: Console,
+) -> None:
+    ward = "/admin/wards/phuong-dong-ngac"
+    supervisor, token = await combined.signed_in("gs-btl")
+    assert 'data-area="phuong-dong-ngac"' not in await (await supervisor.get("/admin/wards")).text()
+    form = {"csrf_token": token, **_chairman("0912345678")}
+    answer = await supervisor.post(ward + "/test-call", data=form)
+    assert answer.status == 403 and combined.manager.calls == []
+    admin, admin_token = await combined.signed_in("quantri")
+    answer = await admin.post(ward + "/test-call", data={"csrf_token": admin_token,
+                                                        **_chairman("0912345678")})  # fmt: skip
+    assert answer.status == 200, await answer.text()
+    # The test call is the hotline's whose menu reaches the ward.
+    assert [c[:2] for c in combined.manager.calls] == [
+        ("bac-tu-liem-2026", "PJSIP/0912345678@pstn")
+    ]
+
+
+async def test_a_departments_extension_changes_through_its_form(district: Console) -> None:
+    before = district.path.read_text(encoding="utf-8")
+    client, token = await district.signed_in("gs-btl")
+    department = district.config.departments[0]
+    await _change(client, token, f"/admin/departments/{department.code}", {
+        "name": department.name, "extension": "299", "target_kind": "phone",
+        "target_value": department.target.argument, "target_trunk": "pstn",
+    })  # fmt: skip
+    assert district.config.departments[0].extension == "299"
+    assert _changed_lines(before, district.path.read_text(encoding="utf-8")) == [
+        '-    extension: "201"', '+    extension: "299"',
+    ]  # fmt: skip
+
+
+async def test_a_new_department_gets_a_code_from_its_name(district: Console) -> None:
+    client, token = await district.signed_in("quantri")
+    await _change(client, token, "/admin/departments", {
+        "name": "Phòng Văn hóa – Thể thao", "extension": "220", "target_kind": "phone",
+        "target_value": "pb-van-hoa", "target_trunk": "pstn",
+    })  # fmt: skip
+    added = district.config.departments[-1]
+    assert (added.code, added.extension, str(added.target)) == (
+        "phong-van-hoa-the-thao", "220", "phone:pb-van-hoa",
+    )  # fmt: skip
+
+
+async def test_office_hours_change_through_the_week_form(district: Console) -> None:
+    client, token = await district.signed_in("gs-btl")
+    form = {"closed_on_holidays": "1"}
+    for day in ("mon", "tue", "wed", "thu", "fri"):
+        form |= {f"{day}_0_start": "08:00", f"{day}_0_end": "12:00",
+                 f"{day}_1_start": "13:30", f"{day}_1_end": "17:00"}  # fmt: skip
+    # Friday closes at 16:30; Saturday morning stays.
+    form |= {"fri_1_end": "16:30", "sat_0_start": "08:00", "sat_0_end": "11:30"}
+    await _change(client, token, "/admin/schedules/office", form)
+    schedule = district.config.schedules["office"]
+    assert [f"{s.start:%H:%M}-{s.end:%H:%M}" for s in schedule.weekly.fri] == [
+        "08:00-12:00", "13:30-16:30",
+    ]  # fmt: skip
+    assert [f"{s.start:%H:%M}-{s.end:%H:%M}" for s in schedule.weekly.sat] == ["08:00-11:30"]
+    assert schedule.closed_on_holidays
+
+
+async def test_a_half_written_span_is_refused_on_that_day(district: Console) -> None:
+    before = district.path.read_text(encoding="utf-8")
+    client, token = await district.signed_in("gs-btl")
+    answer = await client.post("/admin/schedules/office", data={
+        "csrf_token": token, "closed_on_holidays": "1", "mon_0_start": "08:00", "mon_0_end": "",
+    })  # fmt: skip
+    page = html.unescape(await answer.text())
+    assert answer.status == 422, page
+    # check-config's own message, on Monday's first span.
+    assert 'data-field="schedules.office.weekly.mon[0]"' in page
+    assert "expected a time of day HH:MM" in page
+    assert district.path.read_text(encoding="utf-8") == before
+
+
+async def test_the_complaints_message_is_the_hotlines_own_after_the_form(
+    combined: Console,
+) -> None:
+    client, token = await combined.signed_in("gs-btl")
+    page = await (await client.get("/admin/hotlines/bac-tu-liem-2026/referral")).text()
+    assert "Ban Tiếp công dân" in page  # the shared text to start from
+    text = "Đường dây nóng không nhận khiếu nại, tố cáo. Xin liên hệ Ban Tiếp công dân phường."
+    await _change(client, token, "/admin/hotlines/bac-tu-liem-2026/referral",
+                  {"text_vi": text, "text_en": ""})  # fmt: skip
+    hotline = combined.config.hotline("bac-tu-liem-2026")
+    assert hotline is not None and hotline.prompts["out_of_scope"] == {"vi": text}
+    other, _ = await combined.signed_in("gs-tx")
+    assert (await other.get("/admin/hotlines/bac-tu-liem-2026/referral")).status == 403
