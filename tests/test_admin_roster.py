@@ -20,10 +20,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.config import HotlineConfig, load_config
+from ivr.config.source import ConfigSource
 from ivr.config_applier import ConfigApplier
+from ivr.prompts import PromptBuildReport
 from ivr.web import admin_roster
 from ivr.web.admin_roster import cell_agents, set_cell, shortfalls, swap_agents
 from ivr.web.app import create_app
+from ivr.web.state import STATE
 from queue_manager.manager import desired_members, plan_membership
 from queue_manager.model import LiveModel
 from tests.rig.console import Account, console_sessions
@@ -157,6 +160,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 class Page:
     def __init__(self, app: web.Application) -> None:
+        self.app = app
         self.server = TestServer(app)
         self.clients: list[TestClient] = []
 
@@ -184,9 +188,12 @@ async def page(tmp_path: Path, text: str, config: HotlineConfig) -> AsyncIterato
     swapped = load_config(path)
     with console_sessions(
         swapped.database_url, Account("quantri", "admin"), Account("dtv1", "agent",
-        agent_id="dtv01"), password=PASSWORD,
+        agent_id="dtv01"), Account("giamsat-khac", "supervisor", hotline_id="elsewhere"),
+        password=PASSWORD,
     ) as sessions:  # fmt: skip
-        app = create_app(swapped, sessions, secret=b"s" * 32, applier=ConfigApplier(swapped))
+        source = ConfigSource.of(swapped)
+        applier = ConfigApplier(source, build_prompts=lambda _config: PromptBuildReport())
+        app = create_app(source, sessions, secret=b"s" * 32, applier=applier)
         running = Page(app)
         await running.server.start_server()
         try:
@@ -257,3 +264,38 @@ async def test_picking_an_agent_previews_the_override(
     assert (await agent.get("/admin/roster")).status == 403
     refused = await agent.post("/admin/roster/cell", data={**form, "csrf_token": agent_csrf})
     assert refused.status == 403 and not seen
+
+
+@pytest.mark.db
+@pytest.mark.asyncio(loop_scope="session")
+async def test_grid_to_applied_config_moves_the_agent_at_22h(page: Page) -> None:
+    """The clerk's whole path without Asterisk: the grid's pick, the change
+    preview, Apply with a reason; the running config then puts dtv02 in the
+    field queue from 22:00 on Wednesday's night, not before."""
+    client, csrf = await page.signed_in("quantri")
+    form = {"csrf_token": csrf, "op": "add", "date": "2026-12-02", "shift": "dem",
+            "queue": "field", "agent": "dtv02"}  # fmt: skip
+    preview = await client.post("/admin/roster/cell", data=form)
+    html = await preview.text()
+    assert preview.status == 200, html
+    assert "dtv02" in html or "Trần Văn Minh" in html  # the difference names the change
+    token = html.split('name="token" value="', 1)[1].split('"', 1)[0]
+    applied = await client.post("/admin/changes/apply", allow_redirects=False, data={
+        "csrf_token": csrf, "token": token, "reason": "Trực thay ca đêm",
+    })  # fmt: skip
+    assert applied.status in (302, 303), await applied.text()
+    assert applied.headers["Location"].startswith("/admin/roster?week=2026-11-30")
+    running = page.app[STATE].config
+    before = datetime(2026, 12, 2, 21, 59, tzinfo=ZONE)
+    assert "dtv02" not in desired_members(running, before)["field"]
+    assert "dtv02" in desired_members(running, before + timedelta(minutes=1))["field"]
+    # The grid shows the new cell as changed for the day.
+    grid = await (await client.get("/admin/roster?week=2026-11-30")).text()
+    cell = grid.split('id="cell-2026-12-02-dem-field"', 1)[1].split("</td>", 1)[0]
+    assert 'data-agent="dtv02"' in cell
+    # A supervisor of another hotline may open neither the cell nor the swap.
+    other, other_csrf = await page.signed_in("giamsat-khac")
+    refused = await other.post("/admin/roster/cell", data={**form, "csrf_token": other_csrf})
+    assert refused.status == 403
+    swap = {"csrf_token": other_csrf, "date": "2026-12-02", "first": "dtv01", "second": "dtv02"}
+    assert (await other.post("/admin/roster/swap", data=swap)).status == 403
