@@ -368,3 +368,27 @@ async def test_a_supervisor_changes_only_their_own_hotlines_items(combined: Cons
     assert (await _apply(admin, page)).status == 303
     assert combined.config.queues[btl].wrapup_seconds == 40
     assert combined.config.queues[tx].wrapup_seconds == 45
+
+
+async def test_the_yaml_editor_masks_secrets_and_its_change_can_be_undone(
+    district: Console,
+) -> None:
+    original = district.text()
+    client, token = await district.signed_in("quantri")
+    page = await (await client.get("/admin/config")).text()
+    editor = re.search(r'<textarea name="text"[^>]*>(.*?)</textarea>', page, re.S)
+    assert editor, page
+    masked = html.unescape(editor.group(1))
+    assert "change-me-ami-secret" not in page and "change-me-ami-secret" not in masked
+    edited = masked.replace(f"chairman: {OLD_CHAIRMAN}", f"chairman: {NEW_CHAIRMAN}", 1)
+    answer = await client.post("/admin/config", data={"csrf_token": token, "text": edited})
+    assert answer.status == 200, await answer.text()
+    assert _chairman(district.config) == NEW_CHAIRMAN
+    assert "secret: change-me-ami-secret" in district.text()  # kept, never shown
+    listing = html.unescape(await (await client.get("/admin/changes")).text())
+    [(change_id, cells)] = re.findall(r'<tr data-change="([0-9a-f]+)">(.*?)</tr>', listing, re.S)
+    assert "Trình sửa YAML" in cells and "quantri" in cells
+    undo = html.unescape(await (await client.get(f"/admin/changes/{change_id}/restore")).text())
+    assert (await _apply(client, undo, "Sửa nhầm trong trình sửa YAML")).status == 303
+    assert district.text() == original
+    assert _chairman(district.config) == OLD_CHAIRMAN

@@ -62,6 +62,7 @@ from ivr.config.schema import HotlineConfig
 from ivr.config.secret_mask import mask_secrets
 from ivr.config.yaml_lines import FieldPath
 from ivr.config_applier import AppliedConfig, ConfigApplier, StaleConfigError
+from ivr.web.i18n import N_
 from ivr.web.models import ADMIN, SUPERVISOR, WebUser
 from ivr.web.rendering import error_page, form_or_json, render, wants_json
 from ivr.web.state import LANGUAGE, WATCHERS, Route, audit, state_of, user_of
@@ -586,9 +587,9 @@ def check_reason(reason: str) -> str:
     """What is wrong with a reason (English source text, translated by the
     page); empty when it may be recorded."""
     if _CONTROL.search(reason):
-        return "The reason may not contain line breaks or control characters."
+        return N_("The reason may not contain line breaks or control characters.")
     if not REASON_MIN <= len(reason.strip()) <= REASON_MAX:
-        return "Say why in 3 to 500 characters."
+        return N_("Say why in 3 to 500 characters.")
     return ""
 
 
@@ -607,8 +608,8 @@ async def apply_change(request: web.Request) -> web.StreamResponse:
         return error_page(
             request,
             410,
-            "This preview has expired",
-            "Open the form again and make the change once more.",
+            N_("This preview has expired"),
+            N_("Open the form again and make the change once more."),
         )
     reason = form.get("reason", "")
     problem = check_reason(reason)
@@ -751,6 +752,22 @@ def record_change(
     return entry
 
 
+async def journal_editor_change(request: web.Request, applied: AppliedConfig) -> None:
+    """Journal a change made in the YAML editor, so the history lists it and
+    its undo works like a form's (the editor asks no reason)."""
+    state = state_of(request)
+    old_text = ""
+    if applied.backup is not None:
+        old_text = await asyncio.to_thread(applied.backup.read_text, encoding="utf-8")
+    source = applied.config.source
+    assert source is not None  # an applied config was read from its file
+    new_text = await asyncio.to_thread(source.read_text, encoding="utf-8")
+    touched = owners(state.config, _load(old_text), _load(new_text))
+    await asyncio.to_thread(
+        record_change, applied, user_of(request).username, "", "Trình sửa YAML", "editor", touched
+    )
+
+
 def read_journal(config: HotlineConfig) -> list[dict[str, Any]]:
     """The journal, newest first (a damaged line is skipped, not fatal)."""
     path = history_dir(config) / JOURNAL
@@ -808,17 +825,17 @@ async def restore_preview(request: web.Request) -> web.StreamResponse:
     entries = await asyncio.to_thread(read_journal, state.config)
     entry = next((e for e in entries if e.get("id") == change_id), None)
     if entry is None or not _visible(user_of(request), entry):
-        return error_page(request, 404, "Not found", "There is no such change.")
+        return error_page(request, 404, "Not found", N_("There is no such change."))
     name = str(entry.get("previous") or "")
     # The name comes from our own journal, but a journal is a file: stay in the folder.
     if not name or Path(name).name != name or name == JOURNAL:
-        return error_page(request, 404, "Not found", "That version was not kept.")
+        return error_page(request, 404, "Not found", N_("That version was not kept."))
     try:
         old_text = await asyncio.to_thread(
             (history_dir(state.config) / name).read_text, encoding="utf-8"
         )
     except OSError:
-        return error_page(request, 404, "Not found", "That version was not kept.")
+        return error_page(request, 404, "Not found", N_("That version was not kept."))
     summary = f"Hoàn tác: {entry.get('summary', '')} ({entry.get('user', '')})"
     if _language(request) == "en":
         summary = f"Undo: {entry.get('summary', '')} ({entry.get('user', '')})"
