@@ -226,9 +226,15 @@ async def week_page(request: web.Request) -> web.StreamResponse:
         for queue in queues
     }
     short = shortfalls(config, days, queues)
+    # A queue's cells offer its own hotline's agents (check-config refuses others).
+    queue_agents = {
+        q.id: [a for a in agents if config.agent_owner(a.id) == config.queue_owner(q.id)]
+        for q in queues
+    }
     return render(
         request, "admin_roster.html", days=days, queues=queues, cells=cells,
-        shifts=config.roster.shifts, agents=agents, names={a.id: a.name for a in config.agents},
+        shifts=config.roster.shifts, agents=agents, queue_agents=queue_agents,
+        names={a.id: a.name for a in config.agents},
         duties=agent_duties(config, days, queues), shortfalls=short,
         short_keys={(s.day, s.shift.id) for s in short}, hotline_id=hotline_id or "",
         hotlines=[h for h in config.hotlines if scope.sees_hotline(h.id)],
