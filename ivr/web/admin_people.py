@@ -42,6 +42,7 @@ from ivr.config.phone_secrets import new_phone_secret
 from ivr.config.schema import Agent, HotlineConfig, Phone, Queue
 from ivr.config_applier import ConfigApplier
 from ivr.web import store
+from ivr.web.config_changes import preview_change
 from ivr.web.i18n import N_, translator
 from ivr.web.models import AGENT, SUPERVISOR
 from ivr.web.rendering import error_page, form_or_json, refuse, render
@@ -275,18 +276,8 @@ def phone_text(text: str, phone_index: int | None, form: PhoneForm) -> str:
 # -- handlers ---------------------------------------------------------------------------
 
 
-async def preview_change(
-    request: web.Request, *, new_text: str, summary: str, back: str
-) -> web.StreamResponse:
-    """The pipeline's preview (ivr/web/config_changes.py)."""
-    from ivr.web import config_changes
-
-    return await config_changes.preview_change(
-        request, new_text=new_text, summary=summary, back=back
-    )
-
-
 def _page(request: web.Request, template: str, **context: Any) -> web.Response:
+    context.setdefault("notice", request.query.get("notice", ""))
     return render(request, template, roster_page=ROSTER_PAGE, strategy_labels=STRATEGY_LABELS,
                   **context)  # fmt: skip
 
