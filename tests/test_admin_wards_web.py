@@ -396,3 +396,21 @@ async def test_the_complaints_message_is_the_hotlines_own_after_the_form(
     assert hotline is not None and hotline.prompts["out_of_scope"] == {"vi": text}
     other, _ = await combined.signed_in("gs-tx")
     assert (await other.get("/admin/hotlines/bac-tu-liem-2026/referral")).status == 403
+
+
+async def test_a_desk_phone_asterisk_does_not_know_yet_is_not_rung(district: Console) -> None:
+    # The file has a phone the running system has not taken over (edited by
+    # hand, not applied): it checks, but Asterisk has no such endpoint yet.
+    text = district.path.read_text(encoding="utf-8")
+    text = text.replace(
+        "phones:\n", 'phones:\n  - {id: may-chu-tich-moi, name: "Máy Chủ tịch mới"}\n', 1
+    )
+    district.path.write_text(text, encoding="utf-8")
+    client, token = await district.signed_in("gs-btl")
+    answer = await client.post(WARD + "/test-call", data={
+        "csrf_token": token, "chairman_kind": "phone", "chairman_phone": "may-chu-tich-moi",
+    })  # fmt: skip
+    page = html.unescape(await answer.text())
+    assert answer.status == 409, page
+    assert "Máy này chưa có trong tổng đài" in page
+    assert district.manager.calls == []
