@@ -26,6 +26,7 @@ from ivr.prompts import PromptBuildReport
 from ivr.web import admin_roster
 from ivr.web.admin_roster import cell_agents, set_cell, shortfalls, swap_agents
 from ivr.web.app import create_app
+from ivr.web.i18n import translator
 from ivr.web.state import STATE
 from queue_manager.manager import desired_members, plan_membership
 from queue_manager.model import LiveModel
@@ -299,3 +300,20 @@ async def test_grid_to_applied_config_moves_the_agent_at_22h(page: Page) -> None
     assert refused.status == 403
     swap = {"csrf_token": other_csrf, "date": "2026-12-02", "first": "dtv01", "second": "dtv02"}
     assert (await other.post("/admin/roster/swap", data=swap)).status == 403
+
+
+def test_the_change_summary_warns_when_a_shift_falls_below_its_minimum(
+    tmp_path: Path, text: str
+) -> None:
+    raw = yaml.safe_load(text)
+    raw["roster"]["shifts"][2]["min_agents"] = 6
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    config = load_config(path)
+    base = path.read_text(encoding="utf-8")
+    fewer = set_cell(base, config, TUESDAY, "dem", "field", ["dtv13"])
+    fewer = set_cell(fewer, config, TUESDAY, "dem", "operator", ["dtv13", "dtv14"])
+    vi = admin_roster._warning(config, fewer, TUESDAY, list(config.queues), translator("vi"))
+    assert "Ca đêm" in vi and "01/12/2026" in vi and "2" in vi and "6" in vi
+    assert "Cảnh báo" in vi
+    assert admin_roster._warning(config, base, TUESDAY, list(config.queues), translator("vi")) == ""
