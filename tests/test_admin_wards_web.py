@@ -414,3 +414,32 @@ async def test_a_desk_phone_asterisk_does_not_know_yet_is_not_rung(district: Con
     assert answer.status == 409, page
     assert "Máy này chưa có trong tổng đài" in page
     assert district.manager.calls == []
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+async def test_every_page_opens_in_both_languages(district: Console, language: str) -> None:
+    client, _ = await district.signed_in("gs-btl")
+    await client.get(f"/lang/{language}", params={"next": "/"})
+    pages = {
+        "/admin/wards": ("Phường, xã", "Wards"),
+        WARD: ("Gọi thử", "Test call"),
+        "/admin/departments": ("Số máy lẻ", "Extension"),
+        "/admin/schedules": ("Giờ làm việc", "Office hours"),
+        "/admin/schedules/office": ("Nghỉ vào ngày lễ", "Closed on public holidays"),
+        "/admin/hotlines/bac-tu-liem/referral": ("phím 8", "pressing 8"),
+    }
+    for path, (vi, en) in pages.items():
+        answer = await client.get(path)
+        page = html.unescape(await answer.text())
+        assert answer.status == 200, (path, page)
+        assert (vi if language == "vi" else en) in page, path
+
+
+async def test_a_fallback_kind_the_form_does_not_offer_is_refused(district: Console) -> None:
+    before = district.path.read_text(encoding="utf-8")
+    client, token = await district.signed_in("quantri")
+    answer = await client.post(WARD + "/fallbacks", data={
+        "csrf_token": token, "order_0": "1", "kind_0": "menu", "value_0": "main",
+    })  # fmt: skip
+    assert answer.status == 400
+    assert district.path.read_text(encoding="utf-8") == before
