@@ -333,3 +333,20 @@ async def test_supervisor_manages_only_their_hotline(console: Console) -> None:
     assert len(audited) == len(refused)  # the phones page by role ("route_refused")
     assert {a[2] for a in audited} >= {"hcc-tong-dai", "hcc01"}
     assert console.path.read_text(encoding="utf-8") == before
+
+
+async def test_removing_an_agent_and_a_phone_in_use(console: Console) -> None:
+    client, token = await console.signed_in("quantri")
+    # A phone an agent still answers on: refused, the agent's phone named.
+    answer = await client.post("/admin/phones/tx-mot-cua-01/remove", data={"csrf_token": token})
+    page = await answer.text()
+    assert answer.status == 422 and APPLY not in page, page
+    index = next(i for i, a in enumerate(console.config.agents) if a.id == "tx01")
+    assert _problems(page)[f"agents[{index}].phone"].startswith("Máy của điện thoại viên")
+    # The agent goes, and with them their places in the queues.
+    _, back = await _change(client, token, "/admin/agents/tx03/remove", {})
+    assert back.startswith("/admin/agents?")
+    assert "tx03" not in {a.id for a in console.config.agents}
+    assert console.config.queue("tx-mot-cua").members == ["tx01", "tx02"]  # type: ignore[union-attr]
+    assert console.config.queue("tx-can-bo").members == []  # type: ignore[union-attr]
+    assert ("quantri", "config_change", str(console.path)) in console.audit()
