@@ -353,9 +353,12 @@ async def test_a_supervisor_changes_only_their_own_hotlines_items(combined: Cons
     assert status == 200, page
     assert (await _apply(client, page)).status == 303
     assert combined.config.queues[tx].wrapup_seconds == 45
-    # A supervisor of no hotline in particular changes nothing.
-    nobody, token2 = await combined.signed_in("gs-all")
-    status, _ = await _preview(nobody, token2, ["queues", tx, "wrapup_seconds"], 50, "Hàng đợi")
+    # A supervisor of no hotline in particular acts for every hotline, but
+    # what several hotlines share stays with the administrators.
+    every, token2 = await combined.signed_in("gs-all")
+    status, _ = await _preview(every, token2, ["queues", btl, "wrapup_seconds"], 50, "Hàng đợi")
+    assert status == 200
+    status, _ = await _preview(every, token2, ["areas", 0, "name"], "Hà Nội", "Tên")
     assert status == 403
     # The history shows a supervisor only their own hotline's changes.
     other, _ = await combined.signed_in("gs-btl")

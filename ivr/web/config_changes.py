@@ -31,8 +31,9 @@ hotline entry, and in a single-hotline file the areas, departments, phones,
 schedules, holidays and prompts too (they can only be that hotline's). The
 machinery (Asterisk, database, paths, web, trunks, email, SMS, retention...)
 and, in a file with several hotlines, anything shared stays with the
-administrators. A supervisor with no hotline set is treated as an
-administrator's reader, not a writer: no config changes.
+administrators. A supervisor with no hotline set (a deployment serving one
+authority) acts for every hotline: any hotline's items, never the machinery or
+what several hotlines share. Other roles change nothing.
 """
 
 from __future__ import annotations
@@ -420,16 +421,19 @@ def refused_fields(
     """The changed fields this user may not change (none for an administrator)."""
     if user.role == ADMIN:
         return []
-    hotline = user.hotline_id if user.role == SUPERVISOR else None
     refused = []
     for path, before, after in _changed_paths(old, new):
+        if user.role != SUPERVISOR:
+            refused.append(path)
+            continue
         # The field's owner before and after: moving a queue to one's own
         # hotline is as much a change to the other hotline as the reverse.
-        owners = {
-            path_owner(config, old, path) if before is not None else hotline,
-            path_owner(config, new, path) if after is not None else hotline,
-        }
-        if hotline is None or owners != {hotline}:
+        owners = set()
+        if before is not None:
+            owners.add(path_owner(config, old, path))
+        if after is not None:
+            owners.add(path_owner(config, new, path))
+        if None in owners or (user.hotline_id is not None and owners != {user.hotline_id}):
             refused.append(path)
     return refused
 
@@ -789,10 +793,14 @@ def read_journal(config: HotlineConfig) -> list[dict[str, Any]]:
 
 
 def _visible(user: WebUser, entry: dict[str, Any]) -> bool:
+    """Administrators see every change; a supervisor the changes to their
+    hotline's items only (every hotline's when they have none set)."""
     if user.role == ADMIN:
         return True
     hotlines = entry.get("hotlines") or [""]
-    return bool(user.hotline_id) and all(h == user.hotline_id for h in hotlines)
+    if user.hotline_id is None:
+        return all(hotlines)
+    return all(h == user.hotline_id for h in hotlines)
 
 
 async def history_page(request: web.Request) -> web.StreamResponse:
