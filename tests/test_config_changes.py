@@ -234,8 +234,10 @@ async def test_an_invalid_change_says_what_is_wrong_in_words_and_cannot_be_appli
     assert status == 422, page
     problems = re.search(r'id="change-problems">(.*?)</div>', page, re.S)
     assert problems, page
-    assert "<strong>Chủ tịch phường Đông Ngạc</strong>" in problems.group(1)
-    assert "khong-co" in problems.group(1)
+    assert "<strong>Chủ tịch phường Đông Ngạc</strong>: không có hàng đợi “khong-co”" in (
+        problems.group(1)
+    )
+    assert "unknown queue 'khong-co'" in problems.group(1)  # check-config's words kept
     assert f'action="{APPLY}"' not in page  # no Apply button
     # Nor can a made-up preview be applied.
     answer = await client.post(APPLY, data={"csrf_token": token, "token": "bịa", "reason": REASON})

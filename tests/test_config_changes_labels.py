@@ -18,6 +18,7 @@ from ivr.web.config_changes import (
     owners,
     parse_field,
     path_owner,
+    problem_in_words,
     refused_fields,
 )
 from ivr.web.models import WebUser
@@ -114,3 +115,20 @@ def test_apply_returns_only_to_a_page_of_this_site() -> None:
     for hostile in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)",
                     "admin", "/admin\r\nSet-Cookie: x=1"):  # fmt: skip
         assert _safe_back(hostile) == "/admin/changes", hostile
+
+
+def test_check_config_messages_read_in_the_clerks_words() -> None:
+    assert problem_in_words("unknown queue 'x' (known: 'a', 'b')", "vi") == (
+        "không có hàng đợi “x” (đang có: 'a', 'b')"
+    )
+    assert problem_in_words("'tel:abc': expected tel:<digits>[@trunk]", "vi").startswith(
+        "“tel:abc” không phải số điện thoại"
+    )
+    assert problem_in_words("Input should be less than or equal to 600 (got 9999)", "vi") == (
+        "phải nhỏ hơn hoặc bằng 600"
+    )
+    assert problem_in_words("String should have at least 1 character (got '')", "vi") == (
+        "không được để trống"
+    )
+    assert problem_in_words("unknown queue 'x'", "en") == "unknown queue 'x'"
+    assert problem_in_words("something new", "vi") == "something new"
