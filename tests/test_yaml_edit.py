@@ -194,3 +194,45 @@ def test_every_example_round_trips_byte_identical(example: Path) -> None:
     count = len(data["phones"])
     appended = append_item(text, ("phones",), {"id": "x", "name": "Bàn mới"})
     assert remove_item(appended, ("phones", count)) == text
+
+
+def test_a_long_text_written_as_a_block_stays_a_block() -> None:
+    text = (
+        "hotlines:\n  - prompts:\n      complaints:\n        vi: >-  # the referral\n"
+        "          Khiếu nại xin gửi\n          Ban Tiếp công dân.\n\n        en: x\nnext: 1\n"
+    )
+    path = ("hotlines", 0, "prompts", "complaints", "vi")
+    new = set_value(text, path, "Khiếu nại, tố cáo xin gửi Ban Tiếp công dân quận.")
+    assert new == text.replace(
+        "Khiếu nại xin gửi\n          Ban Tiếp công dân.",
+        "Khiếu nại, tố cáo xin gửi Ban Tiếp công dân quận.",
+    )
+    two_lines = set_value(text, path, "Dòng một\nDòng hai")
+    assert (
+        "vi: |-  # the referral\n          Dòng một\n          Dòng hai\n\n        en: x"
+        in two_lines
+    )
+    assert yaml.safe_load(two_lines)["hotlines"][0]["prompts"]["complaints"]["vi"] == (
+        "Dòng một\nDòng hai"
+    )
+    # What a block cannot hold exactly is quoted instead.
+    assert 'vi: " bắt đầu bằng dấu cách"\n\n        en: x' in set_value(
+        text, path, " bắt đầu bằng dấu cách"
+    )
+
+
+def test_wards_are_added_and_removed_as_block_items_with_their_comments() -> None:
+    text = (
+        "areas:\n  - code: a\n    children:\n      - code: a1  # first\n        name: A1\n"
+        "        fallbacks:\n          - x  # c\n      # about a2\n      - code: a2\n"
+        "        name: A2\n"
+    )
+    added = append_item(text, ("areas", 0, "children"), {"code": "a3", "name": "Phường A3"})
+    assert added == text + "      - code: a3\n        name: Phường A3\n"
+    removed = remove_item(text, ("areas", 0, "children", 0))
+    # The comment above a2 is about a2: it stays with it.
+    assert removed == text.replace(
+        "      - code: a1  # first\n        name: A1\n        fallbacks:\n          - x  # c\n", ""
+    )
+    inserted = insert_item(text, ("areas", 0, "children"), 1, {"code": "b", "name": "B"})
+    assert "          - x  # c\n      - code: b\n        name: B\n      # about a2\n" in inserted

@@ -7,9 +7,10 @@ would re-flow it (ruamel.yaml joins the examples' multi-line flow mappings into
 one long line), so instead we compose the text with ruamel.yaml to learn where
 each node starts and ends, and splice only the changed node's characters. The
 new fragment is rendered in the style of its neighbours (flow inside a flow
-collection, a block line beside block items, double quotes where a plain
-scalar would read back differently, Unicode kept as it is, never ``\\u``
-escapes).
+collection, a block line beside block items, a ``>``/``|`` text kept a
+block, double quotes where a plain scalar would read back differently,
+Unicode kept as it is, never ``\\u`` escapes). Comment lines right above a
+list item stay with it.
 
 Every edit re-reads its result and compares it with the old data plus the
 intended change, so a splice that would change anything else raises
@@ -59,6 +60,7 @@ class YamlEditError(ValueError):
 # the examples quote phone numbers and codes with leading zeros, and a value
 # that starts or ends with a space would lose it.
 _NEEDS_QUOTES = re.compile(r"^\s|\s$|^$|[\x00-\x1f\x7f]")
+_CONTROL_IN_BLOCK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _compose(text: str) -> Node | None:
@@ -446,8 +448,53 @@ def _replace_node(text: str, node: Node, value: Any, step: int) -> str:
         return text[: colon + 1] + " " + render_flow(value) + text[colon + 1 :]
     if isinstance(value, dict | list):
         return text[:start] + render_flow(value) + text[end:]
+    if isinstance(node, ScalarNode) and node.style in ("|", ">"):
+        return _replace_block_scalar(text, node, value, step)
     style = node.style if isinstance(node, ScalarNode) else None
     return text[:start] + render_scalar(value, style) + text[end:]
+
+
+def _replace_block_scalar(text: str, node: ScalarNode, value: Any, step: int) -> str:
+    """A ``|`` or ``>`` text (the examples' long prompt texts) stays one, its
+    header's comment and the blank lines after it kept. Chomping follows the
+    new value's final line breaks; a value a block cannot hold exactly (a
+    leading space, control characters) is written double-quoted."""
+    start = node.start_mark.index
+    header_end = text.find("\n", start)
+    # The node's end lies past its trailing line breaks (and for "keep", its
+    # blank lines): they stay where they are.
+    content_end = node.end_mark.index
+    while content_end > header_end and text[content_end - 1] in " \n":
+        content_end -= 1
+    if header_end < 0:
+        header_end = len(text)
+    header = text[start:header_end]
+    indicators = re.match(r"[|>][-+0-9]*", header)
+    comment = header[indicators.end() :] if indicators else ""  # spacing kept
+    body = text[header_end + 1 : content_end] if content_end > header_end else ""
+    first = next((line for line in body.splitlines() if line.strip()), "")
+    indent = len(first) - len(first.lstrip(" ")) if first else 0
+    if not indent:
+        line_start = _line_start(text, start)
+        key_line = text[line_start:start]
+        indent = len(key_line) - len(key_line.lstrip(" ")) + step
+    lines = value.split("\n") if isinstance(value, str) else []
+    core = value.rstrip("\n") if isinstance(value, str) else ""
+    blockable = (
+        isinstance(value, str)
+        and core != ""
+        and not core.startswith((" ", "\t"))
+        and not _CONTROL_IN_BLOCK.search(value)
+        and not any(line.endswith(" ") for line in lines)
+    )
+    if not blockable:
+        return text[:start] + render_scalar(value) + text[content_end:]
+    trailing = len(value) - len(core)
+    chomp = "-" if trailing == 0 else "" if trailing == 1 else "+"
+    indicator = "|" if node.style == "|" or "\n" in core else ">"
+    pad = " " * indent
+    rendered = "\n".join(pad + line if line else "" for line in core.split("\n"))
+    return text[:start] + f"{indicator}{chomp}{comment}\n{rendered}" + text[content_end:]
 
 
 def _add_key(text: str, mapping: MappingNode, key: str, value: Any, step: int) -> str:
@@ -521,6 +568,13 @@ def insert_item(text: str, path: FieldPath, index: int, item: Any) -> str:
     fragment = _render_item(text, node.value, item, column, step)
     if index < count:
         at = _line_start(text, _dash_index(text, node.value[index]))
+        # Comment lines right above an item are about it: the new item goes
+        # before them, not between them and their item.
+        while at > 0:
+            above = _line_start(text, at - 1)
+            if not text[above:at].strip().startswith("#"):
+                break
+            at = above
     else:
         at = _after_line(text, _content_end(node.value[-1]))
         if at == len(text) and not text.endswith("\n"):
