@@ -236,3 +236,30 @@ def test_wards_are_added_and_removed_as_block_items_with_their_comments() -> Non
     )
     inserted = insert_item(text, ("areas", 0, "children"), 1, {"code": "b", "name": "B"})
     assert "          - x  # c\n      - code: b\n        name: B\n      # about a2\n" in inserted
+
+
+def _leaves(data: object, here: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _leaves(v, (*here, k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _leaves(v, (*here, i))]
+    return [here]
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_any_value_of_the_examples_changes_only_its_own_lines(example: Path) -> None:
+    """A sample of every example's values (every 23rd), each set to a text
+    that needs quoting: the file reads back with only that value changed (the
+    edit checks it), and only the lines of that value differ."""
+    text = example.read_text(encoding="utf-8")
+    for path in _leaves(yaml.safe_load(text))[::23]:
+        new = set_value(text, path, "Giá trị mới, có: dấu #1")
+        removed, added = changed_lines(text, new)
+        assert len(added) == 1, (path, removed, added)
+        assert "Giá trị mới, có: dấu #1" in added[0], path
+        # One line, or the lines of a long > text that became one.
+        assert (
+            len(removed) == 1
+            or removed[0].rstrip().endswith(("vi: >-", "en: >-"))
+            or all(line.startswith(" " * 10) for line in removed)
+        ), (path, removed)
