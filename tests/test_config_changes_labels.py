@@ -55,10 +55,16 @@ def test_the_changes_are_listed_in_words_with_the_item_named() -> None:
     new = append_item(new, (*DONG_NGAC, "fallbacks"), "queue:operator2")
     [chairman, fallbacks] = describe_changes(yaml.safe_load(DISTRICT), yaml.safe_load(new), "vi")
     assert (chairman.label, chairman.before, chairman.after) == (
-        "Chủ tịch phường Đông Ngạc", "tel:0900000103@pstn", "tel:0913000103@pstn"
+        "Chủ tịch phường Đông Ngạc", "0900000103 (qua pstn)", "0913000103 (qua pstn)"
     )  # fmt: skip
     assert fallbacks.label == "Thứ tự người nghe thay phường Đông Ngạc"
-    assert fallbacks.after.endswith("queue:operator, queue:operator2")
+    assert fallbacks.before == "0900000203 (qua pstn), máy vp-dong-ngac, hàng đợi operator"
+    assert fallbacks.after.endswith("hàng đợi operator, hàng đợi operator2")
+    [english, _] = describe_changes(yaml.safe_load(DISTRICT), yaml.safe_load(new), "en")
+    assert (english.label, english.after) == (
+        "Chairman (Phường Đông Ngạc)",
+        "0913000103 (via pstn)",
+    )
 
 
 def test_a_removed_record_is_one_change_not_one_per_following_record() -> None:

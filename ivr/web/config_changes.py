@@ -237,7 +237,9 @@ def describe_field(data: Any, path: FieldPath, language: str) -> str:
     """The label and the item it belongs to: "Chủ tịch phường Đông Ngạc"."""
     label = field_label(path, language)
     name = _item_name(data, path[:-1], language) if path else ""
-    return f"{label} {name}" if name else label
+    if not name:
+        return label
+    return f"{label} ({name})" if language == "en" else f"{label} {name}"
 
 
 # --- what a change changes ------------------------------------------------------------
@@ -254,11 +256,43 @@ class FieldChange:
 _SECRET_KEYS = frozenset({"secret", "reload_secret", "password", "token", "api_key"})
 
 
-def _shown(value: Any, path: FieldPath) -> str:
+_DESTINATION_KEYS = frozenset(
+    {"chairman", "fallbacks", "target", "destination", "out_of_hours", "failure_destination"}
+)
+_DESTINATION = re.compile(r"^(tel|phone|queue|area|department|menu):([^@\s]+)(?:@(\S+))?$")
+_DESTINATION_WORDS = {
+    "phone": ("máy", "phone"), "queue": ("hàng đợi", "queue"), "area": ("đơn vị", "unit"),
+    "department": ("phòng ban", "department"), "menu": ("menu", "menu"),
+    "voicemail": ("hộp thư thoại", "voicemail"), "hangup": ("gác máy", "hang up"),
+}  # fmt: skip
+
+
+def _destination_in_words(value: str, language: str) -> str:
+    """``tel:0913000103@pstn`` → "0913000103 (qua pstn)"; ``queue:operator`` →
+    "hàng đợi operator": a destination as the clerk says it."""
+    english = language == "en"
+    if value in _DESTINATION_WORDS:
+        return _DESTINATION_WORDS[value][english]
+    match = _DESTINATION.match(value)
+    if match is None:
+        return value
+    kind, name, trunk = match.groups()
+    if kind == "tel":
+        return f"{name} ({'via' if english else 'qua'} {trunk})" if trunk else name
+    return f"{_DESTINATION_WORDS[kind][english]} {name}"
+
+
+def _shown(value: Any, path: FieldPath, language: str = "vi") -> str:
     if value is None:
         return ""
-    if path and str(path[-1]) in _SECRET_KEYS:
+    keys = [part for part in path if isinstance(part, str)]
+    if keys and keys[-1] in _SECRET_KEYS:
         return "••••••"
+    if keys and keys[-1] in _DESTINATION_KEYS:
+        if isinstance(value, str):
+            return _destination_in_words(value, language)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ", ".join(_destination_in_words(v, language) for v in value)
     if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict | list):
@@ -320,8 +354,8 @@ def describe_changes(old: Any, new: Any, language: str) -> list[FieldChange]:
             FieldChange(
                 path,
                 describe_field(data, path, language),
-                _shown(before, path),
-                _shown(after, path),
+                _shown(before, path, language),
+                _shown(after, path, language),
             )
         )
     return changes
@@ -758,15 +792,8 @@ async def apply_change(request: web.Request) -> web.StreamResponse:
             reason_error="",
         )
     _pending_of(applier).pop(token, None)
-    entry = await asyncio.to_thread(
-        record_change,
-        applied,
-        user.username,
-        reason,
-        pending.summary,
-        pending.kind,
-        owners(state.config, _load(current), _load(pending.new_text)),
-    )
+    # The audit entry first: it is the record of trust. The journal feeds the
+    # history page; the change is live whether or not it could be written.
     action = "config_rollback" if pending.kind == "rollback" else "config_change"
     await audit(
         request,
@@ -774,6 +801,14 @@ async def apply_change(request: web.Request) -> web.StreamResponse:
         str(state.config.source or ""),
         detail=f"{pending.summary} — {reason}"[:500],
     )
+    touched = owners(state.config, _load(current), _load(pending.new_text))
+    try:
+        entry = await asyncio.to_thread(
+            record_change, applied, user.username, reason, pending.summary, pending.kind, touched
+        )
+    except OSError:
+        logger.exception("the change is applied but the change journal could not be written")
+        entry = {"id": ""}
     logger.info("config %s by %s: %s", pending.kind, user.username, pending.summary)
     if wants_json(request):
         return web.json_response(
