@@ -401,3 +401,33 @@ async def test_the_yaml_editor_masks_secrets_and_its_change_can_be_undone(
     assert (await _apply(client, undo, "Sửa nhầm trong trình sửa YAML")).status == 303
     assert district.text() == original
     assert _chairman(district.config) == OLD_CHAIRMAN
+
+
+async def test_the_json_api_previews_applies_and_lists_and_reasons_are_escaped(
+    district: Console,
+) -> None:
+    client, token = await district.signed_in("quantri")
+    answer = await client.post(
+        FORM,
+        data={"csrf_token": token, "path": json.dumps([*DONG_NGAC, "chairman"]),
+              "value": json.dumps(NEW_CHAIRMAN), "summary": "Đổi Chủ tịch"},
+        headers={"Accept": "application/json"},
+    )  # fmt: skip
+    preview = await answer.json()
+    assert preview["changes"] == [
+        {"field": "Chủ tịch phường Đông Ngạc", "before": "0900000103 (qua pstn)",
+         "after": "0913000103 (qua pstn)"}
+    ]  # fmt: skip
+    hostile = "<script>alert(1)</script> đổi số"
+    applied = await client.post(
+        "/api/v1/config/changes/apply",
+        json={"token": preview["token"], "reason": hostile},
+        headers={"X-CSRF-Token": token},
+    )
+    body = await applied.json()
+    assert applied.status == 200 and body["ok"] and body["version"], body
+    assert _chairman(district.config) == NEW_CHAIRMAN
+    [entry] = (await (await client.get("/api/v1/config/changes")).json())["changes"]
+    assert (entry["id"], entry["user"], entry["reason"]) == (body["version"], "quantri", hostile)
+    page = await (await client.get("/admin/changes")).text()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
