@@ -431,3 +431,30 @@ async def test_the_json_api_previews_applies_and_lists_and_reasons_are_escaped(
     assert (entry["id"], entry["user"], entry["reason"]) == (body["version"], "quantri", hostile)
     page = await (await client.get("/admin/changes")).text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+async def test_restore_this_version_goes_back_to_what_a_change_led_to(district: Console) -> None:
+    client, token = await district.signed_in("quantri")
+    _, first = await _preview(client, token, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
+    assert (await _apply(client, first)).status == 303
+    after_first = district.text()
+    _, second = await _preview(client, token, [*DONG_NGAC, "name"], "Phường Đông Ngạc (mới)", "Tên")
+    assert (await _apply(client, second)).status == 303
+    listing = html.unescape(await (await client.get("/admin/changes")).text())
+    rows = re.findall(r'<tr data-change="([0-9a-f]+)">(.*?)</tr>', listing, re.S)
+    assert [("Tên" in cells, "Đổi Chủ tịch" in cells) for _, cells in rows] == [
+        (True, False), (False, True)
+    ]  # fmt: skip
+    assert "?version=after" not in rows[0][1]  # the newest is the current file
+    older = rows[1][0]
+    answer = await client.get(f"/admin/changes/{older}/restore?version=after")
+    page = html.unescape(await answer.text())
+    assert answer.status == 200, page
+    assert "Khôi phục phiên bản sau thay đổi: Đổi Chủ tịch (quantri)" in page
+    assert "Phường Đông Ngạc (mới)" in page and "Restore" not in page
+    assert (await _apply(client, page, "Quay lại tên cũ")).status == 303
+    assert district.text() == after_first
+    assert _chairman(district.config) == NEW_CHAIRMAN
+    listing = html.unescape(await (await client.get("/admin/changes")).text())
+    newest = re.findall(r'<tr data-change="([0-9a-f]+)">', listing)[0]  # the restore itself
+    assert (await client.get(f"/admin/changes/{newest}/restore?version=after")).status == 404

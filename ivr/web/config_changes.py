@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -919,6 +920,12 @@ async def history_page(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     user = user_of(request)
     entries = await asyncio.to_thread(read_journal, state.config)
+    # The version a change led to is the one the next change replaced (kept
+    # as that change's "previous"); the newest change's is the current file.
+    for entry in entries:
+        entry["restorable"] = False
+    for newer, entry in itertools.pairwise(entries):
+        entry["restorable"] = bool(newer.get("previous"))
     shown = [e for e in entries if _visible(user, e)][:HISTORY_ROWS]
     for entry in shown:
         try:
@@ -938,14 +945,24 @@ async def history_page(request: web.Request) -> web.StreamResponse:
 
 
 async def restore_preview(request: web.Request) -> web.StreamResponse:
-    """Preview going back to the version a change replaced (one-step undo)."""
+    """Preview going back to the version a change replaced (one-step undo), or
+    with ``?version=after`` to the version it led to ("restore this
+    version"): both through the same preview and apply as any change."""
     state = state_of(request)
     change_id = request.match_info["change_id"]
+    after = request.query.get("version") == "after"
     entries = await asyncio.to_thread(read_journal, state.config)
-    entry = next((e for e in entries if e.get("id") == change_id), None)
-    if entry is None or not _visible(user_of(request), entry):
+    position = next((i for i, e in enumerate(entries) if e.get("id") == change_id), None)
+    if position is None or not _visible(user_of(request), entries[position]):
         return error_page(request, 404, "Not found", N_("There is no such change."))
-    name = str(entry.get("previous") or "")
+    entry = entries[position]
+    if after:
+        # Newest first: the change after this one replaced the version it led to.
+        if position == 0:
+            return error_page(request, 404, "Not found", N_("That version is the current one."))
+        name = str(entries[position - 1].get("previous") or "")
+    else:
+        name = str(entry.get("previous") or "")
     # The name comes from our own journal, but a journal is a file: stay in the folder.
     if not name or Path(name).name != name or name == JOURNAL:
         return error_page(request, 404, "Not found", N_("That version was not kept."))
@@ -955,9 +972,16 @@ async def restore_preview(request: web.Request) -> web.StreamResponse:
         )
     except OSError:
         return error_page(request, 404, "Not found", N_("That version was not kept."))
-    summary = f"Hoàn tác: {entry.get('summary', '')} ({entry.get('user', '')})"
-    if _language(request) == "en":
-        summary = f"Undo: {entry.get('summary', '')} ({entry.get('user', '')})"
+    what, who = entry.get("summary", ""), entry.get("user", "")
+    english = _language(request) == "en"
+    if after:
+        summary = (
+            f"Restore the version after: {what} ({who})"
+            if english
+            else f"Khôi phục phiên bản sau thay đổi: {what} ({who})"
+        )
+    else:
+        summary = f"Undo: {what} ({who})" if english else f"Hoàn tác: {what} ({who})"
     return await preview_change(
         request, new_text=old_text, summary=summary, back="/admin/changes", kind="rollback"
     )
