@@ -39,6 +39,11 @@ def test_labels_name_fields_in_vietnamese_first_and_english_on_request() -> None
     assert field_label(("hotlines", 0, "prompts", "complaints_referral", "vi"), "vi") == (
         "Lời hướng dẫn nơi gửi khiếu nại"
     )
+    assert field_label(("hotlines", 0, "prompts", "out_of_scope", "vi"), "vi") == (
+        "Lời hướng dẫn nơi gửi khiếu nại"
+    )
+    assert field_label(("schedules", "office", "weekly", "sat"), "vi") == "Giờ làm việc thứ Bảy"
+    assert field_label(("schedules", "office", "weekly", "sat"), "en") == "Hours on Saturday"
     # No label of its own: named from its parts, still readable.
     assert field_label(("queues", 0, "callback_retry_seconds"), "en") == (
         "Queues › #1 › callback retry seconds"

@@ -145,6 +145,11 @@ _LABELS: list[tuple[tuple[str, ...], str, str]] = [
     (("roster", "overrides", "*"), "Lịch trực ngày riêng", "Day override"),
     (("roster",), "Lịch trực", "Roster"),
     (
+        ("hotlines", "*", "prompts", "out_of_scope", "*"),
+        "Lời hướng dẫn nơi gửi khiếu nại",
+        "Complaints referral text",
+    ),
+    (
         ("hotlines", "*", "prompts", "complaints_referral", "*"),
         "Lời hướng dẫn nơi gửi khiếu nại",
         "Complaints referral text",
@@ -158,6 +163,12 @@ _LABELS: list[tuple[tuple[str, ...], str, str]] = [
     (("hotlines", "*"), "Đường dây nóng", "Hotline"),
     (("hotlines",), "Đường dây nóng", "Hotlines"),
 ]
+
+_DAYS = {
+    "mon": ("thứ Hai", "Monday"), "tue": ("thứ Ba", "Tuesday"), "wed": ("thứ Tư", "Wednesday"),
+    "thu": ("thứ Năm", "Thursday"), "fri": ("thứ Sáu", "Friday"), "sat": ("thứ Bảy", "Saturday"),
+    "sun": ("Chủ nhật", "Sunday"),
+}  # fmt: skip
 
 # Generic words for the parts of a path no pattern covers.
 _WORDS: dict[str, tuple[str, str]] = {
@@ -191,6 +202,9 @@ def field_label(path: FieldPath, language: str) -> str:
     (``("areas", 0, "children", 3, "chairman")`` → "Chủ tịch"); a field with no
     label of its own is named from its parts."""
     english = language == "en"
+    if len(path) >= 4 and path[0] == "schedules" and path[2] == "weekly" and path[3] in _DAYS:
+        vi_day, en_day = _DAYS[str(path[3])]
+        return f"Hours on {en_day}" if english else f"Giờ làm việc {vi_day}"
     for pattern, vi, en in _LABELS:
         if _matches(pattern, path):
             return en if english else vi
