@@ -157,6 +157,9 @@ def test_missing_keys_are_added_under_their_parent() -> None:
     )
     assert set_value("m: {a: 1}\n", ("m", "b"), [1, 2]) == "m: {a: 1, b: [1, 2]}\n"
     assert set_value("a:\nb: 1\n", ("a",), "v") == "a: v\nb: 1\n"
+    # A key with no value yet takes a list or a mapping on its own line.
+    assert append_item("a:   # none yet\nb: 1\n", ("a",), "i") == "a: [i]   # none yet\nb: 1\n"
+    assert set_value("x:\n  a:\n  b: 1\n", ("x", "a"), {"k": 1}) == "x:\n  a: {k: 1}\n  b: 1\n"
 
 
 def test_values_of_other_kinds() -> None:

@@ -3,9 +3,10 @@
 The console's forms change one thing at a time (a ward's chairman, who is in a
 queue, a holiday) in a file people also edit by hand: its comments, its order,
 its quoting and its line breaks are theirs. Dumping the whole document again
-would re-flow it (ruamel.yaml joins the examples' multi-line flow mappings into
-one long line), so instead we compose the text with ruamel.yaml to learn where
-each node starts and ends, and splice only the changed node's characters. The
+would re-flow it (ruamel.yaml's round-trip dump joins the examples' multi-line
+flow mappings into one long line), so instead we compose the text to learn
+where each node starts and ends, and splice only the changed node's
+characters. The
 new fragment is rendered in the style of its neighbours (flow inside a flow
 collection, a block line beside block items, a ``>``/``|`` text kept a
 block, double quotes where a plain scalar would read back differently,
@@ -16,11 +17,15 @@ Every edit re-reads its result and compares it with the old data plus the
 intended change, so a splice that would change anything else raises
 :class:`YamlEditError` instead of returning a wrong file.
 
-Facts this relies on (ruamel.yaml 0.18/0.19): ``YAML().compose`` gives nodes
-whose ``start_mark.index``/``end_mark.index`` are character offsets into the
-text; a block collection's end mark lies past its trailing blank lines and
-comments, so the end of its last child is used instead; ``flow_style`` is
-True for ``{...}``/``[...]`` collections.
+Facts this relies on: PyYAML's composer (libyaml's when built, as the
+loader's) gives nodes whose ``start_mark.index``/``end_mark.index`` are
+character offsets into the text (Vietnamese letters count one), the same as
+ruamel.yaml's composer on every example but a hundred times faster — forms
+call these functions on the event loop; a block collection's end mark lies
+past its trailing blank lines and comments, so the end of its last child is
+used instead; ``flow_style`` is True for ``{...}``/``[...]`` collections.
+ruamel.yaml (YAML 1.2) double-checks that a plain scalar reads back the same
+under both YAML versions.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ivr.config.yaml_lines import FieldPath
 
@@ -65,8 +70,8 @@ _CONTROL_IN_BLOCK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 def _compose(text: str) -> Node | None:
     try:
-        return YAML(typ="rt").compose(text)
-    except YAMLError as exc:
+        return pyyaml.compose(text, Loader=_LOADER)
+    except pyyaml.YAMLError as exc:
         raise YamlEditError(f"the config is not valid YAML: {exc}") from exc
 
 
@@ -426,6 +431,12 @@ def set_value(text: str, path: FieldPath, value: Any) -> str:
 def _replace_node(text: str, node: Node, value: Any, step: int) -> str:
     start = node.start_mark.index
     end = _content_end(node)
+    if isinstance(node, ScalarNode) and node.value == "" and not node.style and start == end:
+        # `key:` with no value: its empty node sits after the colon (libyaml)
+        # or at the next line's start (the pure-Python composer); the value
+        # goes right after the colon.
+        colon = text.rfind(":", 0, start)
+        return text[: colon + 1] + " " + render_flow(value) + text[colon + 1 :]
     if isinstance(value, dict | list) and value:
         block = (
             isinstance(node, MappingNode | SequenceNode)
@@ -441,11 +452,6 @@ def _replace_node(text: str, node: Node, value: Any, step: int) -> str:
             fragment = "\n".join(lines)[column:]
             return text[:start] + fragment + text[end:]
         return text[:start] + render_flow(value) + text[end:]
-    if isinstance(node, ScalarNode) and node.value == "" and node.style is None and start == end:
-        # `key:` with no value: its empty node sits at the next line's start;
-        # the value goes right after the colon.
-        colon = text.rfind(":", 0, start)
-        return text[: colon + 1] + " " + render_flow(value) + text[colon + 1 :]
     if isinstance(value, dict | list):
         return text[:start] + render_flow(value) + text[end:]
     if isinstance(node, ScalarNode) and node.style in ("|", ">"):
