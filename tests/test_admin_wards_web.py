@@ -369,7 +369,7 @@ async def test_office_hours_change_through_the_week_form(district: Console) -> N
     assert schedule.closed_on_holidays
 
 
-async def test_a_half_written_span_is_refused_on_that_day(district: Console) -> None:
+async def test_a_half_written_span_is_refused_with_the_day_named(district: Console) -> None:
     before = district.path.read_text(encoding="utf-8")
     client, token = await district.signed_in("gs-btl")
     answer = await client.post("/admin/schedules/office", data={
@@ -377,8 +377,9 @@ async def test_a_half_written_span_is_refused_on_that_day(district: Console) -> 
     })  # fmt: skip
     page = html.unescape(await answer.text())
     assert answer.status == 422, page
-    # check-config's own message, on Monday's first span.
+    # check-config's problem, on Monday's first span, the day named in words.
     assert 'data-field="schedules.office.weekly.mon[0]"' in page
+    assert "Giờ làm việc thứ Hai" in page
     assert "expected a time of day HH:MM" in page
     assert district.path.read_text(encoding="utf-8") == before
 
