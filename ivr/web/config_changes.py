@@ -631,9 +631,13 @@ def _labelled(problems: list[ConfigProblem], data: Any, language: str) -> list[L
     return out
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load(text: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        # libyaml's parser when built: a preview reads two whole files.
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError:
         return {}
     return data if isinstance(data, dict) else {}
@@ -685,7 +689,7 @@ async def preview_change(
         await asyncio.to_thread(check_config_text, applier.source, new_text, state.config)
     except ConfigError as exc:
         context["problems"] = _labelled(exc.problems, new_data or old_data, language)
-        context["diff"] = text_diff(current, new_text)
+        context["diff"] = await asyncio.to_thread(text_diff, current, new_text)
         return render(request, "admin_change_preview.html", status=422, unchanged=False, **context)
     token = secrets.token_urlsafe(18)
     _pending_of(applier)[token] = PendingChange(
@@ -694,7 +698,8 @@ async def preview_change(
     context.update(
         token=token,
         changes=describe_changes(old_data, new_data, language),
-        diff=text_diff(current, new_text),
+        # Masking secrets parses both files: off the event loop.
+        diff=await asyncio.to_thread(text_diff, current, new_text),
     )
     if wants_json(request):
         return web.json_response(
@@ -757,7 +762,7 @@ async def apply_change(request: web.Request) -> web.StreamResponse:
             problems=[],
             refused=[],
             changes=describe_changes(old_data, new_data, language),
-            diff=text_diff(current, pending.new_text),
+            diff=await asyncio.to_thread(text_diff, current, pending.new_text),
             token=token,
             reason=reason,
             reason_error=problem,
@@ -801,7 +806,7 @@ async def apply_change(request: web.Request) -> web.StreamResponse:
             refused=[],
             problems=_labelled(exc.problems, _load(pending.new_text), language),
             changes=[],
-            diff=text_diff(current, pending.new_text),
+            diff=await asyncio.to_thread(text_diff, current, pending.new_text),
             token="",
             reason=reason,
             reason_error="",
