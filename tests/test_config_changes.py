@@ -418,6 +418,18 @@ async def test_the_json_api_previews_applies_and_lists_and_reasons_are_escaped(
         {"field": "Chủ tịch phường Đông Ngạc", "before": "0900000103 (qua pstn)",
          "after": "0913000103 (qua pstn)"}
     ]  # fmt: skip
+    wrong = await client.post(
+        FORM,
+        data={"csrf_token": token, "path": json.dumps([*DONG_NGAC, "chairman"]),
+              "value": json.dumps("queue:khong-co"), "summary": "Đổi Chủ tịch"},
+        headers={"Accept": "application/json"},
+    )  # fmt: skip
+    assert wrong.status == 422
+    [problem] = (await wrong.json())["problems"]
+    assert (problem["field"], problem["message"]) == (
+        "Chủ tịch phường Đông Ngạc", "không có hàng đợi “khong-co” (đang có: 'conduct', 'field', "
+        "'operator', 'procedures')"
+    )  # fmt: skip
     hostile = "<script>alert(1)</script> đổi số"
     applied = await client.post(
         "/api/v1/config/changes/apply",

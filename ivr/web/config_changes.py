@@ -674,6 +674,8 @@ async def preview_change(
         "refused": [],
     }
     if new_text == current:
+        if wants_json(request):
+            return web.json_response({"ok": True, "unchanged": True})
         return render(request, "admin_change_preview.html", unchanged=True, **context)
     refused = refused_fields(user, state.config, old_data, new_data)
     if refused:
@@ -684,11 +686,22 @@ async def preview_change(
             detail=f"not this user's: {', '.join(map(str, refused))}"[:500],
         )
         context["refused"] = [describe_field(new_data or old_data, p, language) for p in refused]
+        if wants_json(request):
+            return web.json_response(
+                {"ok": False, "refused": context["refused"]}, status=web.HTTPForbidden.status_code
+            )
         return render(request, "admin_change_preview.html", status=403, unchanged=False, **context)
     try:
         await asyncio.to_thread(check_config_text, applier.source, new_text, state.config)
     except ConfigError as exc:
         context["problems"] = _labelled(exc.problems, new_data or old_data, language)
+        if wants_json(request):
+            return web.json_response(
+                {"ok": False, "problems": [
+                    {"field": p.label, "message": p.message, "line": p.line, "path": p.field,
+                     "original": p.original} for p in context["problems"]]},
+                status=422,
+            )  # fmt: skip
         context["diff"] = await asyncio.to_thread(text_diff, current, new_text)
         return render(request, "admin_change_preview.html", status=422, unchanged=False, **context)
     token = secrets.token_urlsafe(18)
