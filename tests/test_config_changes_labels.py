@@ -124,7 +124,7 @@ def test_a_reason_is_one_line_of_3_to_500_characters() -> None:
 def test_apply_returns_only_to_a_page_of_this_site() -> None:
     assert _safe_back("/admin/wards/dong-ngac?tab=1") == "/admin/wards/dong-ngac?tab=1"
     for hostile in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)",
-                    "admin", "/admin\r\nSet-Cookie: x=1"):  # fmt: skip
+                    "admin", "/admin\r\nSet-Cookie: x=1", "/\\evil.example"):  # fmt: skip
         assert _safe_back(hostile) == "/admin/changes", hostile
 
 

@@ -519,7 +519,8 @@ def _safe_back(back: str) -> str:
     parts = urlsplit(back or "")
     if parts.scheme or parts.netloc or not parts.path.startswith("/") or back.startswith("//"):
         return "/admin/changes"
-    if _CONTROL.search(back):
+    # Browsers read "/\\host" as "//host": no backslash either.
+    if _CONTROL.search(back) or "\\" in back:
         return "/admin/changes"
     return back
 
