@@ -470,3 +470,27 @@ async def test_restore_this_version_goes_back_to_what_a_change_led_to(district: 
     listing = html.unescape(await (await client.get("/admin/changes")).text())
     newest = re.findall(r'<tr data-change="([0-9a-f]+)">', listing)[0]  # the restore itself
     assert (await client.get(f"/admin/changes/{newest}/restore?version=after")).status == 404
+
+
+async def test_the_yaml_editor_refuses_to_save_over_a_change_made_meanwhile(
+    district: Console,
+) -> None:
+    expert, token = await district.signed_in("quantri")
+    page = await (await expert.get("/admin/config")).text()
+    editor = re.search(r'<textarea name="text"[^>]*>(.*?)</textarea>', page, re.S)
+    base = re.search(r'name="base" value="([0-9a-f]{64})"', page)
+    assert editor and base, page
+    # Meanwhile a clerk changes the chairman through a form.
+    clerk, token2 = await district.signed_in("quantri2")
+    _, preview = await _preview(clerk, token2, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
+    assert (await _apply(clerk, preview)).status == 303
+    theirs = district.text()
+    edited = html.unescape(editor.group(1)).replace("Phường Đông Ngạc", "Phường Đông Ngạc 2", 1)
+    answer = await expert.post(
+        "/admin/config", data={"csrf_token": token, "text": edited, "base": base.group(1)}
+    )
+    text = html.unescape(await answer.text())
+    assert answer.status == 409, text
+    assert "Người khác đã thay đổi cấu hình sau khi bạn mở trình sửa" in text
+    assert "Phường Đông Ngạc 2" in text  # the expert's text comes back, not lost
+    assert district.text() == theirs and _chairman(district.config) == NEW_CHAIRMAN
