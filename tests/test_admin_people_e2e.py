@@ -61,10 +61,13 @@ async def rig(
             "secret_file": str(tmp_path / "secret"),
         }
 
+    # The rig's ward phones, at an address nobody answers (no call is made here).
+    contacts = {
+        p: f"sip:{p}@127.0.0.1:9" for p in ("t-chair", "t-chair-silent", "t-vice", "t-agent")
+    }
     config_path = write_test_config(
-        tmp_path, Ports(), {"t-agent": "sip:t-agent@127.0.0.1:9"}, quick_prompts,
-        trunk_port=free_udp_port(), tweak=tweak,
-    )  # fmt: skip
+        tmp_path, Ports(), contacts, quick_prompts, trunk_port=free_udp_port(), tweak=tweak
+    )
     asterisk, config = start_asterisk(tmp_path, config_path)
     services = await start_services(config, parts=frozenset({"ami", "web"}))
     engine = make_engine(config.database_url)
