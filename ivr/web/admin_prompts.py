@@ -315,7 +315,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
         logger.error("prompt %s not rebuilt: %s", target, report.failed)
         return error_page(request, 500, "Unavailable", report.failed[0].reason)
     logger.info("studio prompt %s live (%s)", target, user_of(request).username)
-    raise web.HTTPSeeOther(f"{place.url}?done=live&prompt={name}#prompt-{name}")
+    raise web.HTTPSeeOther(f"{place.url}?done=live&prompt={name}")
 
 
 async def discard(request: web.Request) -> web.StreamResponse:
@@ -368,7 +368,7 @@ async def remove(request: web.Request) -> web.StreamResponse:
     if report.failed:
         logger.error("prompt %s not rebuilt: %s", target, report.failed)
         return error_page(request, 500, "Unavailable", report.failed[0].reason)
-    raise web.HTTPSeeOther(f"{place.url}?done=removed&prompt={name}#prompt-{name}")
+    raise web.HTTPSeeOther(f"{place.url}?done=removed&prompt={name}")
 
 
 # Plain segments: each is looked up (the config's hotline, its prompt languages,
