@@ -247,7 +247,7 @@ class QueueManager:
             first = next(iter(self.links.values()))
             self.callbacks = CallbackDispatcher(
                 self.config_source, self.sessions, self.models, first.send, db=self.db,
-                send_for=self.sender_for,
+                send_for=self.sender_for, clock=self.clock,
             )  # fmt: skip
             self.callbacks.start()
 

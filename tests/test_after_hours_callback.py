@@ -329,8 +329,10 @@ async def test_key_1_at_night_writes_the_request_and_case_and_the_morning_agent_
     assert (request.case_code, request.status, request.call_uniqueid) == (
         case.code, "pending", UNIQUEID
     )  # fmt: skip
-    # Its place in line: when it was asked for (the server's clock).
+    # Its place in line, and due from then: when it was asked for (the server's
+    # clock, which judged the hours; not the machine's).
     assert request.joined_at == MONDAY_19H_HANOI.timestamp()
+    assert request.requested_at == request.next_attempt_at == MONDAY_19H_HANOI
     digits = digit_prompts(case.code)
     assert _heard(peer) == [
         "out_of_hours", "after_hours_menu", "callback_confirmed_when_open",
@@ -345,8 +347,8 @@ async def test_key_1_at_night_writes_the_request_and_case_and_the_morning_agent_
     assert call.route_target == f"callback:{SWITCHBOARD}"
 
     sent: list[dict[str, str]] = []
-    # The dispatcher's clock: a working night after the request's row was written
-    # (it carries the real time), then the next working morning.
+    # The dispatcher's clock: the working night after the request, then the
+    # next working morning.
     zone = ZoneInfo(line.config.timezone)
     holidays = {h.date for h in line.config.holidays}
 
@@ -356,7 +358,7 @@ async def test_key_1_at_night_writes_the_request_and_case_and_the_morning_agent_
             day += timedelta(days=1)
         return day
 
-    night = working_day_after(utc_now().astimezone(zone).date())
+    night = working_day_after(MONDAY_19H_HANOI.astimezone(zone).date())
     morning = [datetime.combine(night, dt_time(19, 0), zone)]
     dispatcher = CallbackDispatcher(
         line.config,

@@ -20,7 +20,7 @@ import re
 from array import array
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -445,9 +445,13 @@ async def test_after_hours_message_becomes_a_case_read_back_texted_and_offered_o
     # through to that switchboard. The rig's agents are static queue members, so
     # the roster is left out (it would add the 1022 center's phone-less agents).
     roster = rig.config.roster.model_copy(update={"assignments": [], "overrides": []})
+    # Tuesday 10:00, the office open again: the call-back waits for the queue's
+    # hours, on the rig's clock, not the machine's (it failed after 17:00 in Hà Nội).
+    rig.clock.at = MONDAY_10H_HANOI + timedelta(days=1)
     manager = QueueManager(
         rig.config.model_copy(update={"roster": roster}),
         make_session_factory(make_engine(rig.config.database_url)),
+        clock=rig.clock,
     )
     await manager.start()
     try:

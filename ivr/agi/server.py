@@ -379,6 +379,7 @@ class HotlineAgi:
             callback_requests.add_request(
                 session, queue=queue, hotline_id=hotline_id, caller_number=caller,
                 call_uniqueid=uniqueid, case_code=case.code, joined_at=joined,
+                requested_at=self.clock(),
             )  # fmt: skip
         return case.code
 

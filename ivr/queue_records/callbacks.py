@@ -5,6 +5,8 @@ these functions and statuses."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,8 +25,11 @@ def add_request(
     call_uniqueid: str,
     case_code: str,
     joined_at: float,
+    requested_at: datetime,
 ) -> None:
-    """A caller pressed the call-back key; ``joined_at`` keeps their place."""
+    """A caller pressed the call-back key; ``joined_at`` keeps their place.
+    ``requested_at`` is the FastAGI server's clock (the one that judged the
+    opening hours), so the request is due from then on that same clock."""
     session.add(
         CallbackRequest(
             queue=queue,
@@ -33,6 +38,8 @@ def add_request(
             call_uniqueid=call_uniqueid,
             case_code=case_code,
             joined_at=joined_at,
+            requested_at=requested_at,
+            next_attempt_at=requested_at,
         )
     )
 
