@@ -76,9 +76,12 @@ def route_ward(agi: Any, hotline: dict[str, Any], routed: Routed | None = None) 
                     for t in shortcut["targets"]
                 ),
             )
-            if shortcut.get("final_queue"):
+            # After the chain a human always answers: the ward's final queue, or
+            # (a chain ending in voicemail, an older table) the failure queue.
+            final_queue = shortcut.get("final_queue") or hotline.get("failure_queue")
+            if final_queue:
                 agi.set_variable(FINAL, QUEUE_ROUTE)
-                agi.set_variable(QUEUE, shortcut["final_queue"])
+                agi.set_variable(QUEUE, final_queue)
             agi.set_variable(ROUTE, DIAL_ROUTE)
             routed.route, routed.area = DIAL_ROUTE, str(shortcut.get("area") or "")
             return True

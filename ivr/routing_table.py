@@ -42,13 +42,17 @@ def build_routing_table(config: HotlineConfig) -> dict[str, Any]:
                 if area is None or area.chairman is None:
                     continue  # an imported unit with nobody to ring yet: the script's invalid key
                 route = routing.route_for(destination, hotline)
+                # The script can only queue after the chain: a chain ending in
+                # voicemail (or anything else the script cannot do) ends in the
+                # hotline's failure queue, a human, never a dead end.
+                final = route.final.queue if route.final else None
                 shortcuts[key] = {
                     "area": destination.argument,
                     "targets": [
                         {"dial": t.dial_string, "ring": t.ring_seconds, "label": t.label}
                         for t in route.targets
                     ],
-                    "final_queue": route.final.queue if route.final else None,
+                    "final_queue": final or hotline.failure_destination.argument,
                 }
             area_menus.append(
                 {

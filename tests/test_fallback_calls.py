@@ -154,6 +154,35 @@ def test_a_caller_who_hangs_up_in_the_menu_is_still_spooled(tmp_path: Path) -> N
     assert start["route"] == ""  # abandoned in the menu, once ingested
 
 
+def test_a_chain_without_a_final_queue_ends_in_the_failure_queue(tmp_path: Path) -> None:
+    # Soak defect: a chain ending in voicemail had no final_queue, so after the
+    # last phone rang the dialplan hung up on the caller (a dead end).
+    script = fallback_script()
+    table = two_hotline_table(tmp_path)
+    agi = FakeAgi(["03"])
+    assert script.entry(agi, ["script", "2222", str(table), "second"]) == 0
+    assert agi.variables["HL_FINAL"] == "queue"
+    assert agi.variables["HL_QUEUE"] == "second-operator"
+
+
+def test_a_ward_chain_ending_in_voicemail_gets_the_failure_queue_in_the_table(
+    tmp_path: Path,
+) -> None:
+    from ivr.config import load_config
+    from ivr.routing_table import build_routing_table
+
+    text = (ROOT / "examples" / "bac-tu-liem.yaml").read_text(encoding="utf-8")
+    # Liên Mạc's chain ending in voicemail, as the soak's config had it.
+    head, tail = text.split("code: lien-mac", 1)
+    tail = tail.replace("- queue:operator", "- voicemail", 1)
+    changed = tmp_path / "bac-tu-liem.yaml"
+    changed.write_text(head + "code: lien-mac" + tail, encoding="utf-8")
+    config = load_config(changed)
+    ward = build_routing_table(config)["hotlines"]["bac-tu-liem"]["area_menus"][0]
+    assert ward["shortcuts"]["05"]["area"] == "lien-mac"
+    assert ward["shortcuts"]["05"]["final_queue"] == "operator"
+
+
 def test_the_hangup_invocation_appends_the_end_line(tmp_path: Path) -> None:
     script = fallback_script()
     table = two_hotline_table(tmp_path)
