@@ -68,6 +68,14 @@ class CallEnd:
     answered_by: str
     queue_member: str
     ended_at: datetime
+    # What the hangup knows of the call's start, for a call whose start never
+    # reached us (hung up during Answer(), before the entry AGI): its record is
+    # then inserted from these instead of being lost. Empty hotline: no insert.
+    hotline_id: str = ""
+    caller_raw: str = ""
+    channel: str = ""
+    linkedid: str = ""
+    dialed_number: str = ""
 
 
 def closing_values(end: CallEnd) -> dict[str, Any]:
@@ -464,8 +472,49 @@ class CallLog:
     def _close(connection: Connection, end: CallEnd) -> None:
         values = closing_values(end)
         closed = connection.execute(_UPDATE_CALL, {"by_uniqueid": end.uniqueid, **values})
-        if not closed.rowcount:
+        if closed.rowcount:
+            return
+        if not end.hotline_id:
             logger.warning("call-ended for unknown call %s", end.uniqueid)
+            return
+        # The call's start never reached us: insert the record from what the
+        # hangup carries. ON CONFLICT DO NOTHING both ways: a late entry for
+        # this uniqueid keeps this closed row (CallLog._insert ignores it).
+        logger.warning("call-ended for unseen call %s: recorded from its hangup", end.uniqueid)
+        caller = normalise_caller(end.caller_raw)
+        started_at = started_at_of(end)
+        if not end.route:  # hung up before any route: the call was cut, not abandoned
+            values["outcome"] = CallOutcome.INTERRUPTED
+        row = {
+            "uniqueid": end.uniqueid,
+            "linkedid": end.linkedid or end.uniqueid,
+            "hotline_id": end.hotline_id,
+            "channel": end.channel,
+            "caller_number": caller.e164,
+            "caller_raw": caller.raw[:64],
+            "caller_withheld": caller.withheld,
+            "dialed_number": end.dialed_number[:32],
+            "keys_pressed": "",
+            "last_step": "hangup",
+            "started_at": started_at,
+            "notes": "",
+            **values,
+        }
+        inserted = connection.execute(_insert_call_statement(connection.dialect.name), row)
+        call_id = inserted.scalar()
+        if call_id is not None:
+            link_previous_call(connection, int(call_id), end.hotline_id, caller.e164, started_at)
+
+
+def started_at_of(end: CallEnd) -> datetime:
+    """When a call we never saw start began: Asterisk's uniqueid is
+    "<epoch seconds>.<sequence>", the channel's creation; else its end."""
+    head = end.uniqueid.split(".", 1)[0]
+    if head.isdigit():
+        started = datetime.fromtimestamp(int(head), UTC)
+        if started <= end.ended_at:
+            return started
+    return end.ended_at
 
 
 INTERRUPTED = CallOutcome.INTERRUPTED

@@ -234,6 +234,30 @@ async def test_call_ended_closes_the_record_with_what_the_dialplan_saw(ivr: Ivr)
     assert ivr.rows(Recording) == [] and ivr.rows(TranscriptionJob) == []
 
 
+async def test_call_ended_for_a_call_never_seen_inserts_its_record(ivr: Ivr) -> None:
+    # Soak defect: answered < 0.2 s before Asterisk stopped, hung up during
+    # Answer() before the entry AGI; its call-ended updated nothing: lost.
+    peer = request("call-ended", UNIQUEID, "", "", "", "", "", "")
+    peer._evaluate = lambda expression: HOTLINE if expression == "${HL_HOTLINE}" else None
+    await ivr.agi.ended(peer)
+    await ivr.finish()
+    [call] = ivr.rows(Call)
+    assert (call.uniqueid, call.hotline_id, call.caller_number) == (UNIQUEID, HOTLINE, CALLER)
+    assert call.outcome == "interrupted" and call.ended_at is not None
+    # Asterisk's uniqueid is "<epoch>.<n>": the channel's creation
+    assert call.started_at.replace(tzinfo=UTC) == datetime.fromtimestamp(1795420947, UTC)
+
+
+async def test_a_late_entry_keeps_the_record_its_hangup_inserted(ivr: Ivr) -> None:
+    peer = request("call-ended", UNIQUEID, "queue", "", "", "", "", "")
+    peer._evaluate = lambda expression: HOTLINE if expression == "${HL_HOTLINE}" else None
+    await ivr.agi.ended(peer)
+    await ivr.call_up()  # the entry AGI's insert, arriving after the hangup
+    await ivr.finish()
+    [call] = ivr.rows(Call)
+    assert call.outcome == "abandoned_in_queue" and call.ended_at is not None
+
+
 async def test_call_ended_registers_the_recordings_and_one_transcription_job(
     ivr: Ivr, tmp_path: Path
 ) -> None:

@@ -419,6 +419,19 @@ class HotlineAgi:
         uniqueid = args.uniqueid or channel.env.get("agi_uniqueid", "")
         dial_status = args.dial_status
         answered = args.answered if dial_status == "ANSWER" else ""
+        ended_at = utc_now()
+        # A call this process never saw start (hung up during Answer(), before
+        # the entry AGI; or started before a restart): the hangup carries what
+        # its record needs, so the record is inserted if it is missing.
+        start: dict[str, str] = {}
+        if uniqueid not in self.live:
+            env = channel.env
+            start = {
+                "hotline_id": await _channel_hotline_id(channel),
+                "caller_raw": env.get("agi_callerid", ""),
+                "channel": env.get("agi_channel", ""),
+                "linkedid": env.get("agi_linkedid", ""),
+            }
         # Queued, not awaited: Asterisk's hangup handler (and the channel it
         # holds) is released at once, even while the database is away.
         self.call_log.call_ended(
@@ -429,7 +442,8 @@ class HotlineAgi:
                 answered_epoch=_epoch(args.answer_epoch),
                 answered_by=answered,
                 queue_member=args.queue_member,
-                ended_at=utc_now(),
+                ended_at=ended_at,
+                **start,
             )
         )
         self.live.pop(uniqueid, None)
@@ -581,6 +595,16 @@ async def _hotline_of_channel(channel: AgiChannel, config: HotlineConfig) -> Hot
     if hotline is None:
         raise UnknownHotline(f"no hotline has this number, and {v.HOTLINE}={hotline_id!r}")
     return hotline
+
+
+async def _channel_hotline_id(channel: AgiChannel) -> str:
+    """HL_HOTLINE of a hung-up channel (hangup handlers may still read
+    variables); '' when it cannot be read: the call-ended then only closes."""
+    try:
+        return await channel.get_full_variable(f"${{{v.HOTLINE}}}")
+    except Exception as exc:  # a dead channel: no record beats no hangup
+        logger.warning("could not read %s of a hung-up channel: %r", v.HOTLINE, exc)
+        return ""
 
 
 def _epoch(text: str) -> float | None:
