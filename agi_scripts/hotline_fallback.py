@@ -8,9 +8,10 @@ The dialplan runs it in two ways:
   rendered, asks for a ward code, and sets the same channel variables as the
   FastAGI server. Anything it cannot do ends in the operator queue.
 - ``AGI(<venv python>,<this file>,call-ended,<routing.json>,<uniqueid>,<route>,
-  <answered>,<dial status>,<answer epoch>,<queue member>)`` from the hangup
-  handler, when the call was served by this script or the server did not
-  answer the hangup.
+  <answered>,<dial status>,<answer epoch>,<queue member>,<rec base>,<hotline>)``
+  from the hangup handler, when the call was served by this script or the
+  server did not answer the hangup (a voicemail whose ``voicemail-saved`` could
+  not reach the server is spooled this way: its end line names the recording).
 
 Either way it appends one JSON line to the call spool named in the routing
 table (``call_spool``): a "start" line once the call is routed (or the caller
@@ -171,8 +172,13 @@ def _record_start(agi: Any, spool: str, hotline_id: str, dialed: str, routed: Ro
 
 def call_ended(agi: Any, argv: list[str]) -> int:
     """Hangup handler: write the call's "end" line with what the dialplan saw."""
-    fields = [*argv[2:], *[""] * 7][:7]
-    table_path, uniqueid, route, answered, dial_status, answer_epoch, queue_member = fields
+    fields = [*argv[2:], *[""] * 9][:9]
+    table_path, uniqueid, route, answered, dial_status, answer_epoch, queue_member = fields[:7]
+    # HL_REC_BASE and HL_HOTLINE: a voicemail left while the server was down
+    # becomes its case when `hotline serve` reads this line, and a call whose
+    # start never reached the server is recorded from it.
+    rec_base, hotline_id = fields[7:]
+    env = getattr(agi, "env", {})
     try:
         spool = str(load_table(table_path).get("call_spool") or "")
         append_spool_line(
@@ -186,6 +192,10 @@ def call_ended(agi: Any, argv: list[str]) -> int:
                 "dial_status": dial_status,
                 "answer_epoch": answer_epoch,
                 "queue_member": queue_member,
+                "rec_base": rec_base,
+                "hotline": hotline_id,
+                "caller": env.get("agi_callerid", ""),
+                "channel": env.get("agi_channel", ""),
             },
         )
     except Exception as exc:

@@ -76,6 +76,7 @@ class CallEnd:
     channel: str = ""
     linkedid: str = ""
     dialed_number: str = ""
+    rec_base: str = ""  # HL_REC_BASE, for a spooled end: its recordings, its voicemail
 
 
 def closing_values(end: CallEnd) -> dict[str, Any]:
@@ -481,29 +482,42 @@ class CallLog:
         # hangup carries. ON CONFLICT DO NOTHING both ways: a late entry for
         # this uniqueid keeps this closed row (CallLog._insert ignores it).
         logger.warning("call-ended for unseen call %s: recorded from its hangup", end.uniqueid)
-        caller = normalise_caller(end.caller_raw)
-        started_at = started_at_of(end)
-        if not end.route:  # hung up before any route: the call was cut, not abandoned
-            values["outcome"] = CallOutcome.INTERRUPTED
-        row = {
-            "uniqueid": end.uniqueid,
-            "linkedid": end.linkedid or end.uniqueid,
-            "hotline_id": end.hotline_id,
-            "channel": end.channel,
-            "caller_number": caller.e164,
-            "caller_raw": caller.raw[:64],
-            "caller_withheld": caller.withheld,
-            "dialed_number": end.dialed_number[:32],
-            "keys_pressed": "",
-            "last_step": "hangup",
-            "started_at": started_at,
-            "notes": "",
-            **values,
-        }
-        inserted = connection.execute(_insert_call_statement(connection.dialect.name), row)
-        call_id = inserted.scalar()
-        if call_id is not None:
-            link_previous_call(connection, int(call_id), end.hotline_id, caller.e164, started_at)
+        insert_from_end(connection, end, values)
+
+
+def insert_from_end(
+    connection: Connection, end: CallEnd, values: dict[str, Any] | None = None
+) -> int | None:
+    """Insert the record of a call whose start never reached us, closed with
+    what its hangup saw; None when a record with its uniqueid exists already
+    (or the hangup does not say whose call it was)."""
+    if not end.hotline_id:
+        return None
+    values = dict(values if values is not None else closing_values(end))
+    caller = normalise_caller(end.caller_raw)
+    started_at = started_at_of(end)
+    if not end.route:  # hung up before any route: the call was cut, not abandoned
+        values["outcome"] = CallOutcome.INTERRUPTED
+    row = {
+        "uniqueid": end.uniqueid,
+        "linkedid": end.linkedid or end.uniqueid,
+        "hotline_id": end.hotline_id[:64],
+        "channel": end.channel[:128],
+        "caller_number": caller.e164,
+        "caller_raw": caller.raw[:64],
+        "caller_withheld": caller.withheld,
+        "dialed_number": end.dialed_number[:32],
+        "keys_pressed": "",
+        "last_step": "hangup",
+        "started_at": started_at,
+        "notes": "",
+        **values,
+    }
+    inserted = connection.execute(_insert_call_statement(connection.dialect.name), row).scalar()
+    if inserted is None:
+        return None
+    link_previous_call(connection, int(inserted), end.hotline_id, caller.e164, started_at)
+    return int(inserted)
 
 
 def started_at_of(end: CallEnd) -> datetime:

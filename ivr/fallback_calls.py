@@ -38,14 +38,15 @@ import json
 import logging
 import math
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, update
 
-from ivr.call_log import CallEnd, CallLog, closing_values
+from ivr.call_log import CallEnd, CallLog, closing_values, insert_from_end
 from ivr.contracts.statuses import CallOutcome
 from ivr.db.call_chain import link_previous_call
 from ivr.db.engine import insert_ignoring_duplicates
@@ -153,6 +154,13 @@ def parse_line(line: str) -> SpooledStart | CallEnd:
             answered_by=answered,
             queue_member=_text(record, "queue_member"),
             ended_at=_moment(record, "at"),
+            # Lines written since the soak's lost voicemail: whose call it was
+            # (a record is inserted if its start never reached us) and where
+            # its recordings are (a voicemail becomes its case here).
+            hotline_id=_text(record, "hotline"),
+            caller_raw=_text(record, "caller"),
+            channel=_text(record, "channel"),
+            rec_base=_text(record, "rec_base"),
         )
     raise SpoolLineError(f"event: expected 'start' or 'end', got {event!r}")
 
@@ -216,7 +224,13 @@ def close_spooled_end(connection: Connection, end: CallEnd) -> bool:
     )
     started_at = connection.execute(statement).scalar()
     if started_at is None:
-        return False
+        # Never recorded at all (the server died before its start was written,
+        # or the call was cut during Answer()): recorded from its end line.
+        if insert_from_end(connection, end) is None:
+            return False
+        started_at = connection.scalar(
+            select(_CALLS.c.started_at).where(_CALLS.c.uniqueid == end.uniqueid)
+        )
     # Its outcome changed: the day is read from the calls until rolled again.
     forget_day_of(connection, started_at)
     return True
@@ -233,8 +247,19 @@ class FallbackCallSpool:
     """Reads the call spool into the call log: everything at :meth:`start`,
     then what was appended since, every ``interval`` seconds."""
 
-    def __init__(self, path: Path, call_log: CallLog, interval: float = INGEST_SECONDS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        call_log: CallLog,
+        interval: float = INGEST_SECONDS,
+        recordings: Callable[[CallEnd], Awaitable[Any]] | None = None,
+    ) -> None:
+        """``recordings`` does for an end line with recordings (``rec_base``)
+        what the server does at a hangup it takes: registers them, and opens
+        the case of a voicemail (:meth:`ivr.agi.server.HotlineAgi.spooled_recordings`).
+        It must be idempotent: a line may be read twice (a rotated spool)."""
         self.path = path
+        self._recordings = recordings
         self._call_log = call_log
         self._interval = interval
         self._offset = 0  # bytes of the file already read (complete lines only)
@@ -279,6 +304,13 @@ class FallbackCallSpool:
         for entry, outcome in zip(read.entries, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 continue  # logged by the call log's writer
+            if isinstance(entry, CallEnd) and entry.rec_base and self._recordings is not None:
+                # Whether or not this line closed the record: a message left
+                # while the server was down becomes its case all the same.
+                try:
+                    await self._recordings(entry)
+                except Exception:
+                    logger.exception("call spool: recordings of %s not registered", entry.uniqueid)
             if outcome and isinstance(entry, CallEnd):
                 result.closed += 1
             elif outcome:

@@ -401,3 +401,40 @@ async def test_an_empty_voicemail_opens_no_case(ivr: Ivr, tmp_path: Path) -> Non
     await ivr.agi.voicemail_saved(peer)
     assert peer.commands == []
     assert ivr.rows(Case) == []
+
+
+# --- a message left while the server was down (the call spool) ------------------------
+
+
+async def test_a_spooled_voicemail_opens_one_case_and_registers_its_recording(
+    ivr: Ivr, message: Path, tmp_path: Path
+) -> None:
+    # Soak defect: voicemail-saved could not reach FastAGI; the WAV was on disk
+    # but the spooled hangup line did not name it: no case, no recording.
+    from ivr.fallback_calls import FallbackCallSpool
+    from tests.test_fallback_calls import FakeAgi, fallback_script
+
+    table = tmp_path / "routing.json"
+    spool_path = tmp_path / "fallback-calls.jsonl"
+    table.write_text(f'{{"version": 1, "call_spool": "{spool_path}", "hotlines": {{}}}}')
+    # The hangup handler's spooled line, as the dialplan invokes the script
+    # when call-ended cannot reach the server either.
+    agi = FakeAgi([], uniqueid=UNIQUEID)
+    argv = ["script", "call-ended", str(table), UNIQUEID, "voicemail", "", "", "", ""]
+    assert fallback_script().call_ended(agi, [*argv, str(message), HOTLINE]) == 0
+    spool = FallbackCallSpool(spool_path, ivr.call_log, recordings=ivr.agi.spooled_recordings)
+    await spool.ingest_new()
+    # A restart reads the same line again: still one case, one recording.
+    again = FallbackCallSpool(spool_path, ivr.call_log, recordings=ivr.agi.spooled_recordings)
+    await again.ingest_new()
+    await ivr.finish()
+    [case] = ivr.rows(Case)
+    assert (case.channel, case.hotline_id, case.caller_number, case.call_uniqueid) == (
+        "voicemail", HOTLINE, CALLER, UNIQUEID
+    )  # fmt: skip
+    [recording] = ivr.rows(Recording)
+    assert (recording.kind, recording.path) == ("voicemail", f"{message}-voicemail.wav")
+    assert recording.case_id == case.id
+    # The server never saw the call start: its record comes from the end line.
+    [call] = ivr.rows(Call)
+    assert (call.uniqueid, call.hotline_id, call.outcome) == (UNIQUEID, HOTLINE, "voicemail")

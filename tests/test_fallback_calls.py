@@ -408,6 +408,6 @@ def test_the_dialplan_passes_the_hotline_and_spools_hangups_the_server_missed() 
     )
     assert hangup[3].endswith(
         ",${UNIQUEID},${HL_ROUTE},${CUT(HL_TARGET,|,3)},${DIALSTATUS},${HL_ANSWER_EPOCH},"
-        "${MEMBERINTERFACE})"
+        "${MEMBERINTERFACE},${HL_REC_BASE},${HL_HOTLINE})"
     )
     assert build_routing_table(config)["call_spool"] == str(call_spool_path(config))

@@ -454,6 +454,22 @@ class HotlineAgi:
                 f"could not register recordings of {args.uniqueid}",
             )
 
+    async def spooled_recordings(self, end: CallEnd) -> None:
+        """A hangup the server missed, read from the call spool
+        (:class:`ivr.fallback_calls.FallbackCallSpool`): its recordings are
+        registered and a voicemail opens its case, exactly as :meth:`ended` and
+        :meth:`voicemail_saved` do (both idempotent: one case per call)."""
+        if self.case_desk is None or not end.rec_base:
+            return
+        if end.route == RouteKind.VOICEMAIL:
+            case = await self.case_desk.voicemail_saved(
+                end.uniqueid, end.rec_base, end.hotline_id, end.caller_raw
+            )
+            if case is not None:  # its recording registered with it
+                logger.info("spooled voicemail of %s: case %s", end.uniqueid, case.code)
+            return
+        await self.case_desk.call_ended(end.uniqueid, end.route, end.rec_base)
+
     def _background(self, work: Awaitable[Any], failure: str) -> None:
         """Run ``work`` after this AGI session ends; drain() waits for it."""
 

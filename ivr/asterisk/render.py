@@ -523,7 +523,8 @@ def _hangup_context(config: HotlineConfig) -> str:
     table = _safe(config.resolve_path(config.paths.routing_table), "paths.routing_table")
     spooled = (
         f"AGI({script},call-ended,{table},${{UNIQUEID}},{_var(v.ROUTE)},{answered},"
-        f"${{DIALSTATUS}},{_var(v.ANSWER_EPOCH)},${{MEMBERINTERFACE}})"
+        f"${{DIALSTATUS}},{_var(v.ANSWER_EPOCH)},${{MEMBERINTERFACE}},{_var(v.REC_BASE)},"
+        f"{_var(v.HOTLINE)})"
     )
     return f"""; Runs after every hotline call, whoever hung up: closes the call record.
 [hotline-hangup]
