@@ -10,18 +10,23 @@ fallback script.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from ivr.fallback_calls import FALLBACK_STEP
+from ivr.cases.models import Case, Recording
+from ivr.db.engine import make_engine, make_session_factory
+from ivr.fallback_calls import FALLBACK_STEP, FallbackCallSpool
 from ivr.routing_table import call_spool_path
 from ivr.service import start_services
-from ivr.sim.sipp import Dtmf, Pause
+from ivr.sim.sipp import AUDIO_PCAP, Dtmf, Pause, PlayAudio
 from tests.conftest import Stack
 from tests.rig.stack import HOTLINE_NUMBER, wait_for
+from tests.test_call_path_storage_e2e import _serve
 
 pytestmark = pytest.mark.asterisk
 
@@ -85,5 +90,97 @@ async def test_a_call_routed_by_the_fallback_script_is_in_the_call_log(
         reread = await spool_read_anew.ingest_new()
         assert (reread.inserted, reread.closed, reread.problems) == (0, 0, [])
         assert len(stack.records.by_caller(e164(caller_number))) == 1
+    finally:
+        await services.close()
+
+
+async def test_a_chain_ending_in_voicemail_reaches_the_operator_while_the_server_is_down(
+    stack: Stack, caller_number: str
+) -> None:
+    """Soak defect: ward 05's chain ends in voicemail, which the classic script
+    cannot do; after the silent chairman rang, the dialplan hung up (a dead
+    end). Now the operator queue (a human) answers after the chain."""
+    silent, agent = stack.phones["t-chair-silent"], stack.phones["t-agent"]
+    silent.reset()
+    agent.reset()
+    result = await stack.call(caller_number, [Pause(1000), Dtmf("05")], timeout_s=60)
+    assert result.answered, result.log_text
+    await agent.wait_rung(1, timeout=20)
+    assert silent.rung_count == 1 and silent.answered_count == 0
+    assert agent.caller_ids == [caller_number]
+    spool = call_spool_path(stack.config)
+    start = next(
+        s for s in spooled(spool) if s["event"] == "start" and s["caller"] == caller_number
+    )
+    assert (start["route"], start["area"]) == ("dial", "lien-mac")
+
+
+async def test_a_message_left_when_the_server_died_becomes_its_case(
+    stack: Stack, caller_number: str
+) -> None:
+    """Soak defect: serve died while the caller was leaving a message; the WAV
+    was on disk but voicemail-saved (connection refused) and the spooled
+    hangup line lost it: no case. Now the spooled line names the recording and
+    serve, back, opens the case and registers the recording (once)."""
+    silent = stack.phones["t-chair-silent"]
+    silent.reset()
+    server = await _serve(stack)
+    call = asyncio.ensure_future(
+        stack.call(
+            caller_number,
+            [Pause(600), Dtmf("5"), Pause(600), Dtmf("05"), Pause(4500), PlayAudio(AUDIO_PCAP),
+             Dtmf("#")],
+            hangup_after_ms=4000,
+        )
+    )  # fmt: skip
+    try:
+        await silent.wait_rung(1, timeout=20)  # routed by the server: ward 05, then voicemail
+        server.kill()  # dies (SIGKILL: no drain) before the message is saved
+        await asyncio.to_thread(server.wait, 10)
+        result = await call
+    finally:
+        call.cancel()
+        if server.poll() is None:
+            server.kill()
+    assert result.answered, result.log_text
+    spool = call_spool_path(stack.config)
+    end = await wait_for(
+        lambda: next(
+            (s for s in spooled(spool) if s["event"] == "end" and s.get("caller") == caller_number),
+            None,
+        ),
+        15,
+        "the hangup handler's spooled end line",
+    )
+    assert end["route"] == "voicemail" and end["rec_base"]
+    message = Path(end["rec_base"] + "-voicemail.wav")
+    assert message.stat().st_size > 44
+
+    sessions = make_session_factory(make_engine(stack.config.database_url))
+
+    def cases() -> list[Case]:
+        with sessions() as session:
+            return list(session.scalars(select(Case).where(Case.call_uniqueid == end["uniqueid"])))
+
+    assert cases() == []
+    services = await start_services(stack.config)  # serve is back: it reads the spool
+    try:
+        [case] = await wait_for(cases, 20, "the voicemail case from the spool")
+        assert case.channel == "voicemail" and case.caller_number == e164(caller_number)
+        assert case.hotline_id == stack.config.hotlines[0].id
+        assert services.agi is not None and services.call_log is not None
+        reread = FallbackCallSpool(
+            spool, services.call_log, recordings=services.agi.spooled_recordings
+        )
+        await reread.ingest_new()  # the same line read again: still one case
+        assert len(cases()) == 1
+        with sessions() as session:
+            [recording] = session.scalars(
+                select(Recording).where(Recording.path == str(message))
+            ).all()
+        assert recording.kind == "voicemail" and recording.case_id == case.id
+        record = await stack.records.wait_closed(e164(caller_number))
+        # As the FastAGI path writes it: the chain's last dial went unanswered.
+        assert (record.area_code, record.outcome) == ("lien-mac", "no_answer")
     finally:
         await services.close()
