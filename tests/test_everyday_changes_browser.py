@@ -66,9 +66,12 @@ class Walk:
         if frame == self.page.main_frame:
             self.screens.append(frame.url)
 
-    async def shot(self) -> None:
-        """Saves the screen the clerk is on (once per screen)."""
+    async def shot(self, focus: Any = None) -> None:
+        """Saves the screen the clerk is on (once per screen), scrolled to
+        ``focus`` (a locator: the form the clerk filled in) if given."""
         await self.page.wait_for_load_state()
+        if focus is not None:
+            await focus.scroll_into_view_if_needed()
         number = len(self.screens)
         await self.page.screenshot(
             path=str(SCREENSHOTS / f"everyday-{self.change}-{number}.png"), full_page=False
@@ -147,9 +150,9 @@ async def test_a_new_chairman_in_at_most_five_screens(console: tuple[str, Any]) 
         await page.click("nav.subnav a[href='/admin/wards']")
         await walk.shot()
         await page.click("#wards a[href='/admin/wards/dong-ngac']")
-        await walk.shot()
         await page.check("input[name=chairman_kind][value=tel]")
         await page.fill("#chairman-number", "0912345678")
+        await walk.shot()
         await page.click("#chairman-preview")
         await _apply(page, walk, "Chủ tịch mới sau bầu cử")
         await expect(page.locator("#chairman-now")).to_contain_text("0912345678")
@@ -159,18 +162,18 @@ async def test_a_new_chairman_in_at_most_five_screens(console: tuple[str, Any]) 
         await context.close()
 
 
-async def test_an_agent_added_to_tomorrows_shift_in_at_most_five_screens(
+async def test_an_agent_added_to_a_day_of_the_roster_in_at_most_five_screens(
     console: tuple[str, Any],
 ) -> None:
     url, browser = console
     context, page, walk = await _administration(url, browser, "roster-day")
     try:
         await page.click("nav.subnav a[href='/admin/roster']")
-        await walk.shot()
         # The week's last day: in the week shown whatever today is.
         day = page.locator("#roster-grid tbody tr").first.locator("td[data-day]").last
         when = await day.get_attribute("data-day")
         agent = await day.locator("form.add select").input_value()
+        await walk.shot(day)
         await day.locator("form.add button").click()
         await _apply(page, walk, "Đổi ca ngày Chủ nhật")
         cell = page.locator("#roster-grid tbody tr").first.locator(f"td[data-day='{when}']")
@@ -187,11 +190,11 @@ async def test_a_bridge_day_off_in_at_most_five_screens(console: tuple[str, Any]
     context, page, walk = await _administration(url, browser, "holiday")
     try:
         await page.click("nav.subnav a[href='/admin/holidays']")
-        await walk.shot()
         form = page.locator("#holidays-add-day-off")
         year = date.today().year
         await form.locator("input[name=date]").fill(f"{year}-12-31")
         await form.locator("input[name=name]").fill("Nghỉ bù theo thông báo")
+        await walk.shot(form)
         await form.locator("button").click()
         await _apply(page, walk, "Theo thông báo của Chính phủ")
         await expect(page.locator(f"tr[data-date='{year}-12-31']").first).to_be_visible()
@@ -208,10 +211,10 @@ async def test_an_agent_put_in_a_queue_in_at_most_five_screens(console: tuple[st
         await page.click("nav.subnav a[href='/admin/queues']")
         await walk.shot()
         await page.click("#queue-operator a")
-        await walk.shot()
         box = page.locator("#members input[type=checkbox]:not(:checked)").first
         agent = await box.get_attribute("value")
         await box.check()
+        await walk.shot(page.locator("#queue-form button"))
         await page.click("#queue-form button")
         await _apply(page, walk, "Bổ sung điện thoại viên")
         await expect(page.locator(f"#members input[value='{agent}']")).to_be_checked()
@@ -230,9 +233,9 @@ async def test_a_studio_greeting_in_at_most_five_screens(
     context, page, walk = await _administration(url, browser, "greeting")
     try:
         await page.click("nav.subnav a[href='/admin/prompts']")
-        await walk.shot()
         row = page.locator("#prompt-greeting")
         await row.locator("input[type=file]").set_input_files(str(studio))
+        await walk.shot()
         await row.locator("button").click()
         await expect(page.locator("#audio-new")).to_have_count(1)
         await walk.shot()
