@@ -232,7 +232,8 @@ def close_spooled_end(connection: Connection, end: CallEnd) -> bool:
             select(_CALLS.c.started_at).where(_CALLS.c.uniqueid == end.uniqueid)
         )
     # Its outcome changed: the day is read from the calls until rolled again.
-    forget_day_of(connection, started_at)
+    if started_at is not None:
+        forget_day_of(connection, started_at)
     return True
 
 
