@@ -427,7 +427,7 @@ class HotlineAgi:
         if uniqueid not in self.live:
             env = channel.env
             start = {
-                "hotline_id": await _channel_hotline_id(channel),
+                "hotline_id": args.hotline,
                 "caller_raw": env.get("agi_callerid", ""),
                 "channel": env.get("agi_channel", ""),
                 "linkedid": env.get("agi_linkedid", ""),
@@ -611,16 +611,6 @@ async def _hotline_of_channel(channel: AgiChannel, config: HotlineConfig) -> Hot
     if hotline is None:
         raise UnknownHotline(f"no hotline has this number, and {v.HOTLINE}={hotline_id!r}")
     return hotline
-
-
-async def _channel_hotline_id(channel: AgiChannel) -> str:
-    """HL_HOTLINE of a hung-up channel (hangup handlers may still read
-    variables); '' when it cannot be read: the call-ended then only closes."""
-    try:
-        return await channel.get_full_variable(f"${{{v.HOTLINE}}}")
-    except Exception as exc:  # a dead channel: no record beats no hangup
-        logger.warning("could not read %s of a hung-up channel: %r", v.HOTLINE, exc)
-        return ""
 
 
 def _epoch(text: str) -> float | None:

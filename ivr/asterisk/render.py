@@ -514,6 +514,7 @@ def _hangup_context(config: HotlineConfig) -> str:
         answer_epoch=_var(v.ANSWER_EPOCH),
         queue_member="${MEMBERINTERFACE}",
         rec_base=_var(v.REC_BASE),
+        hotline=_var(v.HOTLINE),
     )
     # The same facts for the classic script, which appends them to the call
     # spool that `hotline serve` ingests: for a call the fallback script served

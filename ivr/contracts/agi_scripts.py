@@ -35,6 +35,9 @@ class CallEndedArgs:
     answer_epoch: str  # HL_ANSWER_EPOCH: when the answering phone picked up
     queue_member: str  # MEMBERINTERFACE: the queue member that answered
     rec_base: str  # HL_REC_BASE: the recordings' path prefix
+    # HL_HOTLINE: lets a process that never saw the call start write its record
+    # (hung up before the entry AGI, or the entry served by another process).
+    hotline: str
 
 
 @dataclass(frozen=True, slots=True)
