@@ -21,6 +21,7 @@ up are not touched: a reload only changes what new calls see.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,11 @@ if TYPE_CHECKING:
     from ivr.prompts import PromptBuildReport
 
 logger = logging.getLogger(__name__)
+
+
+class StaleConfigError(RuntimeError):
+    """The file changed since the text to apply was made from it (another
+    administrator's change in between): nothing was touched."""
 
 
 @dataclass
@@ -92,13 +98,21 @@ class ConfigApplier:
         """The file with every secret masked: what the console shows."""
         return mask_secrets(self.current_text())
 
-    async def apply_text(self, text: str) -> AppliedConfig:
+    async def apply_text(self, text: str, *, base_sha256: str | None = None) -> AppliedConfig:
         """Check ``text``, save it as the config file and apply it. Secrets
         still masked keep their saved values. Raises
         :class:`~ivr.config.loader.ConfigError` (file, line, field) and then
-        leaves the file and everything running untouched."""
+        leaves the file and everything running untouched. With ``base_sha256``
+        (the SHA-256 of the file ``text`` was made from) a file changed since
+        raises :class:`StaleConfigError`, checked under the lock so two
+        previews of the same version cannot both apply."""
         async with self._lock:
             stored = await asyncio.to_thread(self.current_text)
+            if (
+                base_sha256 is not None
+                and hashlib.sha256(stored.encode("utf-8")).hexdigest() != base_sha256
+            ):
+                raise StaleConfigError("the config changed since this change was prepared")
             text = unmask_secrets(text, stored, self.source)
             new = await asyncio.to_thread(check_config_text, self.source, text, self.config)
             history = new.resolve_path(new.paths.config_history)

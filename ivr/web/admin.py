@@ -11,16 +11,22 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ivr.config.loader import ConfigError
+from ivr.config.loader import ConfigError, ConfigProblem
 from ivr.config.schema import iter_areas
-from ivr.config_applier import AppliedConfig
-from ivr.web import audit_store, store
+from ivr.config_applier import AppliedConfig, ConfigApplier, StaleConfigError
+from ivr.web import audit_store, config_changes, store
 from ivr.web.exports import csv_file
+from ivr.web.i18n import N_, translator
 from ivr.web.payloads import iso
 from ivr.web.rendering import done, error_page, form_or_json, is_api, render
-from ivr.web.state import ADMINS, Route, audit, db, state_of
+from ivr.web.state import ADMINS, LANGUAGE, Route, audit, db, state_of
 
 logger = logging.getLogger(__name__)
+
+STALE_EDITOR = N_(
+    "Someone else changed the configuration after you opened the editor, so your text was "
+    "not saved; nothing was changed. Copy your changes, reload the page and make them again."
+)
 
 
 async def users_page(request: web.Request) -> web.StreamResponse:
@@ -102,23 +108,31 @@ async def config_page(request: web.Request) -> web.Response:
     state = state_of(request)
     # Secrets are masked; applying the text keeps them (ivr/config/secret_mask.py).
     text = await asyncio.to_thread(state.applier.masked_text) if state.applier else ""
+    # The version the editor starts from: saving over someone else's change is refused.
+    base = await _base(state.applier)
     if request.path.startswith("/api/"):
         return web.json_response(
             {"source": str(state.config.source or ""), "text": text,
-             "editable": state.applier is not None}
+             "editable": state.applier is not None, "base": base}
         )  # fmt: skip
-    return _config_view(request, text)
+    return _config_view(request, text, base=base)
+
+
+async def _base(applier: ConfigApplier | None) -> str:
+    if applier is None:
+        return ""
+    return config_changes.text_hash(await asyncio.to_thread(applier.current_text))
 
 
 def _config_view(
     request: web.Request, text: str, *, status: int = 200, problems: Any = (),
-    applied: AppliedConfig | None = None,
+    applied: AppliedConfig | None = None, base: str = "",
 ) -> web.Response:  # fmt: skip
     state = state_of(request)
     return render(
         request, "admin_config.html", status=status, areas=iter_areas(state.config.areas),
         text=text, editable=state.applier is not None, problems=list(problems),
-        applied=applied,
+        applied=applied, base=base,
     )  # fmt: skip
 
 
@@ -130,8 +144,16 @@ async def config_apply(request: web.Request) -> web.StreamResponse:
         return error_page(request, 503, "Unavailable", "This process does not own the config.")
     form = await form_or_json(request)
     text = form.get("text", "").replace("\r\n", "\n")
+    base = form.get("base") or None  # absent (older API clients): no check
     try:
-        applied = await state.applier.apply_text(text)
+        applied = await state.applier.apply_text(text, base_sha256=base)
+    except StaleConfigError:
+        await audit(request, "config_refused", str(state.config.source), detail="changed meanwhile")
+        message = translator(request.get(LANGUAGE, "vi"))(STALE_EDITOR)
+        if is_api(request):
+            return web.json_response({"ok": False, "stale": True, "message": message}, status=409)
+        stale = ConfigProblem(state.applier.source, None, "", message)
+        return _config_view(request, text, status=409, problems=[stale], base=base or "")
     except ConfigError as exc:
         await audit(request, "config_refused", str(state.config.source), detail=str(exc)[:500])
         if is_api(request):
@@ -141,10 +163,12 @@ async def config_apply(request: web.Request) -> web.StreamResponse:
                      "message": p.message} for p in exc.problems]},
                 status=422,
             )  # fmt: skip
-        return _config_view(request, text, status=422, problems=exc.problems)
+        return _config_view(request, text, status=422, problems=exc.problems, base=base or "")
     await audit(request, "config_apply", str(state.config.source),
                 detail=(f"backup {applied.backup}; {len(applied.prompts)} prompts built"
                         + "".join(f"; {w}" for w in applied.warnings))[:500])  # fmt: skip
+    # In the change history too, so that an expert's edit can be undone in one step.
+    await config_changes.journal_editor_change(request, applied)
     if is_api(request):
         return web.json_response(
             {"ok": True, "backup": str(applied.backup or ""),
@@ -153,7 +177,7 @@ async def config_apply(request: web.Request) -> web.StreamResponse:
              "restart_needed": applied.restart_needed, "warnings": applied.warnings}
         )  # fmt: skip
     return _config_view(request, await asyncio.to_thread(state.applier.masked_text),
-                        applied=applied)  # fmt: skip
+                        applied=applied, base=await _base(state.applier))  # fmt: skip
 
 
 ROUTES = [

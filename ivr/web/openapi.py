@@ -232,11 +232,26 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/api/v1/config": {
         "get": _op("The config file's text, and whether this process can apply it", "admin"),
         "post": _op(
-            "Check, save and apply a new config text {text}; 422 lists each problem with "
-            "file, line and field",
+            "Check, save and apply a new config text {text, base}; 422 lists each problem with "
+            "file, line and field; 409 when the file changed since base (the GET's)",
             "admin",
             body=True,
         ),
+    },
+    "/api/v1/config/changes": {
+        "get": _op(
+            "The config changes made in the console, newest first: who, when, why, what",
+            "supervisor",
+            many=True,
+        )
+    },
+    "/api/v1/config/changes/apply": {
+        "post": _op(
+            "Apply a previewed config change {token, reason}; 409 when the config changed "
+            "since the preview, 410 when the preview expired",
+            "supervisor",
+            body=True,
+        )
     },
     "/api/v1/jobs": {
         "get": _op(
