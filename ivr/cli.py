@@ -36,6 +36,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(iter_areas(config.areas))} areas, {len(config.departments)} departments, "
         f"{len(config.queues)} queues, {len(config.agents)} agents, "
         f"{len(config.roster.shifts)} shifts, {len(config.holidays)} holidays"
+        + (f" (+ {config.holidays_from}'s computed)" if config.holidays_from else "")
     )
     # Warnings do not fail the check: the config still works as written.
     from ivr.config.area_import import official_code_warnings

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.agi.case_desk import CaseDesk
 from ivr.agi.server import HotlineAgi
 from ivr.call_log import CallLog
+from ivr.cases.calendar import WorkingCalendar
 from ivr.cases.models import Case
 from ivr.config import HotlineConfig, load_config
 from ivr.config.destinations import Destination, DestinationKind
@@ -350,11 +351,11 @@ async def test_key_1_at_night_writes_the_request_and_case_and_the_morning_agent_
     # The dispatcher's clock: the working night after the request, then the
     # next working morning.
     zone = ZoneInfo(line.config.timezone)
-    holidays = {h.date for h in line.config.holidays}
+    calendar = WorkingCalendar.of(line.config)  # listed and computed holidays
 
     def working_day_after(day: date) -> date:
         day += timedelta(days=1)
-        while day.weekday() >= 5 or day in holidays:
+        while not calendar.is_working_day(day):
             day += timedelta(days=1)
         return day
 

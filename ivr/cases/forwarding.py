@@ -243,7 +243,7 @@ class ForwardingService:
         return self.config_source.current
 
     def _calendar(self) -> WorkingCalendar:
-        return WorkingCalendar(h.date for h in self._config.holidays)
+        return WorkingCalendar.of(self._config)
 
     def _today(self, now: datetime) -> date:
         return now.astimezone(ZoneInfo(self._config.timezone)).date()

@@ -99,7 +99,7 @@ class CaseService:
         # (config, its calendar) as one tuple: threads swap it in one assignment.
         self._calendar_of: tuple[HotlineConfig, WorkingCalendar] = (
             first,
-            WorkingCalendar(h.date for h in first.holidays),
+            WorkingCalendar.of(first),
         )
         self._answer_hooks: dict[str, AnswerHook] = {}
 
@@ -112,7 +112,7 @@ class CaseService:
         config = self.config_source.current
         known, calendar = self._calendar_of
         if known is not config:
-            calendar = WorkingCalendar(h.date for h in config.holidays)
+            calendar = WorkingCalendar.of(config)
             self._calendar_of = (config, calendar)
         return calendar
 

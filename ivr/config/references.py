@@ -89,6 +89,8 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
                 if agent_id not in agent_ids:
                     problems.append(((*here, "agents", agent_index), f"unknown agent {agent_id!r}"))
 
+    problems += _calendar_problems(config)
+
     for index, hotline in enumerate(config.hotlines):
         here = ("hotlines", index)
         menus = set(hotline.menus)
@@ -125,6 +127,25 @@ def find_reference_problems(config: HotlineConfig) -> list[Problem]:
             problems += _menu_key_problems(menu, menu_path, area_paths, config)
         problems += _foreign_queue_problems(config, hotline.id, owned)
         problems += _hotline_prompt_problems(hotline, here, config)
+    return problems
+
+
+def _calendar_problems(config: HotlineConfig) -> list[Problem]:
+    """A date listed twice, or both as a day off and a working day, is a typo
+    the clerk must resolve: which of the two did the announcement say?"""
+    problems: list[Problem] = []
+    days_off = {h.date for h in config.holidays}
+    for section in ("holidays", "working_days"):
+        seen: set[object] = set()
+        for index, entry in enumerate(getattr(config, section)):
+            here: FieldPath = (section, index, "date")
+            if entry.date in seen:
+                problems.append((here, f"{entry.date} is listed twice"))
+            seen.add(entry.date)
+            if section == "working_days" and entry.date in days_off:
+                problems.append(
+                    (here, f"{entry.date} is also a day off in holidays: keep one of the two")
+                )
     return problems
 
 

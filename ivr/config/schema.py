@@ -267,6 +267,17 @@ class Holiday(Strict):
     name: SafeTitle
 
 
+class WorkingDay(Strict):
+    """A day the government announces as a working day: a weekend day that makes
+    up for a bridge day, or a computed holiday taken back (see
+    ivr/config/holiday_calendar.py). Schedules that close on holidays open that
+    day with the hours of ``hours_of``."""
+
+    date: date
+    name: SafeTitle
+    hours_of: Weekday = "mon"
+
+
 class Menu(Strict):
     prompt: Identifier
     timeout_seconds: int = Field(5, ge=1, le=30)
@@ -348,6 +359,9 @@ class Shift(Strict):
     id: Identifier
     title: SafeTitle = ""
     hours: SpanField
+    # The fewest agents (all queues together) the shift may have on a day; the
+    # roster page warns below it. 0: no minimum.
+    min_agents: int = Field(0, ge=0, le=500)
 
 
 class RosterEntry(Strict):
@@ -382,7 +396,11 @@ class HotlineConfig(Strict):
     areas: list[Area] = []
     departments: list[Department] = []
     schedules: dict[Identifier, Schedule] = {}
-    holidays: list[Holiday] = []
+    # Public holidays computed for every year (ivr/config/holiday_calendar.py);
+    # absent: only the days listed in ``holidays``.
+    holidays_from: Literal["vietnam"] | None = None
+    holidays: list[Holiday] = []  # days off, added to the computed ones
+    working_days: list[WorkingDay] = []  # announced working days (they win)
     queues: list[Queue] = []
     agents: list[Agent] = []
     roster: Roster = Roster()

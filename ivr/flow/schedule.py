@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ivr.config.schema import HotlineConfig, Schedule
+from ivr.config.holiday_calendar import HolidayCalendar
+from ivr.config.schema import WEEKDAYS, HotlineConfig, Schedule
 
 
 class OpeningHours:
@@ -14,10 +15,11 @@ class OpeningHours:
     def __init__(self, config: HotlineConfig) -> None:
         self._zone = ZoneInfo(config.timezone)
         self._schedules = dict(config.schedules)
-        self._holidays: set[date] = {holiday.date for holiday in config.holidays}
+        # Listed days off plus, with holidays_from, the computed public holidays.
+        self._calendar = HolidayCalendar(config)
 
     def is_holiday(self, day: date) -> bool:
-        return day in self._holidays
+        return self._calendar.is_day_off(day)
 
     def is_open(self, schedule_id: str | None, moment: datetime) -> bool:
         """``moment`` must be aware; ``None`` and ``always`` mean 24/7."""
@@ -34,9 +36,15 @@ class OpeningHours:
         return self._open_on(schedule, yesterday, local, same_day=False)
 
     def _open_on(self, schedule: Schedule, day: date, local: datetime, same_day: bool) -> bool:
-        if schedule.closed_on_holidays and self.is_holiday(day):
-            return False
-        for span in schedule.weekly.spans_on(day.weekday()):
+        weekday = day.weekday()
+        if schedule.closed_on_holidays:
+            if self.is_holiday(day):
+                return False
+            # A Saturday the government makes a working day keeps office hours.
+            working = self._calendar.working_day(day)
+            if working is not None:
+                weekday = WEEKDAYS.index(working.hours_of)
+        for span in schedule.weekly.spans_on(weekday):
             overnight = span.end <= span.start
             now = local.time()
             if same_day and (now >= span.start and (overnight or now < span.end)):
