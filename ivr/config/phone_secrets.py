@@ -64,6 +64,25 @@ def phone_secret(config: HotlineConfig, phone_id: str) -> str:
     return generated_phone_secrets(config)[phone_id]
 
 
+def new_phone_secret(config: HotlineConfig, phone_id: str) -> str:
+    """Generate a new secret for phone ``phone_id``, store it in place of its
+    old one and return it (the console shows it once; it is never read back
+    there). Raises KeyError for a phone the config does not list and
+    ValueError for one whose secret is written in the config file."""
+    phone = next((p for p in config.phones if p.id == phone_id), None)
+    if phone is None:
+        raise KeyError(phone_id)
+    if phone.secret is not None:
+        raise ValueError(f"phone {phone_id!r} has its secret in the config file")
+    path = phone_secrets_path(config)
+    with _locked(path):
+        stored = _read(path)
+        stored[phone_id] = secrets.token_urlsafe(SECRET_BYTES)
+        _write(path, stored)
+    logger.info("new SIP secret for phone %s stored in %s", phone_id, path)
+    return stored[phone_id]
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     # Two processes (the service and the CLI) may render at once: one generates.
