@@ -27,6 +27,20 @@ LISTED_FAILURES = 8
 
 CATALOG = Path(__file__).resolve().parents[1] / "prompts" / "catalog.yaml"
 OVERRIDES = Path(__file__).resolve().parents[1] / "prompts" / "custom"
+# Studio recordings of a config: <paths.prompts>/custom/ (the console's uploads land
+# in custom/<hotline id>/<language>/); for the examples that is OVERRIDES itself.
+STUDIO_FOLDER = "custom"
+
+
+def studio_roots(config: HotlineConfig) -> list[Path]:
+    """Where studio recordings are looked for, first wins: the config's
+    ``<paths.prompts>/custom/``, then the source tree's ``prompts/custom/`` (kept
+    for recordings dropped there before the prompts folder moved)."""
+    own = config.resolve_path(config.paths.prompts) / STUDIO_FOLDER
+    roots = [own]
+    if OVERRIDES.is_dir() and OVERRIDES.resolve() != own.resolve():
+        roots.append(OVERRIDES)
+    return roots
 
 
 def prompt_languages(hotline: Hotline) -> tuple[str, ...]:
@@ -74,7 +88,7 @@ def build_hotline_prompts(
                 hotline.id,
                 {language: prompt_variables(config, hotline, language) for language in languages},
                 areas=areas,
-                overrides_root=OVERRIDES if OVERRIDES.is_dir() else None,
+                overrides_root=studio_roots(config),
                 texts=hotline.prompts,
                 force=force,
                 report=report,
@@ -88,6 +102,39 @@ def build_hotline_prompts(
             written.append(write_beep(root / hotline.id / language / "beep.wav", report))
     written.append(write_hold_music(root / "moh" / "hotline-hold.wav", report))
     return written
+
+
+def build_one_prompt(
+    config: HotlineConfig, hotline_id: str, language: str, name: str
+) -> PromptBuildReport:
+    """Rebuild one prompt of one hotline and language (a studio recording made
+    live or removed in the console): the file Asterisk plays is replaced in one
+    step, so the next call hears it. ``name`` is a catalog entry or ``area_<code>``.
+    Blocking (espeak-ng): run it in a thread."""
+    from ivr.prompts import PromptBuildReport, area_prompt_name, build_prompts, load_catalog
+
+    hotline = config.hotline(hotline_id)
+    if hotline is None:
+        raise ValueError(f"no hotline {hotline_id!r}")
+    report = PromptBuildReport()
+    catalog = load_catalog(CATALOG).with_texts(hotline.prompts)
+    areas = {
+        area.code: area.name
+        for area in iter_areas(config.areas)
+        if area_prompt_name(area.code) == name
+    }
+    roots = studio_roots(config)
+    build_prompts(
+        catalog,
+        config.resolve_path(config.paths.prompts) / hotline_id,
+        language,
+        prompt_variables(config, hotline, language),
+        areas=areas,
+        overrides_root=[root / hotline_id for root in roots] + roots,
+        names=[] if areas else [name],
+        report=report,
+    )
+    return report
 
 
 def update_hotline_prompts(config: HotlineConfig) -> PromptBuildReport:

@@ -361,7 +361,7 @@ def build_for_hotline(
     hotline_id: str,
     variables: Mapping[str, Mapping[str, str]],
     areas: Mapping[str, str],
-    overrides_root: Path | None = None,
+    overrides_root: Path | Iterable[Path] | None = None,
     texts: Mapping[str, Mapping[str, str]] | None = None,
     force: bool = False,
     report: PromptBuildReport | None = None,
@@ -371,10 +371,17 @@ def build_for_hotline(
     ``variables`` maps each language to build to its placeholder values; ``texts``
     are the hotline's own texts replacing catalog entries (``Hotline.prompts``).
     Studio recordings: ``overrides_root/<hotline_id>/<language>/`` first, then the
-    shared ``overrides_root/<language>/``. ``report``: see :func:`build_prompts`.
+    shared ``overrides_root/<language>/``; with several roots, each root's
+    hotline folder before any shared one. ``report``: see :func:`build_prompts`.
     """
     catalog = load_catalog(catalog_path).with_texts(texts or {})
-    roots = [] if overrides_root is None else [overrides_root / hotline_id, overrides_root]
+    if overrides_root is None:
+        given: list[Path] = []
+    elif isinstance(overrides_root, (str, Path)):
+        given = [Path(overrides_root)]
+    else:
+        given = [Path(root) for root in overrides_root]
+    roots = [root / hotline_id for root in given] + given
     written: list[Path] = []
     for language, values in variables.items():
         written += build_prompts(
@@ -499,6 +506,12 @@ def _for_telephone(audio: AudioSegment, name: str) -> AudioSegment:
     audio = _resample(audio, SAMPLE_RATE)
     gain = min(TARGET_RMS_DBFS - audio.dBFS, PEAK_CEILING_DBFS - audio.max_dBFS)
     return audio.apply_gain(gain)
+
+
+def for_telephone(audio: AudioSegment, name: str) -> AudioSegment:
+    """What a build makes of a recording (mono, 16-bit, trimmed, 8 kHz, levelled):
+    for an upload's preview, so the clerk hears what callers will hear."""
+    return _for_telephone(audio, name)
 
 
 def _trim(audio: AudioSegment) -> AudioSegment:
