@@ -236,7 +236,9 @@ async def start_services(
     agi.start_housekeeping(config.asterisk.agi.max_call_seconds)
     # Calls the fallback script served while this server was down (or whose
     # hangup it missed): recorded now and as they keep arriving.
-    call_spool = FallbackCallSpool(call_spool_path(config), call_log)
+    call_spool = FallbackCallSpool(
+        call_spool_path(config), call_log, recordings=agi.spooled_recordings
+    )
     call_spool.start()
     # Bound to loopback unless configured otherwise; whatever the bind, only the
     # Asterisk nodes may open a session (host names resolved once, here).

@@ -36,6 +36,7 @@ from queue_manager.roster import (
     shift_windows_at,
 )
 from queue_manager.stats import StatsRecorder
+from queue_manager.trial_call import originate_trial_call
 
 if TYPE_CHECKING:
     from queue_manager.callbacks import CallbackDispatcher
@@ -526,6 +527,17 @@ class QueueManager:
             next(iter(self.links.values())),
         )
         return await originate_spy(link, agent.phone, phone, mode)
+
+    async def trial_call(
+        self, hotline_id: str, dial_string: str, prompt: str, caller_number: str,
+        ring_seconds: int,
+    ) -> None:  # fmt: skip
+        """The console's test call: ring ``dial_string`` (built by the routing
+        from a checked config) from a node serving the hotline and play
+        ``prompt`` when answered (queue_manager/trial_call.py)."""
+        await originate_trial_call(
+            self.sender_for(hotline_id), dial_string, prompt, caller_number, ring_seconds
+        )
 
     async def _set_overrides(
         self, agent_id: str, queues: list[str], present: bool, by: str

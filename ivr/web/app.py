@@ -32,6 +32,12 @@ from ivr.config.source import ConfigSource
 from ivr.config_applier import ConfigApplier
 from ivr.web import (
     admin,
+    admin_holidays,
+    admin_office,
+    admin_people,
+    admin_prompts,
+    admin_roster,
+    admin_wards,
     agent,
     api_keys_admin,
     audit_store,
@@ -39,6 +45,7 @@ from ivr.web import (
     calls,
     cases,
     citizen_form,
+    config_changes,
     forwarding,
     health,
     knowledge,
@@ -104,11 +111,18 @@ ROUTES: list[Route] = [
     *sms_inbound.ROUTES,
     *zalo.ROUTES,
     *open311.ROUTES,
+    *admin_people.ROUTES,
+    *admin_roster.ROUTES,
+    *admin_holidays.ROUTES,
+    *admin_wards.ROUTES,
+    *admin_office.ROUTES,
+    *config_changes.ROUTES,
+    *admin_prompts.ROUTES,
 ]
 
 # Routes whose forms carry files: a larger body than aiohttp's 1 MB default
 # (which every other route keeps, so a big body elsewhere is refused early).
-BODY_LIMITS: dict[str, int] = {**unit_portal.BODY_LIMITS}
+BODY_LIMITS: dict[str, int] = {**unit_portal.BODY_LIMITS, **admin_prompts.BODY_LIMITS}
 
 
 @web.middleware
