@@ -42,8 +42,7 @@ async def test_status_key_says_an_answered_case_was_answered_and_when(
     result = await stack.call(
         caller_number,
         [Pause(600), Dtmf("4"), Pause(600), Dtmf(case.code + "#")],
-        hangup_after_ms=5000,
-    )
+    )  # the flow hangs up once it has read the status and the date
     assert result.answered, result.log_text
     await stack.records.wait_closed(e164(caller_number))
     heard = played(stack, before)
