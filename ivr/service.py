@@ -14,7 +14,7 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +38,13 @@ from ivr.routing_table import call_spool_path
 from ivr.transcription.processes import start_worker_processes, stop_worker_processes
 from queue_manager.manager import QueueManager
 
+if TYPE_CHECKING:  # the web and channel parts are imported only when started
+    from aiohttp import web
+
+    from ivr.cases.forwarding import ForwardingSchedule
+    from ivr.intake.replies import ReplyDispatcher
+    from ivr.notify.smtp_receiver import EmailReceiver
+
 logger = logging.getLogger(__name__)
 
 # The longest a stop takes: the drain (``--drain-seconds``), then this for the
@@ -54,24 +61,24 @@ class RunningServices:
     retention: RetentionSchedule | None = None  # the retention job's schedule (web part)
     roll_up: RollUpSchedule | None = None  # the statistics roll-up's schedule (web part)
     # Reminders and escalations of forwarded cases (web part; ivr.cases.forwarding).
-    forward_checks: Any | None = None
+    forward_checks: ForwardingSchedule | None = None
     # Outbound messages of case threads (ivr.intake.replies.ReplyDispatcher, web part).
-    replies: Any | None = None
+    replies: ReplyDispatcher | None = None
     # The SMTP receiver of channels.email (ivr.notify.smtp_receiver, web part).
-    email_receiver: Any | None = None
+    email_receiver: EmailReceiver | None = None
     config_source: ConfigSource | None = None  # the one config every part reads
     cases: CaseService | None = None  # the one case service (console and case desk)
     # Calls served by the fallback script while the server was down, read into the call log.
     call_spool: FallbackCallSpool | None = None
     # /metrics and /healthz alone (ivr/web/monitor.py): --monitor-port without the console.
-    monitor: Any | None = None
+    monitor: web.AppRunner | None = None
 
     def __init__(
         self,
         agi_server: asyncio.Server | None,
         call_log: CallLog | None,
         queue_manager: QueueManager | None = None,
-        web_runner: Any | None = None,
+        web_runner: web.AppRunner | None = None,
         applier: ConfigApplier | None = None,
         agi: HotlineAgi | None = None,
     ) -> None:
@@ -294,7 +301,7 @@ async def _feed_metrics(
         services.monitor = await start_monitor(sources, bind, monitor_port)
 
 
-def _start_replies(sessions: sessionmaker[Session], web_runner: Any) -> Any:
+def _start_replies(sessions: sessionmaker[Session], web_runner: web.AppRunner) -> ReplyDispatcher:
     """The reply dispatcher, woken by the web app's intake when it queues a row."""
     from ivr.intake.replies import ReplyDispatcher
     from ivr.web.intake_state import INTAKE
@@ -307,7 +314,9 @@ def _start_replies(sessions: sessionmaker[Session], web_runner: Any) -> Any:
     return replies
 
 
-async def _start_email_channel(source: ConfigSource, web_runner: Any, replies: Any) -> Any:
+async def _start_email_channel(
+    source: ConfigSource, web_runner: web.AppRunner, replies: ReplyDispatcher
+) -> EmailReceiver:
     """The SMTP receiver on the web app's intake; answers through the email
     sender of ``email:`` (none while it is off: they wait on their rows)."""
     from ivr.contracts.channels import Channel
