@@ -6,6 +6,7 @@ is in :mod:`ivr.web.audit_store`, the statistics in :mod:`ivr.web.statistics_sto
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -31,6 +32,9 @@ MAX_ROWS = 500
 
 # OWASP ASVS 2.1.1: user-set passwords of at least 12 characters.
 MIN_PASSWORD_LENGTH = 12
+# A name is one line: it lands in log lines, audit entries and their CSV
+# export, where a line break would forge an entry of its own.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class UserError(ValueError):
@@ -57,6 +61,8 @@ class UserStore:
             raise UserError(f"unknown role {role!r}; use {', '.join(ROLES)}")
         if not username or len(username) > 64:
             raise UserError("a user name is 1 to 64 characters")
+        if _CONTROL.search(username) or _CONTROL.search(display_name):
+            raise UserError("a name may not hold line breaks or control characters")
         if len(password) < MIN_PASSWORD_LENGTH:
             raise UserError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
         if role == "agent" and not agent_id:

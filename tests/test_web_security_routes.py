@@ -1,0 +1,158 @@
+"""The re-audit of the console's routes added since issue 13 (notes/audit17.md):
+each test is a hole found there, shown closed against a real database and a
+real config file (examples/combined.yaml: several hotlines, a supervisor of
+Thanh Xuân, an administrator).
+
+- a console user's name and display name hold no line break or control
+  character (a supervisor now creates agent users from the agent's page: a
+  name with a line break forges lines in the log and the audit export).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from ivr.audit import AuditEntry
+from ivr.config import HotlineConfig, load_config
+from ivr.config.source import ConfigSource
+from ivr.config_applier import ConfigApplier
+from ivr.prompts import PromptBuildReport
+from ivr.web.app import create_app
+from ivr.web.models import WebUser
+from ivr.web.store import UserError, UserStore
+from tests.rig.console import Account, console_sessions
+from tests.rig.postgres import fresh_database_url
+
+pytestmark = pytest.mark.db
+
+REPO = Path(__file__).resolve().parents[1]
+COMBINED = REPO / "examples" / "combined.yaml"
+PASSWORD = "mật-khẩu-đủ-dài"
+SUPERVISOR = "gs-tx"  # Thanh Xuân's supervisor
+OWN_AGENT = "tx01"  # Thanh Xuân's agent
+
+
+def _no_prompts(config: HotlineConfig) -> PromptBuildReport:
+    return PromptBuildReport()
+
+
+class Console:
+    """The console on a test server, the config file applied live."""
+
+    def __init__(self, path: Path, sessions: Any) -> None:
+        self.path, self.sessions = path, sessions
+        self.source = ConfigSource(load_config(path))
+        applier = ConfigApplier(self.source, build_prompts=_no_prompts)
+        app = create_app(self.source, sessions, secret=b"s" * 32, applier=applier)
+        self.server = TestServer(app)
+        self.clients: list[TestClient] = []
+
+    async def signed_in(self, username: str, password: str = PASSWORD) -> tuple[TestClient, str]:
+        client = TestClient(self.server)
+        await client.start_server()
+        self.clients.append(client)
+        page = await (await client.get("/login")).text()
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert match, page
+        answer = await client.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": match.group(1)},
+            allow_redirects=False,
+        )
+        assert answer.status == 302, await answer.text()
+        me = await (await client.get("/api/v1/me")).json()
+        return client, me["csrf_token"]
+
+    def audit(self) -> list[tuple[str, str, str]]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(AuditEntry.actor, AuditEntry.action, AuditEntry.target).order_by(
+                    AuditEntry.id
+                )
+            ).all()
+        return [(r.actor, r.action, r.target) for r in rows]
+
+    def usernames(self) -> set[str]:
+        with self.sessions() as session:
+            return set(session.scalars(select(WebUser.username)))
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    text = COMBINED.read_text(encoding="utf-8")
+    text = text.replace("url: sqlite:///../var/combined.db", f"url: {fresh_database_url(tmp_path)}")
+    text += "\nweb: {cookie_secure: false}\n"
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "hotline.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def sessions(config_path: Path) -> Iterator[Any]:
+    with console_sessions(
+        load_config(config_path).database_url,
+        Account("quantri", "admin"),
+        Account(SUPERVISOR, "supervisor", hotline_id="thanh-xuan"),
+        password=PASSWORD,
+    ) as factory:
+        yield factory
+
+
+@pytest_asyncio.fixture
+async def console(config_path: Path, sessions: Any) -> AsyncIterator[Console]:
+    console = Console(config_path, sessions)
+    yield console
+    for client in console.clients:
+        await client.close()
+
+
+# --- console user names -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("username", "display_name"),
+    [
+        ("dtv-x\r\n2026-11-30 12:00:00 INFO quantri logged in", ""),
+        ("dtv-x\nforged", ""),
+        ("dtv\x00x", ""),
+        ("dtv-x", "Nguyễn\r\nVăn A"),
+        ("dtv-x", "tab\there"),
+    ],
+)
+async def test_a_user_name_with_a_line_break_or_control_character_is_refused(
+    console: Console, username: str, display_name: str
+) -> None:
+    client, token = await console.signed_in(SUPERVISOR)
+    made = await client.post(
+        f"/admin/agents/{OWN_AGENT}/user",
+        data={"csrf_token": token, "username": username, "display_name": display_name,
+              "password": "mật-khẩu-của-dtv-1", "role": "agent"},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert made.status == 303
+    assert "error=" in made.headers["Location"]
+    assert console.usernames() == {"quantri", SUPERVISOR}
+    assert not [a for a in console.audit() if a[1] == "user_add"]
+
+
+def test_the_user_store_refuses_control_characters_and_keeps_ordinary_names(
+    sessions: Any,
+) -> None:
+    users = UserStore(sessions)
+    for username, display_name in [("a\u2028b", ""), ("ok", "x\x1by")]:
+        with pytest.raises(UserError):
+            users.add(username, PASSWORD, "agent", agent_id=OWN_AGENT, display_name=display_name)
+    user = users.add(
+        "Nguyễn.Hà-01", PASSWORD, "agent", agent_id=OWN_AGENT, display_name="Nguyễn Thị Hà"
+    )
+    assert (user.username, user.display_name) == ("nguyễn.hà-01", "Nguyễn Thị Hà")
