@@ -40,7 +40,7 @@ from ivr.prompt_setup import (
     prompt_variables,
     studio_roots,
 )
-from ivr.prompt_upload import PendingUpload, UploadRefused
+from ivr.prompt_upload import ConvertedPrompt, PendingUpload, UploadRefused
 from ivr.prompts import ENGLISH_KEY_PLACEHOLDER, CatalogError, area_prompt_name, load_catalog
 from ivr.web.i18n import N_, translator
 from ivr.web.rendering import error_page, refuse, render
@@ -129,15 +129,75 @@ def origin_of(config: HotlineConfig, hotline_id: str, language: str, name: str) 
 
 @dataclass(frozen=True)
 class Place:
-    """A hotline and one of its prompt languages the user may manage."""
+    """A hotline and one of its prompt languages the user may manage, with the
+    config they were found in: every later step of the request reads that one."""
 
+    config: HotlineConfig
     hotline: Hotline
     language: str
-    root: Path  # paths.prompts
 
     @property
     def url(self) -> str:
         return f"/admin/prompts/{self.hotline.id}/{self.language}"
+
+    @property
+    def root(self) -> Path:
+        """Where the prompts are built and studio recordings kept (paths.prompts)."""
+        return self.config.resolve_path(self.config.paths.prompts)
+
+    async def texts(self) -> dict[str, str]:
+        """:func:`prompt_texts` for the place, off the event loop (it reads the catalogue)."""
+        return await asyncio.to_thread(prompt_texts, self.config, self.hotline, self.language)
+
+    def origin(self, name: str) -> str:
+        return origin_of(self.config, self.hotline.id, self.language, name)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt of a place, named by the URL and found in the place's prompt list."""
+
+    place: Place
+    name: str
+    text: str
+
+    @property
+    def target(self) -> str:
+        """What the audit log names it by."""
+        return f"prompt:{self.place.hotline.id}/{self.place.language}/{self.name}"
+
+    @property
+    def row_url(self) -> str:
+        """The list, scrolled to the prompt's row."""
+        return f"{self.place.url}#prompt-{self.name}"
+
+    def done_url(self, done: str) -> str:
+        """The list with the notice of what was just ``done`` to the prompt."""
+        return f"{self.place.url}?done={done}&prompt={self.name}"
+
+    async def rebuild_and_audit(
+        self, request: web.Request, action: str, detail: str
+    ) -> web.Response | None:
+        """Build the file callers hear from the prompt's source as it is now,
+        and audit the change that called for it (whether or not the build
+        worked); the error page to send if the build failed."""
+        report = await asyncio.to_thread(
+            build_one_prompt, self.place.config, self.place.hotline.id, self.place.language,
+            self.name,
+        )  # fmt: skip
+        await audit(request, action, self.target, detail=detail)
+        if report.failed:
+            logger.error("prompt %s not rebuilt: %s", self.target, report.failed)
+            return error_page(request, 500, "Unavailable", report.failed[0].reason)
+        return None
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An upload staged for one of the place's prompts, not live yet."""
+
+    prompt: Prompt
+    pending: PendingUpload
 
 
 async def _place(request: web.Request) -> Place | web.Response:
@@ -151,18 +211,22 @@ async def _place(request: web.Request) -> Place | web.Response:
     language = request.match_info["lang"]
     if language not in prompt_languages(hotline):
         return error_page(request, 404, "Not found")
-    return Place(hotline, language, config.resolve_path(config.paths.prompts))
+    return Place(config, hotline, language)
 
 
-async def _prompt(request: web.Request, place: Place) -> str | None:
-    """The prompt the URL names, if the hotline has it (else None: 404)."""
+async def _prompt(request: web.Request) -> Prompt | web.Response:
+    """The prompt the URL names, if the hotline plays it, or the refusal to send."""
+    place = await _place(request)
+    if isinstance(place, web.Response):
+        return place
     name = request.match_info["name"]
-    config = state_of(request).config
-    texts = await asyncio.to_thread(prompt_texts, config, place.hotline, place.language)
-    return name if name in texts else None
+    texts = await place.texts()
+    if name not in texts:
+        return error_page(request, 404, "Not found")
+    return Prompt(place, name, texts[name])
 
 
-async def _staged(request: web.Request, place: Place) -> PendingUpload | None:
+async def _staged_in(request: web.Request, place: Place) -> Staged | None:
     """The staged upload the URL's token names, if it is for this hotline and
     language and for a prompt the hotline still has."""
     pending = prompt_upload.pending_upload(place.root, request.match_info["token"])
@@ -170,9 +234,20 @@ async def _staged(request: web.Request, place: Place) -> PendingUpload | None:
         place.hotline.id, place.language,
     ):  # fmt: skip
         return None
-    config = state_of(request).config
-    texts = await asyncio.to_thread(prompt_texts, config, place.hotline, place.language)
-    return pending if pending.name in texts else None
+    texts = await place.texts()
+    if pending.name not in texts:
+        return None
+    return Staged(Prompt(place, pending.name, texts[pending.name]), pending)
+
+
+async def _staged(request: web.Request) -> Staged | web.Response:
+    """The staged upload of the URL, or the refusal to send: 404 for one made
+    live already (a second click), discarded, or not this place's."""
+    place = await _place(request)
+    if isinstance(place, web.Response):
+        return place
+    staged = await _staged_in(request, place)
+    return error_page(request, 404, "Not found") if staged is None else staged
 
 
 def _wav(path: Path) -> web.StreamResponse:
@@ -202,16 +277,12 @@ async def prompts_page(request: web.Request) -> web.StreamResponse:
     place = await _place(request)
     if isinstance(place, web.Response):
         return place
-    config = state_of(request).config
     try:
-        texts = await asyncio.to_thread(prompt_texts, config, place.hotline, place.language)
+        texts = await place.texts()
     except CatalogError as exc:
         logger.error("prompt catalogue unreadable: %s", exc)
         return error_page(request, 503, "Unavailable", str(exc))
-    rows = [
-        PromptRow(name, text, origin_of(config, place.hotline.id, place.language, name))
-        for name, text in texts.items()
-    ]
+    rows = [PromptRow(name, text, place.origin(name)) for name, text in texts.items()]
     return render(
         request, "admin_prompts.html", place=place, rows=rows, origins=ORIGINS,
         languages=prompt_languages(place.hotline), notice=request.query.get("done", ""),
@@ -223,44 +294,44 @@ async def prompts_page(request: web.Request) -> web.StreamResponse:
 
 async def prompt_audio(request: web.Request) -> web.StreamResponse:
     """The WAV callers hear now for the prompt."""
-    place = await _place(request)
-    if isinstance(place, web.Response):
-        return place
-    name = await _prompt(request, place)
-    if name is None:
-        return error_page(request, 404, "Not found")
-    return _wav(prompt_upload.live_file(place.root, place.hotline.id, place.language, name))
+    prompt = await _prompt(request)
+    if isinstance(prompt, web.Response):
+        return prompt
+    place = prompt.place
+    return _wav(prompt_upload.live_file(place.root, place.hotline.id, place.language, prompt.name))
+
+
+async def _converted(request: web.Request, prompt: Prompt) -> tuple[web.FileField, ConvertedPrompt]:
+    """The posted file and its sound as the WAV callers would hear; raises
+    :class:`UploadRefused` for no file or one that cannot be a prompt."""
+    field = (await request.post()).get("recording")  # read whole (size-limited) by the middleware
+    if not isinstance(field, web.FileField):
+        raise UploadRefused("no_file")
+    data = await asyncio.to_thread(field.file.read, prompt_upload.MAX_UPLOAD_BYTES + 1)
+    return field, await asyncio.to_thread(prompt_upload.convert_upload, data, prompt.name)
 
 
 async def upload(request: web.Request) -> web.StreamResponse:
     """Convert and stage an upload, then show the preview; a refused file
     changes nothing and the list says why."""
-    place = await _place(request)
-    if isinstance(place, web.Response):
-        return place
-    name = await _prompt(request, place)
-    if name is None:
-        return error_page(request, 404, "Not found")
-    _ = translator(request[LANGUAGE])
-    form = await request.post()  # already read whole (and size-limited) by the middleware
-    field = form.get("recording")
+    prompt = await _prompt(request)
+    if isinstance(prompt, web.Response):
+        return prompt
+    place = prompt.place
     try:
-        if not isinstance(field, web.FileField):
-            raise UploadRefused("no_file")
-        data = await asyncio.to_thread(field.file.read, prompt_upload.MAX_UPLOAD_BYTES + 1)
-        converted = await asyncio.to_thread(prompt_upload.convert_upload, data, name)
+        field, converted = await _converted(request, prompt)
     except UploadRefused as exc:
-        target = f"prompt:{place.hotline.id}/{place.language}/{name}"
-        await audit(request, "prompt_upload_refused", target, detail=exc.reason)
+        await audit(request, "prompt_upload_refused", prompt.target, detail=exc.reason)
+        _ = translator(request[LANGUAGE])
         message = _(REFUSALS.get(exc.reason, REFUSALS["undecodable"]), **exc.values)
         return render(request, "admin_prompt_refused.html", status=400, place=place,
-                      name=name, message=message, accept=ACCEPT)  # fmt: skip
+                      name=prompt.name, message=message, accept=ACCEPT)  # fmt: skip
     pending = await asyncio.to_thread(
         prompt_upload.stage, place.root, converted, hotline_id=place.hotline.id,
-        language=place.language, name=name, uploaded_by=user_of(request).username,
+        language=place.language, name=prompt.name, uploaded_by=user_of(request).username,
         original_name=field.filename or "",
     )  # fmt: skip
-    await audit(request, "prompt_upload", f"prompt:{place.hotline.id}/{place.language}/{name}",
+    await audit(request, "prompt_upload", prompt.target,
                 detail=f"{pending.original_name} ({pending.source_format}, "
                 f"{pending.seconds:.1f} s), staged")  # fmt: skip
     raise web.HTTPSeeOther(f"{place.url}/new/{pending.token}")
@@ -268,54 +339,37 @@ async def upload(request: web.Request) -> web.StreamResponse:
 
 async def preview_page(request: web.Request) -> web.StreamResponse:
     """The current sound and the uploaded one, side by side, before going live."""
-    place = await _place(request)
-    if isinstance(place, web.Response):
-        return place
-    pending = await _staged(request, place)
-    if pending is None:
-        return error_page(request, 404, "Not found")
-    name = pending.name
-    config = state_of(request).config
-    texts = await asyncio.to_thread(prompt_texts, config, place.hotline, place.language)
-    return render(request, "admin_prompt_preview.html", place=place, name=name,
-                  text=texts[name], pending=pending, origins=ORIGINS,
-                  origin=origin_of(config, place.hotline.id, place.language, name))  # fmt: skip
+    staged = await _staged(request)
+    if isinstance(staged, web.Response):
+        return staged
+    prompt = staged.prompt
+    return render(request, "admin_prompt_preview.html", place=prompt.place, name=prompt.name,
+                  text=prompt.text, pending=staged.pending, origins=ORIGINS,
+                  origin=prompt.place.origin(prompt.name))  # fmt: skip
 
 
 async def preview_audio(request: web.Request) -> web.StreamResponse:
-    place = await _place(request)
-    if isinstance(place, web.Response):
-        return place
-    pending = await _staged(request, place)
-    if pending is None:
-        return error_page(request, 404, "Not found")
-    return _wav(prompt_upload.pending_audio(place.root, pending))
+    staged = await _staged(request)
+    if isinstance(staged, web.Response):
+        return staged
+    return _wav(prompt_upload.pending_audio(staged.prompt.place.root, staged.pending))
 
 
 async def confirm(request: web.Request) -> web.StreamResponse:
     """Make the staged upload live: the next call plays it."""
-    place = await _place(request)
-    if isinstance(place, web.Response):
-        return place
-    pending = await _staged(request, place)
-    if pending is None:
-        # Used already (a second click) or discarded: nothing to make live.
-        return error_page(request, 404, "Not found")
-    name = pending.name
-    config = state_of(request).config
-    await asyncio.to_thread(prompt_upload.make_live, place.root, pending)
-    report = await asyncio.to_thread(
-        build_one_prompt, config, place.hotline.id, place.language, name
-    )
-    target = f"prompt:{place.hotline.id}/{place.language}/{name}"
-    await audit(request, "prompt_live", target,
-                detail=f"{pending.original_name} ({pending.seconds:.1f} s), "
-                f"uploaded by {pending.uploaded_by}")  # fmt: skip
-    if report.failed:
-        logger.error("prompt %s not rebuilt: %s", target, report.failed)
-        return error_page(request, 500, "Unavailable", report.failed[0].reason)
-    logger.info("studio prompt %s live (%s)", target, user_of(request).username)
-    raise web.HTTPSeeOther(f"{place.url}?done=live&prompt={name}")
+    staged = await _staged(request)
+    if isinstance(staged, web.Response):
+        return staged
+    prompt, pending = staged.prompt, staged.pending
+    await asyncio.to_thread(prompt_upload.make_live, prompt.place.root, pending)
+    failed = await prompt.rebuild_and_audit(
+        request, "prompt_live",
+        f"{pending.original_name} ({pending.seconds:.1f} s), uploaded by {pending.uploaded_by}",
+    )  # fmt: skip
+    if failed is not None:
+        return failed
+    logger.info("studio prompt %s live (%s)", prompt.target, user_of(request).username)
+    raise web.HTTPSeeOther(prompt.done_url("live"))
 
 
 async def discard(request: web.Request) -> web.StreamResponse:
@@ -323,52 +377,39 @@ async def discard(request: web.Request) -> web.StreamResponse:
     place = await _place(request)
     if isinstance(place, web.Response):
         return place
-    pending = await _staged(request, place)
-    if pending is None:
+    staged = await _staged_in(request, place)
+    if staged is None:  # gone already: the list is where the clerk was going
         raise web.HTTPSeeOther(place.url)
-    await asyncio.to_thread(prompt_upload.discard, place.root, pending)
-    raise web.HTTPSeeOther(f"{place.url}#prompt-{pending.name}")
+    await asyncio.to_thread(prompt_upload.discard, place.root, staged.pending)
+    raise web.HTTPSeeOther(staged.prompt.row_url)
 
 
 async def remove_page(request: web.Request) -> web.StreamResponse:
     """Ask before the studio recording goes and the synthesized voice comes back."""
-    place = await _place(request)
-    if isinstance(place, web.Response):
-        return place
-    name = await _prompt(request, place)
-    if name is None:
-        return error_page(request, 404, "Not found")
-    config = state_of(request).config
-    if origin_of(config, place.hotline.id, place.language, name) != STUDIO_OWN:
-        raise web.HTTPSeeOther(f"{place.url}#prompt-{name}")
-    texts = await asyncio.to_thread(prompt_texts, config, place.hotline, place.language)
-    return render(request, "admin_prompt_remove.html", place=place, name=name,
-                  text=texts[name])  # fmt: skip
+    prompt = await _prompt(request)
+    if isinstance(prompt, web.Response):
+        return prompt
+    if prompt.place.origin(prompt.name) != STUDIO_OWN:
+        raise web.HTTPSeeOther(prompt.row_url)
+    return render(request, "admin_prompt_remove.html", place=prompt.place, name=prompt.name,
+                  text=prompt.text)  # fmt: skip
 
 
 async def remove(request: web.Request) -> web.StreamResponse:
     """Remove the hotline's recording and rebuild the prompt with the synthesized voice."""
-    place = await _place(request)
-    if isinstance(place, web.Response):
-        return place
-    name = await _prompt(request, place)
-    if name is None:
-        return error_page(request, 404, "Not found")
-    config = state_of(request).config
+    prompt = await _prompt(request)
+    if isinstance(prompt, web.Response):
+        return prompt
+    place = prompt.place
     removed = await asyncio.to_thread(
-        prompt_upload.remove_recording, place.root, place.hotline.id, place.language, name
+        prompt_upload.remove_recording, place.root, place.hotline.id, place.language, prompt.name
     )
     if not removed:  # a second click: already synthesized
-        raise web.HTTPSeeOther(f"{place.url}#prompt-{name}")
-    report = await asyncio.to_thread(
-        build_one_prompt, config, place.hotline.id, place.language, name
-    )
-    target = f"prompt:{place.hotline.id}/{place.language}/{name}"
-    await audit(request, "prompt_removed", target, detail="synthesized voice restored")
-    if report.failed:
-        logger.error("prompt %s not rebuilt: %s", target, report.failed)
-        return error_page(request, 500, "Unavailable", report.failed[0].reason)
-    raise web.HTTPSeeOther(f"{place.url}?done=removed&prompt={name}")
+        raise web.HTTPSeeOther(prompt.row_url)
+    failed = await prompt.rebuild_and_audit(request, "prompt_removed", "synthesized voice restored")
+    if failed is not None:
+        return failed
+    raise web.HTTPSeeOther(prompt.done_url("removed"))
 
 
 # Plain segments: each is looked up (the config's hotline, its prompt languages,
