@@ -30,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, get_args
 from urllib.parse import urlencode
 
@@ -42,6 +43,7 @@ from ivr.config.phone_secrets import new_phone_secret
 from ivr.config.schema import Agent, HotlineConfig, Phone, Queue
 from ivr.config_applier import ConfigApplier
 from ivr.web import store
+from ivr.web.access import AccessScope
 from ivr.web.config_changes import preview_change
 from ivr.web.i18n import N_, translator
 from ivr.web.models import AGENT, SUPERVISOR
@@ -315,6 +317,67 @@ def _owner_after(config: HotlineConfig, chosen: str | None) -> str | None:
     return chosen if chosen is not None else config.sole_hotline()
 
 
+# what the URL and the form name, checked
+
+
+@dataclass(frozen=True)
+class HotlineItems:
+    """Queues or agents: a list of the config whose items each belong to a
+    hotline, so that a supervisor's scope applies to them."""
+
+    key: str  # the config's list: "queues" or "agents"
+    refusal: str  # the audited action of a request outside the user's scope
+    sees: Callable[[AccessScope, HotlineConfig, str], bool]
+    owner: Callable[[HotlineConfig, str], str | None]
+
+    def index(self, config: HotlineConfig, item_id: str) -> int | None:
+        return _index(getattr(config, self.key), item_id)
+
+
+QUEUES = HotlineItems("queues", "queue_refused", AccessScope.sees_queue, HotlineConfig.queue_owner)
+AGENTS = HotlineItems("agents", "agent_refused", AccessScope.sees_agent, HotlineConfig.agent_owner)
+
+
+async def _item_index(
+    request: web.Request, items: HotlineItems, item_id: str
+) -> int | web.Response:
+    """Where the URL's queue or agent stands in its list, or the answer to send:
+    404 for none, 403 (audited) for one outside the user's scope."""
+    config = state_of(request).config
+    index = items.index(config, item_id)
+    if index is None:
+        return error_page(request, 404, "Not found")
+    if not items.sees(scope_of(request), config, item_id):
+        return await refuse(request, items.refusal, item_id)
+    return index
+
+
+async def _hotline_to_write(
+    request: web.Request, items: HotlineItems, item_id: str, chosen: str | None,
+    index: int | None,
+) -> str | web.Response | None:  # fmt: skip
+    """The hotline a queue or agent form writes (a new item's: see
+    :func:`_new_hotline`), or the 403 (audited) when the item would then belong
+    to a hotline outside the user's scope: a supervisor cannot give an item away."""
+    config = state_of(request).config
+    hotline = chosen if index is not None else _new_hotline(request, chosen)
+    owner = (
+        _owner_after(config, hotline)
+        if hotline is not None or index is None
+        else items.owner(config, item_id)
+    )
+    if not scope_of(request).sees_hotline(owner):
+        return await refuse(request, items.refusal, f"{item_id} → {owner}")
+    return hotline
+
+
+def _phone_index(request: web.Request, phone_id: str) -> int | web.Response:
+    """Where the URL's phone stands in the list, or the 404 to send (phones are
+    the administrators' alone: their routes check the role)."""
+    index = _index(state_of(request).config.phones, phone_id)
+    return error_page(request, 404, "Not found") if index is None else index
+
+
 # queues
 
 
@@ -327,61 +390,43 @@ async def queues_page(request: web.Request) -> web.StreamResponse:
 
 
 async def queue_page(request: web.Request) -> web.StreamResponse:
+    index = await _item_index(request, QUEUES, request.match_info["queue_id"])
+    if isinstance(index, web.Response):
+        return index
     state, scope = state_of(request), scope_of(request)
-    queue = state.config.queue(request.match_info["queue_id"])
-    if queue is None:
-        return error_page(request, 404, "Not found")
-    if not scope.sees_queue(state.config, queue.id):
-        return await refuse(request, "queue_refused", queue.id)
+    queue = state.config.queues[index]
     return _page(request, "admin_queue.html", queue=queue, hotlines=_hotline_choices(request),
                   strategies=STRATEGIES, agents=scope.agents(state.config),
-                  owner=state.config.queue_owner(queue.id),
-                  notice=request.query.get("notice", ""))  # fmt: skip
+                  owner=state.config.queue_owner(queue.id))  # fmt: skip
 
 
 async def queue_save(request: web.Request) -> web.StreamResponse:
     """A new queue (no id in the path) or a changed one, through the preview."""
-    state, scope = state_of(request), scope_of(request)
-    _ = translator(request[LANGUAGE])
     queue_id = request.match_info.get("queue_id")
-    index = None
-    if queue_id is not None:
-        index = _index(state.config.queues, queue_id)
-        if index is None:
-            return error_page(request, 404, "Not found")
-        if not scope.sees_queue(state.config, queue_id):
-            return await refuse(request, "queue_refused", queue_id)
+    index = None if queue_id is None else await _item_index(request, QUEUES, queue_id)
+    if isinstance(index, web.Response):
+        return index
     form = QueueForm.parse(await request.post(), queue_id)
-    hotline = form.hotline if index is not None else _new_hotline(request, form.hotline)
-    form = QueueForm(form.id, form.title, hotline, form.strategy, form.numbers, form.members)
-    owner = (
-        _owner_after(state.config, hotline)
-        if hotline is not None or index is None
-        else state.config.queue_owner(form.id)
-    )
-    if not scope.sees_hotline(owner):
-        return await refuse(request, "queue_refused", f"{form.id} → {owner}")
-    text = await _text(request)
-    new_text = queue_text(text, index, form)
-    summary = (
-        _("New queue {queue}", queue=form.id)
-        if index is None
-        else _("Queue {queue} changed", queue=form.id)
-    )
+    hotline = await _hotline_to_write(request, QUEUES, form.id, form.hotline, index)
+    if isinstance(hotline, web.Response):
+        return hotline
+    new_text = queue_text(await _text(request), index, replace(form, hotline=hotline))
+    _ = translator(request[LANGUAGE])
+    if index is None:
+        summary = _("New queue {queue}", queue=form.id)
+    else:
+        summary = _("Queue {queue} changed", queue=form.id)
     return await preview_change(
         request, new_text=new_text, summary=summary, back=f"/admin/queues/{form.id}"
     )
 
 
 async def queue_remove(request: web.Request) -> web.StreamResponse:
-    state, scope = state_of(request), scope_of(request)
-    _ = translator(request[LANGUAGE])
     queue_id = request.match_info["queue_id"]
-    index = _index(state.config.queues, queue_id)
-    if index is None:
-        return error_page(request, 404, "Not found")
-    if not scope.sees_queue(state.config, queue_id):
-        return await refuse(request, "queue_refused", queue_id)
+    index = await _item_index(request, QUEUES, queue_id)
+    if isinstance(index, web.Response):
+        return index
+    _ = translator(request[LANGUAGE])
     new_text = yaml_edit.remove_item(await _text(request), ("queues", index))
     return await preview_change(request, new_text=new_text,
                                 summary=_("Queue {queue} removed", queue=queue_id),
@@ -413,69 +458,53 @@ async def agents_page(request: web.Request) -> web.StreamResponse:
 
 
 async def agent_page(request: web.Request) -> web.StreamResponse:
-    state, scope = state_of(request), scope_of(request)
     agent_id = request.match_info["agent_id"]
-    index = _index(state.config.agents, agent_id)
-    if index is None:
-        return error_page(request, 404, "Not found")
-    if not scope.sees_agent(state.config, agent_id):
-        return await refuse(request, "agent_refused", agent_id)
+    index = await _item_index(request, AGENTS, agent_id)
+    if isinstance(index, web.Response):
+        return index
+    state = state_of(request)
     users = [u for u in await db(state.users.all) if u.agent_id == agent_id]
     return _page(request, "admin_agent.html", agent=state.config.agents[index],
                   hotlines=_hotline_choices(request), phones=state.config.phones,
                   queues=_managed_queues(request), users=users,
                   owner=state.config.agent_owner(agent_id),
                   may_add_supervisor=user_of(request).role != SUPERVISOR,
-                  error=request.query.get("error", ""),
-                  notice=request.query.get("notice", ""))  # fmt: skip
+                  error=request.query.get("error", ""))  # fmt: skip
 
 
 async def agent_save(request: web.Request) -> web.StreamResponse:
-    state, scope = state_of(request), scope_of(request)
-    _ = translator(request[LANGUAGE])
+    """A new agent (no id in the path) or a changed one, through the preview."""
     agent_id = request.match_info.get("agent_id")
-    index = None
-    if agent_id is not None:
-        index = _index(state.config.agents, agent_id)
-        if index is None:
-            return error_page(request, 404, "Not found")
-        if not scope.sees_agent(state.config, agent_id):
-            return await refuse(request, "agent_refused", agent_id)
+    index = None if agent_id is None else await _item_index(request, AGENTS, agent_id)
+    if isinstance(index, web.Response):
+        return index
     form = AgentForm.parse(await request.post(), agent_id)
-    hotline = form.hotline if index is not None else _new_hotline(request, form.hotline)
-    form = AgentForm(form.id, form.name, form.phone, hotline, form.queues)
-    owner = (
-        _owner_after(state.config, hotline)
-        if hotline is not None or index is None
-        else state.config.agent_owner(form.id)
-    )
-    if not scope.sees_hotline(owner):
-        return await refuse(request, "agent_refused", f"{form.id} → {owner}")
+    hotline = await _hotline_to_write(request, AGENTS, form.id, form.hotline, index)
+    if isinstance(hotline, web.Response):
+        return hotline
     managed = [q.id for q in _managed_queues(request)]
     if set(form.queues) - set(managed):
         outside = ", ".join(sorted(set(form.queues) - set(managed)))
         return await refuse(request, "queue_refused", outside)
-    new_text = agent_text(await _text(request), state.config, index, form, managed)
-    summary = (
-        _("New agent {agent}", agent=form.id)
-        if index is None
-        else _("Agent {agent} changed", agent=form.id)
-    )
+    form = replace(form, hotline=hotline)
+    new_text = agent_text(await _text(request), state_of(request).config, index, form, managed)
+    _ = translator(request[LANGUAGE])
+    if index is None:
+        summary = _("New agent {agent}", agent=form.id)
+    else:
+        summary = _("Agent {agent} changed", agent=form.id)
     return await preview_change(
         request, new_text=new_text, summary=summary, back=f"/admin/agents/{form.id}"
     )
 
 
 async def agent_remove(request: web.Request) -> web.StreamResponse:
-    state, scope = state_of(request), scope_of(request)
-    _ = translator(request[LANGUAGE])
     agent_id = request.match_info["agent_id"]
-    index = _index(state.config.agents, agent_id)
-    if index is None:
-        return error_page(request, 404, "Not found")
-    if not scope.sees_agent(state.config, agent_id):
-        return await refuse(request, "agent_refused", agent_id)
-    new_text = remove_agent_text(await _text(request), state.config, index)
+    index = await _item_index(request, AGENTS, agent_id)
+    if isinstance(index, web.Response):
+        return index
+    _ = translator(request[LANGUAGE])
+    new_text = remove_agent_text(await _text(request), state_of(request).config, index)
     return await preview_change(request, new_text=new_text,
                                 summary=_("Agent {agent} removed", agent=agent_id),
                                 back="/admin/agents")  # fmt: skip
@@ -485,12 +514,11 @@ async def agent_user_add(request: web.Request) -> web.StreamResponse:
     """A console user for an agent: an agent user (signs in to the agent
     console as this agent), or, by an administrator, a supervisor of the
     agent's hotline."""
-    state, scope = state_of(request), scope_of(request)
     agent_id = request.match_info["agent_id"]
-    if _index(state.config.agents, agent_id) is None:
-        return error_page(request, 404, "Not found")
-    if not scope.sees_agent(state.config, agent_id):
-        return await refuse(request, "agent_refused", agent_id)
+    index = await _item_index(request, AGENTS, agent_id)
+    if isinstance(index, web.Response):
+        return index
+    state = state_of(request)
     form = await form_or_json(request)
     role = form.get("role", AGENT)
     if role != AGENT and user_of(request).role == SUPERVISOR:
@@ -522,28 +550,25 @@ async def phones_page(request: web.Request) -> web.StreamResponse:
 
 
 async def phone_page(request: web.Request) -> web.StreamResponse:
-    state = state_of(request)
-    index = _index(state.config.phones, request.match_info["phone_id"])
-    if index is None:
-        return error_page(request, 404, "Not found")
-    phone = state.config.phones[index]
+    index = _phone_index(request, request.match_info["phone_id"])
+    if isinstance(index, web.Response):
+        return index
+    config = state_of(request).config
+    phone = config.phones[index]
     return _page(request, "admin_phone.html", phone=phone,
-                  agents=[a for a in state.config.agents if a.phone == phone.id],
-                  added=request.query.get("added") == "1",
-                  notice=request.query.get("notice", ""))  # fmt: skip
+                  agents=[a for a in config.agents if a.phone == phone.id],
+                  added=request.query.get("added") == "1")  # fmt: skip
 
 
 async def phone_save(request: web.Request) -> web.StreamResponse:
-    state = state_of(request)
-    _ = translator(request[LANGUAGE])
+    """A new phone (no id in the path) or a changed one, through the preview."""
     phone_id = request.match_info.get("phone_id")
-    index = None
-    if phone_id is not None:
-        index = _index(state.config.phones, phone_id)
-        if index is None:
-            return error_page(request, 404, "Not found")
+    index = None if phone_id is None else _phone_index(request, phone_id)
+    if isinstance(index, web.Response):
+        return index
     form = PhoneForm.parse(await request.post(), phone_id)
     new_text = phone_text(await _text(request), index, form)
+    _ = translator(request[LANGUAGE])
     if index is None:
         summary = _("New phone {phone}", phone=form.id)
         back = f"/admin/phones/{form.id}?added=1"  # the preview adds notice=applied
@@ -554,12 +579,11 @@ async def phone_save(request: web.Request) -> web.StreamResponse:
 
 
 async def phone_remove(request: web.Request) -> web.StreamResponse:
-    state = state_of(request)
-    _ = translator(request[LANGUAGE])
     phone_id = request.match_info["phone_id"]
-    index = _index(state.config.phones, phone_id)
-    if index is None:
-        return error_page(request, 404, "Not found")
+    index = _phone_index(request, phone_id)
+    if isinstance(index, web.Response):
+        return index
+    _ = translator(request[LANGUAGE])
     new_text = yaml_edit.remove_item(await _text(request), ("phones", index))
     return await preview_change(request, new_text=new_text,
                                 summary=_("Phone {phone} removed", phone=phone_id),
@@ -569,17 +593,18 @@ async def phone_remove(request: web.Request) -> web.StreamResponse:
 async def phone_secret_issue(request: web.Request) -> web.StreamResponse:
     """A new SIP secret for the phone, shown on this answer only. Asterisk is
     re-rendered with it at once: the phone's old secret stops working."""
-    state = state_of(request)
     phone_id = request.match_info["phone_id"]
-    phone = next((p for p in state.config.phones if p.id == phone_id), None)
-    if phone is None:
-        return error_page(request, 404, "Not found")
+    index = _phone_index(request, phone_id)
+    if isinstance(index, web.Response):
+        return index
+    config = state_of(request).config
+    phone = config.phones[index]
     if phone.secret is not None:
         # Its secret is written in the config file by hand: the expert editor's.
         return error_page(request, 409, N_("Bad request"),
                           N_("This phone's secret is written in the config file."))  # fmt: skip
     applier = _applier(request)
-    secret = await asyncio.to_thread(new_phone_secret, state.config, phone_id)
+    secret = await asyncio.to_thread(new_phone_secret, config, phone_id)
     await applier.reload_file()  # renders pjsip.conf with it and reloads Asterisk
     await audit(request, "phone_secret_issue", phone_id)
     logger.info("%s issued a new SIP secret for phone %s", user_of(request).username, phone_id)
