@@ -3,6 +3,10 @@ each test is a hole found there, shown closed against a real database and a
 real config file (examples/combined.yaml: several hotlines, a supervisor of
 Thanh Xuân, an administrator).
 
+- a supervisor may not give their own agent a phone another hotline's agent
+  answers on: an agent user reads the calls answered at their phone, so that
+  agent (and the supervisor who set its password) would read the other
+  hotline's calls;
 - a console user's name and display name hold no line break or control
   character (a supervisor now creates agent users from the agent's page: a
   name with a line break forges lines in the log and the audit export).
@@ -37,7 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 COMBINED = REPO / "examples" / "combined.yaml"
 PASSWORD = "mật-khẩu-đủ-dài"
 SUPERVISOR = "gs-tx"  # Thanh Xuân's supervisor
-OWN_AGENT = "tx01"  # Thanh Xuân's agent
+# Thanh Xuân's agent and its phone; Hà Nội HCC's agent's phone.
+OWN_AGENT, OWN_PHONE = "tx01", "tx-mot-cua-01"
+FOREIGN_PHONE = "hcc-dtv-01"
 
 
 def _no_prompts(config: HotlineConfig) -> PromptBuildReport:
@@ -114,6 +120,55 @@ async def console(config_path: Path, sessions: Any) -> AsyncIterator[Console]:
     yield console
     for client in console.clients:
         await client.close()
+
+
+# --- agents' phones -------------------------------------------------------------------
+
+
+async def test_a_supervisor_cannot_give_their_agent_another_hotlines_agents_phone(
+    console: Console,
+) -> None:
+    client, token = await console.signed_in(SUPERVISOR)
+    before = console.path.read_text(encoding="utf-8")
+    refused = [
+        # Their own agent moved onto Hà Nội HCC's agent's desk phone.
+        await client.post(
+            f"/admin/agents/{OWN_AGENT}",
+            data={"csrf_token": token, "name": "Agent", "phone": FOREIGN_PHONE},
+        ),
+        # A new agent of their hotline on that phone.
+        await client.post(
+            "/admin/agents",
+            data={"csrf_token": token, "id": "tx09", "name": "Agent", "phone": FOREIGN_PHONE},
+        ),
+    ]
+    pages = [await r.text() for r in refused]
+    assert [r.status for r in refused] == [403, 403], pages
+    assert all("/admin/changes/apply" not in page for page in pages)  # nothing to apply
+    refusals = [a for a in console.audit() if a[:2] == (SUPERVISOR, "config_change_refused")]
+    assert len(refusals) == 2
+    assert console.path.read_text(encoding="utf-8") == before
+
+
+async def test_an_administrator_still_gives_any_phone_and_a_supervisor_their_hotlines(
+    console: Console,
+) -> None:
+    admin, admin_token = await console.signed_in("quantri")
+    answer = await admin.post(
+        f"/admin/agents/{OWN_AGENT}",
+        data={"csrf_token": admin_token, "name": "Agent", "phone": FOREIGN_PHONE},
+    )
+    assert answer.status == 200, await answer.text()  # the preview, with its Apply
+    assert "/admin/changes/apply" in await answer.text()
+    client, token = await console.signed_in(SUPERVISOR)
+    # Another desk phone of their hotline's (tx03's), and a new name on the agent's own.
+    for phone in ("tx-mot-cua-03", OWN_PHONE):
+        answer = await client.post(
+            f"/admin/agents/{OWN_AGENT}",
+            data={"csrf_token": token, "name": "Nguyễn Văn Khánh", "phone": phone},
+        )
+        assert answer.status == 200, await answer.text()
+        assert "/admin/changes/apply" in await answer.text()
 
 
 # --- console user names -----------------------------------------------------------------

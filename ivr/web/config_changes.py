@@ -482,9 +482,35 @@ def refused_fields(
             owners.add(path_owner(config, old, path))
         if after is not None:
             owners.add(path_owner(config, new, path))
-        if None in owners or (user.hotline_id is not None and owners != {user.hotline_id}):
+        others = user.hotline_id is not None and owners != {user.hotline_id}
+        # An agent of theirs, but on a phone another hotline's agent answers on.
+        foreign_phone = user.hotline_id is not None and _phone_of(path, after) in (
+            _foreign_phones(config, user.hotline_id)
+        )
+        if None in owners or others or foreign_phone:
             refused.append(path)
     return refused
+
+
+def _phone_of(path: FieldPath, after: Any) -> str | None:
+    """The desk phone a changed field gives an agent (a changed ``phone``, or
+    a new agent's), else None."""
+    if len(path) < 2 or path[0] != "agents" or not isinstance(path[1], int):
+        return None
+    if len(path) == 2 and isinstance(after, dict):
+        after = after.get("phone")
+    elif path[2:] != ("phone",):
+        return None
+    return after if isinstance(after, str) else None
+
+
+def _foreign_phones(config: HotlineConfig, hotline_id: str) -> set[str]:
+    """The phones another hotline's agents answer on. An agent user reads the
+    calls answered at their agent's phone whatever their hotline
+    (:meth:`ivr.web.access.AccessScope.handled_calls`): a supervisor who gave
+    their own agent such a phone would read, and take, another hotline's
+    calls through an agent user they create."""
+    return {a.phone for a in config.agents if config.agent_owner(a.id) != hotline_id}
 
 
 # --- previews waiting for their Apply ---------------------------------------------------
