@@ -32,7 +32,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 from urllib.parse import urlencode
 
 import yaml
@@ -313,6 +313,13 @@ def _new_hotline(request: web.Request, chosen: str | None) -> str | None:
     return chosen
 
 
+def _summary(request: web.Request, index: int | None, new: str, changed: str, **values: str) -> str:
+    """A form's change in one line for the preview and the history, translated:
+    ``new`` (an item not in the file yet: ``index`` None) or ``changed``."""
+    _ = translator(request[LANGUAGE])
+    return _(new if index is None else changed, **values)
+
+
 def _owner_after(config: HotlineConfig, chosen: str | None) -> str | None:
     return chosen if chosen is not None else config.sole_hotline()
 
@@ -333,6 +340,9 @@ class HotlineItems:
     def index(self, config: HotlineConfig, item_id: str) -> int | None:
         return _index(getattr(config, self.key), item_id)
 
+
+# QueueForm or AgentForm: both carry the id and the hotline _checked_form checks.
+FormT = TypeVar("FormT", QueueForm, AgentForm)
 
 QUEUES = HotlineItems("queues", "queue_refused", AccessScope.sees_queue, HotlineConfig.queue_owner)
 AGENTS = HotlineItems("agents", "agent_refused", AccessScope.sees_agent, HotlineConfig.agent_owner)
@@ -371,6 +381,24 @@ async def _hotline_to_write(
     return hotline
 
 
+async def _checked_form(
+    request: web.Request, items: HotlineItems, item_id: str | None,
+    parse: Callable[[Any, str | None], FormT],
+) -> tuple[int | None, FormT] | web.Response:  # fmt: skip
+    """The queue or agent form the request posts, checked before anything is
+    built from it: where the item stands (None: a new one), and the form with
+    the hotline it writes; else the refusal (:func:`_item_index`,
+    :func:`_hotline_to_write`)."""
+    index = None if item_id is None else await _item_index(request, items, item_id)
+    if isinstance(index, web.Response):
+        return index
+    form = parse(await request.post(), item_id)
+    hotline = await _hotline_to_write(request, items, form.id, form.hotline, index)
+    if isinstance(hotline, web.Response):
+        return hotline
+    return index, replace(form, hotline=hotline)
+
+
 def _phone_index(request: web.Request, phone_id: str) -> int | web.Response:
     """Where the URL's phone stands in the list, or the 404 to send (phones are
     the administrators' alone: their routes check the role)."""
@@ -403,19 +431,13 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
 async def queue_save(request: web.Request) -> web.StreamResponse:
     """A new queue (no id in the path) or a changed one, through the preview."""
     queue_id = request.match_info.get("queue_id")
-    index = None if queue_id is None else await _item_index(request, QUEUES, queue_id)
-    if isinstance(index, web.Response):
-        return index
-    form = QueueForm.parse(await request.post(), queue_id)
-    hotline = await _hotline_to_write(request, QUEUES, form.id, form.hotline, index)
-    if isinstance(hotline, web.Response):
-        return hotline
-    new_text = queue_text(await _text(request), index, replace(form, hotline=hotline))
-    _ = translator(request[LANGUAGE])
-    if index is None:
-        summary = _("New queue {queue}", queue=form.id)
-    else:
-        summary = _("Queue {queue} changed", queue=form.id)
+    checked = await _checked_form(request, QUEUES, queue_id, QueueForm.parse)
+    if isinstance(checked, web.Response):
+        return checked
+    index, form = checked
+    new_text = queue_text(await _text(request), index, form)
+    summary = _summary(request, index, N_("New queue {queue}"), N_("Queue {queue} changed"),
+                       queue=form.id)  # fmt: skip
     return await preview_change(
         request, new_text=new_text, summary=summary, back=f"/admin/queues/{form.id}"
     )
@@ -475,24 +497,17 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
 async def agent_save(request: web.Request) -> web.StreamResponse:
     """A new agent (no id in the path) or a changed one, through the preview."""
     agent_id = request.match_info.get("agent_id")
-    index = None if agent_id is None else await _item_index(request, AGENTS, agent_id)
-    if isinstance(index, web.Response):
-        return index
-    form = AgentForm.parse(await request.post(), agent_id)
-    hotline = await _hotline_to_write(request, AGENTS, form.id, form.hotline, index)
-    if isinstance(hotline, web.Response):
-        return hotline
+    checked = await _checked_form(request, AGENTS, agent_id, AgentForm.parse)
+    if isinstance(checked, web.Response):
+        return checked
+    index, form = checked
     managed = [q.id for q in _managed_queues(request)]
     if set(form.queues) - set(managed):
         outside = ", ".join(sorted(set(form.queues) - set(managed)))
         return await refuse(request, "queue_refused", outside)
-    form = replace(form, hotline=hotline)
     new_text = agent_text(await _text(request), state_of(request).config, index, form, managed)
-    _ = translator(request[LANGUAGE])
-    if index is None:
-        summary = _("New agent {agent}", agent=form.id)
-    else:
-        summary = _("Agent {agent} changed", agent=form.id)
+    summary = _summary(request, index, N_("New agent {agent}"), N_("Agent {agent} changed"),
+                       agent=form.id)  # fmt: skip
     return await preview_change(
         request, new_text=new_text, summary=summary, back=f"/admin/agents/{form.id}"
     )
@@ -568,13 +583,11 @@ async def phone_save(request: web.Request) -> web.StreamResponse:
         return index
     form = PhoneForm.parse(await request.post(), phone_id)
     new_text = phone_text(await _text(request), index, form)
-    _ = translator(request[LANGUAGE])
+    summary = _summary(request, index, N_("New phone {phone}"), N_("Phone {phone} changed"),
+                       phone=form.id)  # fmt: skip
+    back = f"/admin/phones/{form.id}"
     if index is None:
-        summary = _("New phone {phone}", phone=form.id)
-        back = f"/admin/phones/{form.id}?added=1"  # the preview adds notice=applied
-    else:
-        summary = _("Phone {phone} changed", phone=form.id)
-        back = f"/admin/phones/{form.id}"
+        back += "?added=1"  # the preview adds notice=applied
     return await preview_change(request, new_text=new_text, summary=summary, back=back)
 
 
