@@ -44,6 +44,9 @@ SUPERVISOR = "gs-tx"  # Thanh Xuân's supervisor
 # Thanh Xuân's agent and its phone; Hà Nội HCC's agent's phone.
 OWN_AGENT, OWN_PHONE = "tx01", "tx-mot-cua-01"
 FOREIGN_PHONE = "hcc-dtv-01"
+FREE_PHONE = "tx-van-phong"  # no agent's, and no ward or menu rings it
+# A ward of Bắc Từ Liêm's whose chairman the test rings on that phone instead.
+CHAIRMAN_LINE = "chairman: tel:0900000601@pstn"
 
 
 def _no_prompts(config: HotlineConfig) -> PromptBuildReport:
@@ -150,6 +153,30 @@ async def test_a_supervisor_cannot_give_their_agent_another_hotlines_agents_phon
     assert console.path.read_text(encoding="utf-8") == before
 
 
+async def test_a_supervisor_cannot_give_their_agent_a_wards_phone_either(
+    config_path: Path, sessions: Any
+) -> None:
+    """With several hotlines the wards are shared: the calls a ward's phone
+    answers are any hotline's."""
+    text = config_path.read_text(encoding="utf-8")
+    assert text.count(CHAIRMAN_LINE) == 1
+    config_path.write_text(
+        text.replace(CHAIRMAN_LINE, f"chairman: phone:{FREE_PHONE}"), encoding="utf-8"
+    )
+    console = Console(config_path, sessions)
+    try:
+        client, token = await console.signed_in(SUPERVISOR)
+        answer = await client.post(
+            f"/admin/agents/{OWN_AGENT}",
+            data={"csrf_token": token, "name": "Agent", "phone": FREE_PHONE},
+        )
+        assert answer.status == 403, await answer.text()
+        assert "/admin/changes/apply" not in await answer.text()
+    finally:
+        for client in console.clients:
+            await client.close()
+
+
 async def test_an_administrator_still_gives_any_phone_and_a_supervisor_their_hotlines(
     console: Console,
 ) -> None:
@@ -161,8 +188,9 @@ async def test_an_administrator_still_gives_any_phone_and_a_supervisor_their_hot
     assert answer.status == 200, await answer.text()  # the preview, with its Apply
     assert "/admin/changes/apply" in await answer.text()
     client, token = await console.signed_in(SUPERVISOR)
-    # Another desk phone of their hotline's (tx03's), and a new name on the agent's own.
-    for phone in ("tx-mot-cua-03", OWN_PHONE):
+    # Another desk phone of their hotline's (tx03's), a phone nothing rings, and a
+    # new name on the agent's own.
+    for phone in ("tx-mot-cua-03", FREE_PHONE, OWN_PHONE):
         answer = await client.post(
             f"/admin/agents/{OWN_AGENT}",
             data={"csrf_token": token, "name": "Nguyễn Văn Khánh", "phone": phone},

@@ -48,6 +48,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -485,7 +486,7 @@ def refused_fields(
         others = user.hotline_id is not None and owners != {user.hotline_id}
         # An agent of theirs, but on a phone another hotline's agent answers on.
         foreign_phone = user.hotline_id is not None and _phone_of(path, after) in (
-            _foreign_phones(config, user.hotline_id)
+            _foreign_phones(config, old, user.hotline_id)
         )
         if None in owners or others or foreign_phone:
             refused.append(path)
@@ -504,13 +505,36 @@ def _phone_of(path: FieldPath, after: Any) -> str | None:
     return after if isinstance(after, str) else None
 
 
-def _foreign_phones(config: HotlineConfig, hotline_id: str) -> set[str]:
-    """The phones another hotline's agents answer on. An agent user reads the
-    calls answered at their agent's phone whatever their hotline
-    (:meth:`ivr.web.access.AccessScope.handled_calls`): a supervisor who gave
-    their own agent such a phone would read, and take, another hotline's
-    calls through an agent user they create."""
-    return {a.phone for a in config.agents if config.agent_owner(a.id) != hotline_id}
+def _foreign_phones(config: HotlineConfig, data: dict[str, Any], hotline_id: str) -> set[str]:
+    """The phones that answer calls of other hotlines than ``hotline_id``:
+    their agents' desk phones and, in a file with several hotlines, every
+    phone a ward, a department or another hotline's menu rings (those are
+    shared). An agent user reads the calls answered at their agent's phone
+    whatever their hotline (:meth:`ivr.web.access.AccessScope.handled_calls`):
+    a supervisor who gave their own agent such a phone would read, and take,
+    another hotline's calls through an agent user they create."""
+    phones = {a.phone for a in config.agents if config.agent_owner(a.id) != hotline_id}
+    if config.sole_hotline() is None:
+        for key, value in data.items():
+            if key == "hotlines" and isinstance(value, list):
+                value = [h for h in value if isinstance(h, dict) and h.get("id") != hotline_id]
+            if key not in ("agents", "phones"):
+                phones.update(_rung_phones(value))
+    return phones
+
+
+def _rung_phones(value: Any) -> Iterator[str]:
+    """The phones the destinations in a part of the raw config name (``phone:<id>``)."""
+    if isinstance(value, str):
+        match = _DESTINATION.match(value)
+        if match and match[1] == "phone":
+            yield match[2]
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _rung_phones(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _rung_phones(item)
 
 
 # --- previews waiting for their Apply ---------------------------------------------------
