@@ -8,169 +8,63 @@ words."""
 
 from __future__ import annotations
 
-import difflib
 import html
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from aiohttp.test_utils import TestClient
 
-from ivr.audit import AuditEntry
-from ivr.config import HotlineConfig, load_config
 from ivr.config.phone_secrets import phone_secret, phone_secrets_path
-from ivr.config.source import ConfigSource
-from ivr.config_applier import ConfigApplier
-from ivr.prompts import PromptBuildReport
-from ivr.web.app import create_app
-from tests.rig.console import Account, console_sessions
-from tests.rig.postgres import fresh_database_url
+from tests.rig.console import (
+    APPLY,
+    Account,
+    LiveConsole,
+    changed_lines,
+    config_as_written,
+    preview_and_apply,
+)
 
 pytestmark = pytest.mark.db
 
 REPO = Path(__file__).resolve().parents[1]
 COMBINED = REPO / "examples" / "combined.yaml"
 PASSWORD = "mật-khẩu-đủ-dài"
-APPLY = "/admin/changes/apply"
-
-
-def no_prompts(config: HotlineConfig) -> PromptBuildReport:
-    return PromptBuildReport()
-
-
-def _write_config(tmp_path: Path) -> Path:
-    """combined.yaml as it is (comments, order, flow style), with its own
-    database and the console's cookies over plain HTTP."""
-    text = COMBINED.read_text(encoding="utf-8")
-    text = text.replace("url: sqlite:///../var/combined.db", f"url: {fresh_database_url(tmp_path)}")
-    text += "\nweb: {cookie_secure: false}\n"
-    folder = tmp_path / "etc"
-    folder.mkdir()
-    path = folder / "hotline.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-class Console:
-    """The console on a test server with the config file applied live."""
-
-    def __init__(self, path: Path, sessions: Any) -> None:
-        self.path, self.sessions = path, sessions
-        self.source = ConfigSource(load_config(path))
-        self.applier = ConfigApplier(self.source, build_prompts=no_prompts)
-        app = create_app(self.source, sessions, secret=b"s" * 32, applier=self.applier)
-        self.server = TestServer(app)
-        self.clients: list[TestClient] = []
-
-    @property
-    def config(self) -> HotlineConfig:
-        return self.source.current
-
-    async def signed_in(self, username: str, password: str = PASSWORD) -> tuple[TestClient, str]:
-        client = TestClient(self.server)
-        await client.start_server()
-        self.clients.append(client)
-        token = _csrf(await (await client.get("/login")).text())
-        answer = await client.post(
-            "/login",
-            data={"username": username, "password": password, "csrf_token": token, "next": "/"},
-            allow_redirects=False,
-        )
-        assert answer.status == 302, await answer.text()
-        me = await (await client.get("/api/v1/me")).json()
-        return client, me["csrf_token"]
-
-    def audit(self) -> list[tuple[str, str, str]]:
-        with self.sessions() as session:
-            rows = session.execute(
-                select(AuditEntry.actor, AuditEntry.action, AuditEntry.target).order_by(
-                    AuditEntry.id
-                )
-            ).all()
-        return [(r.actor, r.action, r.target) for r in rows]
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, page
-    return match.group(1)
-
-
-def _apply_form(page: str) -> dict[str, str]:
-    """The hidden fields of the preview's Apply form."""
-    match = re.search(r'<form[^>]*action="' + re.escape(APPLY) + r'"[^>]*>(.*?)</form>', page, re.S)
-    assert match, page
-    fields = {}
-    for tag in re.findall(r"<input[^>]*>", match.group(1)):
-        name = re.search(r'name="([^"]+)"', tag)
-        value = re.search(r'value="([^"]*)"', tag)
-        if name:
-            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
-    return fields
-
-
-def _changed_lines(old: str, new: str) -> tuple[list[str], list[str]]:
-    removed, added = [], []
-    for line in difflib.ndiff(old.splitlines(), new.splitlines()):
-        if line.startswith("- "):
-            removed.append(line[2:])
-        elif line.startswith("+ "):
-            added.append(line[2:])
-    return removed, added
 
 
 async def _change(
     client: TestClient,
     token: str,
     path: str,
-    data: list[tuple[str, str]] | dict[str, str],
+    data: Mapping[str, str] | Iterable[tuple[str, str]],
     reason: str = "thay đổi nhân sự",
 ) -> tuple[str, str]:
     """Post a form, read its preview, apply it: (the preview page, where Apply
     led)."""
-    fields = list(data.items()) if isinstance(data, dict) else list(data)
-    preview = await client.post(path, data=[("csrf_token", token), *fields])
-    page = await preview.text()
-    assert preview.status == 200, page
-    form = _apply_form(page)
-    form["reason"] = reason
-    form.setdefault("csrf_token", token)
-    applied = await client.post(APPLY, data=form, allow_redirects=False)
+    page, applied = await preview_and_apply(
+        client, token, path, data, reason, allow_redirects=False
+    )
     assert applied.status in (302, 303), await applied.text()
     return page, applied.headers["Location"]
 
 
-@pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    return _write_config(tmp_path)
-
-
-@pytest.fixture
-def sessions(config_path: Path) -> Iterator[Any]:
-    config = load_config(config_path)
-    with console_sessions(
-        config.database_url,
+@pytest_asyncio.fixture
+async def console(tmp_path: Path) -> AsyncIterator[LiveConsole]:
+    """combined.yaml as it is (comments, order, flow style), applied live."""
+    path = config_as_written(tmp_path, COMBINED, "sqlite:///../var/combined.db")
+    async with LiveConsole.running(
+        path,
         Account("quantri", "admin"),
         Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
         password=PASSWORD,
-    ) as factory:
-        yield factory
-
-
-@pytest_asyncio.fixture
-async def console(config_path: Path, sessions: Any) -> AsyncIterator[Console]:
-    console = Console(config_path, sessions)
-    yield console
-    for client in console.clients:
-        await client.close()
+    ) as console:
+        yield console
 
 
 async def test_queue_form_changes_the_queues_lines_only_and_applies_live(
-    console: Console,
+    console: LiveConsole,
 ) -> None:
     client, token = await console.signed_in("quantri")
     before = console.path.read_text(encoding="utf-8")
@@ -183,7 +77,7 @@ async def test_queue_form_changes_the_queues_lines_only_and_applies_live(
         ("members", "tx03"), ("members", "tx02"),
     ])  # fmt: skip
     assert back.startswith("/admin/queues/tx-can-bo")
-    removed, added = _changed_lines(before, console.path.read_text(encoding="utf-8"))
+    removed, added = changed_lines(before, console.path.read_text(encoding="utf-8"))
     assert removed == ["     wrapup_seconds: 60, members: [tx03]}"]
     assert added == ["     wrapup_seconds: 60, members: [tx03, tx02], strategy: ringall}"]
     queue = console.config.queue("tx-can-bo")
@@ -198,7 +92,7 @@ def _problems(page: str) -> dict[str, str]:
 
 
 async def test_a_bad_value_shows_check_configs_error_in_the_clerks_words(
-    console: Console,
+    console: LiveConsole,
 ) -> None:
     client, token = await console.signed_in("quantri")
     before = console.path.read_text(encoding="utf-8")
@@ -228,7 +122,7 @@ async def test_a_bad_value_shows_check_configs_error_in_the_clerks_words(
     assert console.path.read_text(encoding="utf-8") == before
 
 
-async def test_new_agent_with_queues_then_a_console_user(console: Console) -> None:
+async def test_new_agent_with_queues_then_a_console_user(console: LiveConsole) -> None:
     client, token = await console.signed_in("gs-tx")
     _, back = await _change(client, token, "/admin/agents", [
         ("id", "tx04"), ("name", "Trần Thị Mơ"), ("phone", "tx-mot-cua-03"),
@@ -251,14 +145,14 @@ async def test_new_agent_with_queues_then_a_console_user(console: Console) -> No
     assert ("gs-tx", "user_add", "dtv-mo") in console.audit()
 
 
-async def test_phone_secret_is_shown_once_and_never_in_the_pages(console: Console) -> None:
+async def test_phone_secret_is_shown_once_and_never_in_the_pages(console: LiveConsole) -> None:
     client, token = await console.signed_in("quantri")
     before = console.path.read_text(encoding="utf-8")
     preview, back = await _change(client, token, "/admin/phones", {
         "id": "tx-mot-cua-04", "name": "Bàn Một cửa 04", "contact": "",
     })  # fmt: skip
     assert back == "/admin/phones/tx-mot-cua-04?added=1&notice=applied"
-    removed, added = _changed_lines(before, console.path.read_text(encoding="utf-8"))
+    removed, added = changed_lines(before, console.path.read_text(encoding="utf-8"))
     assert removed == [] and len(added) == 1 and "secret" not in added[0]
     issued = await client.post("/admin/phones/tx-mot-cua-04/secret", data={"csrf_token": token})
     page = await issued.text()
@@ -281,7 +175,7 @@ async def test_phone_secret_is_shown_once_and_never_in_the_pages(console: Consol
     assert ("quantri", "phone_secret_issue", "tx-mot-cua-04") in console.audit()
 
 
-async def test_supervisor_manages_only_their_hotline(console: Console) -> None:
+async def test_supervisor_manages_only_their_hotline(console: LiveConsole) -> None:
     client, token = await console.signed_in("gs-tx")
     before = console.path.read_text(encoding="utf-8")
     listing = await (await client.get("/admin/queues")).text()
@@ -335,7 +229,7 @@ async def test_supervisor_manages_only_their_hotline(console: Console) -> None:
     assert console.path.read_text(encoding="utf-8") == before
 
 
-async def test_removing_an_agent_and_a_phone_in_use(console: Console) -> None:
+async def test_removing_an_agent_and_a_phone_in_use(console: LiveConsole) -> None:
     client, token = await console.signed_in("quantri")
     # A phone an agent still answers on: refused, the agent's phone named.
     answer = await client.post("/admin/phones/tx-mot-cua-01/remove", data={"csrf_token": token})

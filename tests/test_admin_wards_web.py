@@ -10,27 +10,18 @@ message change through their forms."""
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import html
-import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from aiohttp.test_utils import TestClient
 
-from ivr.audit import AuditEntry
-from ivr.config import HotlineConfig, load_config
-from ivr.config.source import ConfigSource
-from ivr.config_applier import ConfigApplier
-from ivr.prompts import PromptBuildReport
-from ivr.web.app import create_app
-from tests.rig.console import Account, console_sessions
-from tests.rig.postgres import fresh_database_url
+from ivr.config import load_config
+from tests.rig.console import Account, LiveConsole, config_as_written, preview_and_apply
 from tests.rig.stack import EXAMPLE
 
 pytestmark = pytest.mark.db
@@ -38,12 +29,7 @@ pytestmark = pytest.mark.db
 REPO = Path(__file__).resolve().parents[1]
 COMBINED = REPO / "examples" / "combined.yaml"
 PASSWORD = "mật-khẩu-đủ-dài"
-APPLY = "/admin/changes/apply"
 WARD = "/admin/wards/dong-ngac"  # Bắc Từ Liêm's ward 03
-
-
-def no_prompts(config: HotlineConfig) -> PromptBuildReport:
-    return PromptBuildReport()
 
 
 class FakeQueueManager:
@@ -65,61 +51,12 @@ class FakeQueueManager:
         return {}
 
 
-class Console:
-    def __init__(self, path: Path, sessions: Any) -> None:
-        self.path, self.sessions = path, sessions
-        self.source = ConfigSource(load_config(path))
-        self.applier = ConfigApplier(self.source, build_prompts=no_prompts)
+class Console(LiveConsole):
+    """The console whose test calls go to a recording queue manager."""
+
+    def __init__(self, path: Path, sessions: Any, password: str) -> None:
         self.manager = FakeQueueManager()
-        app = create_app(self.source, sessions, secret=b"s" * 32, applier=self.applier,
-                         queue_manager=self.manager)  # fmt: skip
-        self.server = TestServer(app)
-        self.clients: list[TestClient] = []
-
-    @property
-    def config(self) -> HotlineConfig:
-        return self.source.current
-
-    async def signed_in(self, username: str) -> tuple[TestClient, str]:
-        client = TestClient(self.server)
-        await client.start_server()
-        self.clients.append(client)
-        token = _csrf(await (await client.get("/login")).text())
-        answer = await client.post(
-            "/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": token, "next": "/"},
-            allow_redirects=False,
-        )
-        assert answer.status == 302, await answer.text()
-        me = await (await client.get("/api/v1/me")).json()
-        return client, me["csrf_token"]
-
-    def audit(self) -> list[tuple[str, str, str]]:
-        with self.sessions() as session:
-            rows = session.execute(
-                select(AuditEntry.actor, AuditEntry.action, AuditEntry.target).order_by(
-                    AuditEntry.id
-                )
-            ).all()
-        return [(r.actor, r.action, r.target) for r in rows]
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, page
-    return match.group(1)
-
-
-def _apply_form(page: str) -> dict[str, str]:
-    match = re.search(r'<form[^>]*action="' + re.escape(APPLY) + r'"[^>]*>(.*?)</form>', page, re.S)
-    assert match, page
-    fields = {}
-    for tag in re.findall(r"<input[^>]*>", match.group(1)):
-        name = re.search(r'name="([^"]+)"', tag)
-        value = re.search(r'value="([^"]*)"', tag)
-        if name:
-            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
-    return fields
+        super().__init__(path, sessions, password, queue_manager=self.manager)
 
 
 def _changed_lines(old: str, new: str) -> list[str]:
@@ -132,74 +69,41 @@ def _changed_lines(old: str, new: str) -> list[str]:
 
 async def _change(client: TestClient, token: str, path: str, data: dict[str, str]) -> str:
     """Post a form, read its preview, apply it; the page Apply led to."""
-    preview = await client.post(path, data={"csrf_token": token, **data})
-    page = await preview.text()
-    assert preview.status == 200, page
-    form = _apply_form(page)
-    form["reason"] = "Bầu Chủ tịch mới"
-    applied = await client.post(APPLY, data=form)
+    _, applied = await preview_and_apply(client, token, path, data, "Bầu Chủ tịch mới")
     text = await applied.text()
     assert applied.status == 200, text
     return text
 
 
-def _write(tmp_path: Path, example: Path, database: str) -> Path:
-    """An example as it is (comments, order, flow style), with its own database
-    and the console's cookies over plain HTTP."""
-    text = example.read_text(encoding="utf-8")
-    text = text.replace(f"url: {database}", f"url: {fresh_database_url(tmp_path)}")
-    text += "\nweb: {cookie_secure: false}\n"
-    folder = tmp_path / "etc"
-    folder.mkdir()
-    path = folder / "hotline.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def district(tmp_path: Path) -> AsyncIterator[Console]:
     """bac-tu-liem.yaml as it is: one hotline, its 13 wards and 30 departments."""
-    path = _write(tmp_path, EXAMPLE, "sqlite:///../var/hotline.db")
+    path = config_as_written(tmp_path, EXAMPLE, "sqlite:///../var/hotline.db")
     config = load_config(path)
-    with console_sessions(
-        config.database_url,
+    async with Console.running(
+        path,
         Account("quantri", "admin"),
         Account("gs-btl", "supervisor", hotline_id="bac-tu-liem"),
         Account("gs-khac", "supervisor", hotline_id="thanh-xuan"),  # another deployment's
         Account("gs-chung", "supervisor"),  # no hotline: reads, never changes
         Account("dtv1", "agent", agent_id=config.agents[0].id),
         password=PASSWORD,
-    ) as sessions:
-        async with _running(path, sessions) as running:
-            yield running
+    ) as running:
+        yield running
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def combined(tmp_path: Path) -> AsyncIterator[Console]:
     """combined.yaml: four hotlines sharing one area tree."""
-    path = _write(tmp_path, COMBINED, "sqlite:///../var/combined.db")
-    config = load_config(path)
-    with console_sessions(
-        config.database_url,
+    path = config_as_written(tmp_path, COMBINED, "sqlite:///../var/combined.db")
+    async with Console.running(
+        path,
         Account("quantri", "admin"),
         Account("gs-btl", "supervisor", hotline_id="bac-tu-liem-2026"),
         Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
         password=PASSWORD,
-    ) as sessions:
-        async with _running(path, sessions) as running:
-            yield running
-
-
-@contextlib.asynccontextmanager
-async def _running(path: Path, sessions: Any) -> AsyncIterator[Console]:
-    running = Console(path, sessions)
-    await running.server.start_server()
-    try:
+    ) as running:
         yield running
-    finally:
-        for client in running.clients:
-            await client.close()
-        await running.server.close()
 
 
 def _chairman(number: str) -> dict[str, str]:

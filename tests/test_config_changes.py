@@ -10,7 +10,6 @@ hotline's items."""
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import re
@@ -21,20 +20,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from aiohttp.test_utils import TestClient
 
-from ivr.audit import AuditEntry
-from ivr.config import HotlineConfig, load_config, yaml_edit
+from ivr.config import HotlineConfig, yaml_edit
 from ivr.config.schema import iter_areas
-from ivr.config.source import ConfigSource
-from ivr.config_applier import ConfigApplier
-from ivr.prompts import PromptBuildReport
 from ivr.web import config_changes
-from ivr.web.app import create_app
 from ivr.web.state import STATE, WATCHERS, state_of
-from tests.rig.console import Account, console_sessions
-from tests.rig.postgres import fresh_database_url
+from tests.rig.console import (
+    APPLY,
+    Account,
+    LiveConsole,
+    apply_form,
+    apply_preview,
+    config_as_written,
+)
 
 pytestmark = pytest.mark.db
 
@@ -42,16 +41,12 @@ REPO = Path(__file__).resolve().parents[1]
 DISTRICT = REPO / "examples" / "bac-tu-liem.yaml"  # one hotline
 COMBINED = REPO / "examples" / "combined.yaml"  # four hotlines
 PASSWORD = "mật-khẩu-đủ-dài"
-APPLY = "/admin/changes/apply"
 FORM = "/test/form"  # a stand-in for the forms: sets one value and previews it
 DONG_NGAC = ["areas", 0, "children", 0, "children", 2]
+CHAIRMAN = [*DONG_NGAC, "chairman"]  # the field most of these changes set
 OLD_CHAIRMAN = "tel:0900000103@pstn"
 NEW_CHAIRMAN = "tel:0913000103@pstn"
 REASON = "Bầu Chủ tịch mới sau kỳ họp HĐND"
-
-
-def no_prompts(config: HotlineConfig) -> PromptBuildReport:
-    return PromptBuildReport()
 
 
 async def set_one_value(request: web.Request) -> web.StreamResponse:
@@ -67,65 +62,13 @@ async def set_one_value(request: web.Request) -> web.StreamResponse:
     )
 
 
-class Console:
-    def __init__(self, path: Path, sessions: Any) -> None:
-        self.path, self.sessions = path, sessions
-        self.source = ConfigSource(load_config(path))
-        self.applier = ConfigApplier(self.source, build_prompts=no_prompts)
-        app = create_app(self.source, sessions, secret=b"s" * 32, applier=self.applier)
-        app.router.add_post(FORM, set_one_value, name="test_form")
-        app[STATE].roles["test_form"] = WATCHERS
-        self.server = TestServer(app)
-        self.clients: list[TestClient] = []
+class Console(LiveConsole):
+    """The console with the stand-in form, open to every watcher."""
 
-    @property
-    def config(self) -> HotlineConfig:
-        return self.source.current
-
-    def text(self) -> str:
-        return self.path.read_text(encoding="utf-8")
-
-    async def signed_in(self, username: str) -> tuple[TestClient, str]:
-        client = TestClient(self.server)
-        await client.start_server()
-        self.clients.append(client)
-        page = await (await client.get("/login")).text()
-        answer = await client.post(
-            "/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": _csrf(page),
-                  "next": "/"},
-            allow_redirects=False,
-        )  # fmt: skip
-        assert answer.status == 302, await answer.text()
-        me = await (await client.get("/api/v1/me")).json()
-        return client, me["csrf_token"]
-
-    def audit(self) -> list[tuple[str, str, str]]:
-        with self.sessions() as session:
-            rows = session.execute(
-                select(AuditEntry.actor, AuditEntry.action, AuditEntry.detail).order_by(
-                    AuditEntry.id
-                )
-            ).all()
-        return [(r.actor, r.action, r.detail or "") for r in rows]
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, page
-    return match.group(1)
-
-
-def _apply_form(page: str) -> dict[str, str]:
-    match = re.search(r'<form[^>]*action="' + re.escape(APPLY) + r'"[^>]*>(.*?)</form>', page, re.S)
-    assert match, page
-    fields = {}
-    for tag in re.findall(r"<input[^>]*>", match.group(1)):
-        name = re.search(r'name="([^"]+)"', tag)
-        value = re.search(r'value="([^"]*)"', tag)
-        if name:
-            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
-    return fields
+    def __init__(self, path: Path, sessions: Any, password: str) -> None:
+        super().__init__(path, sessions, password)
+        self.app.router.add_post(FORM, set_one_value, name="test_form")
+        self.app[STATE].roles["test_form"] = WATCHERS
 
 
 async def _preview(
@@ -140,52 +83,37 @@ async def _preview(
 
 
 async def _apply(client: TestClient, page: str, reason: str = REASON) -> Any:
-    form = _apply_form(page)
-    form["reason"] = reason
-    return await client.post(APPLY, data=form, allow_redirects=False)
+    return await apply_preview(client, page, reason, allow_redirects=False)
 
 
-def _write(tmp_path: Path, example: Path, database: str) -> Path:
-    text = example.read_text(encoding="utf-8")
-    text = text.replace(f"url: {database}", f"url: {fresh_database_url(tmp_path)}")
-    text += "\nweb: {cookie_secure: false}\n"
-    folder = tmp_path / "etc"
-    folder.mkdir()
-    path = folder / "hotline.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@contextlib.asynccontextmanager
-async def _running(path: Path, *accounts: Account) -> AsyncIterator[Console]:
-    config = load_config(path)
-    with console_sessions(config.database_url, *accounts, password=PASSWORD) as sessions:
-        running = Console(path, sessions)
-        await running.server.start_server()
-        try:
-            yield running
-        finally:
-            for client in running.clients:
-                await client.close()
-            await running.server.close()
+async def _new_chairman_previewed(console: Console) -> tuple[TestClient, str, str]:
+    """An administrator signed in, and their preview of Đông Ngạc's new
+    chairman: (the client, its CSRF token, the preview page)."""
+    client, token = await console.signed_in("quantri")
+    status, page = await _preview(client, token, CHAIRMAN, NEW_CHAIRMAN)
+    assert status == 200, page
+    return client, token, page
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def district(tmp_path: Path) -> AsyncIterator[Console]:
-    path = _write(tmp_path, DISTRICT, "sqlite:///../var/hotline.db")
-    async with _running(path, Account("quantri", "admin"), Account("quantri2", "admin")) as c:
+    path = config_as_written(tmp_path, DISTRICT, "sqlite:///../var/hotline.db")
+    async with Console.running(
+        path, Account("quantri", "admin"), Account("quantri2", "admin"), password=PASSWORD
+    ) as c:
         yield c
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def combined(tmp_path: Path) -> AsyncIterator[Console]:
-    path = _write(tmp_path, COMBINED, "sqlite:///../var/combined.db")
-    async with _running(
+    path = config_as_written(tmp_path, COMBINED, "sqlite:///../var/combined.db")
+    async with Console.running(
         path,
         Account("quantri", "admin"),
         Account("gs-btl", "supervisor", hotline_id="bac-tu-liem-2026"),
         Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
         Account("gs-all", "supervisor"),
+        password=PASSWORD,
     ) as c:
         yield c
 
@@ -199,9 +127,7 @@ async def test_preview_names_the_chairman_in_vietnamese_and_shows_the_changed_li
     district: Console,
 ) -> None:
     before = district.text()
-    client, token = await district.signed_in("quantri")
-    status, page = await _preview(client, token, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
-    assert status == 200, page
+    _, _, page = await _new_chairman_previewed(district)
     first = re.search(r'<tr class="change">(.*?)</tr>', page, re.S)
     assert first, page
     cells = re.findall(r"<td[^>]*>(.*?)</td>", first.group(1))
@@ -209,7 +135,7 @@ async def test_preview_names_the_chairman_in_vietnamese_and_shows_the_changed_li
     assert f"<del>-            chairman: {OLD_CHAIRMAN}  " in page
     assert f"<ins>+            chairman: {NEW_CHAIRMAN}  " in page
     assert len(re.findall(r"<(?:ins|del)>", page)) == 2  # one line out, one in
-    assert 'name="reason"' in page and _apply_form(page)["token"]
+    assert 'name="reason"' in page and apply_form(page)["token"]
     # A preview changes nothing.
     assert district.text() == before
     assert _chairman(district.config) == OLD_CHAIRMAN
@@ -230,7 +156,7 @@ async def test_an_invalid_change_says_what_is_wrong_in_words_and_cannot_be_appli
 ) -> None:
     before = district.text()
     client, token = await district.signed_in("quantri")
-    status, page = await _preview(client, token, [*DONG_NGAC, "chairman"], "queue:khong-co")
+    status, page = await _preview(client, token, CHAIRMAN, "queue:khong-co")
     assert status == 422, page
     problems = re.search(r'id="change-problems">(.*?)</div>', page, re.S)
     assert problems, page
@@ -250,9 +176,7 @@ async def test_apply_changes_the_file_and_the_running_config_audited_with_the_re
     district: Console,
 ) -> None:
     before = district.text()
-    client, token = await district.signed_in("quantri")
-    status, page = await _preview(client, token, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
-    assert status == 200, page
+    client, _, page = await _new_chairman_previewed(district)
     # A reason is required, 3 to 500 characters, on one line: else nothing happens.
     for bad in ("", "ok", "một\ndòng khác", "x" * 501):
         refused = await _apply(client, page, bad)
@@ -271,7 +195,7 @@ async def test_apply_changes_the_file_and_the_running_config_audited_with_the_re
     )
     assert after != before
     assert _chairman(district.config) == NEW_CHAIRMAN  # the process's one config source
-    assert ("quantri", "config_change", f"Đổi Chủ tịch — {REASON}") in district.audit()
+    assert ("quantri", "config_change", f"Đổi Chủ tịch — {REASON}") in district.audit("detail")
     # The same preview cannot be applied twice.
     again = await _apply(client, page)
     assert again.status == 410
@@ -280,7 +204,7 @@ async def test_apply_changes_the_file_and_the_running_config_audited_with_the_re
 async def test_a_preview_of_a_config_changed_meanwhile_is_refused(district: Console) -> None:
     first, token1 = await district.signed_in("quantri")
     second, token2 = await district.signed_in("quantri2")
-    _, page1 = await _preview(first, token1, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
+    _, page1 = await _preview(first, token1, CHAIRMAN, NEW_CHAIRMAN)
     _, page2 = await _preview(second, token2, [*DONG_NGAC, "name"], "Phường Đông Ngạc mới")
     assert (await _apply(second, page2)).status == 303
     theirs = district.text()
@@ -292,8 +216,8 @@ async def test_a_preview_of_a_config_changed_meanwhile_is_refused(district: Cons
     assert district.text() == theirs
     assert _chairman(district.config) == OLD_CHAIRMAN
     # Nor does one administrator apply another's preview.
-    _, page3 = await _preview(first, token1, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
-    form = _apply_form(page3)
+    _, page3 = await _preview(first, token1, CHAIRMAN, NEW_CHAIRMAN)
+    form = apply_form(page3)
     form.update(csrf_token=token2, reason=REASON)
     assert (await second.post(APPLY, data=form)).status == 410
     assert district.text() == theirs
@@ -303,8 +227,7 @@ async def test_history_lists_the_change_and_undo_restores_the_text_exactly(
     district: Console,
 ) -> None:
     original = district.text()
-    client, token = await district.signed_in("quantri")
-    _, page = await _preview(client, token, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
+    client, _, page = await _new_chairman_previewed(district)
     assert (await _apply(client, page)).status == 303
     history = await client.get("/admin/changes")
     listing = html.unescape(await history.text())
@@ -330,7 +253,7 @@ async def test_history_lists_the_change_and_undo_restores_the_text_exactly(
     assert restored.headers["Location"] == "/admin/changes?notice=applied"
     assert district.text() == original  # byte for byte
     assert _chairman(district.config) == OLD_CHAIRMAN
-    actions = [(a, b) for a, b, _ in district.audit()]
+    actions = [(a, b) for a, b, _ in district.audit("detail")]
     assert ("quantri", "config_rollback") in actions
     listing = html.unescape(await (await client.get("/admin/changes")).text())
     rows = re.findall(r'<tr data-change="([0-9a-f]+)">(.*?)</tr>', listing, re.S)
@@ -349,7 +272,7 @@ async def test_a_supervisor_changes_only_their_own_hotlines_items(combined: Cons
     status, page = await _preview(client, token, ["queues", btl, "wrapup_seconds"], 45, "Hàng đợi")
     assert status == 403, page
     assert "Thời gian hoàn tất sau cuộc gọi (giây)" in page
-    assert ("gs-tx", "config_change_refused") in [(a, b) for a, b, _ in combined.audit()]
+    assert ("gs-tx", "config_change_refused") in [(a, b) for a, b, _ in combined.audit("detail")]
     # Shared areas of a multi-hotline file are the administrators'.
     status, _ = await _preview(client, token, ["areas", 0, "name"], "Hà Nội", "Tên")
     assert status == 403
@@ -409,7 +332,7 @@ async def test_the_json_api_previews_applies_and_lists_and_reasons_are_escaped(
     client, token = await district.signed_in("quantri")
     answer = await client.post(
         FORM,
-        data={"csrf_token": token, "path": json.dumps([*DONG_NGAC, "chairman"]),
+        data={"csrf_token": token, "path": json.dumps(CHAIRMAN),
               "value": json.dumps(NEW_CHAIRMAN), "summary": "Đổi Chủ tịch"},
         headers={"Accept": "application/json"},
     )  # fmt: skip
@@ -420,7 +343,7 @@ async def test_the_json_api_previews_applies_and_lists_and_reasons_are_escaped(
     ]  # fmt: skip
     wrong = await client.post(
         FORM,
-        data={"csrf_token": token, "path": json.dumps([*DONG_NGAC, "chairman"]),
+        data={"csrf_token": token, "path": json.dumps(CHAIRMAN),
               "value": json.dumps("queue:khong-co"), "summary": "Đổi Chủ tịch"},
         headers={"Accept": "application/json"},
     )  # fmt: skip
@@ -446,8 +369,7 @@ async def test_the_json_api_previews_applies_and_lists_and_reasons_are_escaped(
 
 
 async def test_restore_this_version_goes_back_to_what_a_change_led_to(district: Console) -> None:
-    client, token = await district.signed_in("quantri")
-    _, first = await _preview(client, token, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
+    client, token, first = await _new_chairman_previewed(district)
     assert (await _apply(client, first)).status == 303
     after_first = district.text()
     _, second = await _preview(client, token, [*DONG_NGAC, "name"], "Phường Đông Ngạc (mới)", "Tên")
@@ -482,7 +404,7 @@ async def test_the_yaml_editor_refuses_to_save_over_a_change_made_meanwhile(
     assert editor and base, page
     # Meanwhile a clerk changes the chairman through a form.
     clerk, token2 = await district.signed_in("quantri2")
-    _, preview = await _preview(clerk, token2, [*DONG_NGAC, "chairman"], NEW_CHAIRMAN)
+    _, preview = await _preview(clerk, token2, CHAIRMAN, NEW_CHAIRMAN)
     assert (await _apply(clerk, preview)).status == 303
     theirs = district.text()
     edited = html.unescape(editor.group(1)).replace("Phường Đông Ngạc", "Phường Đông Ngạc 2", 1)
