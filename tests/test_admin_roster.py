@@ -6,7 +6,6 @@ agents' rows of the page; a shift below its minimum is flagged."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,8 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_asyncio
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.config import HotlineConfig, load_config
 from ivr.config.source import ConfigSource
@@ -30,24 +27,20 @@ from ivr.web.i18n import translator
 from ivr.web.state import STATE
 from queue_manager.manager import desired_members, plan_membership
 from queue_manager.model import LiveModel
-from tests.rig.console import Account, console_sessions
-from tests.rig.postgres import fresh_database_url
+from tests.rig.console import (
+    Account,
+    ServedConsole,
+    changed_lines,
+    config_with_own_folders,
+    console_sessions,
+    record_previews,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BAC_TU_LIEM = REPO / "examples" / "bac-tu-liem.yaml"
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 PASSWORD = "mật-khẩu-đủ-dài"
 TUESDAY = date(2026, 12, 1)  # "today" of these tests; the night shift is 22:00-06:00
-
-
-def _changed(old: str, new: str) -> tuple[list[str], list[str]]:
-    removed, added = [], []
-    for line in difflib.ndiff(old.splitlines(), new.splitlines()):
-        if line.startswith("- "):
-            removed.append(line[2:])
-        elif line.startswith("+ "):
-            added.append(line[2:])
-    return removed, added
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +57,7 @@ def test_a_cell_changed_for_a_day_is_one_override_line(text: str, config: Hotlin
     before, overridden = cell_agents(config, TUESDAY, "dem", "operator")
     assert not overridden and "dtv01" not in before
     new = set_cell(text, config, TUESDAY, "dem", "operator", [*before, "dtv01"])
-    removed, added = _changed(text, new)
+    removed, added = changed_lines(text, new)
     assert removed == []
     assert added == [
         "    - {date: 2026-12-01, shift: dem, queue: operator, agents: [dtv13, dtv14, dtv15, "
@@ -81,7 +74,7 @@ def test_a_cell_changed_for_a_day_is_one_override_line(text: str, config: Hotlin
 def test_an_existing_override_is_changed_in_place(text: str, config: HotlineConfig) -> None:
     tet = date(2026, 2, 17)
     new = set_cell(text, config, tet, "dem", "operator", ["dtv13", "dtv14"])
-    removed, added = _changed(text, new)
+    removed, added = changed_lines(text, new)
     assert removed == [
         "    - {date: 2026-02-17, shift: dem, queue: operator, agents: [dtv13, dtv14, dtv15]}"
     ]
@@ -148,44 +141,11 @@ def test_shift_below_its_minimum_is_flagged(text: str) -> None:
 # --- the page ---------------------------------------------------------------------------
 
 
-def _write(tmp_path: Path, text: str) -> Path:
-    data = yaml.safe_load(text)
-    data["database"]["url"] = fresh_database_url(tmp_path)
-    data["web"] = {"cookie_secure": False}
-    data["paths"]["recordings"] = str(tmp_path / "recordings")
-    data["paths"]["config_history"] = str(tmp_path / "history")
-    path = tmp_path / "hotline.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
-
-
-class Page:
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
-        self.server = TestServer(app)
-        self.clients: list[TestClient] = []
-
-    async def signed_in(self, username: str) -> tuple[TestClient, str]:
-        client = TestClient(self.server)
-        await client.start_server()
-        self.clients.append(client)
-        page = await (await client.get("/login")).text()
-        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        answer = await client.post(
-            "/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": token, "next": "/"},
-            allow_redirects=False,
-        )
-        assert answer.status == 302, await answer.text()
-        me = await (await client.get("/api/v1/me")).json()
-        return client, me["csrf_token"]
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def page(tmp_path: Path, text: str, config: HotlineConfig) -> AsyncIterator[Page]:
+async def page(tmp_path: Path, text: str, config: HotlineConfig) -> AsyncIterator[ServedConsole]:
     # The file already holds a swap of dtv01 and dtv13 on Tuesday.
-    path = _write(tmp_path, swap_agents(text, config, TUESDAY, "dtv01", "dtv13",
-                                        list(config.queues)))  # fmt: skip
+    swap = swap_agents(text, config, TUESDAY, "dtv01", "dtv13", list(config.queues))
+    path = config_with_own_folders(tmp_path, swap)
     swapped = load_config(path)
     with console_sessions(
         swapped.database_url, Account("quantri", "admin"), Account("dtv1", "agent",
@@ -195,14 +155,8 @@ async def page(tmp_path: Path, text: str, config: HotlineConfig) -> AsyncIterato
         source = ConfigSource.of(swapped)
         applier = ConfigApplier(source, build_prompts=lambda _config: PromptBuildReport())
         app = create_app(source, sessions, secret=b"s" * 32, applier=applier)
-        running = Page(app)
-        await running.server.start_server()
-        try:
+        async with ServedConsole(app, PASSWORD) as running:
             yield running
-        finally:
-            for client in running.clients:
-                await client.close()
-            await running.server.close()
 
 
 def _row(html: str, agent_id: str) -> str:
@@ -214,8 +168,7 @@ def _day_cell(row: str, day: date) -> str:
 
 
 @pytest.mark.db
-@pytest.mark.asyncio(loop_scope="session")
-async def test_a_swap_shows_on_both_agents_rows(page: Page) -> None:
+async def test_a_swap_shows_on_both_agents_rows(page: ServedConsole) -> None:
     client, _ = await page.signed_in("quantri")
     answer = await client.get("/admin/roster?week=2026-12-01")
     assert answer.status == 200
@@ -231,17 +184,10 @@ async def test_a_swap_shows_on_both_agents_rows(page: Page) -> None:
 
 
 @pytest.mark.db
-@pytest.mark.asyncio(loop_scope="session")
 async def test_picking_an_agent_previews_the_override(
-    page: Page, monkeypatch: pytest.MonkeyPatch
+    page: ServedConsole, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: dict[str, str] = {}
-
-    async def preview(request: web.Request, *, new_text: str, summary: str, back: str) -> Any:
-        seen.update(new_text=new_text, summary=summary, back=back)
-        return web.Response(text="preview")
-
-    monkeypatch.setattr(admin_roster, "preview_change", preview)
+    seen = record_previews(monkeypatch, admin_roster)
     client, csrf = await page.signed_in("quantri")
     form = {"csrf_token": csrf, "op": "add", "date": "2026-12-02", "shift": "dem",
             "queue": "field", "agent": "dtv02"}  # fmt: skip
@@ -268,8 +214,7 @@ async def test_picking_an_agent_previews_the_override(
 
 
 @pytest.mark.db
-@pytest.mark.asyncio(loop_scope="session")
-async def test_grid_to_applied_config_moves_the_agent_at_22h(page: Page) -> None:
+async def test_grid_to_applied_config_moves_the_agent_at_22h(page: ServedConsole) -> None:
     """The clerk's whole path without Asterisk: the grid's pick, the change
     preview, Apply with a reason; the running config then puts dtv02 in the
     field queue from 22:00 on Wednesday's night, not before."""

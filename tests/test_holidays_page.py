@@ -4,17 +4,13 @@ one line each in the file's style, and only administrators change them."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.config import load_config
 from ivr.config.holiday_calendar import HolidayCalendar
@@ -22,32 +18,28 @@ from ivr.config_applier import ConfigApplier
 from ivr.web import admin_holidays
 from ivr.web.admin_holidays import add_day, remove_day, set_source
 from ivr.web.app import create_app
-from tests.rig.console import Account, console_sessions
-from tests.rig.postgres import fresh_database_url
+from tests.rig.console import (
+    Account,
+    ServedConsole,
+    changed_lines,
+    config_with_own_folders,
+    console_sessions,
+    record_previews,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC_ADMIN = REPO / "examples" / "ha-noi-public-admin.yaml"
 PASSWORD = "mật-khẩu-đủ-dài"
 
 
-def _changed(old: str, new: str) -> tuple[list[str], list[str]]:
-    removed, added = [], []
-    for line in difflib.ndiff(old.splitlines(), new.splitlines()):
-        if line.startswith("- "):
-            removed.append(line[2:])
-        elif line.startswith("+ "):
-            added.append(line[2:])
-    return removed, added
-
-
 def test_bridge_day_and_working_saturday_are_one_line_each() -> None:
     text = PUBLIC_ADMIN.read_text(encoding="utf-8")
     bridge = add_day(text, "holidays", date(2027, 2, 3), "Nghỉ hoán đổi trước Tết")
-    assert _changed(text, bridge) == (
+    assert changed_lines(text, bridge) == (
         [], ["  - {date: 2027-02-03, name: Nghỉ hoán đổi trước Tết}"]
     )  # fmt: skip
     both = add_day(bridge, "working_days", date(2027, 1, 30), "Làm bù cho ngày 3/2")
-    removed, added = _changed(bridge, both)
+    removed, added = changed_lines(bridge, both)
     # The file had no working days: the section is added (at the end).
     assert removed == []
     assert added == ["working_days:", "  - date: 2027-01-30", "    name: Làm bù cho ngày 3/2"]
@@ -60,58 +52,22 @@ def test_bridge_day_and_working_saturday_are_one_line_each() -> None:
                       date(2027, 2, 3))  # fmt: skip
     assert back.rstrip("\n") == text.rstrip("\n")
     off = set_source(text, None)
-    assert _changed(text, off)[0] == ["holidays_from: vietnam"]
+    assert changed_lines(text, off)[0] == ["holidays_from: vietnam"]
     assert load_config(PUBLIC_ADMIN, text=off).holidays_from is None
 
 
-def _write(tmp_path: Path) -> Path:
-    data = yaml.safe_load(PUBLIC_ADMIN.read_text(encoding="utf-8"))
-    data["database"]["url"] = fresh_database_url(tmp_path)
-    data["web"] = {"cookie_secure": False}
-    data["paths"]["recordings"] = str(tmp_path / "recordings")
-    data["paths"]["config_history"] = str(tmp_path / "history")
-    path = tmp_path / "hotline.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
-
-
-class Page:
-    def __init__(self, app: web.Application) -> None:
-        self.server = TestServer(app)
-        self.clients: list[TestClient] = []
-
-    async def signed_in(self, username: str) -> tuple[TestClient, str]:
-        client = TestClient(self.server)
-        await client.start_server()
-        self.clients.append(client)
-        page = await (await client.get("/login")).text()
-        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        answer = await client.post(
-            "/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": token, "next": "/"},
-            allow_redirects=False,
-        )
-        assert answer.status == 302, await answer.text()
-        me = await (await client.get("/api/v1/me")).json()
-        return client, me["csrf_token"]
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    config = load_config(_write(tmp_path))
+async def page(tmp_path: Path) -> AsyncIterator[ServedConsole]:
+    config = load_config(
+        config_with_own_folders(tmp_path, PUBLIC_ADMIN.read_text(encoding="utf-8"))
+    )
     with console_sessions(
         config.database_url, Account("quantri", "admin"),
         Account("giamsat", "supervisor", hotline_id="ha-noi-hcc"), password=PASSWORD,
     ) as sessions:  # fmt: skip
         app = create_app(config, sessions, secret=b"s" * 32, applier=ConfigApplier(config))
-        running = Page(app)
-        await running.server.start_server()
-        try:
+        async with ServedConsole(app, PASSWORD) as running:
             yield running
-        finally:
-            for client in running.clients:
-                await client.close()
-            await running.server.close()
 
 
 def _row(html: str, day: str) -> str:
@@ -119,8 +75,7 @@ def _row(html: str, day: str) -> str:
 
 
 @pytest.mark.db
-@pytest.mark.asyncio(loop_scope="session")
-async def test_the_2027_page_lists_tet_as_computed(page: Page) -> None:
+async def test_the_2027_page_lists_tet_as_computed(page: ServedConsole) -> None:
     client, _ = await page.signed_in("quantri")
     answer = await client.get("/admin/holidays?year=2027")
     assert answer.status == 200
@@ -137,17 +92,10 @@ async def test_the_2027_page_lists_tet_as_computed(page: Page) -> None:
 
 
 @pytest.mark.db
-@pytest.mark.asyncio(loop_scope="session")
 async def test_adding_a_bridge_day_previews_it_and_supervisors_only_look(
-    page: Page, monkeypatch: pytest.MonkeyPatch
+    page: ServedConsole, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: dict[str, str] = {}
-
-    async def preview(request: web.Request, *, new_text: str, summary: str, back: str) -> Any:
-        seen.update(new_text=new_text, summary=summary, back=back)
-        return web.Response(text="preview")
-
-    monkeypatch.setattr(admin_holidays, "preview_change", preview)
+    seen = record_previews(monkeypatch, admin_holidays)
     client, csrf = await page.signed_in("quantri")
     form = {"csrf_token": csrf, "change": "add_day_off", "date": "2027-02-03",
             "name": "Nghỉ hoán đổi trước Tết"}  # fmt: skip
