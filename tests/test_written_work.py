@@ -33,7 +33,6 @@ import pytest_asyncio
 from PIL import Image
 from sqlalchemy import select
 
-from ivr.audit import AuditEntry
 from ivr.cases.forwarding import ForwardingService, ForwardRequest
 from ivr.cases.models import CLOSED, Case
 from ivr.cases.service import CaseService
@@ -47,7 +46,7 @@ from ivr.notify.sms_replies import SmsReplySender
 from ivr.web import written_store
 from ivr.web.access import AccessScope
 from ivr.web.store import UserStore
-from tests.rig.console import Account, console_sessions
+from tests.rig.console import Account, audited, console_sessions
 from tests.test_tenancy import A, B, write_config
 from tests.test_web import PASSWORD, Console, FakeManager
 
@@ -155,31 +154,27 @@ def _seed(config: HotlineConfig, sessions: Any) -> Written:
         a_sms = by_code[codes["a_sms"]]
         a_sms.citizen_id = citizen.id
         by_code[codes["a_web"]].citizen_id = citizen.id  # the same citizen, by the form
+        thread: dict[str, Any] = {"case_id": a_sms.id, "channel": "sms"}
         inbound = CaseMessage(
-            case_id=a_sms.id,
+            **thread,
             direction=MessageDirection.INBOUND.value,
-            channel="sms",
             text="Đèn đường hỏng ngõ 5, tối om",
             at=now,
             sender="+84912000111",
         )
+        # Two messages by SMS to the citizen: one delivered, one the gateway refused.
+        to_citizen = {**thread, "direction": MessageDirection.OUTBOUND.value, "to": "+84912000111"}
         sent = CaseMessage(
-            case_id=a_sms.id,
-            direction=MessageDirection.OUTBOUND.value,
-            channel="sms",
+            **to_citizen,
             purpose="case_opened",
-            to="+84912000111",
             text="Đã nhận phản ánh, mã hồ sơ",
             status=SENT,
             sent_at=now,
             at=now + timedelta(seconds=1),
         )
         failed = CaseMessage(
-            case_id=a_sms.id,
-            direction=MessageDirection.OUTBOUND.value,
-            channel="sms",
+            **to_citizen,
             purpose="message",
-            to="+84912000111",
             text="Chúng tôi đang xử lý",
             status=FAILED,
             error="gateway refused: 503",
@@ -243,14 +238,6 @@ async def written(config: HotlineConfig, sessions: Any) -> AsyncIterator[Written
         await console.server.close()
 
 
-def _audited(sessions: Any, action: str) -> list[tuple[str, str]]:
-    with sessions() as session:
-        return [
-            (e.actor, e.target)
-            for e in session.scalars(select(AuditEntry).where(AuditEntry.action == action))
-        ]
-
-
 # --- the queue of written work -------------------------------------------------------
 
 
@@ -297,7 +284,7 @@ async def test_the_queue_lists_the_open_written_cases_of_the_users_hotline_only(
     # A unit's clerk has no queue of written work.
     unit, _ = await written.user("donvi-1")
     assert (await unit.get("/api/v1/written-work")).status == 403
-    assert ("gs-a", "/api/v1/written-work") in _audited(written.sessions, "list_written_work")
+    assert ("gs-a", "/api/v1/written-work") in audited(written.sessions, "list_written_work")
 
 
 @pytest.mark.db
@@ -373,7 +360,7 @@ async def test_attachments_are_served_by_id_only_to_who_may_read_the_case(
         client, _ = await written.user(name)
         assert (await client.get(url)).status == 403, name
         assert (await client.get(url + "?thumb=1")).status == 403, name
-    refused = _audited(written.sessions, "attachment_refused")
+    refused = audited(written.sessions, "attachment_refused")
     assert ("gs-b", f"case {code}") in refused and ("dtv-b", f"case {code}") in refused
     # B's attachment asked for under A's case: not this case's, 404 (not B's file).
     assert (await agent.get(f"/cases/{code}/attachments/{written.b_photo}")).status == 404
@@ -384,7 +371,7 @@ async def test_attachments_are_served_by_id_only_to_who_may_read_the_case(
     # A unit not forwarded the case: 403; once forwarded to its unit, the clerk reads it.
     unit, _ = await written.user("donvi-1")
     assert (await unit.get(url)).status == 403
-    assert ("donvi-1", f"case {code}") in _audited(written.sessions, "attachment_refused")
+    assert ("donvi-1", f"case {code}") in audited(written.sessions, "attachment_refused")
     forwarding = ForwardingService(
         written.sessions, written.config, cases=CaseService(written.sessions, written.config)
     )
@@ -392,7 +379,7 @@ async def test_attachments_are_served_by_id_only_to_who_may_read_the_case(
     assert (await unit.get(url)).status == 200
     other_unit, _ = await written.user("donvi-2")
     assert (await other_unit.get(url)).status == 403
-    views = _audited(written.sessions, "view")
+    views = audited(written.sessions, "view")
     assert ("dtv-a", f"attachment {written.photo}") in views
     assert ("donvi-1", f"attachment {written.photo}") in views
 
@@ -412,16 +399,19 @@ def _outbound(sessions: Any, code: str) -> list[CaseMessage]:
         )
 
 
+async def _reply(client: Any, headers: dict[str, str] | None, code: str, text: str) -> Any:
+    """A reply to the citizen of case ``code`` through the API, as ``client``."""
+    return await client.post(f"/api/v1/cases/{code}/replies", json={"text": text}, headers=headers)
+
+
 @pytest.mark.db
 async def test_an_agent_replies_on_the_cases_channel_from_the_case_page(
     written: Written,
 ) -> None:
     c = written.codes
     agent, headers = await written.user("dtv-a")
-    answer = await agent.post(
-        f"/api/v1/cases/{c['a_sms']}/replies",
-        json={"text": "Đội điện đã được cử đến ngõ 5.\r\nXin cảm ơn."},
-        headers=headers,
+    answer = await _reply(
+        agent, headers, c["a_sms"], "Đội điện đã được cử đến ngõ 5.\r\nXin cảm ơn."
     )
     assert answer.status == 200, await answer.text()
     body = await answer.json()
@@ -433,9 +423,7 @@ async def test_an_agent_replies_on_the_cases_channel_from_the_case_page(
     page = await (await agent.get(f"/cases/{c['a_sms']}")).text()
     assert f'data-message="{reply.id}" data-direction="out" data-status="pending"' in page
     # A web-form case goes back by the citizen's email.
-    answer = await agent.post(f"/api/v1/cases/{c['a_web']}/replies",
-                              json={"text": "Đã chuyển phòng quản lý đô thị."},
-                              headers=headers)  # fmt: skip
+    answer = await _reply(agent, headers, c["a_web"], "Đã chuyển phòng quản lý đô thị.")
     assert answer.status == 200, await answer.text()
     (web_reply,) = _outbound(written.sessions, c["a_web"])
     assert (web_reply.channel, web_reply.to) == ("email", "lan@example.vn")
@@ -449,7 +437,7 @@ async def test_an_agent_replies_on_the_cases_channel_from_the_case_page(
                             allow_redirects=False)  # fmt: skip
     assert form.status == 303 and form.headers["Location"] == f"/cases/{c['a_sms']}#thread"
     assert len(_outbound(written.sessions, c["a_sms"])) == 2
-    assert ("dtv-a", f"case {c['a_sms']}") in _audited(written.sessions, "reply")
+    assert ("dtv-a", f"case {c['a_sms']}") in audited(written.sessions, "reply")
 
 
 @pytest.mark.db
@@ -459,28 +447,24 @@ async def test_a_reply_is_refused_without_a_contact_with_bad_text_or_outside_the
     c = written.codes
     agent, headers = await written.user("dtv-a")
     for text in ("", "   ", "xin chào\x1b[2J"):
-        answer = await agent.post(f"/api/v1/cases/{c['a_sms']}/replies", json={"text": text},
-                                  headers=headers)  # fmt: skip
+        answer = await _reply(agent, headers, c["a_sms"], text)
         assert answer.status == 400, text
-    too_long = await agent.post(f"/api/v1/cases/{c['a_sms']}/replies",
-                                json={"text": "a" * 481}, headers=headers)  # fmt: skip
+    too_long = await _reply(agent, headers, c["a_sms"], "a" * 481)
     assert too_long.status == 400
     # An email case whose citizen left no address; a phone case: nowhere to write.
     gs_a, gs_headers = await written.user("gs-a")
     for name in ("a_email", "a_phone"):
-        answer = await gs_a.post(f"/api/v1/cases/{c[name]}/replies", json={"text": "Trả lời"},
-                                 headers=gs_headers)  # fmt: skip
+        answer = await _reply(gs_a, gs_headers, c[name], "Trả lời")
         assert answer.status == 400, name
         assert "no contact" in (await answer.json())["error"]
     # Another hotline's supervisor or agent: 403, audited, nothing queued.
     for name in ("gs-b", "dtv-b"):
         client, other = await written.user(name)
-        answer = await client.post(f"/api/v1/cases/{c['a_sms']}/replies",
-                                   json={"text": "Xâm nhập"}, headers=other)  # fmt: skip
+        answer = await _reply(client, other, c["a_sms"], "Xâm nhập")
         assert answer.status == 403, name
-        assert (name, f"case {c['a_sms']}") in _audited(written.sessions, "reply_refused")
+        assert (name, f"case {c['a_sms']}") in audited(written.sessions, "reply_refused")
     # Without the CSRF token: refused by the console.
-    answer = await agent.post(f"/api/v1/cases/{c['a_sms']}/replies", json={"text": "x"})
+    answer = await _reply(agent, None, c["a_sms"], "x")
     assert answer.status == 403
     assert _outbound(written.sessions, c["a_sms"]) == []
     assert _outbound(written.sessions, c["a_email"]) == []
@@ -492,11 +476,7 @@ async def test_the_reply_dispatcher_delivers_an_sms_reply_and_the_thread_shows_i
 ) -> None:
     c = written.codes
     agent, headers = await written.user("dtv-a")
-    answer = await agent.post(
-        f"/api/v1/cases/{c['a_sms']}/replies",
-        json={"text": "Đã sửa xong đèn đường ngõ 5."},
-        headers=headers,
-    )
+    answer = await _reply(agent, headers, c["a_sms"], "Đã sửa xong đèn đường ngõ 5.")
     assert answer.status == 200, await answer.text()
     source = ConfigSource.of(written.config)
     dispatcher = ReplyDispatcher(written.sessions, {Channel.SMS: SmsReplySender(source)})
