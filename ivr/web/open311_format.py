@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 logger = logging.getLogger(__name__)
 
 FORMATS = ("json", "xml")
+DESCRIPTION_MAX = 4000  # the spec's limit of ``description``
 CONTENT_TYPES = {"json": "application/json", "xml": "text/xml"}
 
 # Element names of each answer: (root, one item) in XML.
