@@ -7,6 +7,9 @@ Thanh Xuân, an administrator).
   answers on: an agent user reads the calls answered at their phone, so that
   agent (and the supervisor who set its password) would read the other
   hotline's calls;
+- a case opened by hand (the case API) may not claim the Open311 channel:
+  the Open311 API lists that channel's cases to anyone, and a citizen who
+  phoned was never told their case would be public;
 - a console user's name and display name hold no line break or control
   character (a supervisor now creates agent users from the agent's page: a
   name with a line break forges lines in the log and the audit export).
@@ -197,6 +200,41 @@ async def test_an_administrator_still_gives_any_phone_and_a_supervisor_their_hot
         )
         assert answer.status == 200, await answer.text()
         assert "/admin/changes/apply" in await answer.text()
+
+
+# --- cases opened by hand ---------------------------------------------------------------
+
+
+async def test_a_case_opened_by_hand_cannot_be_published_through_open311(
+    config_path: Path, sessions: Any
+) -> None:
+    with config_path.open("a", encoding="utf-8") as out:
+        out.write("channels: {open311: {enabled: true}}\n")
+    console = Console(config_path, sessions)
+    try:
+        client, token = await console.signed_in(SUPERVISOR)
+        opened = await client.post(
+            "/api/v1/cases",
+            json={"channel": "open311", "caller_number": "0912345678",
+                  "caller_name": "Nguyễn Văn Dân", "summary": "Nhà số 5 ngõ 12, CCCD 001099012345"},
+            headers={"X-CSRF-Token": token},
+        )  # fmt: skip
+        answer = await opened.json()
+        assert opened.status == 400 and "open311" not in answer["error"], answer
+        listed = await client.get(
+            "/open311/v2/requests.json", params={"jurisdiction_id": "thanh-xuan"}
+        )
+        assert listed.status == 200 and await listed.json() == []
+        # Any other channel still: a letter retyped from an email.
+        opened = await client.post(
+            "/api/v1/cases",
+            json={"channel": "email", "caller_number": "0912345678", "summary": "Thư"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert opened.status == 200, await opened.text()
+    finally:
+        for client in console.clients:
+            await client.close()
 
 
 # --- console user names -----------------------------------------------------------------

@@ -108,10 +108,15 @@ async def open_case(request: web.Request) -> web.StreamResponse:
         area = None
     # A case recorded by hand came by phone unless the form says how (a letter
     # retyped from an email, a text read out at the desk); one of the channels.
+    # Never Open311 by hand: the Open311 API lists its cases publicly (the
+    # app's user was told so, a citizen who phoned or wrote was not).
+    by_hand = [c for c in Channel if c is not Channel.OPEN311]
     try:
         channel = Channel(form.get("channel") or Channel.PHONE)
+        if channel not in by_hand:
+            raise ValueError(channel)
     except ValueError:
-        message = f"unknown channel; use one of {', '.join(Channel)}"
+        message = f"unknown channel; use one of {', '.join(by_hand)}"
         return (
             web.json_response({"ok": False, "error": message}, status=400)
             if wants_json(request)
