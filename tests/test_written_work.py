@@ -45,10 +45,11 @@ from ivr.intake.replies import ReplyDispatcher
 from ivr.notify.sms_replies import SmsReplySender
 from ivr.web import written_store
 from ivr.web.access import AccessScope
+from ivr.web.app import create_app
 from ivr.web.store import UserStore
-from tests.rig.console import Account, audited, console_sessions
+from tests.rig.console import Account, ServedConsole, audited, console_sessions
 from tests.test_tenancy import A, B, write_config
-from tests.test_web import PASSWORD, Console, FakeManager
+from tests.test_web import PASSWORD, FakeManager
 
 UNIT_1, UNIT_2 = "ubnd-phuong-dong-ngac", "phong-quan-ly-do-thi"
 
@@ -71,7 +72,7 @@ def _jpeg(size: tuple[int, int], colour: str) -> bytes:
 
 @dataclass
 class Written:
-    console: Console
+    console: ServedConsole
     config: HotlineConfig
     sessions: Any
     codes: dict[str, str]  # name → case code
@@ -226,16 +227,10 @@ def _seed(config: HotlineConfig, sessions: Any) -> Written:
 @pytest_asyncio.fixture(loop_scope="session")
 async def written(config: HotlineConfig, sessions: Any) -> AsyncIterator[Written]:
     seeded = _seed(config, sessions)
-    console = Console(config, sessions, FakeManager(config))
-    await console.start()
-    seeded.console = console
-    try:
+    app = create_app(config, sessions, secret=b"s" * 32, queue_manager=FakeManager(config))
+    async with ServedConsole(app, PASSWORD) as console:
+        seeded.console = console
         yield seeded
-    finally:
-        for client in console.clients:
-            await client.close()
-        assert console.server is not None
-        await console.server.close()
 
 
 # --- the queue of written work -------------------------------------------------------
