@@ -84,6 +84,10 @@ _ATTEMPTS = 20  # code collisions, a contact written by a concurrent submission
 
 
 class IntakeService:
+    """The written channels' way in: :meth:`submit` stores a message; the
+    reads serve the console (thread, attachments, screen-pop) and citizens
+    (their case's status)."""
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
