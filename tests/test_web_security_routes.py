@@ -17,26 +17,23 @@ Thanh Xuân, an administrator).
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from ivr.audit import AuditEntry
-from ivr.config import HotlineConfig, load_config
-from ivr.config.source import ConfigSource
-from ivr.config_applier import ConfigApplier
-from ivr.prompts import PromptBuildReport
-from ivr.web.app import create_app
+from ivr.config import load_config
 from ivr.web.models import WebUser
 from ivr.web.store import UserError, UserStore
-from tests.rig.console import Account, console_sessions
-from tests.rig.postgres import fresh_database_url
+from tests.rig.console import (
+    APPLY,
+    Account,
+    LiveConsole,
+    config_as_written,
+    console_sessions,
+)
 
 pytestmark = pytest.mark.db
 
@@ -44,6 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 COMBINED = REPO / "examples" / "combined.yaml"
 PASSWORD = "mật-khẩu-đủ-dài"
 SUPERVISOR = "gs-tx"  # Thanh Xuân's supervisor
+ACCOUNTS = (
+    Account("quantri", "admin"),
+    Account(SUPERVISOR, "supervisor", hotline_id="thanh-xuan"),
+)
 # Thanh Xuân's agent and its phone; Hà Nội HCC's agent's phone.
 OWN_AGENT, OWN_PHONE = "tx01", "tx-mot-cua-01"
 FOREIGN_PHONE = "hcc-dtv-01"
@@ -52,90 +53,30 @@ FREE_PHONE = "tx-van-phong"  # no agent's, and no ward or menu rings it
 CHAIRMAN_LINE = "chairman: tel:0900000601@pstn"
 
 
-def _no_prompts(config: HotlineConfig) -> PromptBuildReport:
-    return PromptBuildReport()
-
-
-class Console:
-    """The console on a test server, the config file applied live."""
-
-    def __init__(self, path: Path, sessions: Any) -> None:
-        self.path, self.sessions = path, sessions
-        self.source = ConfigSource(load_config(path))
-        applier = ConfigApplier(self.source, build_prompts=_no_prompts)
-        app = create_app(self.source, sessions, secret=b"s" * 32, applier=applier)
-        self.server = TestServer(app)
-        self.clients: list[TestClient] = []
-
-    async def signed_in(self, username: str, password: str = PASSWORD) -> tuple[TestClient, str]:
-        client = TestClient(self.server)
-        await client.start_server()
-        self.clients.append(client)
-        page = await (await client.get("/login")).text()
-        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-        assert match, page
-        answer = await client.post(
-            "/login",
-            data={"username": username, "password": password, "csrf_token": match.group(1)},
-            allow_redirects=False,
-        )
-        assert answer.status == 302, await answer.text()
-        me = await (await client.get("/api/v1/me")).json()
-        return client, me["csrf_token"]
-
-    def audit(self) -> list[tuple[str, str, str]]:
-        with self.sessions() as session:
-            rows = session.execute(
-                select(AuditEntry.actor, AuditEntry.action, AuditEntry.target).order_by(
-                    AuditEntry.id
-                )
-            ).all()
-        return [(r.actor, r.action, r.target) for r in rows]
-
-    def usernames(self) -> set[str]:
-        with self.sessions() as session:
-            return set(session.scalars(select(WebUser.username)))
-
-
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
-    text = COMBINED.read_text(encoding="utf-8")
-    text = text.replace("url: sqlite:///../var/combined.db", f"url: {fresh_database_url(tmp_path)}")
-    text += "\nweb: {cookie_secure: false}\n"
-    folder = tmp_path / "etc"
-    folder.mkdir()
-    path = folder / "hotline.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def sessions(config_path: Path) -> Iterator[Any]:
-    with console_sessions(
-        load_config(config_path).database_url,
-        Account("quantri", "admin"),
-        Account(SUPERVISOR, "supervisor", hotline_id="thanh-xuan"),
-        password=PASSWORD,
-    ) as factory:
-        yield factory
+    return config_as_written(tmp_path, COMBINED, "sqlite:///../var/combined.db")
 
 
 @pytest_asyncio.fixture
-async def console(config_path: Path, sessions: Any) -> AsyncIterator[Console]:
-    console = Console(config_path, sessions)
-    yield console
-    for client in console.clients:
-        await client.close()
+async def console(config_path: Path) -> AsyncIterator[LiveConsole]:
+    async with LiveConsole.running(config_path, *ACCOUNTS, password=PASSWORD) as console:
+        yield console
+
+
+def usernames(console: LiveConsole) -> set[str]:
+    with console.sessions() as session:
+        return set(session.scalars(select(WebUser.username)))
 
 
 # --- agents' phones -------------------------------------------------------------------
 
 
 async def test_a_supervisor_cannot_give_their_agent_another_hotlines_agents_phone(
-    console: Console,
+    console: LiveConsole,
 ) -> None:
     client, token = await console.signed_in(SUPERVISOR)
-    before = console.path.read_text(encoding="utf-8")
+    before = console.text()
     refused = [
         # Their own agent moved onto Hà Nội HCC's agent's desk phone.
         await client.post(
@@ -150,14 +91,14 @@ async def test_a_supervisor_cannot_give_their_agent_another_hotlines_agents_phon
     ]
     pages = [await r.text() for r in refused]
     assert [r.status for r in refused] == [403, 403], pages
-    assert all("/admin/changes/apply" not in page for page in pages)  # nothing to apply
+    assert all(APPLY not in page for page in pages)  # nothing to apply
     refusals = [a for a in console.audit() if a[:2] == (SUPERVISOR, "config_change_refused")]
     assert len(refusals) == 2
-    assert console.path.read_text(encoding="utf-8") == before
+    assert console.text() == before
 
 
 async def test_a_supervisor_cannot_give_their_agent_a_wards_phone_either(
-    config_path: Path, sessions: Any
+    config_path: Path,
 ) -> None:
     """With several hotlines the wards are shared: the calls a ward's phone
     answers are any hotline's."""
@@ -166,22 +107,18 @@ async def test_a_supervisor_cannot_give_their_agent_a_wards_phone_either(
     config_path.write_text(
         text.replace(CHAIRMAN_LINE, f"chairman: phone:{FREE_PHONE}"), encoding="utf-8"
     )
-    console = Console(config_path, sessions)
-    try:
+    async with LiveConsole.running(config_path, *ACCOUNTS, password=PASSWORD) as console:
         client, token = await console.signed_in(SUPERVISOR)
         answer = await client.post(
             f"/admin/agents/{OWN_AGENT}",
             data={"csrf_token": token, "name": "Agent", "phone": FREE_PHONE},
         )
         assert answer.status == 403, await answer.text()
-        assert "/admin/changes/apply" not in await answer.text()
-    finally:
-        for client in console.clients:
-            await client.close()
+        assert APPLY not in await answer.text()
 
 
 async def test_an_administrator_still_gives_any_phone_and_a_supervisor_their_hotlines(
-    console: Console,
+    console: LiveConsole,
 ) -> None:
     admin, admin_token = await console.signed_in("quantri")
     answer = await admin.post(
@@ -189,7 +126,7 @@ async def test_an_administrator_still_gives_any_phone_and_a_supervisor_their_hot
         data={"csrf_token": admin_token, "name": "Agent", "phone": FOREIGN_PHONE},
     )
     assert answer.status == 200, await answer.text()  # the preview, with its Apply
-    assert "/admin/changes/apply" in await answer.text()
+    assert APPLY in await answer.text()
     client, token = await console.signed_in(SUPERVISOR)
     # Another desk phone of their hotline's (tx03's), a phone nothing rings, and a
     # new name on the agent's own.
@@ -199,19 +136,18 @@ async def test_an_administrator_still_gives_any_phone_and_a_supervisor_their_hot
             data={"csrf_token": token, "name": "Nguyễn Văn Khánh", "phone": phone},
         )
         assert answer.status == 200, await answer.text()
-        assert "/admin/changes/apply" in await answer.text()
+        assert APPLY in await answer.text()
 
 
 # --- cases opened by hand ---------------------------------------------------------------
 
 
 async def test_a_case_opened_by_hand_cannot_be_published_through_open311(
-    config_path: Path, sessions: Any
+    config_path: Path,
 ) -> None:
     with config_path.open("a", encoding="utf-8") as out:
         out.write("channels: {open311: {enabled: true}}\n")
-    console = Console(config_path, sessions)
-    try:
+    async with LiveConsole.running(config_path, *ACCOUNTS, password=PASSWORD) as console:
         client, token = await console.signed_in(SUPERVISOR)
         opened = await client.post(
             "/api/v1/cases",
@@ -232,9 +168,6 @@ async def test_a_case_opened_by_hand_cannot_be_published_through_open311(
             headers={"X-CSRF-Token": token},
         )
         assert opened.status == 200, await opened.text()
-    finally:
-        for client in console.clients:
-            await client.close()
 
 
 # --- console user names -----------------------------------------------------------------
@@ -251,7 +184,7 @@ async def test_a_case_opened_by_hand_cannot_be_published_through_open311(
     ],
 )
 async def test_a_user_name_with_a_line_break_or_control_character_is_refused(
-    console: Console, username: str, display_name: str
+    console: LiveConsole, username: str, display_name: str
 ) -> None:
     client, token = await console.signed_in(SUPERVISOR)
     made = await client.post(
@@ -262,14 +195,18 @@ async def test_a_user_name_with_a_line_break_or_control_character_is_refused(
     )  # fmt: skip
     assert made.status == 303
     assert "error=" in made.headers["Location"]
-    assert console.usernames() == {"quantri", SUPERVISOR}
+    assert usernames(console) == {"quantri", SUPERVISOR}
     assert not [a for a in console.audit() if a[1] == "user_add"]
 
 
 def test_the_user_store_refuses_control_characters_and_keeps_ordinary_names(
-    sessions: Any,
+    config_path: Path,
 ) -> None:
-    users = UserStore(sessions)
+    with console_sessions(load_config(config_path).database_url) as sessions:
+        _store_refuses_control_characters(UserStore(sessions))
+
+
+def _store_refuses_control_characters(users: UserStore) -> None:
     for username, display_name in [("a\u2028b", ""), ("ok", "x\x1by")]:
         with pytest.raises(UserError):
             users.add(username, PASSWORD, "agent", agent_id=OWN_AGENT, display_name=display_name)
