@@ -10,6 +10,10 @@ Thanh Xuân, an administrator).
 - a case opened by hand (the case API) may not claim the Open311 channel:
   the Open311 API lists that channel's cases to anyone, and a citizen who
   phoned was never told their case would be public;
+- a change's preview hides the secrets inside an item added or removed whole
+  (a phone whose SIP secret is written in the file, a trunk, a channel's
+  section): only the changed leaf was masked, so removing such a phone showed
+  its secret on the page and in the JSON;
 - a console user's name and display name hold no line break or control
   character (a supervisor now creates agent users from the agent's page: a
   name with a line break forges lines in the log and the audit export).
@@ -168,6 +172,28 @@ async def test_a_case_opened_by_hand_cannot_be_published_through_open311(
             headers={"X-CSRF-Token": token},
         )
         assert opened.status == 200, await opened.text()
+
+
+# --- secrets in a change's preview -----------------------------------------------------
+
+HAND_WRITTEN_SECRET = "Hand-Written-Secret-0123"
+FREE_PHONE_LINE = '{id: tx-van-phong, name: "Văn phòng HĐND và UBND quận Thanh Xuân"}'
+
+
+async def test_removing_a_phone_never_shows_its_hand_written_secret(config_path: Path) -> None:
+    text = config_path.read_text(encoding="utf-8")
+    assert text.count(FREE_PHONE_LINE) == 1
+    with_secret = FREE_PHONE_LINE[:-1] + f", secret: {HAND_WRITTEN_SECRET}}}"
+    config_path.write_text(text.replace(FREE_PHONE_LINE, with_secret), encoding="utf-8")
+    async with LiveConsole.running(config_path, *ACCOUNTS, password=PASSWORD) as console:
+        client, token = await console.signed_in("quantri")
+        for headers in ({}, {"X-Requested-With": "fetch"}):  # the page, and its JSON
+            answer = await client.post(
+                f"/admin/phones/{FREE_PHONE}/remove", data={"csrf_token": token}, headers=headers
+            )
+            body = await answer.text()
+            assert answer.status == 200, body
+            assert FREE_PHONE in body and HAND_WRITTEN_SECRET not in body
 
 
 # --- console user names -----------------------------------------------------------------

@@ -61,6 +61,7 @@ from aiohttp import web
 
 from ivr.config.edit import check_config_text
 from ivr.config.loader import ConfigError, ConfigProblem
+from ivr.config.safe_text import is_secret_field
 from ivr.config.schema import HotlineConfig
 from ivr.config.secret_mask import mask_secrets
 from ivr.config.yaml_lines import FieldPath
@@ -298,12 +299,34 @@ def _destination_in_words(value: str, language: str) -> str:
     return f"{_DESTINATION_WORDS[kind][english]} {name}"
 
 
+_HIDDEN = "••••••"
+
+
+def _is_secret(path: FieldPath) -> bool:
+    keys = [part for part in path if isinstance(part, str)]
+    return (bool(keys) and keys[-1] in _SECRET_KEYS) or is_secret_field(path)
+
+
+def _without_secrets(value: Any, path: FieldPath) -> Any:
+    """``value`` with every secret inside it hidden: a phone, a trunk or a
+    channel's section added or removed whole is one change, and its secret
+    (or a database URL's password) must not show in it."""
+    if _is_secret(path):
+        return _HIDDEN
+    if isinstance(value, dict):
+        return {k: _without_secrets(v, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_secrets(v, (*path, i)) for i, v in enumerate(value)]
+    return value
+
+
 def _shown(value: Any, path: FieldPath, language: str = "vi") -> str:
     if value is None:
         return ""
     keys = [part for part in path if isinstance(part, str)]
-    if keys and keys[-1] in _SECRET_KEYS:
-        return "••••••"
+    if _is_secret(path):
+        return _HIDDEN
+    value = _without_secrets(value, path)
     if keys and keys[-1] in _DESTINATION_KEYS:
         if isinstance(value, str):
             return _destination_in_words(value, language)
