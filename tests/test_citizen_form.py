@@ -197,11 +197,13 @@ class FakeIntake(InMemoryIntake):
                                summary="staff summary")  # fmt: skip
 
 
-def _config(tmp_path: Path, example: Path = EXAMPLE, **web_form: Any) -> HotlineConfig:
+def _config(
+    tmp_path: Path, example: Path = EXAMPLE, web: dict[str, Any] | None = None, **web_form: Any
+) -> HotlineConfig:
     data = yaml.safe_load(example.read_text(encoding="utf-8"))
     data["database"]["url"] = fresh_database_url(tmp_path)
     data["paths"]["recordings"] = str(tmp_path / "recordings")
-    data["web"] = {"cookie_secure": False}
+    data["web"] = {"cookie_secure": False, **(web or {})}
     data["channels"] = {"web_form": {"enabled": True, **web_form}}
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "hotline.yaml"
@@ -508,3 +510,36 @@ async def test_several_hotlines_each_have_their_form_and_a_token_serves_only_its
     own = await site.client.post(f"/report/{first.id}", data=_multipart(fields))
     assert own.status == 200
     assert [s.hotline_id for s in site.intake.submissions] == [first.id]
+
+
+@pytest.mark.db
+async def test_wrong_codes_for_one_contact_are_budgeted_whatever_the_address(
+    tmp_path: Path, site_factory: Any
+) -> None:
+    """Codes are short: guesses for one citizen's phone spread over many
+    addresses (behind the trusted proxy) still stop at the budget, and then even
+    the right code is not read out; another contact is not held up."""
+    config = _config(
+        tmp_path, web={"trusted_proxies": ["127.0.0.1/32"]},
+        submissions_per_window=6, status_lookups_per_window=3,
+    )  # fmt: skip
+    site = await site_factory(config)
+    token = await _fresh_form(site)
+    done = await site.client.post("/report", data=_multipart({**GOOD, "form_token": token}))
+    code = re.search(r'id="case-code">(\d+)<', await done.text())
+    assert code is not None
+
+    def lookup(guess: str, contact: str, address: str) -> Any:
+        return site.client.post(
+            "/report/status?lang=en", data={"code": guess, "contact": contact},
+            headers={"X-Forwarded-For": address},
+        )  # fmt: skip
+
+    for n in range(3):  # one wrong guess from each of three addresses
+        assert (await lookup("99999999", "0912345678", f"203.0.113.{n + 1}")).status == 404
+    held = await lookup(code.group(1), "0912345678", "203.0.113.9")
+    assert held.status == 429
+    assert "Too many wrong case codes" in await held.text()
+    assert 'id="status-value"' not in await held.text()
+    other = await lookup("99999999", "0987654321", "203.0.113.9")
+    assert other.status == 404  # a different citizen's lookups go on

@@ -322,10 +322,27 @@ async def status_page(request: web.Request) -> web.StreamResponse:
     if context["errors"]:
         return _page(request, "report_status.html", 400, **context)
     assert contact is not None
+    # Codes are short (a few random digits a month): whoever knows a citizen's
+    # phone could try them all from many addresses. Wrong guesses are counted per
+    # contact too, whatever the address, within the same budget.
+    guessed = [f"contact:{contact[0]}:{contact[1]}"]
+    limiter = request.app[STATUS_LIMITER]
+    wait = limiter.blocked(guessed)
+    if wait > 0:
+        _ = translator(request[LANGUAGE])
+        response = _error_page(
+            request, 429, _("Too many requests"),
+            _("Too many wrong case codes were tried with this phone number or email. "
+              "Please try again in {minutes} minutes, or call the hotline.",
+              minutes=max(1, math.ceil(wait / 60))),
+        )  # fmt: skip
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
     state = state_of(request)
     found = await db(look_up, intake_of(request), state.cases, code, contact)
     if found is None or (hotline is not None and found[1] != hotline.id):
         # The same page for an unknown code, a wrong contact and another hotline's case.
+        limiter.failed(guessed)
         context["not_found"] = True
         return _page(request, "report_status.html", 404, **context)
     view, _hotline_id, text = found
