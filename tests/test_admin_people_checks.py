@@ -117,3 +117,21 @@ async def test_each_refusal_is_audited_with_what_was_refused(console: LiveConsol
         ("gs-tx", "user_refused", "supervisor for tx01"),
     ]
     assert console.text() == before
+
+
+async def test_a_supervisor_of_the_only_hotline_adds_a_queue(tmp_path: Path) -> None:
+    """With one hotline in the file a new queue names none (it is implied); the
+    scope check must still see it as that hotline's, not refuse the supervisor."""
+    example = COMBINED.parent / "bac-tu-liem.yaml"
+    path = config_as_written(tmp_path, example, "sqlite:///../var/btl.db")
+    supervisor = Account("gs-btl", "supervisor", hotline_id="bac-tu-liem")
+    async with LiveConsole.running(path, supervisor, password=PASSWORD) as console:
+        client, token = await console.signed_in("gs-btl")
+        audited = len(console.audit())
+        answer = await client.post("/admin/queues", data={
+            "csrf_token": token, "id": "tiep-dan", "title": "Tiếp công dân",
+            "strategy": "rrmemory", "ring_seconds": "15",
+        })  # fmt: skip
+        assert answer.status == 200, await answer.text()
+        assert "tiep-dan" in await answer.text()  # the preview of the new queue
+        assert not [row for row in console.audit()[audited:] if row[1].endswith("_refused")]

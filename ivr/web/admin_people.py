@@ -321,7 +321,12 @@ def _summary(request: web.Request, index: int | None, new: str, changed: str, **
 
 
 def _owner_after(config: HotlineConfig, chosen: str | None) -> str | None:
-    return chosen if chosen is not None else config.sole_hotline()
+    """The hotline a new item will belong to: the one the form chose, else the
+    config's only one (its id: a supervisor's scope is checked against it)."""
+    if chosen is not None:
+        return chosen
+    sole = config.sole_hotline()
+    return sole.id if sole is not None else None
 
 
 # what the URL and the form name, checked
