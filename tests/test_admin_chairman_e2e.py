@@ -12,134 +12,40 @@ change, the ward with its new chairman."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from ivr.asterisk.instance import AsteriskInstance
-from ivr.config import HotlineConfig
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.service import RunningServices, start_services
 from ivr.sim.polling import wait_for
-from ivr.sim.sipp import Dtmf, Pause, SippAnswerer, SippCaller
-from ivr.web.app import bound_port
-from ivr.web.store import UserStore
-from tests.rig.browser import launch_chromium, require_chromium
-from tests.rig.stack import (
-    HOTLINE_NUMBER,
-    REPO,
-    Ports,
-    free_tcp_port,
-    free_udp_port,
-    start_asterisk,
-    write_test_config,
-)
+from tests.rig.stack import HOTLINE_NUMBER, REPO
+from tests.rig.ward_chairmen import NEW_PHONE, ChairmanRig, chairman_rig
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
-PASSWORD = "mật-khẩu-quản-trị"
-WARD_KEYS = [Pause(600), Dtmf("5"), Pause(600), Dtmf("03")]  # district 5, ward 03: Đông Ngạc
-NEW_PHONE = "t-chair-new"
-
-
-@dataclass
-class Rig:
-    asterisk: AsteriskInstance
-    config: HotlineConfig
-    services: RunningServices
-    old_chairman: SippAnswerer
-    new_chairman: SippAnswerer
-    workdir: Path
-    url: str
-    browser: Browser
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def rig(
     tmp_path: Path, asterisk_binary: Path, sipp_binary: str, quick_prompts: Path
-) -> AsyncIterator[Rig]:
-    require_chromium()  # before anything starts
+) -> AsyncIterator[ChairmanRig]:
     # The old chairman talks long enough for the whole change to land mid-call;
-    # the test asserts the call is still up when the change is applied.
-    old = SippAnswerer(tmp_path / "sipp", "t-chair", hold_ms=30_000)
-    new = SippAnswerer(tmp_path / "sipp", NEW_PHONE, hold_ms=1000)
-    await old.start()
-    await new.start()
-    web_port = free_tcp_port()
-
-    def tweak(data: dict[str, Any]) -> None:
-        data["asterisk"]["config_dir"] = str(tmp_path / "asterisk" / "etc")
-        data["paths"]["config_history"] = str(tmp_path / "config-history")
-        data["web"] = {
-            "port": web_port,
-            "cookie_secure": False,
-            "secret_file": str(tmp_path / "secret"),
-        }
-
-    config_path = write_test_config(
-        tmp_path,
-        Ports(),
-        {
-            "t-chair": old.contact,
-            # The new chairman's desk phone is in the system already (the phones
-            # form adds it); the ward form makes it the chairman.
-            NEW_PHONE: new.contact,
-            **{p: f"sip:{p}@127.0.0.1:9" for p in ("t-chair-silent", "t-vice", "t-agent")},
-        },
-        quick_prompts,
-        trunk_port=free_udp_port(),
-        tweak=tweak,
-    )
-    asterisk, config = start_asterisk(tmp_path, config_path)
-    services = await start_services(config, parts=frozenset({"agi", "ami", "web"}))
-    engine = make_engine(config.database_url)
-    UserStore(make_session_factory(engine)).add("quantri", PASSWORD, "admin")
-    assert services.web_runner is not None
-    url = f"http://127.0.0.1:{bound_port(services.web_runner)}"
-    playwright = await async_playwright().start()
-    browser = await launch_chromium(playwright)
-    try:
-        yield Rig(asterisk, config, services, old, new, tmp_path, url, browser)
-    finally:
-        await browser.close()
-        await playwright.stop()
-        await services.close()
-        asterisk.stop()
-        engine.dispose()
-        await old.stop()
-        await new.stop()
+    # the test asserts the call is still up when the change is applied. The new
+    # chairman's desk phone is in the system already (the phones form adds it);
+    # the ward form makes it the chairman.
+    async with chairman_rig(
+        tmp_path, quick_prompts, old_hold_ms=30_000, new_phone_known=True
+    ) as running:
+        yield running
 
 
-async def _signed_in(rig: Rig) -> Page:
-    context = await rig.browser.new_context(viewport={"width": 1360, "height": 900})
-    context.set_default_timeout(30_000)
-    page = await context.new_page()
-    await page.goto(rig.url + "/login")
-    await page.fill("#username", "quantri")
-    await page.fill("#password", PASSWORD)
-    await page.click("#sign-in")
+async def _signed_in(rig: ChairmanRig) -> Page:
+    page = await rig.admin_signing_in(timeout_ms=30_000)
     await expect(page.locator("#sign-out")).to_be_visible()
     return page
-
-
-def _call_ward(rig: Rig, caller: str) -> asyncio.Task[Any]:
-    return asyncio.create_task(
-        SippCaller(rig.workdir / "calls").call(
-            target=f"127.0.0.1:{rig.config.asterisk.sip.port}",
-            number=HOTLINE_NUMBER,
-            caller_id=caller,
-            steps=WARD_KEYS,
-            hangup_after_ms=None,  # the chairman hangs up
-            timeout_s=90,
-        )
-    )
 
 
 async def _apply_preview(page: Page, reason: str) -> None:
@@ -154,14 +60,14 @@ async def _shot(page: Page, name: str) -> None:
 
 
 async def test_a_clerk_changes_a_chairman_tests_the_new_phone_and_rolls_it_back(
-    rig: Rig,
+    rig: ChairmanRig,
 ) -> None:
     page = await _signed_in(rig)
     source = rig.config.source
     assert source is not None
 
     # 1. A citizen is talking to the old chairman through what follows.
-    first = _call_ward(rig, "0912000201")
+    first = rig.call_ward("0912000201", timeout_s=90)
     await rig.old_chairman.wait_answered(1, timeout=30)
 
     # Screen 1: the ward list, searched without accents.
@@ -208,7 +114,7 @@ async def test_a_clerk_changes_a_chairman_tests_the_new_phone_and_rolls_it_back(
     assert [c.ended_by for c in rig.old_chairman.calls] == ["answerer"]
 
     # 2. The next citizen's call rings the new chairman.
-    second = await _call_ward(rig, "0912000202")
+    second = await rig.call_ward("0912000202", timeout_s=90)
     assert second.answered, second.log_text
     await rig.new_chairman.wait_answered(2, timeout=30)
     assert rig.new_chairman.caller_ids[1] == "0912000202"
@@ -228,7 +134,7 @@ async def test_a_clerk_changes_a_chairman_tests_the_new_phone_and_rolls_it_back(
     await expect(page.locator("#chairman-now")).not_to_contain_text(NEW_PHONE)
 
     # 4. The call after that rings the old chairman again.
-    third = await _call_ward(rig, "0912000203")
+    third = await rig.call_ward("0912000203", timeout_s=90)
     assert third.answered, third.log_text
     await rig.old_chairman.wait_answered(2, timeout=30)
     assert rig.old_chairman.caller_ids == ["0912000201", "0912000203"]

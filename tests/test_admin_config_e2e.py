@@ -7,54 +7,23 @@ chairman, whose phone did not even exist in Asterisk before the change."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 import yaml
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from ivr.asterisk.instance import AsteriskInstance
-from ivr.config import HotlineConfig
 from ivr.config.secret_mask import mask_secrets
-from ivr.db.engine import make_engine, make_session_factory
-from ivr.service import RunningServices, start_services
-from ivr.sim.sipp import Dtmf, Pause, SippAnswerer, SippCaller
-from ivr.web.app import bound_port
-from ivr.web.store import UserStore
-from tests.rig.browser import launch_chromium, require_chromium
-from tests.rig.stack import (
-    HOTLINE_NUMBER,
-    REPO,
-    Ports,
-    free_tcp_port,
-    free_udp_port,
-    start_asterisk,
-    write_test_config,
-)
+from tests.rig.stack import REPO
+from tests.rig.ward_chairmen import ChairmanRig, chairman_rig
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
-PASSWORD = "mật-khẩu-quản-trị"
-WARD_KEYS = [Pause(600), Dtmf("5"), Pause(600), Dtmf("03")]  # district 5, ward 03: Đông Ngạc
-
-
-@dataclass
-class AdminRig:
-    asterisk: AsteriskInstance
-    config: HotlineConfig
-    services: RunningServices
-    old_chairman: SippAnswerer
-    new_chairman: SippAnswerer
-    workdir: Path
-    url: str
-    browser: Browser
 
 
 def _dong_ngac(data: dict[str, Any]) -> dict[str, Any]:
@@ -65,82 +34,23 @@ def _dong_ngac(data: dict[str, Any]) -> dict[str, Any]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def rig(
     tmp_path: Path, asterisk_binary: Path, sipp_binary: str, quick_prompts: Path
-) -> AsyncIterator[AdminRig]:
-    require_chromium()  # before anything starts
+) -> AsyncIterator[ChairmanRig]:
     # The old chairman talks 8 s: long enough for the change to land mid-call.
-    old = SippAnswerer(tmp_path / "sipp", "t-chair", hold_ms=8000)
-    new = SippAnswerer(tmp_path / "sipp", "t-chair-new", hold_ms=1000)
-    await old.start()
-    await new.start()
-    web_port = free_tcp_port()
-
-    def tweak(data: dict[str, Any]) -> None:
-        data["asterisk"]["config_dir"] = str(tmp_path / "asterisk" / "etc")
-        data["paths"]["config_history"] = str(tmp_path / "config-history")
-        data["web"] = {
-            "port": web_port,
-            "cookie_secure": False,
-            "secret_file": str(tmp_path / "secret"),
-        }
-
-    config_path = write_test_config(
-        tmp_path,
-        Ports(),
-        {
-            "t-chair": old.contact,
-            **{p: f"sip:{p}@127.0.0.1:9" for p in ("t-chair-silent", "t-vice", "t-agent")},
-        },
-        quick_prompts,
-        trunk_port=free_udp_port(),
-        tweak=tweak,
-    )
-    asterisk, config = start_asterisk(tmp_path, config_path)
-    services = await start_services(config, parts=frozenset({"agi", "ami", "web"}))
-    engine = make_engine(config.database_url)
-    UserStore(make_session_factory(engine)).add("quantri", PASSWORD, "admin")
-    assert services.web_runner is not None
-    url = f"http://127.0.0.1:{bound_port(services.web_runner)}"
-    playwright = await async_playwright().start()
-    browser = await launch_chromium(playwright)
-    try:
-        yield AdminRig(asterisk, config, services, old, new, tmp_path, url, browser)
-    finally:
-        await browser.close()
-        await playwright.stop()
-        await services.close()
-        asterisk.stop()
-        engine.dispose()
-        await old.stop()
-        await new.stop()
+    # The new chairman's phone is not in the config: the edit adds it.
+    async with chairman_rig(
+        tmp_path, quick_prompts, old_hold_ms=8000, new_phone_known=False
+    ) as running:
+        yield running
 
 
-async def _signed_in_admin(rig: AdminRig) -> Page:
-    context = await rig.browser.new_context(viewport={"width": 1360, "height": 900})
-    context.set_default_timeout(20_000)
-    page = await context.new_page()
-    await page.goto(rig.url + "/login")
-    await page.fill("#username", "quantri")
-    await page.fill("#password", PASSWORD)
-    await page.click("#sign-in")
+async def _signed_in_admin(rig: ChairmanRig) -> Page:
+    page = await rig.admin_signing_in(timeout_ms=20_000)
     await page.goto(rig.url + "/admin/config")
     return page
 
 
-def _call_ward(rig: AdminRig, caller: str) -> asyncio.Task[Any]:
-    return asyncio.create_task(
-        SippCaller(rig.workdir / "calls").call(
-            target=f"127.0.0.1:{rig.config.asterisk.sip.port}",
-            number=HOTLINE_NUMBER,
-            caller_id=caller,
-            steps=WARD_KEYS,
-            hangup_after_ms=None,  # the chairman hangs up
-            timeout_s=60,
-        )
-    )
-
-
 async def test_admin_changes_a_chairman_and_asterisk_takes_it_without_dropping_calls(
-    rig: AdminRig,
+    rig: ChairmanRig,
 ) -> None:
     source = rig.config.source
     assert source is not None
@@ -155,7 +65,7 @@ async def test_admin_changes_a_chairman_and_asterisk_takes_it_without_dropping_c
     data = yaml.safe_load(original)
 
     # A call reaches the old chairman and keeps talking through what follows.
-    first = _call_ward(rig, "0912000101")
+    first = rig.call_ward("0912000101", timeout_s=60)
     await rig.old_chairman.wait_answered(1, timeout=20)
 
     # A wrong edit (a chairman phone that does not exist): refused, nothing changes.
@@ -205,7 +115,7 @@ async def test_admin_changes_a_chairman_and_asterisk_takes_it_without_dropping_c
     assert talk.ended_by == "answerer", rig.old_chairman.log_text
 
     # The next call for the ward rings the new chairman only.
-    second = await _call_ward(rig, "0912000102")
+    second = await rig.call_ward("0912000102", timeout_s=60)
     assert second.answered, second.log_text
     await rig.new_chairman.wait_answered(1, timeout=20)
     assert rig.new_chairman.caller_ids == ["0912000102"]
