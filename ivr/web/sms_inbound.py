@@ -29,7 +29,7 @@ from aiohttp import web
 
 from ivr.config.schema import HotlineConfig
 from ivr.contracts.channels import Channel, ContactKind
-from ivr.intake.service import CaseStatusView
+from ivr.intake.status import CaseStatusView
 from ivr.intake.types import IntakeRefused, Submission
 from ivr.phone import normalise_caller
 from ivr.web.intake_state import intake_of
