@@ -348,3 +348,25 @@ async def test_a_fallback_kind_the_form_does_not_offer_is_refused(district: Cons
     })  # fmt: skip
     assert answer.status == 400
     assert district.path.read_text(encoding="utf-8") == before
+
+
+async def test_test_calls_are_budgeted_per_user(district: Console) -> None:
+    """A test call rings any number over the trunk: past the budget the user's
+    next one rings nothing and says when to try again; others are not held up."""
+    from ivr.web.admin_wards import TRIAL_CALLS
+
+    client, token = await district.signed_in("gs-btl")
+    data = {"csrf_token": token, **_chairman("0912 345 678")}
+    for _ in range(TRIAL_CALLS):
+        assert (await client.post(WARD + "/test-call", data=data)).status == 200
+    refused = await client.post(WARD + "/test-call", data=data)
+    page = html.unescape(await refused.text())
+    assert refused.status == 429, page
+    assert "Đã gọi thử quá nhiều lần" in page
+    assert len(district.manager.calls) == TRIAL_CALLS
+    other, other_token = await district.signed_in("quantri")
+    answer = await other.post(
+        WARD + "/test-call", data={"csrf_token": other_token, **_chairman("0912 345 678")}
+    )
+    assert answer.status == 200
+    assert len(district.manager.calls) == TRIAL_CALLS + 1

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ from ivr.web.config_changes import describe_field, parse_field, path_owner, prev
 from ivr.web.i18n import translator
 from ivr.web.models import ADMIN, SUPERVISOR
 from ivr.web.rendering import error_page, form_or_json, refuse, render
+from ivr.web.security import LoginRateLimiter
 from ivr.web.state import LANGUAGE, WATCHERS, Route, audit, scope_of, state_of
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,18 @@ FALLBACK_KINDS = ("tel", "phone", "queue", "department", "area", "voicemail", "h
 BLANK_FALLBACK_ROWS = 2
 # The prompt the test call plays: every hotline has its greeting.
 TRIAL_PROMPT = "greeting"
+# Test calls per user and window: a test call may ring any number over the
+# trunk, so a stolen or careless session must not become a toll dialler.
+TRIAL_CALLS = 6
+TRIAL_WINDOW_SECONDS = 600.0
+TRIAL_LIMITER = web.AppKey("hotline_ward_trial_limiter", LoginRateLimiter)
+
+
+def trial_limiter() -> LoginRateLimiter:
+    """The test calls' budget per user (one per app, in memory)."""
+    return LoginRateLimiter(TRIAL_CALLS, TRIAL_WINDOW_SECONDS)
+
+
 _SPACES = re.compile(r"[\s.()-]+")
 
 
@@ -481,6 +495,13 @@ async def trial_call(request: web.Request) -> web.StreamResponse:
     prompts = candidate.resolve_path(candidate.paths.prompts)
     prompt = prompt_path(prompts, hotline.id, hotline.language, TRIAL_PROMPT)
     words = describe(destination, config, language)
+    budget, caller = request.app[TRIAL_LIMITER], [scope_of(request).username]
+    wait = budget.blocked(caller)
+    if wait > 0:
+        problem = _("Too many test calls: try again in {minutes} minutes.",
+                    minutes=max(1, math.ceil(wait / 60)))  # fmt: skip
+        return _ward_view(request, found, status=429, chairman_form=shown, problems=[problem])
+    budget.failed(caller)  # every call placed counts
     await audit(request, "ward_test_call", f"area:{found.area.code}", detail=chairman)
     try:
         await state.queue_manager.trial_call(

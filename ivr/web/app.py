@@ -286,6 +286,8 @@ def create_app(
     # and refused requests per address.
     app[webhook_guard.WEBHOOKS] = webhook_guard.WebhookGuard()
     templates.filters["public_draft"] = draft_of
+    # The wards' test calls ring real numbers over the trunk: a budget per user.
+    app[admin_wards.TRIAL_LIMITER] = admin_wards.trial_limiter()
     # The public report form (issue 14): its form tokens and per-address budgets.
     citizen_form.setup(app, secret, config.channels.web_form)
     # The one intake every written channel submits through (issue 14).
