@@ -140,14 +140,14 @@ setup() {
 }
 
 # The linters CI runs before the tests: style, formatting, the layer
-# contracts (.importlinter) and types where they are complete (pyproject).
+# contracts (.importlinter) and types over the whole product (pyproject).
 lint() {
     local py=.venv/bin
     log "ruff check, ruff format --check, lint-imports, mypy"
     "$py/ruff" check . &&
         "$py/ruff" format --check . &&
         "$py/lint-imports" &&
-        "$py/mypy" ivr/flow ivr/config ivr/contracts
+        "$py/mypy" ivr queue_manager agi_scripts
 }
 
 case "${1:-}" in

@@ -37,7 +37,7 @@ import sys
 import time
 from typing import Any
 
-from asterisk.agi import AGI  # type: ignore[import-untyped]
+from asterisk.agi import AGI  # type: ignore[import-untyped,unused-ignore]
 
 ROUTE, QUEUE, TARGETS, FINAL = "HL_ROUTE", "HL_QUEUE", "HL_TARGETS", "HL_FINAL"
 TARGET_SEPARATOR, FIELD_SEPARATOR = "^", "|"

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 # Statements built once, values passed at execution: SQLAlchemy then reuses the
 # compiled form instead of building and hashing a statement with every value
 # embedded (most of the call log's CPU before).
-_CALLS = Call.__table__
+_CALLS = cast(Table, Call.__table__)  # a mapped class's table, typed as one
 _UPDATE_CALL = update(_CALLS).where(_CALLS.c.uniqueid == bindparam("by_uniqueid"))
 _INSERT_CALL: dict[str, Any] = {}  # dialect name → INSERT … ON CONFLICT DO NOTHING RETURNING id
 
@@ -463,7 +463,9 @@ class CallLog:
                 connection, inserted, start.hotline_id, caller.e164, start.started_at
             )
             return int(inserted)
-        return int(connection.scalar(select(Call.id).where(Call.uniqueid == start.uniqueid)))
+        existing = connection.scalar(select(Call.id).where(Call.uniqueid == start.uniqueid))
+        assert existing is not None  # the row the insert conflicted with
+        return int(existing)
 
     @staticmethod
     def _update(connection: Connection, uniqueid: str, values: dict[str, Any]) -> None:

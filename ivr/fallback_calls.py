@@ -42,9 +42,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from ivr.call_log import CallEnd, CallLog, closing_values, insert_from_end
 from ivr.contracts.statuses import CallOutcome
@@ -61,7 +61,7 @@ FALLBACK_STEP = "fallback-script"  # calls.last_step of a call served by the fal
 INGEST_SECONDS = 10.0
 # Records an "end" line may still close: the server never closed them.
 _OPEN = (CallOutcome.IN_PROGRESS, CallOutcome.INTERRUPTED)
-_CALLS = Call.__table__
+_CALLS = cast(Table, Call.__table__)  # a mapped class's table, typed as one
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ def insert_spooled_start(connection: Connection, start: SpooledStart) -> bool:
     if inserted is None:
         return False
     # A late record: the number's chain and its day's roll-up change.
-    link_previous_call(connection, inserted, values["hotline_id"], caller.e164, start.started_at)
+    link_previous_call(connection, inserted, start.hotline_id[:64], caller.e164, start.started_at)
     forget_day_of(connection, start.started_at)
     return True
 

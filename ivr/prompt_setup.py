@@ -180,7 +180,7 @@ def prompt_warnings(config: HotlineConfig, report: PromptBuildReport) -> list[st
     return warnings
 
 
-def write_pcm_wav(path: Path, samples: array, rate: int = 8000) -> Path:  # type: ignore[type-arg]
+def write_pcm_wav(path: Path, samples: array[int], rate: int = 8000) -> Path:
     """Mono 16-bit PCM WAV, the format Asterisk plays without transcoding."""
     import wave
 

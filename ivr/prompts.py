@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ivr.config.prompt_texts import (
     AREA_PLACEHOLDER,
@@ -131,7 +132,7 @@ class PromptCatalog:
     def __contains__(self, name: object) -> bool:
         return name in self.entries
 
-    def with_texts(self, texts: Mapping[str, Mapping[str, str]]) -> PromptCatalog:
+    def with_texts(self, texts: Mapping[str, Mapping[Any, str]]) -> PromptCatalog:
         """This catalog with a hotline's own texts (``Hotline.prompts``, checked
         with the config) replacing, per language, the entries of the same name;
         a name the catalog lacks becomes a new entry."""
@@ -362,7 +363,7 @@ def build_for_hotline(
     variables: Mapping[str, Mapping[str, str]],
     areas: Mapping[str, str],
     overrides_root: Path | Iterable[Path] | None = None,
-    texts: Mapping[str, Mapping[str, str]] | None = None,
+    texts: Mapping[str, Mapping[Any, str]] | None = None,
     force: bool = False,
     report: PromptBuildReport | None = None,
 ) -> list[Path]:

@@ -18,8 +18,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config.destinations import Destination, DestinationKind
@@ -194,7 +195,7 @@ class CallbackDispatcher:
                     next_attempt_at=now + timedelta(seconds=RING_SECONDS + 15),
                 )
             )
-            return bool(claimed.rowcount)
+            return bool(cast(CursorResult[Any], claimed).rowcount)
 
     def _expire_attempts(self, now: datetime) -> None:
         """A dialled call back nobody answered goes back to pending, or fails."""

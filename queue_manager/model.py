@@ -234,7 +234,7 @@ class LiveModel:
     def apply(self, event: Event) -> None:
         """Apply one AMI event; unknown kinds are ignored, malformed ones logged and skipped."""
         self.events_seen += 1
-        handler = self._handlers.get(event.get("Event", ""))  # type: ignore[arg-type]
+        handler = self._handlers.get(str(event.get("Event", "")))
         if handler is None:
             return
         try:
@@ -551,7 +551,7 @@ class LiveModel:
                     uniqueid = _req(event, "Uniqueid")
                     position = _int(event, "Position", len(queue.callers) + 1)
                     joined = now - _int(event, "Wait", 0)
-                    previous_caller = old.get(name).callers.get(uniqueid) if name in old else None
+                    previous_caller = old[name].callers.get(uniqueid) if name in old else None
                     queue.callers[uniqueid] = WaitingCaller(
                         uniqueid,
                         str(event.get("Channel", "")),

@@ -90,6 +90,8 @@ class GatedManager(Manager):
     reader is :class:`~ivr.asterisk.ami_protocol.AmiProtocol`, and whose event
     callbacks cannot end the link. ``counters`` add up over reconnects."""
 
+    pinger: asyncio.TimerHandle | None  # panoramisk's keep-alive timer (untyped there)
+
     def __init__(self, **config: Any) -> None:
         config.setdefault("protocol_factory", AmiProtocol)
         if config.get("loop") is None:

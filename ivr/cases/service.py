@@ -12,10 +12,10 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -56,7 +56,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 SEVERITIES = ("urgent", "normal", "complex")
 _CODE_ATTEMPTS = 20
-_INSERT_EVENT = insert(CaseEvent.__table__)
+_INSERT_EVENT = insert(cast(Table, CaseEvent.__table__))
 # Built once, with one parameter per draw (an expanding list would be rendered
 # again at each execution): building a statement per case costs more than
 # running it. On the table, not the mapped class: a plain query skips the ORM's

@@ -197,7 +197,7 @@ class AccessScope:
         answered = exists().where(
             QueueCall.uniqueid == Call.uniqueid, QueueCall.agent_id == self.agent_id
         )
-        conditions = [answered]
+        conditions: list[ColumnElement[bool]] = [answered]
         if self.phone_interface:
             conditions.append(Call.answered_by == self.phone_interface)
         return or_(*conditions)
@@ -237,7 +237,7 @@ class AccessScope:
         queue_answered = exists().where(
             QueueCall.uniqueid == Case.call_uniqueid, QueueCall.agent_id == self.agent_id
         )
-        conditions = [opened, queue_answered]
+        conditions: list[ColumnElement[bool]] = [opened, queue_answered]
         if self.hotline_id is not None:
             # The hotline's written work is every one of its agents' to take.
             conditions.append(

@@ -129,7 +129,7 @@ def _defaults(model: type[Any]) -> dict[str, Any]:
         for name, field in model.model_fields.items()
         if not field.is_required() and field.default_factory is None
     } | {
-        name: field.default_factory()  # type: ignore[call-arg]
+        name: field.default_factory()  # type: ignore[call-arg,unused-ignore]
         for name, field in model.model_fields.items()
         if field.default_factory is not None
     }

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.db.models import utc_now
@@ -62,7 +63,7 @@ class SessionStore:
         """End every session of a user (password change, user disabled)."""
         with self._sessions.begin() as session:
             result = session.execute(delete(WebSession).where(WebSession.user_id == user_id))
-            return int(result.rowcount or 0)
+            return int(cast(CursorResult[Any], result).rowcount or 0)
 
     def count(self, user_id: int) -> int:
         with self._sessions() as session:

@@ -224,7 +224,7 @@ def search_calls(
 
 def case_search_query(
     filters: Filters, zone: ZoneInfo, limit: int = MAX_ROWS, scope: AccessScope | None = None
-) -> Select[tuple[Case]]:
+) -> Select[Any]:
     """The query of :func:`search_cases` (the bench prints its plan)."""
     query = select(Case).order_by(Case.received_at.desc(), Case.id.desc()).limit(limit)
     if scope is not None:
@@ -412,7 +412,7 @@ class CallerHistory:
     readable_cases: set[str] = field(default_factory=set)
 
 
-def caller_calls_query(e164: str, uniqueid: str, limit: int) -> Select[tuple[Call]]:
+def caller_calls_query(e164: str, uniqueid: str, limit: int) -> Select[Any]:
     """A caller's latest calls but this one: the index on (caller_number,
     started_at) reads only ``limit`` rows even for a number that called
     thousands of times."""

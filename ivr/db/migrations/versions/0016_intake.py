@@ -12,6 +12,8 @@ links a case to its citizen.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -23,7 +25,7 @@ branch_labels = None
 depends_on = None
 
 
-def _time(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]
+def _time(name: str, nullable: bool = False) -> sa.Column[Any]:
     return sa.Column(name, ivr.db.models.UtcDateTime(timezone=True), nullable=nullable)
 
 
