@@ -134,6 +134,18 @@ def _hotline(request: web.Request) -> Hotline | None:
     return hotline
 
 
+def _too_many(request: web.Request, wait: float, explanation: str) -> web.Response:
+    """The 429 page saying ``explanation``, to be tried again in ``wait`` seconds."""
+    _ = translator(request[LANGUAGE])
+    response = _error_page(request, 429, _("Too many requests"), explanation)
+    response.headers["Retry-After"] = str(int(wait) + 1)
+    return response
+
+
+def _minutes(wait: float) -> int:
+    return max(1, math.ceil(wait / 60))
+
+
 def _over_budget(request: web.Request, key: web.AppKey[LoginRateLimiter]) -> web.Response | None:
     """429 once this address used its budget; otherwise count this request."""
     limiter = request.app[key]
@@ -141,13 +153,9 @@ def _over_budget(request: web.Request, key: web.AppKey[LoginRateLimiter]) -> web
     wait = limiter.blocked(keys)
     if wait > 0:
         _ = translator(request[LANGUAGE])
-        response = _error_page(
-            request, 429, _("Too many requests"),
-            _("Too many reports or lookups from your connection. "
-              "Please try again in {minutes} minutes.", minutes=max(1, math.ceil(wait / 60))),
-        )  # fmt: skip
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        return response
+        return _too_many(request, wait, _(
+            "Too many reports or lookups from your connection. "
+            "Please try again in {minutes} minutes.", minutes=_minutes(wait)))  # fmt: skip
     limiter.failed(keys)  # every request counts, accepted or not
     return None
 
@@ -330,14 +338,10 @@ async def status_page(request: web.Request) -> web.StreamResponse:
     wait = limiter.blocked(guessed)
     if wait > 0:
         _ = translator(request[LANGUAGE])
-        response = _error_page(
-            request, 429, _("Too many requests"),
-            _("Too many wrong case codes were tried with this phone number or email. "
-              "Please try again in {minutes} minutes, or call the hotline.",
-              minutes=max(1, math.ceil(wait / 60))),
-        )  # fmt: skip
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        return response
+        return _too_many(request, wait, _(
+            "Too many wrong case codes were tried with this phone number or email. "
+            "Please try again in {minutes} minutes, or call the hotline.",
+            minutes=_minutes(wait)))  # fmt: skip
     state = state_of(request)
     found = await db(look_up, intake_of(request), state.cases, code, contact)
     if found is None or (hotline is not None and found[1] != hotline.id):
