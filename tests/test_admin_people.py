@@ -6,7 +6,6 @@ replaces the stored one in the 0600 file (ivr/config/phone_secrets.py)."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,10 @@ from ivr.web.admin_people import (
     queue_text,
     remove_agent_text,
 )
+from tests.rig.console import changed_lines
 
 REPO = Path(__file__).resolve().parents[1]
 COMBINED = REPO / "examples" / "combined.yaml"
-
-
-def _changed(old: str, new: str) -> tuple[list[str], list[str]]:
-    """(removed lines, added lines)."""
-    removed, added = [], []
-    for line in difflib.ndiff(old.splitlines(), new.splitlines()):
-        if line.startswith("- "):
-            removed.append(line[2:])
-        elif line.startswith("+ "):
-            added.append(line[2:])
-    return removed, added
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +52,7 @@ def test_queue_form_changes_only_the_changed_numbers_and_members(text: str, conf
         members=["btl01", "btl02", "btl03"],
     )  # fmt: skip
     new = queue_text(text, index, form)
-    removed, added = _changed(text, new)
+    removed, added = changed_lines(text, new)
     # The queue's last line, nothing else (the new key joins its flow mapping).
     assert removed == ["     wrapup_seconds: 20, members: [btl01, btl02]}"]
     assert added == [
@@ -91,7 +80,7 @@ def test_removing_a_member_keeps_the_other_members(text: str, config) -> None:  
     queue = config.queues[index]
     form = QueueForm(queue.id, queue.title, None, queue.strategy, {}, ["btl01", "btl03", "btl04"])
     new = queue_text(text, index, form)
-    removed, added = _changed(text, new)
+    removed, added = changed_lines(text, new)
     assert removed == ["     members: [btl01, btl02, btl03, btl04]}"]
     assert added == ["     members: [btl01, btl03, btl04]}"]
 
@@ -100,7 +89,7 @@ def test_new_queue_is_one_line_in_the_files_style_with_typed_values_kept(text: s
     form = QueueForm("btl-dat-dai", "Đất đai", "bac-tu-liem-2026", "ringall",
                      {"ring_seconds": 20, "wrapup_seconds": "mười"}, ["btl01"])  # fmt: skip
     new = queue_text(text, None, form)
-    removed, added = _changed(text, new)
+    removed, added = changed_lines(text, new)
     assert removed == []
     assert added == [
         "  - {id: btl-dat-dai, title: Đất đai, strategy: ringall, ring_seconds: 20, "
@@ -112,7 +101,7 @@ def test_new_agent_goes_into_the_queues_ticked(text: str, config) -> None:  # ty
     managed = [q.id for q in config.queues if q.hotline == "thanh-xuan"]
     form = AgentForm("tx04", "Trần Thị Mơ", "tx-mot-cua-03", "thanh-xuan", ["tx-can-bo"])
     new = agent_text(text, config, None, form, managed)
-    removed, added = _changed(text, new)
+    removed, added = changed_lines(text, new)
     assert removed == ["     wrapup_seconds: 60, members: [tx03]}"]
     assert "     wrapup_seconds: 60, members: [tx03, tx04]}" in added
     assert any("{id: tx04, name: Trần Thị Mơ" in line for line in added)
@@ -142,7 +131,7 @@ def test_removing_an_agent_takes_them_out_of_queues_and_roster(text: str, config
 
 def test_new_phone_is_written_without_a_secret(text: str) -> None:
     new = phone_text(text, None, PhoneForm("btl-dtv-09", "Bàn 09", None))
-    removed, added = _changed(text, new)
+    removed, added = changed_lines(text, new)
     assert removed == [] and len(added) == 1
     assert "secret" not in added[0]
     phone = load_config(COMBINED, text=new).phones[-1]

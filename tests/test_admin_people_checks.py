@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.rig.console import Account, LiveConsole, config_as_written
+from tests.rig.console import Account, LiveConsole, combined_console, config_as_written
 
 pytestmark = pytest.mark.db
 
@@ -37,13 +37,7 @@ NAMED_ROUTES = [
 
 @pytest_asyncio.fixture
 async def console(tmp_path: Path) -> AsyncIterator[LiveConsole]:
-    path = config_as_written(tmp_path, COMBINED, "sqlite:///../var/combined.db")
-    async with LiveConsole.running(
-        path,
-        Account("quantri", "admin"),
-        Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
-        password=PASSWORD,
-    ) as console:
+    async with combined_console(tmp_path, PASSWORD) as console:
         yield console
 
 

@@ -27,13 +27,13 @@ from ivr.service import RunningServices, start_services
 from ivr.sim.sipp.ports import free_port
 from ivr.web.app import bound_port
 from ivr.web.store import UserStore
+from tests.rig.console import APPLY, apply_form
 from tests.rig.sip_register import register
 from tests.rig.stack import Ports, free_tcp_port, free_udp_port, start_asterisk, write_test_config
 
 pytestmark = pytest.mark.asterisk
 
 PASSWORD = "mật-khẩu-quản-trị"
-APPLY = "/admin/changes/apply"
 
 
 @dataclass
@@ -88,18 +88,6 @@ def _field(page: str, name: str) -> str:
     return html.unescape(match.group(1))
 
 
-def _apply_form(page: str) -> dict[str, str]:
-    match = re.search(r'<form[^>]*action="' + re.escape(APPLY) + r'"[^>]*>(.*?)</form>', page, re.S)
-    assert match, page
-    fields = {}
-    for tag in re.findall(r"<input[^>]*>", match.group(1)):
-        name = re.search(r'name="([^"]+)"', tag)
-        value = re.search(r'value="([^"]*)"', tag)
-        if name:
-            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
-    return fields
-
-
 async def _members(rig: PeopleRig, queue: str) -> str:
     return await rig.asterisk.arx(f"queue show {queue}")
 
@@ -126,7 +114,7 @@ async def _save_agent(
     preview = await session.post(f"{rig.url}/admin/agents/{agent_id}", data=form)
     text = await preview.text()
     assert preview.status == 200, text
-    fields = _apply_form(text)
+    fields = apply_form(text)
     fields["reason"] = "bổ sung người trực tổng đài"
     fields.setdefault("csrf_token", token)
     applied = await session.post(f"{rig.url}{APPLY}", data=fields, allow_redirects=False)

@@ -20,17 +20,14 @@ from aiohttp.test_utils import TestClient
 from ivr.config.phone_secrets import phone_secret, phone_secrets_path
 from tests.rig.console import (
     APPLY,
-    Account,
     LiveConsole,
     changed_lines,
-    config_as_written,
+    combined_console,
     preview_and_apply,
 )
 
 pytestmark = pytest.mark.db
 
-REPO = Path(__file__).resolve().parents[1]
-COMBINED = REPO / "examples" / "combined.yaml"
 PASSWORD = "mật-khẩu-đủ-dài"
 
 
@@ -52,14 +49,7 @@ async def _change(
 
 @pytest_asyncio.fixture
 async def console(tmp_path: Path) -> AsyncIterator[LiveConsole]:
-    """combined.yaml as it is (comments, order, flow style), applied live."""
-    path = config_as_written(tmp_path, COMBINED, "sqlite:///../var/combined.db")
-    async with LiveConsole.running(
-        path,
-        Account("quantri", "admin"),
-        Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
-        password=PASSWORD,
-    ) as console:
+    async with combined_console(tmp_path, PASSWORD) as console:
         yield console
 
 

@@ -276,3 +276,21 @@ def record_previews(monkeypatch: pytest.MonkeyPatch, form_module: ModuleType) ->
 
     monkeypatch.setattr(form_module, "preview_change", preview)
     return seen
+
+
+COMBINED = Path(__file__).resolve().parents[2] / "examples" / "combined.yaml"
+
+
+@asynccontextmanager
+async def combined_console(tmp_path: Path, password: str) -> AsyncIterator[LiveConsole]:
+    """combined.yaml as it is (comments, order, flow style), applied live, with an
+    administrator (quantri) and Thanh Xuân's supervisor (gs-tx): the people
+    forms' tests start from it."""
+    path = config_as_written(tmp_path, COMBINED, "sqlite:///../var/combined.db")
+    async with LiveConsole.running(
+        path,
+        Account("quantri", "admin"),
+        Account("gs-tx", "supervisor", hotline_id="thanh-xuan"),
+        password=password,
+    ) as console:
+        yield console
